@@ -1,0 +1,124 @@
+package gpt2.backend;
+
+/**
+ * The device a model runs on: memory and the ops of a GPT-2 layer as forward/backward pairs.
+ * The model code ({@code gpt2.model.Gpt2}) only calls this interface and never knows the device.
+ *
+ * <p>Conventions of every op (as llm.c):
+ * <ul>
+ *   <li>arguments in the order outputs, inputs, weights, then shape ints;</li>
+ *   <li>shapes in comments: B batch, T time, C channels, NH heads, N = B*T rows, OC output
+ *       channels, V real vocabulary, Vp padded vocabulary;</li>
+ *   <li>matrices are row-major; linear weights are (OC, C) as in PyTorch, out = in @ W^T + b;</li>
+ *   <li><b>gradient rule</b>: parameter gradients accumulate ({@code +=}, so micro-batches add up);
+ *       activation gradients are overwritten ({@code =}), except the residual stream, into which
+ *       the norms' backward passes accumulate ({@code +=});</li>
+ *   <li>an optional tensor (a bias) is passed as {@code null} when the model has none.</li>
+ * </ul>
+ */
+public interface Backend extends AutoCloseable {
+
+    String name();
+
+    // ------------------------------------------------------------------ memory
+
+    /** A zero-filled buffer; {@code what} names it in out-of-memory errors. */
+    Buffer allocate(DType dtype, long length, String what);
+
+    /** Releases an allocation (not a slice); using it afterwards is an error. */
+    void free(Buffer buffer);
+
+    /** Copies src into the first src.length elements of dst. */
+    void write(Buffer dst, float[] src);
+
+    void write(Buffer dst, int[] src);
+
+    /** Copies the first dst.length elements of src into dst. */
+    void read(Buffer src, float[] dst);
+
+    void zero(Buffer buffer);
+
+    void copy(Buffer dst, Buffer src);
+
+    // ------------------------------------------------------------------ ops
+
+    /** out (B,T,C) = wte[tokens] + wpe[t]. tokens (B,T) int32. */
+    void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C);
+
+    /** dwte (Vp,C) +=, dwpe (maxT,C) += from dout (B,T,C). */
+    void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C);
+
+    /** out (N,C) = (inp - mean) * rstd * weight + bias; saves mean (N) and rstd (N). */
+    void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
+                          int N, int C, float eps);
+
+    /** dinp (N,C) +=, dweight (C) +=, dbias (C) +=. */
+    void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
+                           Buffer weight, Buffer mean, Buffer rstd, int N, int C);
+
+    /** out (N,C) = inp * rstd * (1 + weight), rstd = 1/sqrt(mean(inp^2) + eps); saves rstd (N). */
+    void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps);
+
+    /** dinp (N,C) +=, dweight (C) +=. */
+    void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
+                         int N, int C);
+
+    /** out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC, optional). */
+    void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC);
+
+    /** dinp (N,C) =, dweight (OC,C) +=, dbias (OC, optional) +=. */
+    void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
+                        int N, int C, int OC);
+
+    /**
+     * Causal self-attention. qkv (B,T,3C) holds q, k, v side by side, each split into NH heads of
+     * C/NH; att (B,NH,T,T) saves the softmax weights (before dropout, zero above the diagonal);
+     * out (B,T,C) = dropout(att) @ v with heads concatenated.
+     */
+    void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout);
+
+    /** dqkv (B,T,3C) = from dout (B,T,C), using the saved att and the same dropout. */
+    void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
+                           Dropout dropout);
+
+    /** out (N) = GELU(inp), tanh approximation. */
+    void geluForward(Buffer out, Buffer inp, long N);
+
+    /** dinp (N) = GELU'(inp) * dout; dinp may be the same buffer as dout. */
+    void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N);
+
+    /** out (N) = inp1 + inp2. */
+    void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N);
+
+    /**
+     * In place: x (N) *= mask / (1 - p). The same call is the forward pass (on activations) and
+     * the backward pass (on their gradients), since the mask comes from the dropout's key.
+     */
+    void dropout(Buffer x, long N, Dropout dropout);
+
+    /**
+     * losses (N) = -log softmax(logits)[target] over the first V of Vp columns; rows whose target
+     * is -1 get loss 0. targets (N) int32, logits (N,Vp).
+     */
+    void crossEntropyForward(Buffer losses, Buffer logits, Buffer targets, int N, int V, int Vp);
+
+    /**
+     * In place over logits (N,Vp): dlogits = (softmax - onehot(target)) * dloss for the first V
+     * columns, 0 for the padded columns and for rows whose target is -1.
+     */
+    void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp);
+
+    /** Sum of squares of all elements, accumulated in double (for the global gradient norm). */
+    double sumOfSquares(Buffer x);
+
+    /**
+     * One AdamW step over params, grads, m and v (all the same length):
+     * g = grads * gradScale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * params -= lr * (m / (1-b1^t) / (sqrt(v / (1-b2^t)) + eps) + weightDecay * params).
+     */
+    void adamw(Buffer params, Buffer grads, Buffer m, Buffer v, float lr, float beta1, float beta2, float eps,
+               float weightDecay, float gradScale, int t);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,24 @@
+package gpt2.backend;
+
+import gpt2.model.TensorSpec;
+
+/**
+ * A flat run of elements in a backend's memory (off-heap host memory on the CPU, device memory
+ * on a GPU). Views made by {@link #slice} share the memory of their parent; the layouts in
+ * {@code gpt2.model} are the only code that computes the offsets passed to it.
+ */
+public interface Buffer {
+
+    /** Number of elements. */
+    long length();
+
+    DType dtype();
+
+    /** A view of {@code length} elements starting at element {@code offset}. */
+    Buffer slice(long offset, long length);
+
+    /** The view of one tensor of a layout. */
+    default Buffer slice(TensorSpec tensor) {
+        return slice(tensor.offset(), tensor.size());
+    }
+}

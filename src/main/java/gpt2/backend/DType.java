@@ -1,0 +1,16 @@
+package gpt2.backend;
+
+/** Element types a {@link Buffer} can hold. */
+public enum DType {
+    F32(4), I32(4);
+
+    private final int bytes;
+
+    DType(int bytes) {
+        this.bytes = bytes;
+    }
+
+    public int bytes() {
+        return bytes;
+    }
+}

@@ -1,0 +1,224 @@
+package gpt2.backend.cpu;
+
+import gpt2.backend.Backend;
+import gpt2.backend.Buffer;
+import gpt2.backend.DType;
+import gpt2.backend.Dropout;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The reference backend: float32 in off-heap memory (so a 1.5B-parameter model fits outside the
+ * Java heap), ops in pure Java with the Vector API, parallel over one fixed thread pool.
+ * Each op family is one class with forward and backward side by side; this class only unwraps
+ * buffers and dispatches.
+ */
+public final class CpuBackend implements Backend {
+
+    private final Set<Arena> arenas = ConcurrentHashMap.newKeySet();
+    private final Parallel par;
+
+    /** A backend with one thread per available core. */
+    public CpuBackend() {
+        this(Runtime.getRuntime().availableProcessors());
+    }
+
+    public CpuBackend(int threads) {
+        this.par = new Parallel(threads);
+    }
+
+    @Override
+    public String name() {
+        return "cpu (" + par.threads() + " threads, " + F32.S.length() + "-lane float vectors)";
+    }
+
+    public int threads() {
+        return par.threads();
+    }
+
+    private static MemorySegment seg(Buffer b) {
+        if (b == null) return null;
+        if (!(b instanceof CpuBuffer cb)) {
+            throw new IllegalArgumentException("buffer of another backend passed to the CPU backend: " + b);
+        }
+        return cb.segment();
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    @Override
+    public Buffer allocate(DType dtype, long length, String what) {
+        long bytes = length * dtype.bytes();
+        Arena arena = Arena.ofShared();
+        try {
+            MemorySegment s = arena.allocate(Math.max(bytes, 1), 64);
+            arenas.add(arena);
+            return new CpuBuffer(s.asSlice(0, bytes), dtype, length, arena);
+        } catch (OutOfMemoryError e) {
+            arena.close();
+            throw new OutOfMemoryError("cannot allocate " + what + ": " + length + " x " + dtype + " ("
+                    + (bytes >> 20) + " MiB) of off-heap memory");
+        }
+    }
+
+    @Override
+    public void free(Buffer buffer) {
+        if (!(buffer instanceof CpuBuffer cb) || cb.owner() == null) {
+            throw new IllegalArgumentException("free: not an allocation of this backend (a slice?)");
+        }
+        if (arenas.remove(cb.owner())) cb.owner().close();
+    }
+
+    @Override
+    public void write(Buffer dst, float[] src) {
+        check(dst, DType.F32, src.length);
+        MemorySegment.copy(src, 0, seg(dst), ValueLayout.JAVA_FLOAT, 0, src.length);
+    }
+
+    @Override
+    public void write(Buffer dst, int[] src) {
+        check(dst, DType.I32, src.length);
+        MemorySegment.copy(src, 0, seg(dst), ValueLayout.JAVA_INT, 0, src.length);
+    }
+
+    @Override
+    public void read(Buffer src, float[] dst) {
+        check(src, DType.F32, dst.length);
+        MemorySegment.copy(seg(src), ValueLayout.JAVA_FLOAT, 0, dst, 0, dst.length);
+    }
+
+    private static void check(Buffer b, DType dtype, long n) {
+        if (b.dtype() != dtype || b.length() < n) {
+            throw new IllegalArgumentException("buffer of " + b.length() + " x " + b.dtype() + " cannot hold "
+                    + n + " x " + dtype);
+        }
+    }
+
+    @Override
+    public void zero(Buffer buffer) {
+        seg(buffer).fill((byte) 0);
+    }
+
+    @Override
+    public void copy(Buffer dst, Buffer src) {
+        if (dst.length() != src.length() || dst.dtype() != src.dtype()) {
+            throw new IllegalArgumentException("copy between buffers of different shape");
+        }
+        seg(dst).copyFrom(seg(src));
+    }
+
+    // ------------------------------------------------------------------ ops
+
+    @Override
+    public void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C) {
+        Encoder.forward(par, seg(out), seg(tokens), seg(wte), seg(wpe), B, T, C);
+    }
+
+    @Override
+    public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C) {
+        Encoder.backward(par, seg(dwte), seg(dwpe), seg(dout), seg(tokens), B, T, C);
+    }
+
+    @Override
+    public void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
+                                 int N, int C, float eps) {
+        LayerNorm.forward(par, seg(out), seg(mean), seg(rstd), seg(inp), seg(weight), seg(bias), N, C, eps);
+    }
+
+    @Override
+    public void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
+                                  Buffer weight, Buffer mean, Buffer rstd, int N, int C) {
+        LayerNorm.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), seg(mean),
+                seg(rstd), N, C);
+    }
+
+    @Override
+    public void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps) {
+        LayerNorm.rmsForward(par, seg(out), seg(rstd), seg(inp), seg(weight), N, C, eps);
+    }
+
+    @Override
+    public void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
+                                int N, int C) {
+        LayerNorm.rmsBackward(par, seg(dinp), seg(dweight), seg(dout), seg(inp), seg(weight), seg(rstd), N, C);
+    }
+
+    @Override
+    public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
+        Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+    }
+
+    @Override
+    public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
+                               int N, int C, int OC) {
+        Matmul.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+    }
+
+    @Override
+    public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
+        Attention.forward(par, seg(out), seg(att), seg(qkv), B, T, C, NH, dropout);
+    }
+
+    @Override
+    public void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
+                                  Dropout dropout) {
+        Attention.backward(par, seg(dqkv), seg(dout), seg(qkv), seg(att), B, T, C, NH, dropout);
+    }
+
+    @Override
+    public void geluForward(Buffer out, Buffer inp, long N) {
+        Pointwise.geluForward(par, seg(out), seg(inp), N);
+    }
+
+    @Override
+    public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
+        Pointwise.geluBackward(par, seg(dinp), seg(inp), seg(dout), N);
+    }
+
+    @Override
+    public void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N) {
+        Pointwise.residualForward(par, seg(out), seg(inp1), seg(inp2), N);
+    }
+
+    @Override
+    public void dropout(Buffer x, long N, Dropout dropout) {
+        Pointwise.dropout(par, seg(x), N, dropout);
+    }
+
+    @Override
+    public void crossEntropyForward(Buffer losses, Buffer logits, Buffer targets, int N, int V, int Vp) {
+        CrossEntropy.forward(par, seg(losses), seg(logits), seg(targets), N, V, Vp);
+    }
+
+    @Override
+    public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
+        CrossEntropy.backward(par, seg(logits), seg(targets), dloss, N, V, Vp);
+    }
+
+    @Override
+    public double sumOfSquares(Buffer x) {
+        return Optimizer.sumOfSquares(par, seg(x), x.length());
+    }
+
+    @Override
+    public void adamw(Buffer params, Buffer grads, Buffer m, Buffer v, float lr, float beta1, float beta2, float eps,
+                      float weightDecay, float gradScale, int t) {
+        long n = params.length();
+        if (grads.length() != n || m.length() != n || v.length() != n) {
+            throw new IllegalArgumentException("adamw: params, grads, m and v differ in length");
+        }
+        Optimizer.adamw(par, seg(params), seg(grads), seg(m), seg(v), n, lr, beta1, beta2, eps, weightDecay,
+                gradScale, t);
+    }
+
+    @Override
+    public void close() {
+        par.close();
+        for (Arena a : arenas) a.close();
+        arenas.clear();
+    }
+}

@@ -1,0 +1,76 @@
+package gpt2.backend.cpu;
+
+import java.lang.foreign.MemorySegment;
+
+import static gpt2.backend.cpu.F32.get;
+import static gpt2.backend.cpu.F32.getInt;
+import static gpt2.backend.cpu.F32.set;
+
+/**
+ * Softmax + cross-entropy over the first V of Vp logit columns. The padded columns V..Vp-1 take
+ * no part in the softmax (so they can never win) and get zero gradient.
+ */
+final class CrossEntropy {
+    private CrossEntropy() {
+    }
+
+    static final int IGNORE = -1;
+
+    /** losses (N) = logsumexp(logits[n, :V]) - logits[n, target]; 0 where target is -1. */
+    static void forward(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets,
+                        int N, int V, int Vp) {
+        par.forRange(N, 1, (s, e) -> {
+            for (long n = s; n < e; n++) {
+                int target = getInt(targets, n);
+                if (target == IGNORE) {
+                    set(losses, n, 0f);
+                    continue;
+                }
+                checkTarget(target, V, n);
+                long row = n * Vp;
+                float max = maxOf(logits, row, V);
+                double sum = 0;
+                for (int v = 0; v < V; v++) sum += Math.exp(get(logits, row + v) - max);
+                set(losses, n, (float) (Math.log(sum) + max - get(logits, row + target)));
+            }
+        });
+    }
+
+    /** In place: logits (N,Vp) become (softmax - onehot) * dloss; padded columns and ignored rows 0. */
+    static void backward(Parallel par, MemorySegment logits, MemorySegment targets, float dloss,
+                         int N, int V, int Vp) {
+        par.forRange(N, 1, (s, e) -> {
+            for (long n = s; n < e; n++) {
+                int target = getInt(targets, n);
+                long row = n * Vp;
+                if (target == IGNORE) {
+                    for (int v = 0; v < Vp; v++) set(logits, row + v, 0f);
+                    continue;
+                }
+                checkTarget(target, V, n);
+                float max = maxOf(logits, row, V);
+                double sum = 0;
+                for (int v = 0; v < V; v++) sum += Math.exp(get(logits, row + v) - max);
+                float inv = (float) (1.0 / sum);
+                for (int v = 0; v < V; v++) {
+                    float p = (float) Math.exp(get(logits, row + v) - max) * inv;
+                    set(logits, row + v, (p - (v == target ? 1f : 0f)) * dloss);
+                }
+                for (int v = V; v < Vp; v++) set(logits, row + v, 0f);
+            }
+        });
+    }
+
+    private static float maxOf(MemorySegment logits, long row, int V) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int v = 0; v < V; v++) max = Math.max(max, get(logits, row + v));
+        return max;
+    }
+
+    private static void checkTarget(int target, int V, long n) {
+        if (target < 0 || target >= V) {
+            throw new IllegalArgumentException("target token " + target + " at position " + n
+                    + " is outside the vocabulary [0, " + V + ") (use -1 to ignore a position)");
+        }
+    }
+}

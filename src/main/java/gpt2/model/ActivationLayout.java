@@ -1,0 +1,110 @@
+package gpt2.model;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Where every saved activation of a forward pass lives in one flat buffer, for a batch of
+ * B sequences of T tokens, plus the gradient scratch the backward pass needs.
+ *
+ * <p>Forward activations (per layer l):
+ * <pre>
+ * encoded (B,T,C) -> [ln1 (B,T,C) ln1Mean (B,T) ln1Rstd (B,T) qkv (B,T,3C) att (B,NH,T,T) atty (B,T,C)
+ *   attproj (B,T,C) res2 (B,T,C) ln2 ln2Mean ln2Rstd fch (B,T,4C) fchGelu (B,T,4C) fcproj (B,T,C)
+ *   res3 (B,T,C)] x L -> lnf (B,T,C) lnfMean lnfRstd -> logits (B,T,Vp) -> losses (B,T)
+ * </pre>
+ * The mean tensors exist for LayerNorm only. Dropout works in place and saves nothing: its mask
+ * is regenerated from the key.
+ *
+ * <p>Gradient scratch (one layer's worth, reused by every layer as backward walks down):
+ * dres (B,T,C) the residual stream's gradient, dbranch (B,T,C), dln (B,T,C), datty (B,T,C),
+ * dqkv (B,T,3C), dfch (B,T,4C). dlogits overwrite logits in place.
+ */
+public final class ActivationLayout {
+
+    public record Layer(TensorSpec ln1, TensorSpec ln1Mean, TensorSpec ln1Rstd, TensorSpec qkv, TensorSpec att,
+                        TensorSpec atty, TensorSpec attproj, TensorSpec res2, TensorSpec ln2, TensorSpec ln2Mean,
+                        TensorSpec ln2Rstd, TensorSpec fch, TensorSpec fchGelu, TensorSpec fcproj,
+                        TensorSpec res3) {
+    }
+
+    /** Backward scratch; offsets within the gradient-scratch buffer. */
+    public record Grads(TensorSpec dres, TensorSpec dbranch, TensorSpec dln, TensorSpec datty, TensorSpec dqkv,
+                        TensorSpec dfch, long totalSize) {
+    }
+
+    private final int B, T;
+    private final TensorSpec encoded, lnf, lnfMean, lnfRstd, logits, losses;
+    private final List<Layer> layers;
+    private final List<TensorSpec> tensors;
+    private final long totalSize;
+    private final Grads grads;
+
+    private ActivationLayout(GptConfig c, int B, int T) {
+        if (B <= 0 || T <= 0) throw new IllegalArgumentException("batch size and sequence length must be positive");
+        if (T > c.maxSeqLen()) {
+            throw new IllegalArgumentException("sequence length " + T + " exceeds the model's block_size "
+                    + c.maxSeqLen());
+        }
+        this.B = B;
+        this.T = T;
+        long BT = (long) B * T, C = c.channels(), NH = c.numHeads();
+        boolean ln = c.norm() == GptConfig.NormType.LAYERNORM;
+        LayoutBuilder b = new LayoutBuilder();
+        encoded = b.add("encoded", -1, B, T, C);
+        List<Layer> ls = new ArrayList<>();
+        for (int l = 0; l < c.numLayers(); l++) {
+            String p = "h." + l + ".";
+            ls.add(new Layer(
+                    b.add(p + "ln1", l, B, T, C),
+                    b.addIf(ln, p + "ln1_mean", l, B, T),
+                    b.add(p + "ln1_rstd", l, B, T),
+                    b.add(p + "qkv", l, B, T, 3 * C),
+                    b.add(p + "att", l, B, NH, T, T),
+                    b.add(p + "atty", l, B, T, C),
+                    b.add(p + "attproj", l, B, T, C),
+                    b.add(p + "res2", l, B, T, C),
+                    b.add(p + "ln2", l, B, T, C),
+                    b.addIf(ln, p + "ln2_mean", l, B, T),
+                    b.add(p + "ln2_rstd", l, B, T),
+                    b.add(p + "fch", l, B, T, 4 * C),
+                    b.add(p + "fch_gelu", l, B, T, 4 * C),
+                    b.add(p + "fcproj", l, B, T, C),
+                    b.add(p + "res3", l, B, T, C)));
+        }
+        lnf = b.add("lnf", -1, B, T, C);
+        lnfMean = b.addIf(ln, "lnf_mean", -1, B, T);
+        lnfRstd = b.add("lnf_rstd", -1, B, T);
+        logits = b.add("logits", -1, B, T, c.paddedVocabSize());
+        losses = b.add("losses", -1, B, T);
+        layers = List.copyOf(ls);
+        tensors = b.tensors();
+        totalSize = b.size();
+
+        LayoutBuilder g = new LayoutBuilder();
+        grads = new Grads(g.add("dres", -1, B, T, C), g.add("dbranch", -1, B, T, C), g.add("dln", -1, B, T, C),
+                g.add("datty", -1, B, T, C), g.add("dqkv", -1, B, T, 3 * C), g.add("dfch", -1, B, T, 4 * C),
+                g.size());
+        assert BT > 0;
+    }
+
+    public static ActivationLayout of(GptConfig config, int B, int T) {
+        return new ActivationLayout(config, B, T);
+    }
+
+    public int batchSize() { return B; }
+    public int seqLen() { return T; }
+    public TensorSpec encoded() { return encoded; }
+    public Layer layer(int l) { return layers.get(l); }
+    public TensorSpec lnf() { return lnf; }
+    public TensorSpec lnfMean() { return lnfMean; }
+    public TensorSpec lnfRstd() { return lnfRstd; }
+    public TensorSpec logits() { return logits; }
+    public TensorSpec losses() { return losses; }
+    /** The residual stream entering layer l (the embedding for l = 0). */
+    public TensorSpec residualIn(int l) { return l == 0 ? encoded : layers.get(l - 1).res3(); }
+    public TensorSpec residualOut() { return layers.get(layers.size() - 1).res3(); }
+    public List<TensorSpec> tensors() { return tensors; }
+    public long totalSize() { return totalSize; }
+    public Grads grads() { return grads; }
+}

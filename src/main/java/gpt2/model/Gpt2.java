@@ -1,0 +1,325 @@
+package gpt2.model;
+
+import gpt2.backend.Backend;
+import gpt2.backend.Buffer;
+import gpt2.backend.DType;
+import gpt2.backend.Dropout;
+
+import java.util.Random;
+
+/**
+ * A GPT-2 decoder as explicit forward and backward passes over flat buffers, on any backend.
+ *
+ * <pre>
+ * tokens (B,T) -> encoder (wte + wpe) -> dropout -> x
+ * layer l:  x += dropout(attn_proj(attention(qkv(norm1(x)))))
+ *           x += dropout(mlp_proj(gelu(mlp_fc(norm2(x)))))
+ * -> norm_f -> lm_head (tied: wte) -> logits (B,T,Vp) -> cross-entropy vs targets -> mean loss
+ * </pre>
+ * The backward pass walks the same ops in reverse, one call per line; see {@link ActivationLayout}
+ * for the saved activations and the gradient scratch.
+ */
+public final class Gpt2 implements AutoCloseable {
+
+    /**
+     * Dropout sites within a layer (the embedding's is layer -1): with {@link Dropout#siteKey} they
+     * make the key of each mask. Element indices: (B,T,C) row-major for the embedding and the two
+     * residual branches, ((b*NH+h)*T+t)*T+t2 for the attention weights.
+     */
+    static final int SITE_EMBED = 0, SITE_ATTN_WEIGHTS = 1, SITE_ATTN_RESID = 2, SITE_MLP_RESID = 3;
+
+    private final GptConfig config;
+    private final ParameterLayout layout;
+    private final Backend backend;
+    private final Buffer params;
+    private Buffer grads;
+
+    // activation state for the current (B, T)
+    private ActivationLayout acts;
+    private Buffer actBuf, gradScratch, inputs, targets;
+    private long actCapacity, scratchCapacity, tokenCapacity;
+    private int[] hostTargets;
+    private long passKey;
+    private boolean training;
+    private boolean forwardHasTargets;
+
+    public Gpt2(GptConfig config, Backend backend) {
+        this.config = config;
+        this.layout = ParameterLayout.of(config);
+        this.backend = backend;
+        this.params = backend.allocate(DType.F32, layout.totalSize(), "parameters");
+    }
+
+    public GptConfig config() { return config; }
+    public ParameterLayout layout() { return layout; }
+    public Backend backend() { return backend; }
+    public Buffer params() { return params; }
+    /** The parameter gradients (allocated on first use, same layout as the parameters). */
+    public Buffer grads() {
+        if (grads == null) grads = backend.allocate(DType.F32, layout.totalSize(), "parameter gradients");
+        return grads;
+    }
+    /** Activations of the last forward pass (null before the first). */
+    public ActivationLayout activationLayout() { return acts; }
+    public Buffer activations() { return actBuf; }
+
+    // ------------------------------------------------------------------ initialization
+
+    /**
+     * GPT-2's initialization, deterministic from the seed: normal(0, 0.02) for linear and embedding
+     * weights (0.02/sqrt(2L) for the two residual projections when the config asks for it), zero
+     * biases, norm scales at identity (1 for LayerNorm, 0 for RMSNorm's 1 + w), padded vocabulary
+     * rows zero.
+     */
+    public void initialize(long seed) {
+        Random rng = new Random(seed);
+        float std = 0.02f;
+        float residStd = config.scaledResidualInit() ? (float) (0.02 / Math.sqrt(2.0 * config.numLayers())) : std;
+        float normScale = config.norm() == GptConfig.NormType.LAYERNORM ? 1f : 0f;
+        for (TensorSpec t : layout.tensors()) {
+            String n = t.name();
+            if (t.rank() >= 2) {
+                boolean resid = n.endsWith("attn.c_proj.weight") || n.endsWith("mlp.c_proj.weight");
+                long realRows = layout.hasVocabRows(t) ? config.vocabSize() : t.dim(0);
+                fillNormal(t, rng, resid ? residStd : std, realRows * t.dim(1));
+            } else if (n.endsWith("ln_1.weight") || n.endsWith("ln_2.weight") || n.equals("ln_f.weight")) {
+                fillConstant(t, normScale);
+            } else {
+                fillConstant(t, 0f);
+            }
+        }
+    }
+
+    private static final int CHUNK = 1 << 20;
+
+    /** The first {@code count} elements normal(0, std), the rest zero. */
+    private void fillNormal(TensorSpec t, Random rng, float std, long count) {
+        Buffer dst = params.slice(t);
+        for (long s = 0; s < t.size(); s += CHUNK) {
+            int n = (int) Math.min(CHUNK, t.size() - s);
+            float[] chunk = new float[n];
+            for (int i = 0; i < n && s + i < count; i++) chunk[i] = (float) (rng.nextGaussian() * std);
+            backend.write(dst.slice(s, n), chunk);
+        }
+    }
+
+    private void fillConstant(TensorSpec t, float value) {
+        float[] v = new float[(int) t.size()];
+        java.util.Arrays.fill(v, value);
+        backend.write(params.slice(t), v);
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    /**
+     * Runs the model on B x T tokens.
+     *
+     * @param inputs  (B*T) token ids
+     * @param targets (B*T) next-token ids, -1 to ignore a position, or null for logits only
+     * @param passKey with dropout: the key of this pass (differs per step and micro-step); a negative
+     *                key means evaluation, with dropout off
+     * @return the mean loss over the positions with a target, or NaN without targets
+     */
+    public float forward(int[] inputs, int[] targets, int B, int T, long passKey) {
+        int C = config.channels(), NH = config.numHeads(), V = config.vocabSize(), Vp = config.paddedVocabSize();
+        int N = B * T;
+        if (inputs.length != N) throw new IllegalArgumentException("inputs: expected B*T = " + N + " tokens, got " + inputs.length);
+        if (targets != null && targets.length != N) throw new IllegalArgumentException("targets: expected " + N + " tokens, got " + targets.length);
+        for (int i = 0; i < N; i++) {
+            if (inputs[i] < 0 || inputs[i] >= V) {
+                throw new IllegalArgumentException("input token " + inputs[i] + " at position " + i
+                        + " is outside the vocabulary [0, " + V + ")");
+            }
+        }
+        ensureActivations(B, T);
+        this.passKey = passKey;
+        this.training = passKey >= 0 && config.dropout() > 0;
+        backend.write(this.inputs, inputs);
+        ParameterLayout p = layout;
+        ActivationLayout a = acts;
+
+        Buffer encoded = act(a.encoded());
+        backend.encoderForward(encoded, this.inputs, par(p.wte()), par(p.wpe()), B, T, C);
+        backend.dropout(encoded, (long) N * C, dropout(-1, SITE_EMBED));
+        for (int l = 0; l < config.numLayers(); l++) {
+            ParameterLayout.Layer w = p.layer(l);
+            ActivationLayout.Layer x = a.layer(l);
+            Buffer residual = act(a.residualIn(l));
+            normForward(act(x.ln1()), x.ln1Mean(), act(x.ln1Rstd()), residual, w.ln1w(), w.ln1b(), N);
+            backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
+            backend.attentionForward(act(x.atty()), act(x.att()), act(x.qkv()), B, T, C, NH,
+                    dropout(l, SITE_ATTN_WEIGHTS));
+            backend.matmulForward(act(x.attproj()), act(x.atty()), par(w.attprojw()), par(w.attprojb()), N, C, C);
+            backend.dropout(act(x.attproj()), (long) N * C, dropout(l, SITE_ATTN_RESID));
+            backend.residualForward(act(x.res2()), residual, act(x.attproj()), (long) N * C);
+            normForward(act(x.ln2()), x.ln2Mean(), act(x.ln2Rstd()), act(x.res2()), w.ln2w(), w.ln2b(), N);
+            backend.matmulForward(act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
+            backend.geluForward(act(x.fchGelu()), act(x.fch()), (long) N * 4 * C);
+            backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
+            backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
+            backend.residualForward(act(x.res3()), act(x.res2()), act(x.fcproj()), (long) N * C);
+        }
+        normForward(act(a.lnf()), a.lnfMean(), act(a.lnfRstd()), act(a.residualOut()), p.lnfw(), p.lnfb(), N);
+        backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
+
+        forwardHasTargets = targets != null;
+        if (targets == null) return Float.NaN;
+        hostTargets = targets.clone();
+        backend.write(this.targets, targets);
+        backend.crossEntropyForward(act(a.losses()), act(a.logits()), this.targets, N, V, Vp);
+        float[] losses = new float[N];
+        backend.read(act(a.losses()), losses);
+        double sum = 0;
+        int valid = 0;
+        for (int i = 0; i < N; i++) {
+            if (targets[i] != -1) {
+                sum += losses[i];
+                valid++;
+            }
+        }
+        return valid == 0 ? 0f : (float) (sum / valid);
+    }
+
+    // ------------------------------------------------------------------ backward
+
+    /**
+     * Accumulates into {@link #grads()} the gradient of {@code lossScale} x (the mean loss of the
+     * last forward pass). With gradient accumulation over k micro-batches, lossScale = 1/k.
+     * Overwrites the logits with their gradient.
+     */
+    public void backward(float lossScale) {
+        if (acts == null || !forwardHasTargets) {
+            throw new IllegalStateException("backward needs a forward pass with targets first");
+        }
+        int B = acts.batchSize(), T = acts.seqLen();
+        int C = config.channels(), NH = config.numHeads(), V = config.vocabSize(), Vp = config.paddedVocabSize();
+        int N = B * T;
+        int valid = 0;
+        for (int t : hostTargets) if (t != -1) valid++;
+        if (valid == 0) return;
+        grads();
+        ParameterLayout p = layout;
+        ActivationLayout a = acts;
+        ActivationLayout.Grads g = a.grads();
+        Buffer dres = scratch(g.dres()), dln = scratch(g.dln()), datty = scratch(g.datty());
+        Buffer dqkv = scratch(g.dqkv()), dfch = scratch(g.dfch());
+
+        Buffer dlogits = act(a.logits());
+        backend.crossEntropyBackward(dlogits, this.targets, lossScale / valid, N, V, Vp);
+        backend.matmulBackward(dln, grad(p.lmHead()), null, dlogits, act(a.lnf()), par(p.lmHead()), N, C, Vp);
+        backend.zero(dres);
+        normBackward(dres, p.lnfw(), p.lnfb(), dln, act(a.residualOut()), a.lnfMean(), a.lnfRstd(), N);
+        for (int l = config.numLayers() - 1; l >= 0; l--) {
+            ParameterLayout.Layer w = p.layer(l);
+            ActivationLayout.Layer x = a.layer(l);
+            // x = res2 + dropout(mlp(...)): the branch's gradient is dres through the dropout
+            Buffer dbranch = branch(dres, g, dropout(l, SITE_MLP_RESID), (long) N * C);
+            backend.matmulBackward(dfch, grad(w.fcprojw()), grad(w.fcprojb()), dbranch, act(x.fchGelu()), par(w.fcprojw()), N, 4 * C, C);
+            backend.geluBackward(dfch, act(x.fch()), dfch, (long) N * 4 * C);
+            backend.matmulBackward(dln, grad(w.fcw()), grad(w.fcb()), dfch, act(x.ln2()), par(w.fcw()), N, C, 4 * C);
+            normBackward(dres, w.ln2w(), w.ln2b(), dln, act(x.res2()), x.ln2Mean(), x.ln2Rstd(), N);
+            // res2 = x_in + dropout(attention(...))
+            dbranch = branch(dres, g, dropout(l, SITE_ATTN_RESID), (long) N * C);
+            backend.matmulBackward(datty, grad(w.attprojw()), grad(w.attprojb()), dbranch, act(x.atty()), par(w.attprojw()), N, C, C);
+            backend.attentionBackward(dqkv, datty, act(x.qkv()), act(x.att()), B, T, C, NH, dropout(l, SITE_ATTN_WEIGHTS));
+            backend.matmulBackward(dln, grad(w.qkvw()), grad(w.qkvb()), dqkv, act(x.ln1()), par(w.qkvw()), N, C, 3 * C);
+            normBackward(dres, w.ln1w(), w.ln1b(), dln, act(a.residualIn(l)), x.ln1Mean(), x.ln1Rstd(), N);
+        }
+        Buffer dencoded = branch(dres, g, dropout(-1, SITE_EMBED), (long) N * C);
+        backend.encoderBackward(grad(p.wte()), grad(p.wpe()), dencoded, this.inputs, B, T, C);
+    }
+
+    /** Sets every parameter gradient to zero (before the first micro-batch of a step). */
+    public void zeroGrad() {
+        backend.zero(grads());
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private void normForward(Buffer out, TensorSpec mean, Buffer rstd, Buffer inp, TensorSpec w, TensorSpec b, int N) {
+        if (config.norm() == GptConfig.NormType.LAYERNORM) {
+            backend.layerNormForward(out, act(mean), rstd, inp, par(w), par(b), N, config.channels(), config.normEps());
+        } else {
+            backend.rmsNormForward(out, rstd, inp, par(w), N, config.channels(), config.normEps());
+        }
+    }
+
+    /** dinp += the norm's input gradient; weight (and bias) gradients +=. */
+    private void normBackward(Buffer dinp, TensorSpec w, TensorSpec b, Buffer dout, Buffer inp, TensorSpec mean,
+                              TensorSpec rstd, int N) {
+        if (config.norm() == GptConfig.NormType.LAYERNORM) {
+            backend.layerNormBackward(dinp, grad(w), grad(b), dout, inp, par(w), act(mean), act(rstd), N, config.channels());
+        } else {
+            backend.rmsNormBackward(dinp, grad(w), dout, inp, par(w), act(rstd), N, config.channels());
+        }
+    }
+
+    /** The gradient entering a dropout-ed branch: dres itself without dropout, else a masked copy. */
+    private Buffer branch(Buffer dres, ActivationLayout.Grads g, Dropout d, long n) {
+        if (d == null) return dres;
+        Buffer dbranch = scratch(g.dbranch());
+        backend.copy(dbranch, dres);
+        backend.dropout(dbranch, n, d);
+        return dbranch;
+    }
+
+    /** The dropout of a site in the current pass, or null when dropout is off. */
+    private Dropout dropout(int layer, int site) {
+        if (!training) return null;
+        return new Dropout(config.dropout(), Dropout.siteKey(passKey, layer, site));
+    }
+
+    private Buffer par(TensorSpec t) {
+        return t == null ? null : params.slice(t);
+    }
+
+    private Buffer grad(TensorSpec t) {
+        return t == null ? null : grads.slice(t);
+    }
+
+    private Buffer act(TensorSpec t) {
+        return t == null ? null : actBuf.slice(t);
+    }
+
+    private Buffer scratch(TensorSpec t) {
+        return gradScratch.slice(t);
+    }
+
+    private void ensureActivations(int B, int T) {
+        ActivationLayout next = ActivationLayout.of(config, B, T);
+        long N = (long) B * T;
+        if (actBuf == null || next.totalSize() > actCapacity) {
+            if (actBuf != null) backend.free(actBuf);
+            actBuf = backend.allocate(DType.F32, next.totalSize(), "activations for B=" + B + ", T=" + T);
+            actCapacity = next.totalSize();
+        }
+        if (gradScratch == null || next.grads().totalSize() > scratchCapacity) {
+            if (gradScratch != null) backend.free(gradScratch);
+            gradScratch = backend.allocate(DType.F32, next.grads().totalSize(), "gradient scratch for B=" + B + ", T=" + T);
+            scratchCapacity = next.grads().totalSize();
+        }
+        if (inputs == null || N > tokenCapacity) {
+            if (inputs != null) {
+                backend.free(inputs);
+                backend.free(targets);
+            }
+            inputs = backend.allocate(DType.I32, N, "input tokens");
+            targets = backend.allocate(DType.I32, N, "target tokens");
+            tokenCapacity = N;
+        }
+        // token buffers hold the largest B*T seen; ops read only the first B*T
+        acts = next;
+    }
+
+    @Override
+    public void close() {
+        backend.free(params);
+        if (grads != null) backend.free(grads);
+        if (actBuf != null) backend.free(actBuf);
+        if (gradScratch != null) backend.free(gradScratch);
+        if (inputs != null) {
+            backend.free(inputs);
+            backend.free(targets);
+        }
+    }
+}

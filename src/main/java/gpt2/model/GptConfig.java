@@ -1,0 +1,188 @@
+package gpt2.model;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/**
+ * The shape and architecture switches of a GPT-2 style decoder.
+ *
+ * <p>Two architectures share one code path; the switches below select between them:
+ * <ul>
+ *   <li>{@code gpt2}: OpenAI GPT-2 — LayerNorm (eps 1e-5), biases on every linear layer,
+ *       output head tied to the token embedding, no dropout.</li>
+ *   <li>{@code seed-d12}: the original PyTorch project's model — RMSNorm with scale (1+w) and
+ *       eps 1e-6, no q/k/v bias, untied head without bias, dropout 0.1.</li>
+ * </ul>
+ *
+ * @param name            preset name (or "custom")
+ * @param maxSeqLen       maximum sequence length, the rows of the position embedding (block_size)
+ * @param vocabSize       real vocabulary size V (50257 for GPT-2)
+ * @param paddedVocabSize Vp >= V, the row count of the embedding and logits (a multiple of 128
+ *                        by default, for the GEMMs); padded logits never win and never get gradient
+ * @param numLayers       L
+ * @param numHeads        NH
+ * @param channels        C
+ * @param norm            LayerNorm or RMSNorm
+ * @param normEps         epsilon inside the norm's square root
+ * @param bias            biases on the attention output projection and the MLP linears
+ * @param qkvBias         bias on the fused q/k/v projection
+ * @param tiedEmbeddings  the output head reuses the token embedding
+ * @param dropout         dropout probability on embeddings, attention weights and residual branches
+ * @param scaledResidualInit GPT-2's init of the residual projections with std 0.02/sqrt(2L)
+ *                        (otherwise every matrix uses std 0.02)
+ */
+public record GptConfig(
+        String name,
+        int maxSeqLen,
+        int vocabSize,
+        int paddedVocabSize,
+        int numLayers,
+        int numHeads,
+        int channels,
+        NormType norm,
+        float normEps,
+        boolean bias,
+        boolean qkvBias,
+        boolean tiedEmbeddings,
+        float dropout,
+        boolean scaledResidualInit) {
+
+    public enum NormType { LAYERNORM, RMSNORM }
+
+    public static final int GPT2_VOCAB = 50257;
+
+    public GptConfig {
+        require(maxSeqLen > 0, "block_size (max sequence length) must be positive, got " + maxSeqLen);
+        require(vocabSize > 0, "vocab_size must be positive, got " + vocabSize);
+        require(paddedVocabSize >= vocabSize,
+                "padded_vocab_size " + paddedVocabSize + " must be >= vocab_size " + vocabSize);
+        require(numLayers > 0, "n_layer must be positive, got " + numLayers);
+        require(numHeads > 0, "n_head must be positive, got " + numHeads);
+        require(channels > 0, "n_embd must be positive, got " + channels);
+        require(channels % numHeads == 0,
+                "n_embd " + channels + " must be divisible by n_head " + numHeads);
+        require(normEps > 0, "norm_eps must be positive, got " + normEps);
+        require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + dropout);
+        require(norm != null, "norm type missing");
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) throw new IllegalArgumentException(message);
+    }
+
+    /** Rounds a vocabulary size up to a multiple of 128, as llm.c does (50257 -> 50304). */
+    public static int padVocab(int vocabSize) {
+        return (vocabSize + 127) / 128 * 128;
+    }
+
+    public int headSize() {
+        return channels / numHeads;
+    }
+
+    /** Exact parameter count with the real vocabulary (what PyTorch would print). */
+    public long parameterCount() {
+        return ParameterLayout.of(withPaddedVocab(vocabSize)).totalSize();
+    }
+
+    /** Parameter count as stored, with embedding rows padded to {@link #paddedVocabSize}. */
+    public long paddedParameterCount() {
+        return ParameterLayout.of(this).totalSize();
+    }
+
+    public GptConfig withPaddedVocab(int vp) {
+        return new GptConfig(name, maxSeqLen, vocabSize, vp, numLayers, numHeads, channels, norm,
+                normEps, bias, qkvBias, tiedEmbeddings, dropout, scaledResidualInit);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // presets
+
+    /** OpenAI GPT-2 with L layers, NH heads and C channels (1024 positions, GPT-2 vocabulary). */
+    static GptConfig gpt2Shape(String name, int layers, int heads, int channels) {
+        return new GptConfig(name, 1024, GPT2_VOCAB, padVocab(GPT2_VOCAB), layers, heads, channels,
+                NormType.LAYERNORM, 1e-5f, true, true, true, 0f, true);
+    }
+
+    private static final Map<String, GptConfig> PRESETS = new LinkedHashMap<>();
+
+    static {
+        PRESETS.put("gpt2", gpt2Shape("gpt2", 12, 12, 768));
+        PRESETS.put("seed-d12", new GptConfig("seed-d12", 1024, GPT2_VOCAB, padVocab(GPT2_VOCAB),
+                12, 12, 768, NormType.RMSNORM, 1e-6f, true, false, false, 0.1f, false));
+        PRESETS.put("d12", gpt2Shape("d12", 12, 12, 768));
+        PRESETS.put("d24", gpt2Shape("d24", 24, 16, 1024));
+        PRESETS.put("d36", gpt2Shape("d36", 36, 20, 1280));
+        PRESETS.put("d48", gpt2Shape("d48", 48, 25, 1600));
+        // tiny GPT-2 shapes for tests and smoke runs (GPT-2 vocabulary, 256 positions)
+        PRESETS.put("d2", tiny("d2", 2, 2, 64));
+        PRESETS.put("d4", tiny("d4", 4, 4, 128));
+    }
+
+    private static GptConfig tiny(String name, int layers, int heads, int channels) {
+        return new GptConfig(name, 256, GPT2_VOCAB, padVocab(GPT2_VOCAB), layers, heads, channels,
+                NormType.LAYERNORM, 1e-5f, true, true, true, 0f, true);
+    }
+
+    public static List<String> presetNames() {
+        return List.copyOf(PRESETS.keySet());
+    }
+
+    /** The preset of that name; an error listing the known presets otherwise. */
+    public static GptConfig preset(String name) {
+        GptConfig c = PRESETS.get(name);
+        if (c == null) {
+            throw new IllegalArgumentException("unknown model preset '" + name + "'; known: "
+                    + String.join(", ", PRESETS.keySet()));
+        }
+        return c;
+    }
+
+    /** A copy with some fields changed; {@code edit} gets a builder seeded from this config. */
+    public GptConfig with(Function<Builder, Builder> edit) {
+        return edit.apply(new Builder(this)).build();
+    }
+
+    /** Mutable copy of a config, for overrides from the command line and tests. */
+    public static final class Builder {
+        public String name;
+        public int maxSeqLen, vocabSize, paddedVocabSize, numLayers, numHeads, channels;
+        public NormType norm;
+        public float normEps, dropout;
+        public boolean bias, qkvBias, tiedEmbeddings, scaledResidualInit;
+        private final int originalVocab, originalPadded;
+
+        Builder(GptConfig c) {
+            name = c.name; maxSeqLen = c.maxSeqLen; vocabSize = c.vocabSize;
+            paddedVocabSize = c.paddedVocabSize; numLayers = c.numLayers; numHeads = c.numHeads;
+            channels = c.channels; norm = c.norm; normEps = c.normEps; bias = c.bias;
+            qkvBias = c.qkvBias; tiedEmbeddings = c.tiedEmbeddings; dropout = c.dropout;
+            scaledResidualInit = c.scaledResidualInit;
+            originalVocab = c.vocabSize; originalPadded = c.paddedVocabSize;
+        }
+
+        public Builder maxSeqLen(int v) { maxSeqLen = v; return this; }
+        public Builder vocabSize(int v) { vocabSize = v; return this; }
+        public Builder paddedVocabSize(int v) { paddedVocabSize = v; return this; }
+        public Builder numLayers(int v) { numLayers = v; return this; }
+        public Builder numHeads(int v) { numHeads = v; return this; }
+        public Builder channels(int v) { channels = v; return this; }
+        public Builder norm(NormType v) { norm = v; return this; }
+        public Builder normEps(float v) { normEps = v; return this; }
+        public Builder bias(boolean v) { bias = v; return this; }
+        public Builder qkvBias(boolean v) { qkvBias = v; return this; }
+        public Builder tiedEmbeddings(boolean v) { tiedEmbeddings = v; return this; }
+        public Builder dropout(float v) { dropout = v; return this; }
+        public Builder scaledResidualInit(boolean v) { scaledResidualInit = v; return this; }
+        public Builder name(String v) { name = v; return this; }
+
+        public GptConfig build() {
+            int vp = paddedVocabSize;
+            // a changed vocabulary with an untouched padding gets the default padding
+            if (vocabSize != originalVocab && paddedVocabSize == originalPadded) vp = padVocab(vocabSize);
+            return new GptConfig(name, maxSeqLen, vocabSize, vp, numLayers, numHeads, channels, norm,
+                    normEps, bias, qkvBias, tiedEmbeddings, dropout, scaledResidualInit);
+        }
+    }
+}
