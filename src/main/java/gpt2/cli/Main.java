@@ -1,0 +1,52 @@
+package gpt2.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+
+/** The {@code gpt2} command line: subcommands, and the one place errors become exit codes. */
+@Command(name = "gpt2", mixinStandardHelpOptions = true, version = "gpt2-java 0.1.0",
+        description = "Pretrain, sample and evaluate GPT-2 models in Java.",
+        subcommands = {InfoCommand.class, TrainCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(spec.commandLine().getOut());
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs a command line; returns the exit code (0 ok, 1 failure at run time, 2 bad usage). */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cli = commandLine();
+        cli.setOut(out);
+        cli.setErr(err);
+        return cli.execute(args);
+    }
+
+    static CommandLine commandLine() {
+        CommandLine cli = new CommandLine(new Main());
+        cli.setParameterExceptionHandler((ex, args) -> {
+            CommandLine cmd = ex.getCommandLine();
+            cmd.getErr().println(cmd.getCommandName() + ": error: " + ex.getMessage()
+                    + " (see '" + cmd.getCommandSpec().qualifiedName() + " --help')");
+            return 2;
+        });
+        cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
+            String what = ex instanceof IllegalArgumentException || ex instanceof IllegalStateException
+                    || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException
+                    ? ex.getMessage() : ex.toString();
+            cmd.getErr().println(cmd.getCommandName() + ": error: " + what);
+            if (System.getenv("GPT2_DEBUG") != null) ex.printStackTrace(cmd.getErr());
+            return ex instanceof IllegalArgumentException ? 2 : 1;
+        });
+        return cli;
+    }
+}

@@ -1,0 +1,53 @@
+package gpt2.cli;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class InfoCommandTest {
+
+    static String[] run(String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new String[]{String.valueOf(code), out.toString(), err.toString()};
+    }
+
+    @Test
+    void seedD12PrintsTheOriginalsCount() {
+        String[] r = run("info", "--model", "seed-d12");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("parameters: 162,990,336"), r[1]);
+        assertTrue(r[1].contains("parameters with padded vocabulary: 163,062,528"), r[1]);
+        assertTrue(r[1].contains("norm rmsnorm"), r[1]);
+    }
+
+    @Test
+    void overridesChangeTheCount() {
+        String[] r = run("info", "--model", "gpt2", "--n_layer", "1", "--vocab_size", "100", "--tensors");
+        assertEquals("0", r[0], r[2]);
+        // wte (128 padded rows; 100 real) + wpe + one layer + ln_f
+        long c = 768, perLayer = 2 * c + 3 * c * c + 3 * c + c * c + c + 2 * c + 4 * c * c + 4 * c + 4 * c * c + c;
+        long expected = 100 * c + 1024 * c + perLayer + 2 * c;
+        assertTrue(r[1].contains(String.format("parameters: %,d", expected)), r[1]);
+        assertTrue(r[1].contains("h.0.attn.c_attn.weight"), r[1]);
+    }
+
+    @Test
+    void unknownPresetIsAOneLineError() {
+        String[] r = run("info", "--model", "gpt5");
+        assertEquals("2", r[0]);
+        assertEquals(1, r[2].strip().lines().count(), r[2]);
+        assertTrue(r[2].contains("unknown model preset 'gpt5'"), r[2]);
+    }
+
+    @Test
+    void badOverrideIsAOneLineError() {
+        String[] r = run("info", "--n_head", "5");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("n_embd 768 must be divisible by n_head 5"), r[2]);
+    }
+}
