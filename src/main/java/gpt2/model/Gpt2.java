@@ -130,6 +130,10 @@ public final class Gpt2 implements AutoCloseable {
                 throw new IllegalArgumentException("input token " + inputs[i] + " at position " + i
                         + " is outside the vocabulary [0, " + V + ")");
             }
+            if (targets != null && (targets[i] < -1 || targets[i] >= V)) {
+                throw new IllegalArgumentException("target token " + targets[i] + " at position " + i
+                        + " is outside the vocabulary [0, " + V + ") and is not -1 (ignore)");
+            }
         }
         ensureActivations(B, T);
         this.passKey = passKey;
