@@ -1,0 +1,230 @@
+package gpt2.cli;
+
+import gpt2.data.DataLoader;
+import gpt2.data.Download;
+import gpt2.data.FineWebEdu;
+import gpt2.data.HellaSwagData;
+import gpt2.data.PrepareSummary;
+import gpt2.data.TinyShakespeare;
+import gpt2.data.TokenShard;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+
+@Command(name = "prepare", mixinStandardHelpOptions = true,
+        description = "Turn a dataset into token shards (or, for HellaSwag, a checked JSONL file).",
+        subcommands = {PrepareCommand.Shakespeare.class, PrepareCommand.FineWeb.class, PrepareCommand.HellaSwag.class})
+final class PrepareCommand implements Runnable {
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                "name a dataset: tinyshakespeare, fineweb-edu or hellaswag");
+    }
+
+    /** Options every dataset takes. */
+    static final class Common {
+        @Option(names = {"--output_dir", "--output-dir"}, paramLabel = "DIR",
+                description = "Where the files go (default: data/<dataset>/).")
+        Path outputDir;
+
+        @Option(names = "--magic", defaultValue = "20240520", paramLabel = "N",
+                description = "Shard header magic: 20240520 (llm.c, default) or 20250211 (the original project's).")
+        int magic;
+
+        Path dir(String dataset) {
+            return outputDir != null ? outputDir : Path.of("data", dataset);
+        }
+
+        void checkMagic() {
+            if (magic != TokenShard.MAGIC_LLMC && magic != TokenShard.MAGIC_SEED) {
+                throw new IllegalArgumentException("--magic " + magic + ": must be " + TokenShard.MAGIC_LLMC + " or "
+                        + TokenShard.MAGIC_SEED);
+            }
+        }
+    }
+
+    @Command(name = "tinyshakespeare", mixinStandardHelpOptions = true,
+            description = "Tiny Shakespeare: tiny_shakespeare_val.bin (first 32,768 tokens) and tiny_shakespeare_train.bin.")
+    static final class Shakespeare implements Callable<Integer> {
+        @Mixin
+        Common common;
+
+        @Option(names = "--input", paramLabel = "FILE",
+                description = "A local input.txt (default: <output_dir>/input.txt, downloaded when absent).")
+        Path input;
+
+        @Option(names = "--url", defaultValue = TinyShakespeare.URL, paramLabel = "URL", description = "Where to download from.")
+        URI url;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            common.checkMagic();
+            long start = System.nanoTime();
+            Path dir = common.dir("tinyshakespeare");
+            Path source = input;
+            if (source == null) {
+                source = dir.resolve("input.txt");
+                if (!Files.isRegularFile(source)) Download.fetch(url, source);
+            } else if (!Files.isRegularFile(source)) {
+                throw new IllegalArgumentException("--input " + source + ": no such file");
+            }
+            String text = read(source);
+            long[] dt = TinyShakespeare.writeShards(text, dir, common.magic);
+            PrepareSummary s = new PrepareSummary("tinyshakespeare", dt[0], dt[1],
+                    List.of(TinyShakespeare.VAL_FILE, TinyShakespeare.TRAIN_FILE), 0, (System.nanoTime() - start) / 1e9);
+            report(spec, s, dir);
+            return 0;
+        }
+    }
+
+    @Command(name = "fineweb-edu", mixinStandardHelpOptions = true,
+            description = {"FineWeb-Edu (or any corpus) from local parquet, JSONL or text files into shards:",
+                    "edu_fineweb_val_000000.bin, then edu_fineweb_train_NNNNNN.bin.",
+                    "Get the 10BT sample with: huggingface-cli download HuggingFaceFW/fineweb-edu --repo-type dataset "
+                            + "--include \"sample/10BT/*\" --local-dir data/raw/fineweb-edu"})
+    static final class FineWeb implements Callable<Integer> {
+        @Mixin
+        Common common;
+
+        @Parameters(paramLabel = "INPUT", arity = "0..*",
+                description = "Input files, folders (every .parquet, .jsonl and .txt inside) or globs in the file name.")
+        List<String> positional = new ArrayList<>();
+
+        @Option(names = "--input", paramLabel = "INPUT", description = "Same as the positional inputs (repeatable).")
+        List<String> inputs = new ArrayList<>();
+
+        @Option(names = {"--shard_size", "--shard-size"}, defaultValue = "100000000", paramLabel = "TOKENS",
+                description = "Tokens per shard (default: ${DEFAULT-VALUE}).")
+        long shardSize;
+
+        @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
+                description = "Tokenizer threads; 0 means one per core. The output does not depend on it.")
+        int threads;
+
+        @Option(names = {"--text_column", "--text-column"}, defaultValue = "text", paramLabel = "NAME",
+                description = "The text column (parquet) or field (JSONL) (default: ${DEFAULT-VALUE}).")
+        String column;
+
+        @Option(names = "--separator", defaultValue = "<|endoftext|>", paramLabel = "TEXT",
+                description = "Document separator in plain-text inputs (default: ${DEFAULT-VALUE}).")
+        String separator;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            common.checkMagic();
+            List<String> all = new ArrayList<>(positional);
+            all.addAll(inputs);
+            if (all.isEmpty()) {
+                throw new IllegalArgumentException("fineweb-edu needs local input files (parquet, JSONL or text); "
+                        + "see 'gpt2 prepare fineweb-edu --help' for how to download the 10BT sample");
+            }
+            List<Path> files = new ArrayList<>();
+            for (String in : all) files.addAll(expand(in));
+            int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+            Path dir = common.dir("fineweb-edu");
+            PrepareSummary s = FineWebEdu.prepare(files, dir,
+                    new FineWebEdu.Options(shardSize, t, common.magic, column, separator));
+            report(spec, s, dir);
+            return 0;
+        }
+
+        private static List<Path> expand(String in) {
+            Path p = Path.of(in);
+            if (Files.isRegularFile(p)) return List.of(p);
+            if (Files.isDirectory(p)) {
+                try (Stream<Path> s = Files.list(p)) {
+                    List<Path> out = s.filter(f -> {
+                        String n = f.getFileName().toString().toLowerCase();
+                        return Files.isRegularFile(f) && (n.endsWith(".parquet") || n.endsWith(".jsonl") || n.endsWith(".txt"));
+                    }).sorted().toList();
+                    if (out.isEmpty()) throw new IllegalArgumentException(in + ": no .parquet, .jsonl or .txt files inside");
+                    return out;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(in + ": " + e.getMessage(), e);
+                }
+            }
+            if (in.matches(".*[*?\\[{].*")) return DataLoader.glob(in);
+            throw new IllegalArgumentException(in + ": no such file or folder");
+        }
+    }
+
+    @Command(name = "hellaswag", mixinStandardHelpOptions = true,
+            description = "HellaSwag validation set: downloaded (or --input), every line checked, saved as hellaswag_val.jsonl.")
+    static final class HellaSwag implements Callable<Integer> {
+        @Option(names = {"--output_dir", "--output-dir"}, paramLabel = "DIR", description = "Default: data/hellaswag/.")
+        Path outputDir;
+
+        @Option(names = "--input", paramLabel = "FILE", description = "A local hellaswag_val.jsonl.")
+        Path input;
+
+        @Option(names = "--url", defaultValue = HellaSwagData.URL, paramLabel = "URL", description = "Where to download from.")
+        URI url;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            long start = System.nanoTime();
+            Path dir = outputDir != null ? outputDir : Path.of("data", "hellaswag");
+            Path source = input;
+            Path downloaded = null;
+            if (source == null) {
+                Files.createDirectories(dir);
+                downloaded = Files.createTempFile(dir, "hellaswag", ".download");
+                Download.fetch(url, downloaded);
+                source = downloaded;
+            } else if (!Files.isRegularFile(source)) {
+                throw new IllegalArgumentException("--input " + source + ": no such file");
+            }
+            try {
+                long n = HellaSwagData.install(source, dir);
+                report(spec, new PrepareSummary("hellaswag", n, 0, List.of(HellaSwagData.FILE), 0,
+                        (System.nanoTime() - start) / 1e9), dir);
+            } finally {
+                if (downloaded != null) Files.deleteIfExists(downloaded);
+            }
+            return 0;
+        }
+    }
+
+    static String read(Path file) {
+        try {
+            return Files.readString(file, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(file + ": cannot read as UTF-8 text (" + e.getMessage() + ")");
+        }
+    }
+
+    static void report(CommandSpec spec, PrepareSummary s, Path dir) {
+        PrintWriter out = spec.commandLine().getOut();
+        out.println(s.line());
+        out.println("wrote " + dir.resolve(s.files().getFirst()) + (s.files().size() > 1 ? " ... " + s.files().getLast() : ""));
+        out.flush();
+    }
+}

@@ -1,0 +1,65 @@
+package gpt2.data;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+
+/** Fetches a URL to a file: streamed to a temporary name with a progress bar, then renamed. */
+public final class Download {
+    private Download() {
+    }
+
+    public static void fetch(URI url, Path target) {
+        Path tmp = target.resolveSibling(target.getFileName() + ".part");
+        HttpClient client = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL)
+                .connectTimeout(Duration.ofSeconds(30)).build();
+        try {
+            if (target.getParent() != null) Files.createDirectories(target.getParent());
+            HttpResponse<InputStream> r = client.send(HttpRequest.newBuilder(url).GET().build(),
+                    HttpResponse.BodyHandlers.ofInputStream());
+            if (r.statusCode() != 200) {
+                r.body().close();
+                throw new IllegalStateException("download of " + url + " failed: HTTP " + r.statusCode());
+            }
+            long length = r.headers().firstValueAsLong("content-length").orElse(-1);
+            try (InputStream in = r.body(); OutputStream out = Files.newOutputStream(tmp);
+                 Progress bar = new Progress("download", length, "B")) {
+                byte[] buf = new byte[1 << 16];
+                int n;
+                while ((n = in.read(buf)) > 0) {
+                    out.write(buf, 0, n);
+                    bar.step(n);
+                }
+            }
+            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            deleteQuietly(tmp);
+            throw new UncheckedIOException("download of " + url + " failed: " + e
+                    + " (no network? pass a local copy with --input FILE)", e);
+        } catch (InterruptedException e) {
+            deleteQuietly(tmp);
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("download of " + url + " interrupted");
+        } catch (RuntimeException e) {
+            deleteQuietly(tmp);
+            throw e;
+        }
+    }
+
+    private static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException ignored) {
+            // a .part file never passes for the real one
+        }
+    }
+}

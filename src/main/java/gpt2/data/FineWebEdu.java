@@ -1,0 +1,250 @@
+package gpt2.data;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * FineWeb-Edu (or any corpus of documents) into token shards, as the original prepared it:
+ * an end-of-text token before every document, shards of a fixed token count filled in document
+ * order with documents split across shard boundaries, shard 0 the validation split.
+ *
+ * <pre>
+ * documents --(batches of 256, tokenized on a pool, consumed in order)--> token stream
+ *   --> edu_fineweb_val_000000.bin, edu_fineweb_train_000001.bin, ... (last one partial)
+ *   --> prepare.json: settings, inputs, and per shard the stream position where it ends
+ * </pre>
+ * Because batches are consumed in order, the output does not depend on the thread count.
+ * A rerun with the same inputs and settings keeps every shard the manifest lists whose file is
+ * intact, and resumes the stream where the last of them ended.
+ */
+public final class FineWebEdu {
+    private FineWebEdu() {
+    }
+
+    public static final long DEFAULT_SHARD_SIZE = 100_000_000L;
+    public static final String MANIFEST = "prepare.json";
+    private static final int BATCH = 256;
+
+    public record Options(long shardSize, int threads, int magic, String column, String separator) {
+        public Options {
+            if (shardSize < 1) throw new IllegalArgumentException("--shard_size must be positive, got " + shardSize);
+            if (shardSize > 0xFFFFFFFFL) throw new IllegalArgumentException("--shard_size must fit a uint32 header");
+            if (threads < 1) throw new IllegalArgumentException("--threads must be positive, got " + threads);
+        }
+    }
+
+    /** Manifest entries (public for Jackson). */
+    public record InputFile(String path, long bytes, long modified) {
+    }
+
+    /** A finished shard and the stream position (document, tokens of it already written) after it. */
+    public record ShardEntry(String file, long tokens, long endDoc, long endOffset) {
+    }
+
+    public record Manifest(String dataset, long shardSize, int magic, String column, String separator,
+                           List<InputFile> inputs, List<ShardEntry> shards, long documents, boolean complete) {
+    }
+
+    public static String shardName(int index) {
+        return String.format("edu_fineweb_%s_%06d.bin", index == 0 ? "val" : "train", index);
+    }
+
+    public static PrepareSummary prepare(List<Path> inputs, Path outDir, Options o) {
+        long start = System.nanoTime();
+        if (inputs.isEmpty()) throw new IllegalArgumentException("--input: no input files given");
+        List<InputFile> fingerprint = fingerprint(inputs);
+        Manifest old = readManifest(outDir);
+        List<ShardEntry> kept = new ArrayList<>();
+        if (old != null && old.shardSize() == o.shardSize() && old.magic() == o.magic()
+                && Objects.equals(old.column(), o.column()) && Objects.equals(old.separator(), o.separator())
+                && old.inputs().equals(fingerprint)) {
+            for (ShardEntry e : old.shards()) {
+                if (!intact(outDir.resolve(e.file()), e.tokens(), o.magic())) break;
+                kept.add(e);
+            }
+            if (old.complete() && kept.size() == old.shards().size()) {
+                long tokens = kept.stream().mapToLong(ShardEntry::tokens).sum();
+                return new PrepareSummary("fineweb-edu", old.documents(), tokens,
+                        kept.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
+            }
+        }
+        State st = new State(outDir, o, fingerprint, kept);
+        ExecutorService pool = Executors.newFixedThreadPool(o.threads(), r -> {
+            Thread t = new Thread(r, "tokenizer");
+            t.setDaemon(true);
+            return t;
+        });
+        long total = Documents.countParquetRows(inputs);
+        try (Documents docs = new Documents(inputs, o.column(), o.separator());
+             Progress bar = new Progress("fineweb-edu", total, "docs")) {
+            long skip = st.resumeDoc;
+            for (long i = 0; i < skip; i++) {
+                if (!docs.hasNext()) throw new IllegalStateException("inputs end before the manifest's position");
+                docs.next();
+            }
+            bar.step(skip);
+            ArrayDeque<Future<int[][]>> inflight = new ArrayDeque<>();
+            List<String> batch = new ArrayList<>(BATCH);
+            while (docs.hasNext()) {
+                batch.add(docs.next());
+                if (batch.size() == BATCH) {
+                    inflight.add(submit(pool, batch));
+                    batch = new ArrayList<>(BATCH);
+                    if (inflight.size() >= 2 * o.threads()) st.consume(take(inflight), bar);
+                }
+            }
+            if (!batch.isEmpty()) inflight.add(submit(pool, batch));
+            while (!inflight.isEmpty()) st.consume(take(inflight), bar);
+            st.finish();
+        } finally {
+            pool.shutdownNow();
+        }
+        return new PrepareSummary("fineweb-edu", st.docIndex, st.totalTokens,
+                st.shards.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
+    }
+
+    /** The streaming state: the open shard and the position in the document stream. */
+    private static final class State {
+        final Path outDir;
+        final Options o;
+        final List<InputFile> inputs;
+        final List<ShardEntry> shards;
+        final long resumeDoc;
+        long resumeOffset;
+        long docIndex;
+        long totalTokens;
+        ShardWriter writer;
+
+        State(Path outDir, Options o, List<InputFile> inputs, List<ShardEntry> kept) {
+            this.outDir = outDir;
+            this.o = o;
+            this.inputs = inputs;
+            this.shards = new ArrayList<>(kept);
+            ShardEntry last = kept.isEmpty() ? null : kept.getLast();
+            this.resumeDoc = last == null ? 0 : last.endDoc();
+            this.resumeOffset = last == null ? 0 : last.endOffset();
+            this.docIndex = resumeDoc;
+            this.totalTokens = kept.stream().mapToLong(ShardEntry::tokens).sum();
+        }
+
+        void consume(int[][] docs, Progress bar) {
+            for (int[] doc : docs) {
+                int from = (int) resumeOffset; // only the first document after a resume is partly written
+                resumeOffset = 0;
+                while (from < doc.length) {
+                    if (writer == null) writer = new ShardWriter(outDir.resolve(shardName(shards.size())), o.magic());
+                    int take = (int) Math.min(doc.length - from, o.shardSize() - writer.count());
+                    writer.append(doc, from, take);
+                    from += take;
+                    if (writer.count() == o.shardSize()) {
+                        boolean docDone = from == doc.length;
+                        commit(docDone ? docIndex + 1 : docIndex, docDone ? 0 : from);
+                    }
+                }
+                docIndex++;
+                bar.step(1);
+            }
+            bar.extra("shard " + shards.size());
+        }
+
+        void commit(long endDoc, long endOffset) {
+            writer.commit();
+            String name = shardName(shards.size());
+            shards.add(new ShardEntry(name, writer.count(), endDoc, endOffset));
+            totalTokens += writer.count();
+            writer = null;
+            writeManifest(outDir, new Manifest("fineweb-edu", o.shardSize(), o.magic(), o.column(), o.separator(),
+                    inputs, shards, docIndex, false));
+        }
+
+        void finish() {
+            if (writer != null && writer.count() > 0) commit(docIndex, 0);
+            if (writer != null) writer.close();
+            writeManifest(outDir, new Manifest("fineweb-edu", o.shardSize(), o.magic(), o.column(), o.separator(),
+                    inputs, shards, docIndex, true));
+        }
+    }
+
+    private static Future<int[][]> submit(ExecutorService pool, List<String> batch) {
+        return pool.submit(() -> {
+            Tokenizer tok = Tokenizer.gpt2();
+            int[][] out = new int[batch.size()][];
+            for (int i = 0; i < out.length; i++) out[i] = tok.encodeDocument(batch.get(i));
+            return out;
+        });
+    }
+
+    private static int[][] take(ArrayDeque<Future<int[][]>> q) {
+        try {
+            return q.poll().get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) throw re;
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    private static boolean intact(Path file, long tokens, int magic) {
+        if (!Files.isRegularFile(file)) return false;
+        try (TokenShard s = TokenShard.open(file)) {
+            return s.size() == tokens && s.magic() == magic;
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    private static List<InputFile> fingerprint(List<Path> inputs) {
+        List<InputFile> out = new ArrayList<>();
+        for (Path p : inputs) {
+            try {
+                out.add(new InputFile(p.toAbsolutePath().normalize().toString(), Files.size(p),
+                        Files.getLastModifiedTime(p).toMillis()));
+            } catch (IOException e) {
+                throw new IllegalArgumentException(p + ": cannot read input (" + e.getMessage() + ")");
+            }
+        }
+        return out;
+    }
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    static Manifest readManifest(Path outDir) {
+        Path f = outDir.resolve(MANIFEST);
+        if (!Files.isRegularFile(f)) return null;
+        try {
+            return JSON.readValue(f.toFile(), Manifest.class);
+        } catch (IOException e) {
+            return null; // an unreadable manifest means starting over, never trusting it
+        }
+    }
+
+    private static void writeManifest(Path outDir, Manifest m) {
+        Path f = outDir.resolve(MANIFEST), tmp = outDir.resolve(MANIFEST + ".tmp");
+        try {
+            JSON.writeValue(tmp.toFile(), m);
+            Files.move(tmp, f, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException(f + ": cannot write manifest: " + e.getMessage(), e);
+        }
+    }
+
+    private static double seconds(long start) {
+        return (System.nanoTime() - start) / 1e9;
+    }
+}
