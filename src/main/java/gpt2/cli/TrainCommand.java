@@ -1,6 +1,8 @@
 package gpt2.cli;
 
 import gpt2.backend.cpu.CpuBackend;
+import gpt2.data.BatchSource;
+import gpt2.data.DataLoader;
 import gpt2.data.TextBatches;
 import gpt2.data.Tokenizer;
 import gpt2.model.GptConfig;
@@ -30,8 +32,13 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = {"--input_text", "--input-text"}, required = true, paramLabel = "FILE",
-            description = "A UTF-8 text file, tokenized with the GPT-2 tokenizer, to train on.")
+    @Option(names = {"--input_train_bin", "--input-train-bin"}, paramLabel = "PATTERN",
+            description = "Training token shards: a file or a glob in the file name, e.g. "
+                    + "data/fineweb-edu/*_train_*.bin (made by 'gpt2 prepare').")
+    String inputTrainBin;
+
+    @Option(names = {"--input_text", "--input-text"}, paramLabel = "FILE",
+            description = "Or: a UTF-8 text file, tokenized with the GPT-2 tokenizer, to train on.")
     Path inputText;
 
     @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B",
@@ -112,12 +119,25 @@ final class TrainCommand implements Callable<Integer> {
                     + "--batch_size " + batchSize + " x --sequence_length " + seqLen + " = " + tokensPerMicro);
         }
         int gradAccum = (int) (total / tokensPerMicro);
-        int[] tokens = tokenize(inputText);
+        if ((inputText == null) == (inputTrainBin == null)) {
+            throw new IllegalArgumentException("give exactly one of --input_train_bin PATTERN and --input_text FILE");
+        }
         if (config.vocabSize() < Tokenizer.VOCAB_SIZE) {
             throw new IllegalArgumentException("--vocab_size " + config.vocabSize()
                     + " is smaller than the GPT-2 tokenizer's " + Tokenizer.VOCAB_SIZE);
         }
-        TextBatches batches = new TextBatches(tokens, batchSize, seqLen);
+        BatchSource batches;
+        String dataLine;
+        if (inputText != null) {
+            int[] tokens = tokenize(inputText);
+            batches = new TextBatches(tokens, batchSize, seqLen);
+            dataLine = String.format("data %s: %,d tokens", inputText, tokens.length);
+        } else {
+            DataLoader loader = new DataLoader(inputTrainBin, batchSize, seqLen, 0, 1, config.vocabSize());
+            batches = loader;
+            dataLine = String.format("data %s: %d shard%s", inputTrainBin, loader.files().size(),
+                    loader.files().size() == 1 ? "" : "s");
+        }
         LrSchedule schedule = new LrSchedule(learningRate, warmupIters, numIterations, decayFrac);
         Trainer.Options options = new Trainer.Options(numIterations, batchSize, seqLen, gradAccum, gradClip, seed);
 
@@ -126,12 +146,14 @@ final class TrainCommand implements Callable<Integer> {
              AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
             model.initialize(seed);
             out.printf("model %s: %,d parameters | backend %s%n", config.name(), config.parameterCount(), backend.name());
-            out.printf("data %s: %,d tokens | B %d x T %d x %d micro-batches = %,d tokens per step%n",
-                    inputText, tokens.length, batchSize, seqLen, gradAccum, total);
+            out.printf("%s | B %d x T %d x %d micro-batches = %,d tokens per step%n",
+                    dataLine, batchSize, seqLen, gradAccum, total);
             out.flush();
             PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
             new Trainer(model, optimizer, schedule, batches, options, log).run();
             log.flush();
+        } finally {
+            if (batches instanceof DataLoader l) l.close();
         }
         return 0;
     }

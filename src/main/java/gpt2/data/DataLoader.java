@@ -93,11 +93,19 @@ public final class DataLoader implements BatchSource, AutoCloseable {
         if (s.shard() < 0 || s.shard() >= files.size()) {
             throw new IllegalArgumentException("loader state names shard " + s.shard() + " of " + files.size());
         }
-        open(s.shard());
-        if (s.position() < 0 || s.position() + (long) B * T * world + 1 > current.size()) {
+        long size;
+        if (current != null && shard == s.shard()) {
+            size = current.size();
+        } else {
+            try (TokenShard probe = TokenShard.open(files.get(s.shard()))) {
+                size = probe.size();
+            }
+        }
+        if (s.position() < 0 || s.position() + (long) B * T * world + 1 > size) {
             throw new IllegalArgumentException("loader state position " + s.position() + " does not fit shard "
                     + files.get(s.shard()));
         }
+        open(s.shard());
         position = s.position();
     }
 

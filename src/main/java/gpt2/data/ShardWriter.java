@@ -50,14 +50,17 @@ public final class ShardWriter implements AutoCloseable {
         }
     }
 
+    /** Appends tokens; a token that does not fit uint16 is refused before any of them is written. */
     public void append(int[] tokens, int off, int n) {
         for (int i = 0; i < n; i++) {
             int t = tokens[off + i];
             if (t < 0 || t > 0xFFFF) {
                 throw new IllegalArgumentException(target + ": token " + t + " does not fit in uint16");
             }
+        }
+        for (int i = 0; i < n; i++) {
             if (!buf.hasRemaining()) flush();
-            buf.putShort((short) t);
+            buf.putShort((short) tokens[off + i]);
         }
         count += n;
     }
@@ -81,7 +84,7 @@ public final class ShardWriter implements AutoCloseable {
         if (count > 0xFFFFFFFFL) throw new IllegalStateException(target + ": more tokens than a header can count");
         flush();
         ByteBuffer header = ByteBuffer.allocate(TokenShard.HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-        header.putInt(magic).putInt(TokenShard.VERSION).putInt((int) count).flip();
+        header.putInt(magic).putInt(TokenShard.VERSION).putInt((int) count).rewind(); // all 1024 bytes
         try {
             channel.write(header, 0);
             channel.force(true);
