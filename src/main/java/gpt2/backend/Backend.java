@@ -36,6 +36,12 @@ public interface Backend extends AutoCloseable {
     /** Copies the first dst.length elements of src into dst. */
     void read(Buffer src, float[] dst);
 
+    /** Copies a whole float32 buffer to host memory of the same byte size (for checkpoints). */
+    void copyToHost(Buffer src, java.lang.foreign.MemorySegment dst);
+
+    /** Copies host memory into a whole float32 buffer of the same byte size. */
+    void copyFromHost(Buffer dst, java.lang.foreign.MemorySegment src);
+
     void zero(Buffer buffer);
 
     void copy(Buffer dst, Buffer src);

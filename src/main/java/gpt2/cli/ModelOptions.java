@@ -7,7 +7,8 @@ import picocli.CommandLine.Option;
 final class ModelOptions {
 
     @Option(names = "--model", defaultValue = "d12", paramLabel = "NAME",
-            description = "Model preset: gpt2, seed-d12, d12, d24, d36, d48, d2, d4 (default: ${DEFAULT-VALUE}).")
+            description = "Model preset (gpt2, seed-d12, d12, d24, d36, d48, d2, d4) or, for train, a checkpoint "
+                    + "directory to start from (default: ${DEFAULT-VALUE}).")
     String model;
 
     @Option(names = {"--n_layer", "--n-layer"}, paramLabel = "L", description = "Override: number of layers.")
@@ -47,6 +48,12 @@ final class ModelOptions {
 
     @Option(names = "--dropout", paramLabel = "P", description = "Override: dropout probability.")
     Float dropout;
+
+    boolean hasOverrides() {
+        return numLayers != null || numHeads != null || channels != null || maxSeqLen != null || vocabSize != null
+                || paddedVocabSize != null || norm != null || normEps != null || bias != null || qkvBias != null
+                || tied != null || dropout != null;
+    }
 
     /** The preset with every given override applied. */
     GptConfig config() {

@@ -1,82 +1,142 @@
 package gpt2.cli;
 
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import gpt2.backend.cpu.CpuBackend;
-import gpt2.data.BatchSource;
-import gpt2.data.DataLoader;
-import gpt2.data.TextBatches;
 import gpt2.data.Tokenizer;
-import gpt2.model.GptConfig;
 import gpt2.model.Gpt2;
+import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
-import gpt2.train.LrSchedule;
+import gpt2.train.Checkpoint;
+import gpt2.train.TrainConfig;
 import gpt2.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Model.CommandSpec;
 
-import java.io.IOException;
 import java.io.PrintStream;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Train a model on the CPU (flags and defaults as llm.c's train_gpt2.py).")
+        description = {"Train a GPT-2. Every flag of the original (llm.c's train_gpt2.py) with its default, "
+                + "unless the description says otherwise.",
+                "Example: gpt2 train --input_train_bin 'data/fineweb-edu/*_train_*.bin' --input_val_bin "
+                        + "'data/fineweb-edu/*_val_*.bin' --output_dir runs/d12 --overfit_single_batch 0"})
 final class TrainCommand implements Callable<Integer> {
+
+    @Option(names = {"--input_train_bin", "--input-train-bin"}, defaultValue = "data/tinyshakespeare/tiny_shakespeare_train.bin",
+            paramLabel = "PATTERN", description = "Training token shards: a file or a glob in the file name (default: ${DEFAULT-VALUE}).")
+    String inputTrainBin;
+
+    @Option(names = {"--input_val_bin", "--input-val-bin"}, defaultValue = "", paramLabel = "PATTERN",
+            description = "Validation token shards (default: none).")
+    String inputValBin;
+
+    @Option(names = {"--output_dir", "--output-dir"}, defaultValue = "", paramLabel = "DIR",
+            description = "Where main.log, metrics.jsonl, samples.txt, checkpoints and loss.png go (default: none).")
+    String outputDir;
 
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = {"--input_train_bin", "--input-train-bin"}, paramLabel = "PATTERN",
-            description = "Training token shards: a file or a glob in the file name, e.g. "
-                    + "data/fineweb-edu/*_train_*.bin (made by 'gpt2 prepare').")
-    String inputTrainBin;
+    @Option(names = {"--load_chkpoint_file", "--load-chkpoint-file"}, defaultValue = "", paramLabel = "DIR",
+            description = "Continue a run from this checkpoint directory (weights, optimizer, data position, RNG, step).")
+    String loadCheckpoint;
 
-    @Option(names = {"--input_text", "--input-text"}, paramLabel = "FILE",
-            description = "Or: a UTF-8 text file, tokenized with the GPT-2 tokenizer, to train on.")
-    Path inputText;
+    @Option(names = "--resume", description = "Continue from the latest valid checkpoint in --output_dir (from scratch when there is none).")
+    boolean resume;
 
-    @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B",
-            description = "Sequences per micro-batch (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B", description = "Sequences per micro-batch (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
-    @Option(names = {"--sequence_length", "--sequence-length"}, defaultValue = "64", paramLabel = "T",
-            description = "Tokens per sequence (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--sequence_length", "--sequence-length"}, defaultValue = "64", paramLabel = "T", description = "Tokens per sequence (default: ${DEFAULT-VALUE}).")
     int seqLen;
 
-    @Option(names = {"--total_batch_size", "--total-batch-size"}, defaultValue = "-1", paramLabel = "TOKENS",
-            description = "Tokens per optimizer step; a multiple of B*T, the rest is gradient accumulation "
-                    + "(default: B*T).")
-    int totalBatchSize;
+    @Option(names = {"--total_batch_size", "--total-batch-size"}, defaultValue = "256", paramLabel = "TOKENS",
+            description = "Tokens per optimizer step over all ranks; a multiple of B*T*ranks, the ratio is gradient accumulation (default: ${DEFAULT-VALUE}).")
+    long totalBatchSize;
 
-    @Option(names = {"--num_iterations", "--num-iterations"}, defaultValue = "10", paramLabel = "N",
-            description = "Optimizer steps (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--num_iterations", "--num-iterations"}, defaultValue = "10", paramLabel = "N", description = "Optimizer steps (default: ${DEFAULT-VALUE}).")
     int numIterations;
 
-    @Option(names = {"--learning_rate", "--learning-rate"}, defaultValue = "1e-4", paramLabel = "LR",
-            description = "Peak learning rate (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--inference_only", "--inference-only"}, defaultValue = "0", paramLabel = "0|1", description = "Forward passes only, no updates (default: ${DEFAULT-VALUE}).")
+    int inferenceOnly;
+
+    @Option(names = {"--learning_rate", "--learning-rate"}, defaultValue = "1e-4", paramLabel = "LR", description = "Peak learning rate (default: ${DEFAULT-VALUE}).")
     float learningRate;
 
-    @Option(names = {"--warmup_iters", "--warmup-iters"}, defaultValue = "0", paramLabel = "N",
-            description = "Linear warmup steps (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--warmup_iters", "--warmup-iters"}, defaultValue = "0", paramLabel = "N", description = "Linear warmup steps (default: ${DEFAULT-VALUE}).")
     int warmupIters;
 
-    @Option(names = {"--learning_rate_decay_frac", "--learning-rate-decay-frac"}, defaultValue = "1.0",
-            paramLabel = "F", description = "Cosine decay floor as a fraction of the peak (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--learning_rate_decay_frac", "--learning-rate-decay-frac"}, defaultValue = "1.0", paramLabel = "F",
+            description = "Cosine decay to this fraction of the peak at the last step (default: ${DEFAULT-VALUE}).")
     float decayFrac;
 
-    @Option(names = {"--weight_decay", "--weight-decay"}, defaultValue = "0.0", paramLabel = "WD",
-            description = "AdamW weight decay on matrices and embeddings (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--weight_decay", "--weight-decay"}, defaultValue = "0.0", paramLabel = "WD", description = "AdamW weight decay on matrices and embeddings (default: ${DEFAULT-VALUE}).")
     float weightDecay;
 
-    @Option(names = {"--grad_clip", "--grad-clip"}, defaultValue = "1.0", paramLabel = "NORM",
-            description = "Clip the global gradient norm to this; 0 turns clipping off (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--grad_clip", "--grad-clip"}, defaultValue = "1.0", paramLabel = "NORM", description = "Clip the global gradient norm; 0 = off (default: ${DEFAULT-VALUE}).")
     float gradClip;
+
+    @Option(names = {"--val_loss_every", "--val-loss-every"}, defaultValue = "0", paramLabel = "N",
+            description = "Validation loss at step 0, every N steps and at the end; 0 = never (default: ${DEFAULT-VALUE}).")
+    int valLossEvery;
+
+    @Option(names = {"--val_max_steps", "--val-max-steps"}, defaultValue = "20", paramLabel = "N", description = "Validation batches per evaluation (default: ${DEFAULT-VALUE}).")
+    int valMaxSteps;
+
+    @Option(names = {"--sample_every", "--sample-every"}, defaultValue = "0", paramLabel = "N",
+            description = "Sample 32 tokens (top-k 40) at step 0, every N steps and at the end; 0 = never (default: ${DEFAULT-VALUE}).")
+    int sampleEvery;
+
+    @Option(names = {"--overfit_single_batch", "--overfit-single-batch"}, defaultValue = "1", paramLabel = "0|1",
+            description = "Train on the first batch only, resetting the loader every step (default: ${DEFAULT-VALUE}, as the original; pass 0 for real training).")
+    int overfitSingleBatch;
+
+    @Option(names = "--tensorcores", defaultValue = "0", paramLabel = "0|1", description = "TF32 tensor cores (GPU); a no-op on the CPU, reported (default: ${DEFAULT-VALUE}).")
+    int tensorcores;
+
+    @Option(names = "--device", defaultValue = "", paramLabel = "DEVICE", description = "cpu (default: the best available, today cpu).")
+    String device;
+
+    @Option(names = "--compile", defaultValue = "0", paramLabel = "0|1", description = "torch.compile in the original; a no-op here, reported (default: ${DEFAULT-VALUE}).")
+    int compile;
+
+    @Option(names = "--flash", defaultValue = "0", paramLabel = "0|1", description = "Flash attention (GPU only; refused on the CPU) (default: ${DEFAULT-VALUE}).")
+    int flash;
+
+    @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE", description = "float32 on the CPU; bfloat16 needs a GPU; float16 is not supported (default: ${DEFAULT-VALUE}).")
+    String dtype;
+
+    @Option(names = {"--zero_stage", "--zero-stage"}, defaultValue = "0", paramLabel = "0|1", description = "ZeRO-1 optimizer sharding (needs several ranks) (default: ${DEFAULT-VALUE}).")
+    int zeroStage;
+
+    @Option(names = {"--write_tensors", "--write-tensors"}, defaultValue = "0", paramLabel = "0|1",
+            description = "Write llm.c model files (default: 0, unlike the original's 1: llm.c export is 'gpt2 convert', not yet here).")
+    int writeTensors;
+
+    @Option(names = {"--save_every_niter", "--save-every-niter"}, defaultValue = "0", paramLabel = "N",
+            description = "A checkpoint every N steps; the end always gets one with --output_dir (default: ${DEFAULT-VALUE}).")
+    int saveEvery;
+
+    @Option(names = {"--wandb_log_iters", "--wandb-log-iters"}, defaultValue = "0", paramLabel = "N",
+            description = "Weights & Biases logging in the original; a no-op here, reported: metrics.jsonl holds the same numbers (default: ${DEFAULT-VALUE}).")
+    int wandbLogIters;
+
+    @Option(names = {"--wandb_project_id", "--wandb-project-id"}, defaultValue = "", paramLabel = "ID", description = "See --wandb_log_iters.")
+    String wandbProjectId;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Seed of initialization, dropout and sampling (default: ${DEFAULT-VALUE}).")
+    long seed;
 
     @Option(names = "--beta1", defaultValue = "0.9", description = "AdamW beta1 (default: ${DEFAULT-VALUE}).")
     float beta1;
@@ -87,15 +147,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = {"--adam_eps", "--adam-eps"}, defaultValue = "1e-8", description = "AdamW epsilon (default: ${DEFAULT-VALUE}).")
     float adamEps;
 
-    @Option(names = "--seed", defaultValue = "42", description = "Seed of the initialization and dropout (default: ${DEFAULT-VALUE}).")
-    long seed;
-
-    @Option(names = "--device", defaultValue = "cpu", paramLabel = "DEVICE",
-            description = "cpu (the only backend so far; default: ${DEFAULT-VALUE}).")
-    String device;
-
-    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-            description = "CPU threads; 0 means one per core (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--threads", defaultValue = "0", paramLabel = "N", description = "CPU threads; 0 = one per core (default: ${DEFAULT-VALUE}).")
     int threads;
 
     @Spec
@@ -103,70 +155,124 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        PrintWriter out = spec.commandLine().getOut();
-        if (!device.equals("cpu")) {
-            throw new IllegalArgumentException("--device " + device + ": only the cpu backend exists so far");
-        }
-        GptConfig config = modelOptions.config();
+        PrintWriter w = spec.commandLine().getOut();
+        List<String> notes = checkFlags();
+        Path out = outputDir.isEmpty() ? null : Path.of(outputDir);
+        Path checkpoint = resumeCheckpoint(out);
+        GptConfig config = modelConfig(checkpoint);
         if (seqLen > config.maxSeqLen()) {
-            throw new IllegalArgumentException("--sequence_length " + seqLen + " exceeds the model's block_size "
-                    + config.maxSeqLen());
-        }
-        long tokensPerMicro = (long) batchSize * seqLen;
-        long total = totalBatchSize == -1 ? tokensPerMicro : totalBatchSize;
-        if (total <= 0 || total % tokensPerMicro != 0) {
-            throw new IllegalArgumentException("--total_batch_size " + total + " is not a positive multiple of "
-                    + "--batch_size " + batchSize + " x --sequence_length " + seqLen + " = " + tokensPerMicro);
-        }
-        int gradAccum = (int) (total / tokensPerMicro);
-        if ((inputText == null) == (inputTrainBin == null)) {
-            throw new IllegalArgumentException("give exactly one of --input_train_bin PATTERN and --input_text FILE");
+            throw new IllegalArgumentException("--sequence_length " + seqLen + " exceeds the model's block_size " + config.maxSeqLen());
         }
         if (config.vocabSize() < Tokenizer.VOCAB_SIZE) {
-            throw new IllegalArgumentException("--vocab_size " + config.vocabSize()
-                    + " is smaller than the GPT-2 tokenizer's " + Tokenizer.VOCAB_SIZE);
+            throw new IllegalArgumentException("--vocab_size " + config.vocabSize() + " is smaller than the GPT-2 tokenizer's "
+                    + Tokenizer.VOCAB_SIZE);
         }
-        BatchSource batches;
-        String dataLine;
-        if (inputText != null) {
-            int[] tokens = tokenize(inputText);
-            batches = new TextBatches(tokens, batchSize, seqLen);
-            dataLine = String.format("data %s: %,d tokens", inputText, tokens.length);
-        } else {
-            DataLoader loader = new DataLoader(inputTrainBin, batchSize, seqLen, 0, 1, config.vocabSize());
-            batches = loader;
-            dataLine = String.format("data %s: %d shard%s", inputTrainBin, loader.files().size(),
-                    loader.files().size() == 1 ? "" : "s");
-        }
-        LrSchedule schedule = new LrSchedule(learningRate, warmupIters, numIterations, decayFrac);
-        Trainer.Options options = new Trainer.Options(numIterations, batchSize, seqLen, gradAccum, gradClip, seed);
-
+        TrainConfig cfg = new TrainConfig(inputTrainBin, inputValBin.isEmpty() ? null : inputValBin, out,
+                batchSize, seqLen, totalBatchSize, numIterations, flag("--inference_only", inferenceOnly),
+                learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
+                valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
+                saveEvery, seed, 0, 1);
+        PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
         try (CpuBackend backend = threads > 0 ? new CpuBackend(threads) : new CpuBackend();
              Gpt2 model = new Gpt2(config, backend);
              AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
-            model.initialize(seed);
-            out.printf("model %s: %,d parameters | backend %s%n", config.name(), config.parameterCount(), backend.name());
-            out.printf("%s | B %d x T %d x %d micro-batches = %,d tokens per step%n",
-                    dataLine, batchSize, seqLen, gradAccum, total);
-            out.flush();
-            PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
-            new Trainer(model, optimizer, schedule, batches, options, log).run();
-            log.flush();
-        } finally {
-            if (batches instanceof DataLoader l) l.close();
+            Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
+            if (startWeights != null) {
+                Checkpoint.loadModel(startWeights, model);
+            } else {
+                model.initialize(seed);
+            }
+            log.printf("model %s: %,d parameters | backend %s%n", config.name(), config.parameterCount(), backend.name());
+            log.printf("data %s | B %d x T %d x %d micro-batches = %,d tokens per step | %d steps%n", inputTrainBin,
+                    batchSize, seqLen, cfg.gradAccumSteps(), totalBatchSize, numIterations);
+            if (startWeights != null) log.printf("weights from %s%n", startWeights);
+            for (String n : notes) log.println("note: " + n);
+            Trainer trainer = new Trainer(model, optimizer, cfg, log, args());
+            if (checkpoint != null) trainer.resumeFrom(checkpoint);
+            trainer.run();
         }
+        log.flush();
         return 0;
     }
 
-    private static int[] tokenize(Path file) {
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("--input_text " + file + ": no such file");
-        try {
-            String text = Files.readString(file, StandardCharsets.UTF_8);
-            return Tokenizer.gpt2().encode(text);
-        } catch (java.nio.charset.MalformedInputException e) {
-            throw new IllegalArgumentException("--input_text " + file + ": not valid UTF-8");
-        } catch (IOException e) {
-            throw new UncheckedIOException("--input_text " + file + ": " + e.getMessage(), e);
+    /** Refuses flags whose feature is missing on this device; returns notes for harmless no-ops. */
+    private List<String> checkFlags() {
+        List<String> notes = new ArrayList<>();
+        if (!device.isEmpty() && !device.equals("cpu")) {
+            throw new IllegalArgumentException("--device " + device + ": only the cpu backend exists so far");
         }
+        switch (dtype) {
+            case "float32" -> { }
+            case "bfloat16" -> throw new IllegalArgumentException("--dtype bfloat16: the CPU backend computes in float32; bf16 comes with the CUDA backend");
+            case "float16" -> throw new IllegalArgumentException("--dtype float16 is not supported (use bfloat16 on a GPU or float32)");
+            default -> throw new IllegalArgumentException("--dtype " + dtype + ": must be float32, bfloat16 or float16");
+        }
+        if (flag("--flash", flash)) throw new IllegalArgumentException("--flash 1: flash attention needs the CUDA backend");
+        if (zeroStage != 0) {
+            throw new IllegalArgumentException("--zero_stage " + zeroStage + ": ZeRO shards the optimizer over several ranks; this run has one");
+        }
+        if (flag("--write_tensors", writeTensors)) {
+            throw new IllegalArgumentException("--write_tensors 1: llm.c model files are not written yet; checkpoints are safetensors");
+        }
+        if (flag("--tensorcores", tensorcores)) notes.add("--tensorcores 1 has no effect on the CPU");
+        if (flag("--compile", compile)) notes.add("--compile 1 has no effect (there is no torch.compile; ops are already fused by hand)");
+        if (wandbLogIters != 0 || !wandbProjectId.isEmpty()) {
+            notes.add("Weights & Biases is not available; --wandb_* ignored, metrics.jsonl in --output_dir holds the same numbers");
+        }
+        if (flag("--overfit_single_batch", overfitSingleBatch)) {
+            notes.add("--overfit_single_batch 1 (the default): every step trains on the first batch; pass 0 for real training");
+        }
+        if (resume && !loadCheckpoint.isEmpty()) throw new IllegalArgumentException("give --resume or --load_chkpoint_file, not both");
+        if (resume && outputDir.isEmpty()) throw new IllegalArgumentException("--resume needs --output_dir (where the checkpoints are)");
+        return notes;
+    }
+
+    /** The checkpoint to continue from, if any. */
+    private Path resumeCheckpoint(Path out) {
+        if (!loadCheckpoint.isEmpty()) {
+            Path p = Path.of(loadCheckpoint);
+            if (!Files.isDirectory(p)) throw new IllegalArgumentException("--load_chkpoint_file " + p + ": no such checkpoint directory");
+            Checkpoint.readState(p);
+            return p;
+        }
+        if (resume) {
+            var latest = Checkpoint.latest(out);
+            if (latest.isEmpty()) {
+                spec.commandLine().getOut().printf("no checkpoint in %s; starting from scratch%n", out);
+                return null;
+            }
+            return latest.get();
+        }
+        return null;
+    }
+
+    /** --model as a checkpoint directory (weights only), or null for a preset. */
+    private Path modelCheckpointDir() {
+        Path p = Path.of(modelOptions.model);
+        return Files.isDirectory(p) && Files.exists(p.resolve(Checkpoint.STATE)) ? p : null;
+    }
+
+    private GptConfig modelConfig(Path resumeFrom) {
+        Path weights = resumeFrom != null ? resumeFrom : modelCheckpointDir();
+        if (weights == null) return modelOptions.config();
+        if (modelOptions.hasOverrides()) {
+            throw new IllegalArgumentException("model overrides (--n_layer, ...) cannot change the model of checkpoint " + weights);
+        }
+        return Checkpoint.config(Checkpoint.readState(weights));
+    }
+
+    private static boolean flag(String name, int v) {
+        return ModelOptions.flag(name, v);
+    }
+
+    /** Every flag and its value, for the checkpoint's state.json. */
+    private ObjectNode args() {
+        ObjectNode a = JsonNodeFactory.instance.objectNode();
+        for (OptionSpec o : spec.options()) {
+            if (o.usageHelp() || o.versionHelp()) continue;
+            Object v = o.getValue();
+            a.put(o.longestName().replaceFirst("^--", ""), v == null ? null : String.valueOf(v));
+        }
+        return a;
     }
 }

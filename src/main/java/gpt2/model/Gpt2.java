@@ -233,6 +233,18 @@ public final class Gpt2 implements AutoCloseable {
         backend.encoderBackward(grad(p.wte()), grad(p.wpe()), dencoded, this.inputs, B, T, C);
     }
 
+    /**
+     * The logits (first V of Vp) at sequence b, position t of the last forward pass; only valid
+     * before a backward pass overwrites them.
+     */
+    public float[] logits(int b, int t) {
+        if (acts == null) throw new IllegalStateException("no forward pass yet");
+        float[] out = new float[config.vocabSize()];
+        long row = ((long) b * acts.seqLen() + t) * config.paddedVocabSize();
+        backend.read(actBuf.slice(acts.logits().offset() + row, config.vocabSize()), out);
+        return out;
+    }
+
     /** Sets every parameter gradient to zero (before the first micro-batch of a step). */
     public void zeroGrad() {
         backend.zero(grads());

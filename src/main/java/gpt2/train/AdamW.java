@@ -56,6 +56,12 @@ public final class AdamW implements AutoCloseable {
         return t;
     }
 
+    /** Restores the step count (from a checkpoint). */
+    public void setStepCount(int t) {
+        if (t < 0) throw new IllegalArgumentException("AdamW step count must be >= 0, got " + t);
+        this.t = t;
+    }
+
     /**
      * The global L2 norm of the gradients and the scale that clips it to {@code maxNorm}
      * (as torch.nn.utils.clip_grad_norm_: min(1, maxNorm / (norm + 1e-6)); no clipping when

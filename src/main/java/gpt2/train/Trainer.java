@@ -1,40 +1,38 @@
 package gpt2.train;
 
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import gpt2.backend.Dropout;
-import gpt2.data.BatchSource;
+import gpt2.data.DataLoader;
+import gpt2.data.Tokenizer;
+import gpt2.eval.Sampler;
 import gpt2.model.Gpt2;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The training loop: per step, gradient accumulation over micro-batches, global-norm clipping,
- * AdamW with the learning-rate schedule, and a log line.
+ * The training loop of the original (llm.c's train_gpt2.py shape), for steps 0..N:
  *
  * <pre>
- * for step: zero grads -> k x [next batch -> forward -> backward(1/k)] -> norm, clip scale
- *           -> AdamW(lr(step)) -> "step N/M | loss | norm | lr | ms | tok/s"
+ * step s:  [val loss if s == 0, s % val_loss_every == 0 or s == N]
+ *          [sample   if s == 0, s % sample_every == 0 or s == N]      (rank 0)
+ *          s == N: stop
+ *          zero grads -> k x [next batch -> forward -> backward(1/k)] -> clip -> AdamW(lr(s))
+ *          log "step s+1/N | loss | norm | lr | ms | tok/s"; main.log, metrics.jsonl
+ *          [checkpoint after step s+1 if (s+1) % save_every_niter == 0]
+ * end:     checkpoint at N (with an output dir), mean of the last 20 step times, peak memory, loss.png
  * </pre>
+ * Everything a resumed run needs to continue bit for bit is in the checkpoint: weights, AdamW
+ * moments and step, the loader position and the sampling RNG; dropout masks derive from
+ * (seed, step, micro-step, rank).
  */
 public final class Trainer {
-
-    /**
-     * @param numIterations steps to run
-     * @param batchSize     B, sequences per micro-batch
-     * @param seqLen        T, tokens per sequence
-     * @param gradAccum     micro-batches per step
-     * @param gradClip      max global gradient norm (<= 0: no clipping)
-     * @param seed          seed of the dropout masks
-     */
-    public record Options(int numIterations, int batchSize, int seqLen, int gradAccum, float gradClip, long seed) {
-        public Options {
-            if (numIterations < 0) throw new IllegalArgumentException("--num_iterations must be >= 0, got " + numIterations);
-            if (batchSize <= 0) throw new IllegalArgumentException("--batch_size must be positive, got " + batchSize);
-            if (seqLen <= 0) throw new IllegalArgumentException("--sequence_length must be positive, got " + seqLen);
-            if (gradAccum <= 0) throw new IllegalArgumentException("gradient accumulation steps must be positive");
-        }
-    }
 
     /** What one step did. */
     public record StepResult(int step, float loss, float norm, float lr, double millis) {
@@ -42,62 +40,220 @@ public final class Trainer {
 
     private final Gpt2 model;
     private final AdamW optimizer;
-    private final LrSchedule schedule;
-    private final BatchSource batches;
-    private final Options options;
-    private final PrintStream log;
+    private final TrainConfig cfg;
+    private final PrintStream out;
+    private final ObjectNode args;
+    private final Rng sampleRng;
+    private DataLoader train, val;
+    private int startStep;
+    private Path resumeFrom;
+    private int lastSaved = -1;
 
-    public Trainer(Gpt2 model, AdamW optimizer, LrSchedule schedule, BatchSource batches, Options options,
-                   PrintStream log) {
+    /**
+     * @param args the command line's flags, saved into every checkpoint's state.json
+     */
+    public Trainer(Gpt2 model, AdamW optimizer, TrainConfig cfg, PrintStream out, ObjectNode args) {
         this.model = model;
         this.optimizer = optimizer;
-        this.schedule = schedule;
-        this.batches = batches;
-        this.options = options;
-        this.log = log;
+        this.cfg = cfg;
+        this.out = out;
+        this.args = args == null ? JsonNodeFactory.instance.objectNode() : args;
+        this.sampleRng = new Rng(cfg.seed() ^ 0x53414D504C45L);
     }
 
-    /** Runs every step and returns what each did. */
+    /** Continue from a checkpoint (weights, optimizer, loader, RNG, step) when the run starts. */
+    public Trainer resumeFrom(Path checkpointDir) {
+        this.resumeFrom = checkpointDir;
+        return this;
+    }
+
+    /** Runs the loop; returns the results of the steps it took. */
     public List<StepResult> run() {
-        List<StepResult> results = new ArrayList<>();
-        for (int step = 0; step < options.numIterations(); step++) {
-            StepResult r = step(step);
-            results.add(r);
-            long tokens = (long) options.batchSize() * options.seqLen() * options.gradAccum();
-            log.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%n",
-                    step + 1, options.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(),
-                    tokens / (r.millis() / 1000.0));
-            if (!Float.isFinite(r.loss())) {
-                throw new IllegalStateException("loss is " + r.loss() + " at step " + (step + 1)
-                        + "; try a lower --learning_rate");
-            }
+        int V = model.config().vocabSize();
+        train = new DataLoader(cfg.trainPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V);
+        val = cfg.valPattern() == null ? null
+                : new DataLoader(cfg.valPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V);
+        try {
+            if (resumeFrom != null) restore(resumeFrom);
+            return loop();
+        } finally {
+            train.close();
+            if (val != null) val.close();
         }
+    }
+
+    private void restore(Path dir) {
+        ObjectNode state = Checkpoint.readState(dir);
+        Checkpoint.loadModel(dir, model);
+        if (state.has("adamw_t")) {
+            Checkpoint.loadOptimizer(dir, optimizer, model.layout(), model.backend(), state.get("adamw_t").asInt());
+        }
+        startStep = state.path("step").asInt();
+        if (startStep > cfg.numIterations()) {
+            throw new IllegalArgumentException(dir + " is at step " + startStep + ", past --num_iterations "
+                    + cfg.numIterations());
+        }
+        ObjectNode loader = (ObjectNode) state.get("train_loader");
+        train.restore(new DataLoader.State(loader.get("shard").asInt(), loader.get("position").asLong()));
+        sampleRng.setState(state.path("sample_rng").asLong());
+        lastSaved = startStep;
+        if (cfg.isMaster()) out.printf("resumed from %s at step %d%n", dir, startStep);
+    }
+
+    private List<StepResult> loop() {
+        List<StepResult> results = new ArrayList<>();
+        int N = cfg.numIterations();
+        try (RunLog log = cfg.outputDir() != null && cfg.isMaster() ? RunLog.open(cfg.outputDir(), startStep) : RunLog.none()) {
+            for (int step = startStep; step <= N; step++) {
+                boolean last = step == N;
+                Float valLoss = null;
+                if (val != null && cfg.valLossEvery() > 0 && (step % cfg.valLossEvery() == 0 || last)) {
+                    valLoss = validate();
+                    log.val(step, valLoss);
+                    if (cfg.isMaster()) out.printf("val loss %.6f%n", valLoss);
+                }
+                if (cfg.sampleEvery() > 0 && (step % cfg.sampleEvery() == 0 || last) && cfg.isMaster()) {
+                    String text = sample();
+                    out.printf("generating:%n---%n%s%n---%n", text);
+                    log.sample(step, text);
+                }
+                if (last) {
+                    if (valLoss != null) log.metrics(record(step).put("val_loss", valLoss));
+                    break;
+                }
+                StepResult r = step(step);
+                results.add(r);
+                report(r, valLoss, log);
+                if (cfg.saveEveryNiter() > 0 && (step + 1) % cfg.saveEveryNiter() == 0) save(step + 1, results);
+            }
+            if (cfg.outputDir() != null && lastSaved != N) save(N, results);
+        }
+        summary(results);
         return results;
     }
 
-    /** One optimizer step (0-based). */
+    /** One optimizer step (0-based); with --inference_only, forward passes only. */
     public StepResult step(int step) {
         long start = System.nanoTime();
-        int B = options.batchSize(), T = options.seqLen(), k = options.gradAccum();
+        int B = cfg.batchSize(), T = cfg.seqLen(), k = cfg.gradAccumSteps();
         int[] inputs = new int[B * T], targets = new int[B * T];
-        model.zeroGrad();
+        if (cfg.overfitSingleBatch()) train.reset();
+        if (!cfg.inferenceOnly()) model.zeroGrad();
         double loss = 0;
         for (int micro = 0; micro < k; micro++) {
-            batches.next(inputs, targets);
-            long passKey = passKey(options.seed(), step, micro);
-            loss += model.forward(inputs, targets, B, T, passKey);
-            model.backward(1f / k);
+            train.next(inputs, targets);
+            loss += model.forward(inputs, targets, B, T, cfg.inferenceOnly() ? -1 : passKey(step, micro));
+            if (!cfg.inferenceOnly()) model.backward(1f / k);
         }
         loss /= k;
-        float[] normScale = AdamW.normAndClipScale(model.backend(), model.grads(), options.gradClip());
-        float lr = schedule.lr(step);
-        optimizer.step(model.params(), model.grads(), lr, normScale[1]);
+        float lr = cfg.schedule().lr(step);
+        float norm = Float.NaN;
+        if (!cfg.inferenceOnly()) {
+            float[] ns = AdamW.normAndClipScale(model.backend(), model.grads(), cfg.gradClip());
+            norm = ns[0];
+            optimizer.step(model.params(), model.grads(), lr, ns[1]);
+        }
         double ms = (System.nanoTime() - start) / 1e6;
-        return new StepResult(step, (float) loss, normScale[0], lr, ms);
+        if (!Float.isFinite((float) loss)) {
+            throw new IllegalStateException("loss is " + loss + " at step " + (step + 1) + "; try a lower --learning_rate");
+        }
+        return new StepResult(step, (float) loss, norm, lr, ms);
     }
 
-    /** The dropout key of one forward pass: reproducible from seed, step and micro-step, never negative. */
-    static long passKey(long seed, int step, int micro) {
-        return Dropout.mix64(seed * 0x100000001B3L + ((long) step << 20) + micro) & Long.MAX_VALUE;
+    /** The dropout key of one forward pass: from seed, step, micro-step and rank; never negative. */
+    long passKey(int step, int micro) {
+        long k = Dropout.mix64(cfg.seed() * 0x100000001B3L + step);
+        k = Dropout.mix64(k ^ ((long) micro << 32 | cfg.rank()));
+        return k & Long.MAX_VALUE;
+    }
+
+    /** Mean loss over --val_max_steps batches from the start of the validation shards. */
+    float validate() {
+        int B = cfg.batchSize(), T = cfg.seqLen();
+        int[] inputs = new int[B * T], targets = new int[B * T];
+        val.reset();
+        double sum = 0;
+        for (int i = 0; i < cfg.valMaxSteps(); i++) {
+            val.next(inputs, targets);
+            sum += model.forward(inputs, targets, B, T, -1);
+        }
+        return (float) (sum / cfg.valMaxSteps());
+    }
+
+    /** 32 tokens after an end-of-text token, top-k 40, temperature 1 (as the original). */
+    String sample() {
+        int maxNew = Math.min(32, model.config().maxSeqLen() - 1);
+        int[] seq = Sampler.generate(model, new int[]{Tokenizer.EOT}, maxNew, 40, 1f, sampleRng);
+        int[] gen = java.util.Arrays.copyOfRange(seq, 1, seq.length);
+        for (int t : gen) if (t >= Tokenizer.VOCAB_SIZE) return "(token ids) " + java.util.Arrays.toString(gen);
+        return Tokenizer.gpt2().decode(gen);
+    }
+
+    private ObjectNode record(int step) {
+        return JsonNodeFactory.instance.objectNode().put("step", step);
+    }
+
+    private void report(StepResult r, Float valLoss, RunLog log) {
+        long tokens = cfg.totalBatchSize();
+        double tokS = tokens / (r.millis() / 1000.0);
+        if (cfg.isMaster()) {
+            out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%n",
+                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS);
+        }
+        log.train(r.step(), r.loss());
+        ObjectNode rec = record(r.step()).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())
+                .put("tok_s", tokS).put("tokens", (r.step() + 1L) * tokens);
+        if (Float.isFinite(r.norm())) rec.put("norm", r.norm());
+        if (valLoss != null) rec.put("val_loss", valLoss);
+        log.metrics(rec);
+    }
+
+    private void save(int step, List<StepResult> results) {
+        if (cfg.outputDir() == null) return;
+        if (cfg.isMaster()) {
+            ObjectNode state = JsonNodeFactory.instance.objectNode();
+            DataLoader.State ls = train.state();
+            state.putObject("train_loader").put("shard", ls.shard()).put("position", ls.position());
+            state.put("sample_rng", sampleRng.state());
+            state.put("seed", cfg.seed());
+            state.set("args", args.deepCopy());
+            var losses = state.putArray("last_losses");
+            for (int i = Math.max(0, results.size() - 20); i < results.size(); i++) losses.add(results.get(i).loss());
+            Path dir = Checkpoint.save(cfg.outputDir(), step, model, cfg.inferenceOnly() ? null : optimizer, state);
+            out.printf("saved checkpoint %s%n", dir);
+        }
+        lastSaved = step;
+    }
+
+    private void summary(List<StepResult> results) {
+        if (!cfg.isMaster()) return;
+        if (!results.isEmpty()) {
+            int from = Math.max(0, results.size() - 20);
+            double mean = results.subList(from, results.size()).stream().mapToDouble(StepResult::millis).average().orElse(0);
+            out.printf("mean step time (last %d steps): %.1f ms | peak memory: %s%n", results.size() - from, mean,
+                    peakMemory());
+        }
+        if (cfg.outputDir() != null && Files.isRegularFile(cfg.outputDir().resolve(RunLog.METRICS))) {
+            try {
+                out.printf("loss plot: %s%n", LossPlot.draw(cfg.outputDir()));
+            } catch (RuntimeException e) {
+                out.printf("loss plot not drawn: %s%n", e.getMessage());
+            }
+        }
+    }
+
+    /** Peak resident memory of this process (Linux's VmHWM), or "unknown". */
+    static String peakMemory() {
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/self/status"), StandardCharsets.UTF_8)) {
+                if (l.startsWith("VmHWM:")) {
+                    long kb = Long.parseLong(l.replaceAll("[^0-9]", ""));
+                    return String.format("%.0f MiB resident", kb / 1024.0);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux: no number to report
+        }
+        return "unknown";
     }
 }

@@ -99,6 +99,22 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void copyToHost(Buffer src, MemorySegment dst) {
+        if (dst.byteSize() != src.length() * src.dtype().bytes()) {
+            throw new IllegalArgumentException("copyToHost: " + dst.byteSize() + " bytes for a buffer of " + src.length());
+        }
+        dst.copyFrom(seg(src));
+    }
+
+    @Override
+    public void copyFromHost(Buffer dst, MemorySegment src) {
+        if (src.byteSize() != dst.length() * dst.dtype().bytes()) {
+            throw new IllegalArgumentException("copyFromHost: " + src.byteSize() + " bytes for a buffer of " + dst.length());
+        }
+        seg(dst).copyFrom(src);
+    }
+
+    @Override
     public void zero(Buffer buffer) {
         seg(buffer).fill((byte) 0);
     }

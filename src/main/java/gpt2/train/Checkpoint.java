@@ -1,0 +1,231 @@
+package gpt2.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import gpt2.backend.Backend;
+import gpt2.backend.Buffer;
+import gpt2.io.Safetensors;
+import gpt2.model.Gpt2;
+import gpt2.model.GptConfig;
+import gpt2.model.ParameterLayout;
+import gpt2.model.TensorSpec;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * A checkpoint is one directory per step, {@code checkpoint_00001000/}:
+ * <pre>
+ * model.safetensors      every parameter tensor by name (float32, padded vocabulary rows included)
+ * optimizer.safetensors  AdamW's m and v ("m.NAME", "v.NAME")
+ * state.json             step, config, arguments, loader position, RNG state, AdamW step,
+ *                        last losses, and the SHA-256 of the two tensor files
+ * </pre>
+ * It is written into {@code .checkpoint_00001000.tmp/}, every file forced to disk, then renamed,
+ * so a directory under the final name is always complete.
+ */
+public final class Checkpoint {
+    private Checkpoint() {
+    }
+
+    public static final String MODEL = "model.safetensors";
+    public static final String OPTIMIZER = "optimizer.safetensors";
+    public static final String STATE = "state.json";
+    public static final String FORMAT = "gpt2-java checkpoint v1";
+    private static final Pattern NAME = Pattern.compile("checkpoint_(\\d{8})");
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    public static Path dirFor(Path outputDir, int step) {
+        return outputDir.resolve(String.format("checkpoint_%08d", step));
+    }
+
+    /**
+     * Writes a checkpoint; {@code state} gets "format", "config", "files" and the optimizer step
+     * added. Returns the final directory.
+     */
+    public static Path save(Path outputDir, int step, Gpt2 model, AdamW optimizer, ObjectNode state) {
+        Path dir = dirFor(outputDir, step);
+        Path tmp = outputDir.resolve("." + dir.getFileName() + ".tmp");
+        try {
+            Files.createDirectories(outputDir);
+            deleteTree(tmp);
+            Files.createDirectories(tmp);
+            ParameterLayout layout = model.layout();
+            Map<String, String> meta = Map.of("format", FORMAT, "step", Integer.toString(step));
+            writeTensors(tmp.resolve(MODEL), model.backend(), layout, List.of(""), List.of(model.params()), meta);
+            if (optimizer != null) {
+                writeTensors(tmp.resolve(OPTIMIZER), model.backend(), layout, List.of("m.", "v."),
+                        List.of(optimizer.m(), optimizer.v()), meta);
+                state.put("adamw_t", optimizer.stepCount());
+            }
+            state.put("format", FORMAT);
+            state.put("step", step);
+            state.set("config", JSON.valueToTree(model.config()));
+            ObjectNode files = state.putObject("files");
+            files.put(MODEL, sha256(tmp.resolve(MODEL)));
+            if (optimizer != null) files.put(OPTIMIZER, sha256(tmp.resolve(OPTIMIZER)));
+            Path st = tmp.resolve(STATE);
+            JSON.writeValue(st.toFile(), state);
+            force(st);
+            force(tmp);
+            if (Files.exists(dir)) deleteTree(dir);
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+            force(outputDir);
+            return dir;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void writeTensors(Path file, Backend backend, ParameterLayout layout, List<String> prefixes,
+                                     List<Buffer> buffers, Map<String, String> meta) {
+        try (Arena arena = Arena.ofConfined()) {
+            List<Safetensors.Entry> entries = new ArrayList<>();
+            for (int i = 0; i < buffers.size(); i++) {
+                MemorySegment host = arena.allocate(layout.totalSize() * 4, 64);
+                backend.copyToHost(buffers.get(i), host);
+                for (TensorSpec t : layout.tensors()) {
+                    entries.add(new Safetensors.Entry(prefixes.get(i) + t.name(), t.shape(),
+                            host.asSlice(t.offset() * 4, t.size() * 4)));
+                }
+            }
+            Safetensors.write(file, entries, meta);
+        }
+    }
+
+    /** A checkpoint's state.json, after its files' checksums are verified. */
+    public static ObjectNode readState(Path dir) {
+        Path st = dir.resolve(STATE);
+        if (!Files.isRegularFile(st)) throw new IllegalArgumentException(dir + ": not a checkpoint (no " + STATE + ")");
+        ObjectNode state;
+        try {
+            state = (ObjectNode) JSON.readTree(st.toFile());
+        } catch (IOException | ClassCastException e) {
+            throw new IllegalArgumentException(st + ": unreadable checkpoint state (" + e.getMessage() + ")");
+        }
+        if (!FORMAT.equals(state.path("format").asText())) {
+            throw new IllegalArgumentException(st + ": not a " + FORMAT + " file");
+        }
+        state.path("files").fields().forEachRemaining(f -> {
+            Path file = dir.resolve(f.getKey());
+            if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": missing from the checkpoint");
+            String actual = sha256(file);
+            if (!actual.equals(f.getValue().asText())) {
+                throw new IllegalArgumentException(file + ": checksum mismatch (corrupt checkpoint)");
+            }
+        });
+        return state;
+    }
+
+    public static GptConfig config(ObjectNode state) {
+        try {
+            return JSON.treeToValue(state.get("config"), GptConfig.class);
+        } catch (IOException | IllegalArgumentException e) {
+            throw new IllegalArgumentException("checkpoint config unreadable: " + e.getMessage());
+        }
+    }
+
+    /** Loads the weights of a checkpoint into a model of the checkpoint's config. */
+    public static void loadModel(Path dir, Gpt2 model) {
+        readInto(dir.resolve(MODEL), model.backend(), model.layout(), "", model.params());
+    }
+
+    public static void loadOptimizer(Path dir, AdamW optimizer, ParameterLayout layout, Backend backend, int t) {
+        readInto(dir.resolve(OPTIMIZER), backend, layout, "m.", optimizer.m());
+        readInto(dir.resolve(OPTIMIZER), backend, layout, "v.", optimizer.v());
+        optimizer.setStepCount(t);
+    }
+
+    private static void readInto(Path file, Backend backend, ParameterLayout layout, String prefix, Buffer dst) {
+        try (Safetensors.Reader r = new Safetensors.Reader(file); Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(layout.totalSize() * 4, 64);
+            for (TensorSpec t : layout.tensors()) {
+                MemorySegment src = r.f32(prefix + t.name(), t.shape());
+                host.asSlice(t.offset() * 4, t.size() * 4).copyFrom(src);
+            }
+            backend.copyFromHost(dst, host);
+        }
+    }
+
+    /** The checkpoint of the highest step in a run directory whose files verify; empty when none. */
+    public static Optional<Path> latest(Path outputDir) {
+        if (!Files.isDirectory(outputDir)) return Optional.empty();
+        List<Path> dirs = new ArrayList<>();
+        try (Stream<Path> s = Files.list(outputDir)) {
+            s.filter(p -> NAME.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)).forEach(dirs::add);
+        } catch (IOException e) {
+            throw new UncheckedIOException(outputDir + ": " + e.getMessage(), e);
+        }
+        dirs.sort((a, b) -> Integer.compare(step(b), step(a)));
+        for (Path d : dirs) {
+            try {
+                readState(d);
+                return Optional.of(d);
+            } catch (IllegalArgumentException e) {
+                System.err.println("warning: skipping " + d + ": " + e.getMessage());
+            }
+        }
+        return Optional.empty();
+    }
+
+    static int step(Path dir) {
+        Matcher m = NAME.matcher(dir.getFileName().toString());
+        return m.matches() ? Integer.parseInt(m.group(1)) : -1;
+    }
+
+    static String sha256(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            byte[] buf = new byte[1 << 20];
+            int n;
+            while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
+            return HexFormat.of().formatHex(md.digest());
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": " + e.getMessage(), e);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void force(Path p) {
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+            ch.force(true);
+        } catch (IOException e) {
+            // directories cannot be opened for fsync on every file system; the rename is still atomic
+        }
+    }
+
+    static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path f : s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) Files.delete(f);
+        }
+    }
+
+    /** Parses a map of string keys (for the "args" object). */
+    static Map<String, String> strings(ObjectNode node) {
+        Map<String, String> out = new LinkedHashMap<>();
+        if (node != null) node.fields().forEachRemaining(f -> out.put(f.getKey(), f.getValue().asText()));
+        return out;
+    }
+}
