@@ -34,6 +34,7 @@ public final class Main implements Runnable {
 
     static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
+        cli.setOverwrittenOptionsAllowed(true); // a flag given twice: the last one wins, as argparse does
         cli.setParameterExceptionHandler((ex, args) -> {
             CommandLine cmd = ex.getCommandLine();
             cmd.getErr().println(cmd.getCommandName() + ": error: " + ex.getMessage()

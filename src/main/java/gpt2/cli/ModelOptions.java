@@ -57,7 +57,11 @@ final class ModelOptions {
 
     /** The preset with every given override applied. */
     GptConfig config() {
-        GptConfig base = GptConfig.preset(model);
+        return applyTo(GptConfig.preset(model));
+    }
+
+    /** A config with every given override applied. */
+    GptConfig applyTo(GptConfig base) {
         return base.with(b -> {
             if (numLayers != null) b.numLayers(numLayers);
             if (numHeads != null) b.numHeads(numHeads);

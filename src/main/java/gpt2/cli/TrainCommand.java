@@ -3,7 +3,6 @@ package gpt2.cli;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import gpt2.backend.cpu.CpuBackend;
-import gpt2.data.Tokenizer;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
@@ -163,10 +162,6 @@ final class TrainCommand implements Callable<Integer> {
         if (seqLen > config.maxSeqLen()) {
             throw new IllegalArgumentException("--sequence_length " + seqLen + " exceeds the model's block_size " + config.maxSeqLen());
         }
-        if (config.vocabSize() < Tokenizer.VOCAB_SIZE) {
-            throw new IllegalArgumentException("--vocab_size " + config.vocabSize() + " is smaller than the GPT-2 tokenizer's "
-                    + Tokenizer.VOCAB_SIZE);
-        }
         TrainConfig cfg = new TrainConfig(inputTrainBin, inputValBin.isEmpty() ? null : inputValBin, out,
                 batchSize, seqLen, totalBatchSize, numIterations, flag("--inference_only", inferenceOnly),
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
@@ -255,10 +250,12 @@ final class TrainCommand implements Callable<Integer> {
     private GptConfig modelConfig(Path resumeFrom) {
         Path weights = resumeFrom != null ? resumeFrom : modelCheckpointDir();
         if (weights == null) return modelOptions.config();
-        if (modelOptions.hasOverrides()) {
-            throw new IllegalArgumentException("model overrides (--n_layer, ...) cannot change the model of checkpoint " + weights);
+        GptConfig saved = Checkpoint.config(Checkpoint.readState(weights));
+        if (modelOptions.hasOverrides() && !modelOptions.applyTo(saved).equals(saved)) {
+            throw new IllegalArgumentException("model overrides (--n_layer, ...) differ from the model of checkpoint " + weights
+                    + ": " + saved);
         }
-        return Checkpoint.config(Checkpoint.readState(weights));
+        return saved;
     }
 
     private static boolean flag(String name, int v) {

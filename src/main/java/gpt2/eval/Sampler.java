@@ -35,9 +35,10 @@ public final class Sampler {
     static int sample(float[] logits, int topK, float temperature, double u) {
         int V = logits.length;
         int k = topK <= 0 ? V : Math.min(topK, V);
-        Integer[] idx = new Integer[V];
-        for (int i = 0; i < V; i++) idx[i] = i;
-        Arrays.sort(idx, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
+        for (float l : logits) {
+            if (Float.isNaN(l)) throw new IllegalStateException("the model produced NaN logits; cannot sample");
+        }
+        int[] idx = topIndices(logits, k);
         double max = logits[idx[0]] / temperature;
         double[] p = new double[k];
         double sum = 0;
@@ -51,5 +52,31 @@ public final class Sampler {
             if (target < acc) return idx[i];
         }
         return idx[k - 1];
+    }
+
+    /** The k largest logits' ids, largest first, ties toward lower ids. */
+    static int[] topIndices(float[] logits, int k) {
+        int V = logits.length;
+        if (k > 256) {
+            Integer[] all = new Integer[V];
+            for (int i = 0; i < V; i++) all[i] = i;
+            Arrays.sort(all, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
+            int[] out = new int[k];
+            for (int i = 0; i < k; i++) out[i] = all[i];
+            return out;
+        }
+        // insertion into a small sorted array: O(V k) worst case, O(V) typically
+        int[] top = new int[k];
+        int n = 0;
+        for (int i = 0; i < V; i++) {
+            if (n == k && logits[i] <= logits[top[k - 1]]) continue; // not above the smallest kept (ties keep lower ids)
+            int j = n < k ? n++ : k - 1;
+            while (j > 0 && logits[top[j - 1]] < logits[i]) {
+                top[j] = top[j - 1];
+                j--;
+            }
+            top[j] = i;
+        }
+        return top;
     }
 }

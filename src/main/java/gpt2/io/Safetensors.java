@@ -131,6 +131,11 @@ public final class Safetensors {
                         continue;
                     }
                     JsonNode t = f.getValue();
+                    if (!t.path("dtype").isTextual() || !t.path("shape").isArray() || !t.path("data_offsets").isArray()
+                            || t.get("data_offsets").size() != 2) {
+                        throw new IllegalArgumentException(file + ": tensor " + f.getKey()
+                                + " lacks dtype, shape or data_offsets in the header");
+                    }
                     List<Long> shape = new ArrayList<>();
                     t.get("shape").forEach(d -> shape.add(d.asLong()));
                     long begin = t.get("data_offsets").get(0).asLong(), end = t.get("data_offsets").get(1).asLong();

@@ -126,6 +126,9 @@ public final class Checkpoint {
         if (!FORMAT.equals(state.path("format").asText())) {
             throw new IllegalArgumentException(st + ": not a " + FORMAT + " file");
         }
+        if (!state.path("files").isObject() || !state.path("files").has(MODEL)) {
+            throw new IllegalArgumentException(st + ": no checksums of the checkpoint's files");
+        }
         state.path("files").fields().forEachRemaining(f -> {
             Path file = dir.resolve(f.getKey());
             if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": missing from the checkpoint");
@@ -138,6 +141,7 @@ public final class Checkpoint {
     }
 
     public static GptConfig config(ObjectNode state) {
+        if (!state.path("config").isObject()) throw new IllegalArgumentException("checkpoint state has no model config");
         try {
             return JSON.treeToValue(state.get("config"), GptConfig.class);
         } catch (IOException | IllegalArgumentException e) {

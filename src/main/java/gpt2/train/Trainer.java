@@ -183,7 +183,9 @@ public final class Trainer {
     /** 32 tokens after an end-of-text token, top-k 40, temperature 1 (as the original). */
     String sample() {
         int maxNew = Math.min(32, model.config().maxSeqLen() - 1);
-        int[] seq = Sampler.generate(model, new int[]{Tokenizer.EOT}, maxNew, 40, 1f, sampleRng);
+        // a model with a vocabulary smaller than GPT-2's (tests, toy data) has no end-of-text token: start from 0
+        int start = Tokenizer.EOT < model.config().vocabSize() ? Tokenizer.EOT : 0;
+        int[] seq = Sampler.generate(model, new int[]{start}, maxNew, 40, 1f, sampleRng);
         int[] gen = java.util.Arrays.copyOfRange(seq, 1, seq.length);
         for (int t : gen) if (t >= Tokenizer.VOCAB_SIZE) return "(token ids) " + java.util.Arrays.toString(gen);
         return Tokenizer.gpt2().decode(gen);

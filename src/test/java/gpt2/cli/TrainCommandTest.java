@@ -1,59 +1,197 @@
 package gpt2.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import gpt2.data.ShardWriter;
+import gpt2.data.TokenShard;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+/** `gpt2 train` end to end on generated shards with a tiny model. */
 class TrainCommandTest {
 
     private static final Pattern STEP = Pattern.compile("step +(\\d+)/(\\d+) \\| loss ([0-9.]+) \\| norm");
+    /** A small model of the original's architecture (RMSNorm, dropout 0.1, untied head), vocab 512. */
+    static final String[] TINY = {"--model", "seed-d12", "--n_layer", "1", "--n_head", "2", "--n_embd", "32",
+            "--block_size", "32", "--vocab_size", "512", "--threads", "2"};
+
+    /** Train and val shards of a learnable stream: a noisy walk through a fixed cycle of 64 tokens. */
+    static Path shards(Path dir) throws Exception {
+        Random r = new Random(1);
+        int[] cycle = new int[64];
+        for (int i = 0; i < 64; i++) cycle[i] = r.nextInt(512);
+        int[] stream = new int[6000];
+        for (int i = 0; i < stream.length; i++) stream[i] = r.nextInt(10) == 0 ? r.nextInt(512) : cycle[i % 64];
+        ShardWriter.write(dir.resolve("toy_val_000000.bin"), TokenShard.MAGIC_LLMC, stream, 0, 1000);
+        ShardWriter.write(dir.resolve("toy_train_000001.bin"), TokenShard.MAGIC_LLMC, stream, 1000, 3500);
+        ShardWriter.write(dir.resolve("toy_train_000002.bin"), TokenShard.MAGIC_LLMC, stream, 3500, 6000);
+        return dir;
+    }
+
+    static String[] args(Path data, Path out, String... more) {
+        List<String> a = new ArrayList<>(List.of("train", "--input_train_bin", data.resolve("toy_train_*.bin").toString(),
+                "--input_val_bin", data.resolve("toy_val_*.bin").toString(), "--output_dir", out.toString(),
+                "--batch_size", "4", "--sequence_length", "16", "--total_batch_size", "128", "--overfit_single_batch", "0",
+                "--learning_rate", "3e-3"));
+        a.addAll(List.of(TINY));
+        a.addAll(List.of(more));
+        return a.toArray(String[]::new);
+    }
+
+    static List<String> stepLosses(String stdout) {
+        List<String> out = new ArrayList<>();
+        for (String l : stdout.lines().toList()) {
+            Matcher m = STEP.matcher(l);
+            if (m.find()) out.add(m.group(1) + ":" + m.group(3));
+        }
+        return out;
+    }
 
     @Test
-    void trainsATinyModelWithAFallingLoss(@TempDir Path dir) throws Exception {
-        Path text = dir.resolve("text.txt");
-        StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < 40; i++) sb.append("The quick brown fox jumps over the lazy dog number ").append(i % 5).append(". ");
-        Files.writeString(text, sb.toString());
-        String[] r = InfoCommandTest.run("train", "--model", "d2", "--n_embd", "32", "--input_text", text.toString(),
-                "--batch_size", "2", "--sequence_length", "32", "--num_iterations", "25", "--learning_rate", "3e-3",
-                "--total_batch_size", "128");
+    void trainsLogsValidatesAndCheckpoints(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        Path out = dir.resolve("run");
+        String[] r = InfoCommandTest.run(args(data, out, "--num_iterations", "12", "--val_loss_every", "5",
+                "--val_max_steps", "3", "--save_every_niter", "4", "--sample_every", "6"));
         assertEquals("0", r[0], r[2]);
-        List<Float> losses = r[1].lines().map(STEP::matcher).filter(Matcher::find)
-                .map(m -> Float.parseFloat(m.group(3))).toList();
-        assertEquals(25, losses.size(), r[1]);
+        List<String> losses = stepLosses(r[1]);
+        assertEquals(12, losses.size(), r[1]);
+        float first = Float.parseFloat(losses.getFirst().split(":")[1]), last = Float.parseFloat(losses.getLast().split(":")[1]);
+        assertTrue(last < first - 1.0, "loss did not fall: " + losses);
         assertTrue(r[1].contains("2 micro-batches"), r[1]);
-        assertTrue(losses.getLast() < losses.getFirst() - 3, "loss did not fall: " + losses);
+        assertTrue(r[1].contains("mean step time (last 12 steps)"), r[1]);
+
+        // main.log: val at 0, 5, 10 and the end (12); a train line per step
+        List<String> main = Files.readAllLines(out.resolve("main.log"));
+        List<Integer> valSteps = main.stream().filter(l -> l.contains("vloss")).map(l -> Integer.parseInt(l.split("[: ]")[1])).toList();
+        assertEquals(List.of(0, 5, 10, 12), valSteps);
+        assertEquals(12, main.stream().filter(l -> l.matches("s:\\d+ trl:\\d+\\.\\d{6}")).count(), main.toString());
+
+        // metrics.jsonl: one record per step (+ the final validation), tokens seen add up
+        ObjectMapper json = new ObjectMapper();
+        List<JsonNode> metrics = new ArrayList<>();
+        for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) metrics.add(json.readTree(l));
+        assertEquals(13, metrics.size());
+        assertEquals(12 * 128, metrics.get(11).get("tokens").asLong());
+        assertTrue(metrics.get(5).has("val_loss") && !metrics.get(4).has("val_loss"));
+        for (String field : List.of("loss", "lr", "norm", "ms", "tok_s")) assertTrue(metrics.get(3).has(field), field);
+
+        // checkpoints after steps 4, 8 and at the end (12); samples at 0, 6, 12; the plot
+        try (Stream<Path> s = Files.list(out)) {
+            List<String> names = s.map(p -> p.getFileName().toString()).sorted().toList();
+            assertEquals(List.of("checkpoint_00000004", "checkpoint_00000008", "checkpoint_00000012", "loss.png",
+                    "main.log", "metrics.jsonl", "samples.txt"), names);
+        }
+        assertEquals(3, Files.readAllLines(out.resolve("samples.txt")).stream().filter(l -> l.startsWith("--- step")).count());
     }
 
     @Test
-    void totalBatchNotAMultipleIsRefused(@TempDir Path dir) throws Exception {
-        Path text = Files.writeString(dir.resolve("t.txt"), "hello world ".repeat(200));
-        String[] r = InfoCommandTest.run("train", "--model", "d2", "--input_text", text.toString(),
-                "--batch_size", "2", "--sequence_length", "32", "--total_batch_size", "100");
-        assertEquals("2", r[0]);
-        assertTrue(r[2].contains("--total_batch_size 100 is not a positive multiple of --batch_size 2 x --sequence_length 32 = 64"), r[2]);
+    void resumingReproducesTheUninterruptedRunExactly(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        Path full = dir.resolve("full");
+        String[] a = InfoCommandTest.run(args(data, full, "--num_iterations", "8", "--save_every_niter", "3",
+                "--val_loss_every", "4", "--val_max_steps", "2", "--sample_every", "4"));
+        assertEquals("0", a[0], a[2]);
+        // continue from step 3 in another directory, and with --resume in a copy that lost its later checkpoints
+        Path other = dir.resolve("other");
+        String[] b = InfoCommandTest.run(args(data, other, "--num_iterations", "8", "--save_every_niter", "3",
+                "--val_loss_every", "4", "--val_max_steps", "2", "--sample_every", "4",
+                "--load_chkpoint_file", full.resolve("checkpoint_00000003").toString()));
+        assertEquals("0", b[0], b[2]);
+        assertTrue(b[1].contains("resumed from") && b[1].contains("at step 3"), b[1]);
+        assertEquals(stepLosses(a[1]).subList(3, 8), stepLosses(b[1]), "losses after resuming");
+
+        Path copy = dir.resolve("copy");
+        copyTree(full, copy);
+        deleteTree(copy.resolve("checkpoint_00000006"));
+        deleteTree(copy.resolve("checkpoint_00000008"));
+        String[] c = InfoCommandTest.run(args(data, copy, "--num_iterations", "8", "--save_every_niter", "3",
+                "--val_loss_every", "4", "--val_max_steps", "2", "--sample_every", "4", "--resume"));
+        assertEquals("0", c[0], c[2]);
+        assertTrue(c[1].contains("at step 6") == false && c[1].contains("at step 3"), c[1]);
+        for (String f : List.of("main.log", "metrics.jsonl", "samples.txt")) {
+            List<String> x = Files.readAllLines(full.resolve(f)), y = Files.readAllLines(copy.resolve(f));
+            if (f.equals("metrics.jsonl")) { // step times differ; everything else must not
+                x = x.stream().map(TrainCommandTest::withoutTimes).toList();
+                y = y.stream().map(TrainCommandTest::withoutTimes).toList();
+            }
+            assertEquals(x, y, f + " of the resumed run");
+        }
+        byte[] weightsA = Files.readAllBytes(full.resolve("checkpoint_00000008/model.safetensors"));
+        byte[] weightsC = Files.readAllBytes(copy.resolve("checkpoint_00000008/model.safetensors"));
+        assertTrue(Arrays.equals(weightsA, weightsC), "final weights differ after resume");
+    }
+
+    private static String withoutTimes(String json) {
+        return json.replaceAll("\"(ms|tok_s)\":[0-9.Ee+-]+,?", "");
     }
 
     @Test
-    void missingInputIsRefused(@TempDir Path dir) {
-        String[] r = InfoCommandTest.run("train", "--model", "d2", "--input_text", dir.resolve("nope.txt").toString());
-        assertEquals("2", r[0]);
-        assertTrue(r[2].contains("nope.txt: no such file"), r[2]);
+    void inferenceOnlyDoesNotUpdate(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        String[] r = InfoCommandTest.run(args(data, dir.resolve("inf"), "--num_iterations", "3", "--inference_only", "1",
+                "--overfit_single_batch", "1"));
+        assertEquals("0", r[0], r[2]);
+        List<String> l = stepLosses(r[1]);
+        assertEquals(3, l.size());
+        assertEquals(l.get(0).split(":")[1], l.get(2).split(":")[1], "same batch, no update: same loss");
     }
 
     @Test
-    void unsupportedDeviceIsRefused(@TempDir Path dir) throws Exception {
-        Path text = Files.writeString(dir.resolve("t.txt"), "hello world ".repeat(200));
-        String[] r = InfoCommandTest.run("train", "--model", "d2", "--input_text", text.toString(), "--device", "cuda");
+    void badFlagCombinationsAreRefused(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        String[][] cases = {
+                {"--total_batch_size", "100", "--total_batch_size 100 is not a positive multiple of --batch_size 4 x --sequence_length 16 x 1 rank = 64"},
+                {"--dtype", "bfloat16", "--dtype bfloat16"},
+                {"--dtype", "float16", "--dtype float16 is not supported"},
+                {"--flash", "1", "--flash 1"},
+                {"--zero_stage", "1", "--zero_stage 1"},
+                {"--device", "cuda", "--device cuda"},
+                {"--write_tensors", "1", "--write_tensors 1"},
+                {"--sequence_length", "64", "--sequence_length 64 exceeds the model's block_size 32"},
+                {"--load_chkpoint_file", dir.resolve("nope").toString(), "no such checkpoint directory"},
+        };
+        for (String[] c : cases) {
+            String[] r = InfoCommandTest.run(args(data, dir.resolve("bad"), c[0], c[1]));
+            assertEquals("2", r[0], String.join(" ", c) + ": " + r[2]);
+            assertTrue(r[2].contains(c[2]), r[2]);
+            assertEquals(1, r[2].strip().lines().filter(x -> !x.startsWith("WARNING")).count(), r[2]);
+        }
+        String[] r = InfoCommandTest.run(args(data, dir.resolve("ok"), "--num_iterations", "1", "--tensorcores", "1", "--compile", "1",
+                "--wandb_log_iters", "10"));
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("note: --tensorcores 1 has no effect on the CPU"), r[1]);
+        assertTrue(r[1].contains("note: --compile 1 has no effect"), r[1]);
+        assertTrue(r[1].contains("note: Weights & Biases is not available"), r[1]);
+        r = InfoCommandTest.run("train", "--input_train_bin", dir.resolve("none_*.bin").toString());
         assertEquals("2", r[0]);
-        assertTrue(r[2].contains("--device cuda"), r[2]);
+        assertTrue(r[2].contains("no files match"), r[2]);
+        assertFalse(Files.exists(dir.resolve("bad")), "a refused run must not create its output directory");
+    }
+
+    static void copyTree(Path from, Path to) throws Exception {
+        try (Stream<Path> s = Files.walk(from)) {
+            for (Path p : s.toList()) Files.copy(p, to.resolve(from.relativize(p).toString()));
+        }
+    }
+
+    static void deleteTree(Path p) throws Exception {
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path f : s.sorted((x, y) -> y.getNameCount() - x.getNameCount()).toList()) Files.delete(f);
+        }
     }
 }
