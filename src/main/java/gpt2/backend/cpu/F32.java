@@ -1,7 +1,7 @@
 package gpt2.backend.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -17,6 +17,32 @@ final class F32 {
     static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT;
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+    /**
+     * Butterfly shuffles (lane i with lane i ^ k, k = L/2 ... 1) for {@link #sum}. reduceLanes(ADD)
+     * is not used: its order is unspecified, and HotSpot's compiled code and its interpreter
+     * fallback add in different orders, so the same op would give different bits before and
+     * after JIT compilation, and a resumed run would drift from an uninterrupted one.
+     */
+    private static final VectorShuffle<Float>[] BUTTERFLY = butterflies();
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] butterflies() {
+        int L = S.length();
+        int steps = Integer.numberOfTrailingZeros(L);
+        VectorShuffle<Float>[] out = new VectorShuffle[steps];
+        for (int s = 0, k = L / 2; k >= 1; s++, k /= 2) {
+            int kk = k;
+            out[s] = VectorShuffle.fromOp(S, i -> i ^ kk);
+        }
+        return out;
+    }
+
+    /** Sum of the lanes in a fixed order, the same in every JIT tier. */
+    static float sum(FloatVector v) {
+        for (VectorShuffle<Float> sh : BUTTERFLY) v = v.add(v.rearrange(sh));
+        return v.lane(0);
+    }
 
     static float get(MemorySegment s, long i) {
         return s.getAtIndex(FLOAT, i);
@@ -49,7 +75,7 @@ final class F32 {
         for (; k < bound; k += S.length()) {
             acc = load(a, ai + k).fma(load(b, bi + k), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = sum(acc);
         for (; k < n; k++) sum += get(a, ai + k) * get(b, bi + k);
         return sum;
     }

@@ -1,7 +1,6 @@
 package gpt2.backend.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -56,8 +55,7 @@ final class Matmul {
             a2 = load(inp, i2 + c).fma(wv, a2);
             a3 = load(inp, i3 + c).fma(wv, a3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        float s0 = F32.sum(a0), s1 = F32.sum(a1), s2 = F32.sum(a2), s3 = F32.sum(a3);
         for (; c < C; c++) {
             float wc = get(weight, w + c);
             s0 += get(inp, i0 + c) * wc;
