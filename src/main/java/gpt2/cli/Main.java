@@ -8,7 +8,7 @@ import java.io.PrintWriter;
 /** The {@code gpt2} command line: subcommands, and the one place errors become exit codes. */
 @Command(name = "gpt2", mixinStandardHelpOptions = true, version = "gpt2-java 0.1.0",
         description = "Pretrain, sample and evaluate GPT-2 models in Java.",
-        subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, PlotCommand.class,
+        subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, PlotCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
@@ -42,9 +42,7 @@ public final class Main implements Runnable {
             return 2;
         });
         cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
-            String what = ex instanceof IllegalArgumentException || ex instanceof IllegalStateException
-                    || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException
-                    ? ex.getMessage() : ex.toString();
+            String what = ex.getMessage() != null && !(ex instanceof NullPointerException) ? ex.getMessage() : ex.toString();
             cmd.getErr().println(cmd.getCommandName() + ": error: " + what);
             if (System.getenv("GPT2_DEBUG") != null) ex.printStackTrace(cmd.getErr());
             return ex instanceof IllegalArgumentException ? 2 : 1;

@@ -2,7 +2,9 @@ package gpt2.cli;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import gpt2.backend.cpu.CpuBackend;
+import gpt2.backend.Backend;
+import gpt2.backend.Backends;
+import gpt2.backend.cuda.CudaBackend;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
@@ -101,10 +103,11 @@ final class TrainCommand implements Callable<Integer> {
             description = "Train on the first batch only, resetting the loader every step (default: ${DEFAULT-VALUE}, as the original; pass 0 for real training).")
     int overfitSingleBatch;
 
-    @Option(names = "--tensorcores", defaultValue = "0", paramLabel = "0|1", description = "TF32 tensor cores (GPU); a no-op on the CPU, reported (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--tensorcores", defaultValue = "0", paramLabel = "0|1", description = "TF32 tensor cores for the CUDA GEMMs; a no-op on the CPU, reported (default: ${DEFAULT-VALUE}).")
     int tensorcores;
 
-    @Option(names = "--device", defaultValue = "", paramLabel = "DEVICE", description = "cpu (default: the best available, today cpu).")
+    @Option(names = "--device", defaultValue = "", paramLabel = "DEVICE",
+            description = "cpu, cuda or cuda:N (default: cuda when a GPU is present, else cpu).")
     String device;
 
     @Option(names = "--compile", defaultValue = "0", paramLabel = "0|1", description = "torch.compile in the original; a no-op here, reported (default: ${DEFAULT-VALUE}).")
@@ -152,6 +155,8 @@ final class TrainCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    private String resolvedDevice;
+
     @Override
     public Integer call() {
         PrintWriter w = spec.commandLine().getOut();
@@ -168,7 +173,7 @@ final class TrainCommand implements Callable<Integer> {
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
                 saveEvery, seed, 0, 1);
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
-        try (CpuBackend backend = threads > 0 ? new CpuBackend(threads) : new CpuBackend();
+        try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores));
              Gpt2 model = new Gpt2(config, backend);
              AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
             Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
@@ -193,23 +198,30 @@ final class TrainCommand implements Callable<Integer> {
     /** Refuses flags whose feature is missing on this device; returns notes for harmless no-ops. */
     private List<String> checkFlags() {
         List<String> notes = new ArrayList<>();
-        if (!device.isEmpty() && !device.equals("cpu")) {
-            throw new IllegalArgumentException("--device " + device + ": only the cpu backend exists so far");
+        resolvedDevice = device.isEmpty() ? (CudaBackend.unavailableReason() == null ? "cuda" : "cpu") : device;
+        boolean cuda = resolvedDevice.startsWith("cuda");
+        if (!cuda && !resolvedDevice.equals("cpu")) {
+            throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or cuda:N");
         }
         switch (dtype) {
             case "float32" -> { }
-            case "bfloat16" -> throw new IllegalArgumentException("--dtype bfloat16: the CPU backend computes in float32; bf16 comes with the CUDA backend");
+            case "bfloat16" -> throw new IllegalArgumentException("--dtype bfloat16: " + (cuda
+                    ? "bf16 mixed precision is not in the CUDA backend yet; use float32 (with --tensorcores 1 for TF32)"
+                    : "the CPU backend computes in float32; bf16 needs the CUDA backend"));
             case "float16" -> throw new IllegalArgumentException("--dtype float16 is not supported (use bfloat16 on a GPU or float32)");
             default -> throw new IllegalArgumentException("--dtype " + dtype + ": must be float32, bfloat16 or float16");
         }
-        if (flag("--flash", flash)) throw new IllegalArgumentException("--flash 1: flash attention needs the CUDA backend");
+        if (flag("--flash", flash)) {
+            throw new IllegalArgumentException("--flash 1: " + (cuda ? "the flash-attention kernel is not written yet"
+                    : "flash attention needs the CUDA backend"));
+        }
         if (zeroStage != 0) {
             throw new IllegalArgumentException("--zero_stage " + zeroStage + ": ZeRO shards the optimizer over several ranks; this run has one");
         }
         if (flag("--write_tensors", writeTensors)) {
             throw new IllegalArgumentException("--write_tensors 1: llm.c model files are not written yet; checkpoints are safetensors");
         }
-        if (flag("--tensorcores", tensorcores)) notes.add("--tensorcores 1 has no effect on the CPU");
+        if (flag("--tensorcores", tensorcores) && !cuda) notes.add("--tensorcores 1 has no effect on the CPU");
         if (flag("--compile", compile)) notes.add("--compile 1 has no effect (there is no torch.compile; ops are already fused by hand)");
         if (wandbLogIters != 0 || !wandbProjectId.isEmpty()) {
             notes.add("Weights & Biases is not available; --wandb_* ignored, metrics.jsonl in --output_dir holds the same numbers");

@@ -160,7 +160,7 @@ class TrainCommandTest {
                 {"--dtype", "float16", "--dtype float16 is not supported"},
                 {"--flash", "1", "--flash 1"},
                 {"--zero_stage", "1", "--zero_stage 1"},
-                {"--device", "cuda", "--device cuda"},
+                {"--device", "tpu", "--device tpu: expected cpu, cuda or cuda:N"},
                 {"--write_tensors", "1", "--write_tensors 1"},
                 {"--sequence_length", "64", "--sequence_length 64 exceeds the model's block_size 32"},
                 {"--load_chkpoint_file", dir.resolve("nope").toString(), "no such checkpoint directory"},

@@ -1,0 +1,37 @@
+package gpt2.backend;
+
+import gpt2.backend.cpu.CpuBackend;
+import gpt2.backend.cuda.CudaBackend;
+
+/** The one place a --device string becomes a backend. */
+public final class Backends {
+    private Backends() {
+    }
+
+    /**
+     * @param device     "" (the best available: CUDA when a GPU is present, else CPU), "cpu", "cuda" or "cuda:N"
+     * @param threads    CPU threads (0: one per core)
+     * @param tensorcores TF32 tensor cores for CUDA GEMMs
+     */
+    public static Backend create(String device, int threads, boolean tensorcores) {
+        String d = device == null ? "" : device;
+        if (d.isEmpty()) d = CudaBackend.unavailableReason() == null ? "cuda" : "cpu";
+        if (d.equals("cpu")) return threads > 0 ? new CpuBackend(threads) : new CpuBackend();
+        if (d.equals("cuda") || d.startsWith("cuda:")) {
+            int index = 0;
+            if (d.startsWith("cuda:")) {
+                try {
+                    index = Integer.parseInt(d.substring(5));
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("--device " + device + ": expected cuda:N");
+                }
+            }
+            return new CudaBackend(index, tensorcores);
+        }
+        throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or cuda:N");
+    }
+
+    public static boolean isCuda(Backend b) {
+        return b instanceof CudaBackend;
+    }
+}

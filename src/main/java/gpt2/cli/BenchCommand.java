@@ -1,0 +1,84 @@
+package gpt2.cli;
+
+import gpt2.backend.Backend;
+import gpt2.backend.Backends;
+import gpt2.backend.cuda.CudaBackend;
+import gpt2.model.Gpt2;
+import gpt2.model.GptConfig;
+import gpt2.train.AdamW;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.PrintWriter;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Time whole training steps (forward, backward, AdamW) on random tokens: median ms, tokens/s.")
+final class BenchCommand implements Callable<Integer> {
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B")
+    int batchSize;
+
+    @Option(names = {"--sequence_length", "--sequence-length"}, defaultValue = "64", paramLabel = "T")
+    int seqLen;
+
+    @Option(names = "--steps", defaultValue = "10", description = "Timed steps after 2 warm-up steps (default: ${DEFAULT-VALUE}).")
+    int steps;
+
+    @Option(names = "--device", defaultValue = "", description = "cpu, cuda or cuda:N (default: cuda when present).")
+    String device;
+
+    @Option(names = "--tensorcores", defaultValue = "0", paramLabel = "0|1", description = "TF32 GEMMs on CUDA.")
+    int tensorcores;
+
+    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
+    int threads;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        GptConfig cfg = modelOptions.config();
+        if (steps < 1) throw new IllegalArgumentException("--steps must be >= 1");
+        int B = batchSize, T = seqLen;
+        Random r = new Random(1);
+        int[] in = new int[B * T], tg = new int[B * T];
+        for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(cfg.vocabSize()); tg[i] = r.nextInt(cfg.vocabSize()); }
+        try (Backend be = Backends.create(device, threads, ModelOptions.flag("--tensorcores", tensorcores));
+             Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
+            m.initialize(1);
+            out.printf("bench %s (%,d parameters) B=%d T=%d on %s%n", cfg.name(), cfg.parameterCount(), B, T, be.name());
+            out.flush();
+            double[] ms = new double[steps];
+            for (int s = -2; s < steps; s++) {
+                long t0 = System.nanoTime();
+                m.zeroGrad();
+                m.forward(in, tg, B, T, s + 2);
+                m.backward(1f);
+                float[] ns = AdamW.normAndClipScale(be, m.grads(), 1f);
+                opt.step(m.params(), m.grads(), 1e-4f, ns[1]);
+                if (be instanceof CudaBackend cb) cb.synchronize();
+                double t = (System.nanoTime() - t0) / 1e6;
+                if (s >= 0) ms[s] = t;
+            }
+            double[] sorted = ms.clone();
+            Arrays.sort(sorted);
+            double median = sorted[steps / 2];
+            double flops = 6.0 * cfg.parameterCount() * B * T
+                    + 12.0 * cfg.numLayers() * B * (double) T * T * cfg.channels() / 2; // causal attention
+            out.printf("median step %.1f ms | %.0f tokens/s | %.1f TFLOP/s achieved (model FLOPs, 6N + attention)%n",
+                    median, B * T / (median / 1000), flops / (median / 1000) / 1e12);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,75 @@
+// Causal self-attention around cuBLAS's batched GEMMs (the T x T weights materialized).
+// qkv (B,T,3,NH,hs) <-> q, k, v (B,NH,T,hs); att (B,NH,T,T).
+
+extern "C" __global__ void permute_qkv(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int hs) {
+    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (i64) B * NH * T * hs) return;
+    int i = (int) (idx % hs);
+    int t = (int) ((idx / hs) % T);
+    int h = (int) ((idx / ((i64) hs * T)) % NH);
+    int b = (int) (idx / ((i64) hs * T * NH));
+    int C = NH * hs;
+    i64 src = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
+    q[idx] = qkv[src];
+    k[idx] = qkv[src + C];
+    v[idx] = qkv[src + 2 * C];
+}
+
+// dqkv (overwritten) from dq, dk, dv (B,NH,T,hs).
+extern "C" __global__ void permute_qkv_backward(float* dqkv, const float* dq, const float* dk, const float* dv,
+                                                int B, int T, int NH, int hs) {
+    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (i64) B * NH * T * hs) return;
+    int i = (int) (idx % hs);
+    int t = (int) ((idx / hs) % T);
+    int h = (int) ((idx / ((i64) hs * T)) % NH);
+    int b = (int) (idx / ((i64) hs * T * NH));
+    int C = NH * hs;
+    i64 dst = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
+    dqkv[dst] = dq[idx];
+    dqkv[dst + C] = dk[idx];
+    dqkv[dst + 2 * C] = dv[idx];
+}
+
+// out (B,T,C) from y (B,NH,T,hs); with back != 0 the other way round (dy from dout).
+extern "C" __global__ void unpermute(float* out, float* y, int B, int T, int NH, int hs, int back) {
+    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (i64) B * NH * T * hs) return;
+    int i = (int) (idx % hs);
+    int t = (int) ((idx / hs) % T);
+    int h = (int) ((idx / ((i64) hs * T)) % NH);
+    int b = (int) (idx / ((i64) hs * T * NH));
+    i64 o = ((i64) b * T + t) * NH * hs + (i64) h * hs + i;
+    if (back) y[idx] = out[o]; else out[o] = y[idx];
+}
+
+// att = softmax(scale * preatt) over t2 <= t, zero above the diagonal; one warp per row.
+extern "C" __global__ void softmax_forward(float* att, const float* preatt, int rows, int T, float scale) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    int t = row % T;
+    const float* x = preatt + (i64) row * T;
+    float* y = att + (i64) row * T;
+    float m = -3.402823466e38f;
+    for (int j = lane; j <= t; j += 32) m = fmaxf(m, x[j] * scale);
+    m = warp_max(m);
+    float s = 0.f;
+    for (int j = lane; j <= t; j += 32) s += expf(x[j] * scale - m);
+    s = warp_sum(s);
+    for (int j = lane; j < T; j += 32) y[j] = j <= t ? expf(x[j] * scale - m) / s : 0.f;
+}
+
+// dpreatt = scale * att * (datt - sum(att * datt)) over t2 <= t, zero above; one warp per row.
+extern "C" __global__ void softmax_backward(float* dpreatt, const float* datt, const float* att, int rows, int T,
+                                            float scale) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    int t = row % T;
+    const float* a = att + (i64) row * T;
+    const float* g = datt + (i64) row * T;
+    float dot = 0.f;
+    for (int j = lane; j <= t; j += 32) dot += a[j] * g[j];
+    dot = warp_sum(dot);
+    float* d = dpreatt + (i64) row * T;
+    for (int j = lane; j < T; j += 32) d[j] = j <= t ? scale * a[j] * (g[j] - dot) : 0.f;
+}

@@ -1,0 +1,94 @@
+// LayerNorm and RMSNorm (scale 1 + w). Rows are handled one warp each.
+
+extern "C" __global__ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                                             const float* weight, const float* bias, int N, int C, float eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float* x = inp + (i64) row * C;
+    float s = 0.f;
+    for (int i = lane; i < C; i += 32) s += x[i];
+    float m = warp_sum(s) / C;
+    float v = 0.f;
+    for (int i = lane; i < C; i += 32) { float d = x[i] - m; v += d * d; }
+    float r = 1.0f / sqrtf(warp_sum(v) / C + eps);
+    float* o = out + (i64) row * C;
+    for (int i = lane; i < C; i += 32) o[i] = (x[i] - m) * r * weight[i] + (bias ? bias[i] : 0.f);
+    if (lane == 0) { mean[row] = m; rstd[row] = r; }
+}
+
+// dinp += (residual stream); one warp per row.
+extern "C" __global__ void layernorm_backward_dinp(float* dinp, const float* dout, const float* inp,
+                                                   const float* weight, const float* mean, const float* rstd,
+                                                   int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float* x = inp + (i64) row * C;
+    const float* g = dout + (i64) row * C;
+    float m = mean[row], r = rstd[row];
+    float a = 0.f, b = 0.f;
+    for (int i = lane; i < C; i += 32) {
+        float dn = weight[i] * g[i];
+        a += dn;
+        b += dn * (x[i] - m) * r;
+    }
+    a = warp_sum(a) / C;
+    b = warp_sum(b) / C;
+    float* d = dinp + (i64) row * C;
+    for (int i = lane; i < C; i += 32) {
+        float n = (x[i] - m) * r;
+        d[i] += (weight[i] * g[i] - a - n * b) * r;
+    }
+}
+
+// dweight +=, dbias += ; one thread per channel walking the rows (deterministic).
+extern "C" __global__ void layernorm_backward_params(float* dweight, float* dbias, const float* dout,
+                                                     const float* inp, const float* mean, const float* rstd,
+                                                     int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float dw = 0.f, db = 0.f;
+    for (i64 n = 0; n < N; n++) {
+        float g = dout[n * C + c];
+        dw += (inp[n * C + c] - mean[n]) * rstd[n] * g;
+        db += g;
+    }
+    dweight[c] += dw;
+    if (dbias) dbias[c] += db;
+}
+
+extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
+                                           int N, int C, float eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float* x = inp + (i64) row * C;
+    float s = 0.f;
+    for (int i = lane; i < C; i += 32) s += x[i] * x[i];
+    float r = 1.0f / sqrtf(warp_sum(s) / C + eps);
+    float* o = out + (i64) row * C;
+    for (int i = lane; i < C; i += 32) o[i] = x[i] * r * (1.f + weight[i]);
+    if (lane == 0) rstd[row] = r;
+}
+
+// dinp += rstd * (dn - x * rstd^2 * mean(dn * x)), dn = (1 + w) * dout.
+extern "C" __global__ void rmsnorm_backward_dinp(float* dinp, const float* dout, const float* inp,
+                                                 const float* weight, const float* rstd, int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const float* x = inp + (i64) row * C;
+    const float* g = dout + (i64) row * C;
+    float r = rstd[row];
+    float dot = 0.f;
+    for (int i = lane; i < C; i += 32) dot += (1.f + weight[i]) * g[i] * x[i];
+    float k = r * r * warp_sum(dot) / C;
+    float* d = dinp + (i64) row * C;
+    for (int i = lane; i < C; i += 32) d[i] += r * ((1.f + weight[i]) * g[i] - x[i] * k);
+}
+
+extern "C" __global__ void rmsnorm_backward_params(float* dweight, const float* dout, const float* inp,
+                                                   const float* rstd, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float dw = 0.f;
+    for (i64 n = 0; n < N; n++) dw += inp[n * C + c] * rstd[n] * dout[n * C + c];
+    dweight[c] += dw;
+}
