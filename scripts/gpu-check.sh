@@ -14,6 +14,12 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
   exit 0
 fi
 nvidia-smi -L
+# A CUDA forward-compatibility libcuda (…/compat) only works with a matching kernel driver; with the
+# machine's own driver it fails with "unsupported display driver / cuda driver combination".
+LD_LIBRARY_PATH="$(echo "${LD_LIBRARY_PATH:-}" | tr ':' '\n' | grep -v '/compat$' | paste -sd: -)"
+export LD_LIBRARY_PATH
+JAVA_OPTS="$(echo "$JAVA_OPTS" | sed -E "s#-Djava.library.path=[^ ]*#-Djava.library.path=$LD_LIBRARY_PATH#")"
+echo "gpu-check: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 export GPT2_KERNEL_CACHE="${GPT2_KERNEL_CACHE:-$(mktemp -d)}"
 summary=()
 

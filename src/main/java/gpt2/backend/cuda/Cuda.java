@@ -51,10 +51,11 @@ final class Cuda {
     }
 
     /** A JavaCPP pointer to device (or host) memory at a raw address. */
-    static Pointer at(long address) {
+    static Pointer at(long raw) {
+        // (the parameter is not called "address": inside the anonymous class that name is the field)
         return new Pointer() {
             {
-                this.address = address;
+                address = raw;
             }
         };
     }
