@@ -29,14 +29,30 @@ $JAVA $JAVA_OPTS -jar .gpu-bundle/lib/junit-platform-console-standalone-*.jar ex
 tests_rc=${PIPESTATUS[0]}
 summary+=("gpu tests: $( [[ $tests_rc == 0 ]] && echo PASS || echo "FAIL (rc $tests_rc)")")
 
-for tc in 0 1; do
-  echo "== bench d12 B=16 T=1024 fp32 (tensorcores $tc)"
+for mode in "float32 0" "float32 1" "bfloat16 1"; do
+  set -- $mode
+  echo "== bench d12 B=16 T=1024 dtype $1 tensorcores $2"
   $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main bench --model d12 --batch_size 16 --sequence_length 1024 --steps 5 \
-    --device cuda --tensorcores $tc 2>&1 | tee /tmp/gpu-bench-$tc.log
-  line="$(grep -E '^median step' /tmp/gpu-bench-$tc.log || echo 'bench failed')"
-  summary+=("bench d12 B16 T1024 tensorcores=$tc: $line")
+    --device cuda --dtype "$1" --tensorcores "$2" 2>&1 | tee /tmp/gpu-bench.log
+  line="$(grep -E '^median step' /tmp/gpu-bench.log || echo 'bench failed')"
+  summary+=("bench d12 B16 T1024 dtype=$1 tensorcores=$2: $line")
 done
+
+echo "== gpt2 train on the GPU: 6 steps with a checkpoint at 3, then resume from it"
+work="$(mktemp -d)"
+gpt2() { $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main "$@"; }
+gpt2 prepare fineweb-edu README.md --separator '## ' --shard_size 4000 --output_dir "$work/data" 2>/dev/null
+common=(--device cuda --model d2 --input_train_bin "$work/data/edu_fineweb_train_*.bin"
+  --input_val_bin "$work/data/edu_fineweb_val_*.bin" --batch_size 4 --sequence_length 64 --total_batch_size 512
+  --num_iterations 6 --learning_rate 1e-3 --val_loss_every 3 --val_max_steps 2 --sample_every 3 --save_every_niter 3
+  --overfit_single_batch 0)
+gpt2 train "${common[@]}" --output_dir "$work/run" 2>&1 | tee /tmp/gpu-train.log
+gpt2 train "${common[@]}" --output_dir "$work/resumed" --load_chkpoint_file "$work/run/checkpoint_00000003" 2>&1 | tee /tmp/gpu-resume.log
+full="$(grep -E '^step +[4-6]/' /tmp/gpu-train.log | sed -E 's/ \| [0-9.]+ ms.*//')"
+resumed="$(grep -E '^step +[4-6]/' /tmp/gpu-resume.log | sed -E 's/ \| [0-9.]+ ms.*//')"
+if [[ -n "$full" && "$full" == "$resumed" ]]; then resume_ok=PASS; else resume_ok=FAIL; fi
+summary+=("train on GPU + resume from step 3: $resume_ok (steps 4-6 identical: loss, norm, lr)")
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"
-[[ $tests_rc == 0 ]]
+[[ $tests_rc == 0 && $resume_ok == PASS ]]

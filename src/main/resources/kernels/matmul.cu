@@ -15,3 +15,13 @@ extern "C" __global__ void bias_backward(float* dbias, const float* dout, int N,
     for (i64 n = 0; n < N; n++) s += dout[n * OC + o];
     dbias[o] += s;
 }
+
+// float -> bfloat16 with round-to-nearest-even (bit operations: no cuda_bf16.h needed); NaN stays NaN.
+extern "C" __global__ void to_bf16(unsigned short* out, const float* in, i64 N) {
+    i64 i = (i64) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) return;
+    unsigned int u = __float_as_uint(in[i]);
+    if ((u & 0x7fffffffu) > 0x7f800000u) { out[i] = (unsigned short) ((u >> 16) | 0x40u); return; }
+    u += 0x7fffu + ((u >> 16) & 1u);
+    out[i] = (unsigned short) (u >> 16);
+}

@@ -14,9 +14,17 @@ public final class Backends {
      * @param tensorcores TF32 tensor cores for CUDA GEMMs
      */
     public static Backend create(String device, int threads, boolean tensorcores) {
+        return create(device, threads, tensorcores, false);
+    }
+
+    /** As above; {@code bf16}: bfloat16 GEMM inputs on CUDA (refused on the CPU). */
+    public static Backend create(String device, int threads, boolean tensorcores, boolean bf16) {
         String d = device == null ? "" : device;
         if (d.isEmpty()) d = CudaBackend.unavailableReason() == null ? "cuda" : "cpu";
-        if (d.equals("cpu")) return threads > 0 ? new CpuBackend(threads) : new CpuBackend();
+        if (d.equals("cpu")) {
+            if (bf16) throw new IllegalArgumentException("--dtype bfloat16: the CPU backend computes in float32");
+            return threads > 0 ? new CpuBackend(threads) : new CpuBackend();
+        }
         if (d.equals("cuda") || d.startsWith("cuda:")) {
             int index = 0;
             if (d.startsWith("cuda:")) {
@@ -26,7 +34,7 @@ public final class Backends {
                     throw new IllegalArgumentException("--device " + device + ": expected cuda:N");
                 }
             }
-            return new CudaBackend(index, tensorcores);
+            return new CudaBackend(index, tensorcores, bf16);
         }
         throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or cuda:N");
     }

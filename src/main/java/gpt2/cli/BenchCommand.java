@@ -42,6 +42,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
     int threads;
 
+    @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 GEMM inputs on CUDA.")
+    String dtype;
+
     @Spec
     CommandSpec spec;
 
@@ -54,7 +57,11 @@ final class BenchCommand implements Callable<Integer> {
         Random r = new Random(1);
         int[] in = new int[B * T], tg = new int[B * T];
         for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(cfg.vocabSize()); tg[i] = r.nextInt(cfg.vocabSize()); }
-        try (Backend be = Backends.create(device, threads, ModelOptions.flag("--tensorcores", tensorcores));
+        if (!dtype.equals("float32") && !dtype.equals("bfloat16")) {
+            throw new IllegalArgumentException("--dtype " + dtype + ": expected float32 or bfloat16");
+        }
+        try (Backend be = Backends.create(device, threads, ModelOptions.flag("--tensorcores", tensorcores),
+                dtype.equals("bfloat16"));
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             m.initialize(1);
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%n", cfg.name(), cfg.parameterCount(), B, T, be.name());

@@ -173,7 +173,8 @@ final class TrainCommand implements Callable<Integer> {
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
                 saveEvery, seed, 0, 1);
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
-        try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores));
+        try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
+                dtype.equals("bfloat16"));
              Gpt2 model = new Gpt2(config, backend);
              AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
             Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
@@ -205,9 +206,11 @@ final class TrainCommand implements Callable<Integer> {
         }
         switch (dtype) {
             case "float32" -> { }
-            case "bfloat16" -> throw new IllegalArgumentException("--dtype bfloat16: " + (cuda
-                    ? "bf16 mixed precision is not in the CUDA backend yet; use float32 (with --tensorcores 1 for TF32)"
-                    : "the CPU backend computes in float32; bf16 needs the CUDA backend"));
+            case "bfloat16" -> {
+                if (!cuda) throw new IllegalArgumentException("--dtype bfloat16: the CPU backend computes in float32; bf16 needs --device cuda");
+                notes.add("--dtype bfloat16: the linear layers' GEMMs run on bf16 tensor cores with float32 accumulation; "
+                        + "weights, AdamW state, activations and the other ops stay float32");
+            }
             case "float16" -> throw new IllegalArgumentException("--dtype float16 is not supported (use bfloat16 on a GPU or float32)");
             default -> throw new IllegalArgumentException("--dtype " + dtype + ": must be float32, bfloat16 or float16");
         }

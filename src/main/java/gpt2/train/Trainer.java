@@ -238,8 +238,8 @@ public final class Trainer {
         if (cfg.outputDir() != null && Files.isRegularFile(cfg.outputDir().resolve(RunLog.METRICS))) {
             try {
                 out.printf("loss plot: %s%n", LossPlot.draw(cfg.outputDir()));
-            } catch (RuntimeException e) {
-                out.printf("loss plot not drawn: %s%n", e.getMessage());
+            } catch (RuntimeException | LinkageError e) { // a runtime without java.desktop cannot draw
+                out.printf("loss plot not drawn: %s%n", e);
             }
         }
     }

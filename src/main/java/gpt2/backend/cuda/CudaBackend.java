@@ -51,6 +51,7 @@ public final class CudaBackend implements Backend {
     private final boolean syncEachLaunch = System.getenv("GPT2_CUDA_SYNC") != null;
     private final FloatPointer one = new FloatPointer(1f), zero = new FloatPointer(0f);
     private final boolean tf32;
+    private final boolean bf16;
 
     /** Why no GPU can be used here, or null when one can. */
     public static String unavailableReason() {
@@ -68,10 +69,21 @@ public final class CudaBackend implements Backend {
     }
 
     public CudaBackend(int device, boolean tf32) {
+        this(device, tf32, false);
+    }
+
+    /**
+     * @param tf32 TF32 tensor cores for the float32 GEMMs
+     * @param bf16 the linear layers' GEMMs take bfloat16 inputs (converted on the fly) and
+     *             accumulate in float32 on the tensor cores; weights, optimizer state, activations
+     *             and every other op stay float32
+     */
+    public CudaBackend(int device, boolean tf32, boolean bf16) {
         String reason = unavailableReason();
         if (reason != null) throw new Cuda.CudaException("--device cuda: " + reason);
         this.device = device;
         this.tf32 = tf32;
+        this.bf16 = bf16;
         check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
         check(cudart.cudaFree(null), "cudaFree(null) (context creation)");
         cudaDeviceProp prop = new cudaDeviceProp();
@@ -95,7 +107,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String name() {
-        return "cuda:" + device + " (" + deviceName + ", " + arch + (tf32 ? ", TF32 GEMMs" : ", FP32 GEMMs") + ")";
+        return "cuda:" + device + " (" + deviceName + ", " + arch + (bf16 ? ", BF16 linear GEMMs" : "")
+                + (tf32 ? ", TF32 GEMMs" : ", FP32 GEMMs") + ")";
     }
 
     public String deviceName() {
@@ -275,20 +288,43 @@ public final class CudaBackend implements Backend {
         launch("rmsnorm_backward_params", blocks(C, 128), 128, addr(dweight), addr(dout), addr(inp), addr(rstd), N, C);
     }
 
+    /** The same GEMM as {@link #sgemm} with bf16 copies of A and B, accumulated in float32. */
+    private void gemmBf16(int opA, int opB, int m, int n, int k, long A, long aLen, int lda, long B, long bLen, int ldb,
+                          long C, int ldc, boolean accumulate) {
+        CudaBuffer a16 = scratch("bf16_a", (aLen + 1) / 2), b16 = scratch("bf16_b", (bLen + 1) / 2);
+        launch("to_bf16", blocks(aLen, 256), 256, a16.address(), A, aLen);
+        launch("to_bf16", blocks(bLen, 256), 256, b16.address(), B, bLen);
+        checkBlas(cublas.cublasGemmEx(blas, opA, opB, m, n, k, one, at(a16.address()), cudart.CUDA_R_16BF, lda,
+                at(b16.address()), cudart.CUDA_R_16BF, ldb, accumulate ? one : zero, at(C), cudart.CUDA_R_32F, ldc,
+                cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmEx(bf16)");
+    }
+
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N)
-        sgemm(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, addr(weight), C, addr(inp), C, addr(out), OC, false);
+        if (bf16) {
+            gemmBf16(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, addr(weight), (long) OC * C, C, addr(inp),
+                    (long) N * C, C, addr(out), OC, false);
+        } else {
+            sgemm(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, addr(weight), C, addr(inp), C, addr(out), OC, false);
+        }
         if (bias != null) launch("add_bias", blocks((long) N * OC, 256), 256, addr(out), addr(bias), N, OC);
     }
 
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
-        // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
-        sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, addr(weight), C, addr(dout), OC, addr(dinp), C, false);
-        // dW^T (C,OC) += inp^T (C,N) x dout (N,OC)
-        sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, addr(inp), C, addr(dout), OC, addr(dweight), C, true);
+        if (bf16) {
+            gemmBf16(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, addr(weight), (long) OC * C, C, addr(dout),
+                    (long) N * OC, OC, addr(dinp), C, false);
+            gemmBf16(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, addr(inp), (long) N * C, C, addr(dout),
+                    (long) N * OC, OC, addr(dweight), C, true);
+        } else {
+            // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
+            sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, addr(weight), C, addr(dout), OC, addr(dinp), C, false);
+            // dW^T (C,OC) += inp^T (C,N) x dout (N,OC)
+            sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, addr(inp), C, addr(dout), OC, addr(dweight), C, true);
+        }
         if (dbias != null) launch("bias_backward", blocks(OC, 128), 128, addr(dbias), addr(dout), N, OC);
     }
 

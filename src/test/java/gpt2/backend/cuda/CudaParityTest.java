@@ -224,6 +224,62 @@ class CudaParityTest {
         }
     }
 
+    /**
+     * bf16 GEMM inputs: each input is rounded to 8 significant bits (relative error up to 2^-9),
+     * so a dot product of K terms carries an error around 2^-9 x sqrt(K) x the typical term; measured
+     * against the largest output that is well under 1%. The test allows 2e-2 of the largest
+     * reference magnitude, and the loss of a training step within 2e-2 of float32's.
+     */
+    @Test
+    void bf16GemmsStayCloseToFloat32() {
+        try (CudaBackend bf = new CudaBackend(0, false, true)) {
+            Random r = new Random(8);
+            int N = 64, C = 256, OC = 192;
+            Pair x = rand(r, N * C, 1), w = rand(r, OC * C, 0.1f), b = rand(r, OC, 0.1f), out = rand(r, N * OC, 1);
+            Buffer xg = copyTo(bf, x), wg = copyTo(bf, w), bg = copyTo(bf, b), og = copyTo(bf, out);
+            cpu.matmulForward(out.c, x.c, w.c, b.c, N, C, OC);
+            bf.matmulForward(og, xg, wg, bg, N, C, OC);
+            assertCloseTo(bf, out, og, 2e-2, "bf16 matmul out");
+            Pair dout = rand(r, N * OC, 1), dinp = rand(r, N * C, 1), dw = rand(r, OC * C, 1);
+            Buffer doutg = copyTo(bf, dout), dinpg = copyTo(bf, dinp), dwg = copyTo(bf, dw);
+            cpu.matmulBackward(dinp.c, dw.c, null, dout.c, x.c, w.c, N, C, OC);
+            bf.matmulBackward(dinpg, dwg, null, doutg, xg, wg, N, C, OC);
+            assertCloseTo(bf, dinp, dinpg, 2e-2, "bf16 matmul dinp");
+            assertCloseTo(bf, dw, dwg, 2e-2, "bf16 matmul dweight (+=)");
+
+            GptConfig cfg = GptConfig.preset("seed-d12").with(c -> c.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(64));
+            int B = 4, T = 64;
+            int[] in = new int[B * T], tg = new int[B * T];
+            for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
+            try (Gpt2 m32 = new Gpt2(cfg, cpu); Gpt2 m16 = new Gpt2(cfg, bf)) {
+                m32.initialize(3);
+                m16.initialize(3);
+                float l32 = m32.forward(in, tg, B, T, 11), l16 = m16.forward(in, tg, B, T, 11);
+                System.out.printf("  bf16 step loss %.6f vs float32 %.6f%n", l16, l32);
+                assertEquals(l32, l16, 2e-2, "bf16 loss");
+            }
+        }
+    }
+
+    private static Buffer copyTo(CudaBackend be, Pair p) {
+        float[] v = new float[p.n];
+        cpu.read(p.c, v);
+        Buffer g = be.allocate(DType.F32, p.n, "bf16 test");
+        be.write(g, v);
+        return g;
+    }
+
+    private static void assertCloseTo(CudaBackend be, Pair ref, Buffer got, double rel, String what) {
+        float[] a = new float[ref.n], b = new float[ref.n];
+        cpu.read(ref.c, a);
+        be.read(got, b);
+        double max = 1e-30, worst = 0;
+        for (float x : a) max = Math.max(max, Math.abs(x));
+        for (int i = 0; i < a.length; i++) worst = Math.max(worst, Float.isNaN(b[i]) ? Double.POSITIVE_INFINITY : Math.abs(a[i] - b[i]));
+        System.out.printf("  %-28s max |cpu-gpu| %.3e (%.2e of max %.3e)%n", what, worst, worst / max, max);
+        assertTrue(worst <= rel * max, what + ": |diff| " + worst + " > " + rel + " x " + max);
+    }
+
     @Test
     void overfitsABatchOnTheGpu() {
         GptConfig cfg = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));
