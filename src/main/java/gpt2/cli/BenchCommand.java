@@ -81,10 +81,13 @@ final class BenchCommand implements Callable<Integer> {
             double[] sorted = ms.clone();
             Arrays.sort(sorted);
             double median = sorted[steps / 2];
-            double flops = 6.0 * cfg.parameterCount() * B * T
-                    + 12.0 * cfg.numLayers() * B * (double) T * T * cfg.channels() / 2; // causal attention
-            out.printf("median step %.1f ms | %.0f tokens/s | %.1f TFLOP/s achieved (model FLOPs, 6N + attention)%n",
-                    median, B * T / (median / 1000), flops / (median / 1000) / 1e12);
+            double flops = cfg.trainingFlopsPerToken(T) * B * T;
+            double achieved = flops / (median / 1000);
+            String mfu = be instanceof CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())
+                    ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / cb.bf16PeakFlops(), cb.deviceName())
+                    : "";
+            out.printf("median step %.1f ms | %.0f tokens/s | %.1f TFLOP/s (6N + 12LCT per token)%s%n",
+                    median, B * T / (median / 1000), achieved / 1e12, mfu);
         }
         return 0;
     }

@@ -91,6 +91,14 @@ public record GptConfig(
         return ParameterLayout.of(this).totalSize();
     }
 
+    /**
+     * Training FLOPs per token at sequence length T, as llm.c counts them for MFU:
+     * 6 N (forward and backward through the weights) + 12 L C T (attention scores and mixing).
+     */
+    public double trainingFlopsPerToken(int T) {
+        return 6.0 * parameterCount() + 12.0 * numLayers * channels * T;
+    }
+
     public GptConfig withPaddedVocab(int vp) {
         return new GptConfig(name, maxSeqLen, vocabSize, vp, numLayers, numHeads, channels, norm,
                 normEps, bias, qkvBias, tiedEmbeddings, dropout, scaledResidualInit);

@@ -199,8 +199,13 @@ public final class Trainer {
         long tokens = cfg.totalBatchSize();
         double tokS = tokens / (r.millis() / 1000.0);
         if (cfg.isMaster()) {
-            out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%n",
-                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS);
+            String mfu = "";
+            if (model.backend() instanceof gpt2.backend.cuda.CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())) {
+                double flops = model.config().trainingFlopsPerToken(cfg.seqLen()) * tokS;
+                mfu = String.format(" | MFU %.1f%%", 100 * flops / cb.bf16PeakFlops());
+            }
+            out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%s%n",
+                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu);
         }
         log.train(r.step(), r.loss());
         ObjectNode rec = record(r.step()).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())

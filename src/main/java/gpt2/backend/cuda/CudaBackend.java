@@ -115,6 +115,25 @@ public final class CudaBackend implements Backend {
         return deviceName;
     }
 
+    /**
+     * The GPU's dense bf16 tensor-core peak in FLOP/s (the denominator of MFU, as llm.c), or NaN
+     * when the device is not in the table.
+     */
+    public double bf16PeakFlops() {
+        return peakFor(deviceName);
+    }
+
+    static double peakFor(String name) {
+        String n = name.toUpperCase();
+        if (n.contains("H100") || n.contains("H200") || n.contains("GH200")) {
+            return n.contains("PCIE") ? 756e12 : 989e12;
+        }
+        if (n.contains("A100")) return 312e12;
+        if (n.contains("L40S")) return 362e12;
+        if (n.contains("A10G") || n.contains("A10 ")) return 125e12;
+        return Double.NaN;
+    }
+
     // ------------------------------------------------------------------ memory
 
     private static long addr(Buffer b) {
