@@ -4,9 +4,11 @@
 # cosine decay to 10%, weight decay 0.1, bf16 on GPUs. It took ~8 hours on 2x A100 40GB and reached a
 # loss of about 3.2.
 #
-# This is a GPU run. It needs the CUDA backend (--device cuda, --dtype bfloat16, --flash 1) and, for
-# several GPUs, scripts/launch.sh; until those land, `gpt2 train` refuses these flags with a one-line
-# reason. On a CPU the same hyperparameters would take years.
+# This is a GPU run (--device cuda, bf16 GEMMs, TF32). The original also used --flash 1; that flag is
+# refused until our flash-attention kernel exists, so attention materializes the T x T weights
+# (B=16 x T=1024 fits an 80 GB GPU; lower --batch_size via EXTRA on smaller ones and the gradient
+# accumulation grows to keep 262,144 tokens per step). Several GPUs need scripts/launch.sh, which
+# comes with data parallelism. On a CPU the same hyperparameters would take years.
 #
 # Prepare the data first (see README): scripts/gpt2 prepare fineweb-edu data/raw/fineweb-edu/sample/10BT
 # Usage: scripts/run_gpt2_124M.sh [NPROC]   (GPUs on this node, default 1); extra flags via EXTRA="..."
@@ -25,7 +27,7 @@ args=(
   --learning_rate 6e-4 --warmup_iters 700 --learning_rate_decay_frac 0.1 --weight_decay 0.1 --grad_clip 1.0
   --val_loss_every 250 --val_max_steps 20 --sample_every 1000 --save_every_niter 2000
   --overfit_single_batch 0
-  --device cuda --dtype bfloat16 --tensorcores 1 --flash 1
+  --device cuda --dtype bfloat16 --tensorcores 1
   --resume
 )
 # shellcheck disable=SC2206
