@@ -73,3 +73,38 @@ extern "C" __global__ void softmax_backward(float* dpreatt, const float* datt, c
     float* d = dpreatt + (i64) row * T;
     for (int j = lane; j < T; j += 32) d[j] = j <= t ? scale * a[j] * (g[j] - dot) : 0.f;
 }
+
+// One new position per sequence with a KV cache (B,NH,maxT,hs): one warp per (b, h); stores this
+// position's k and v, then out (B,1,C) = softmax(q . k[0..pos] / sqrt(hs)) v[0..pos]. pos < 2048.
+extern "C" __global__ void attention_decode(float* out, const float* qkv, float* kcache, float* vcache,
+                                            int B, int pos, int maxT, int C, int NH) {
+    __shared__ float w[2048];
+    int bh = blockIdx.x, lane = threadIdx.x;
+    int b = bh / NH, h = bh % NH, hs = C / NH;
+    const float* q = qkv + (i64) b * 3 * C + (i64) h * hs;
+    float* kc = kcache + (i64) bh * maxT * hs;
+    float* vc = vcache + (i64) bh * maxT * hs;
+    for (int i = lane; i < hs; i += 32) {
+        kc[(i64) pos * hs + i] = q[C + i];
+        vc[(i64) pos * hs + i] = q[2 * C + i];
+    }
+    __syncwarp();
+    float scale = 1.0f / sqrtf((float) hs);
+    float m = -3.402823466e38f;
+    for (int t = lane; t <= pos; t += 32) {
+        float s = 0.f;
+        for (int i = 0; i < hs; i++) s += q[i] * kc[(i64) t * hs + i];
+        w[t] = s * scale;
+        m = fmaxf(m, w[t]);
+    }
+    m = warp_max(m);
+    float sum = 0.f;
+    for (int t = lane; t <= pos; t += 32) { w[t] = expf(w[t] - m); sum += w[t]; }
+    sum = warp_sum(sum);
+    __syncwarp();
+    for (int i = lane; i < hs; i += 32) {
+        float acc = 0.f;
+        for (int t = 0; t <= pos; t++) acc += w[t] * vc[(i64) t * hs + i];
+        out[(i64) b * C + (i64) h * hs + i] = acc / sum;
+    }
+}

@@ -87,6 +87,12 @@ public interface Backend extends AutoCloseable {
     void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
                            Dropout dropout);
 
+    /**
+     * One new position per sequence with a KV cache: k and v of qkv (B,1,3C) go to row pos of
+     * kcache and vcache (B,NH,maxT,hs); out (B,1,C) = softmax(q.k[0..pos] / sqrt(hs)) v[0..pos].
+     */
+    void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C, int NH);
+
     /** out (N) = GELU(inp), tanh approximation. */
     void geluForward(Buffer out, Buffer inp, long N);
 

@@ -8,7 +8,8 @@ import java.io.PrintWriter;
 /** The {@code gpt2} command line: subcommands, and the one place errors become exit codes. */
 @Command(name = "gpt2", mixinStandardHelpOptions = true, version = "gpt2-java 0.1.0",
         description = "Pretrain, sample and evaluate GPT-2 models in Java.",
-        subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, PlotCommand.class, BenchCommand.class,
+        subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, SampleCommand.class,
+                HellaSwagCommand.class, PlotCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 

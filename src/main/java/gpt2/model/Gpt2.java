@@ -142,29 +142,7 @@ public final class Gpt2 implements AutoCloseable {
         ParameterLayout p = layout;
         ActivationLayout a = acts;
 
-        Buffer encoded = act(a.encoded());
-        backend.encoderForward(encoded, this.inputs, par(p.wte()), par(p.wpe()), B, T, C);
-        backend.dropout(encoded, (long) N * C, dropout(-1, SITE_EMBED));
-        for (int l = 0; l < config.numLayers(); l++) {
-            ParameterLayout.Layer w = p.layer(l);
-            ActivationLayout.Layer x = a.layer(l);
-            Buffer residual = act(a.residualIn(l));
-            normForward(act(x.ln1()), x.ln1Mean(), act(x.ln1Rstd()), residual, w.ln1w(), w.ln1b(), N);
-            backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
-            backend.attentionForward(act(x.atty()), act(x.att()), act(x.qkv()), B, T, C, NH,
-                    dropout(l, SITE_ATTN_WEIGHTS));
-            backend.matmulForward(act(x.attproj()), act(x.atty()), par(w.attprojw()), par(w.attprojb()), N, C, C);
-            backend.dropout(act(x.attproj()), (long) N * C, dropout(l, SITE_ATTN_RESID));
-            backend.residualForward(act(x.res2()), residual, act(x.attproj()), (long) N * C);
-            normForward(act(x.ln2()), x.ln2Mean(), act(x.ln2Rstd()), act(x.res2()), w.ln2w(), w.ln2b(), N);
-            backend.matmulForward(act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
-            backend.geluForward(act(x.fchGelu()), act(x.fch()), (long) N * 4 * C);
-            backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
-            backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
-            backend.residualForward(act(x.res3()), act(x.res2()), act(x.fcproj()), (long) N * C);
-        }
-        normForward(act(a.lnf()), a.lnfMean(), act(a.lnfRstd()), act(a.residualOut()), p.lnfw(), p.lnfb(), N);
-        backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
+        trunk(B, T, this.inputs, par(p.wpe()), null, 0);
 
         forwardHasTargets = targets != null;
         if (targets == null) return Float.NaN;
@@ -182,6 +160,136 @@ public final class Gpt2 implements AutoCloseable {
             }
         }
         return valid == 0 ? 0f : (float) (sum / valid);
+    }
+
+    /**
+     * Embedding, every layer, final norm and logits into the current activations. With a KV cache,
+     * T is 1 and attention covers the cached positions 0..pos (wpe is then the row of pos).
+     */
+    private void trunk(int B, int T, Buffer tokens, Buffer wpe, KvCache cache, int pos) {
+        int C = config.channels(), NH = config.numHeads(), Vp = config.paddedVocabSize();
+        int N = B * T;
+        ParameterLayout p = layout;
+        ActivationLayout a = acts;
+
+        Buffer encoded = act(a.encoded());
+        backend.encoderForward(encoded, tokens, par(p.wte()), wpe, B, T, C);
+        backend.dropout(encoded, (long) N * C, dropout(-1, SITE_EMBED));
+        for (int l = 0; l < config.numLayers(); l++) {
+            ParameterLayout.Layer w = p.layer(l);
+            ActivationLayout.Layer x = a.layer(l);
+            Buffer residual = act(a.residualIn(l));
+            normForward(act(x.ln1()), x.ln1Mean(), act(x.ln1Rstd()), residual, w.ln1w(), w.ln1b(), N);
+            backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
+            if (cache == null) {
+                backend.attentionForward(act(x.atty()), act(x.att()), act(x.qkv()), B, T, C, NH,
+                        dropout(l, SITE_ATTN_WEIGHTS));
+            } else {
+                backend.attentionDecode(act(x.atty()), act(x.qkv()), cache.k(l), cache.v(l), B, pos,
+                        config.maxSeqLen(), C, NH);
+            }
+            backend.matmulForward(act(x.attproj()), act(x.atty()), par(w.attprojw()), par(w.attprojb()), N, C, C);
+            backend.dropout(act(x.attproj()), (long) N * C, dropout(l, SITE_ATTN_RESID));
+            backend.residualForward(act(x.res2()), residual, act(x.attproj()), (long) N * C);
+            normForward(act(x.ln2()), x.ln2Mean(), act(x.ln2Rstd()), act(x.res2()), w.ln2w(), w.ln2b(), N);
+            backend.matmulForward(act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
+            backend.geluForward(act(x.fchGelu()), act(x.fch()), (long) N * 4 * C);
+            backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
+            backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
+            backend.residualForward(act(x.res3()), act(x.res2()), act(x.fcproj()), (long) N * C);
+        }
+        normForward(act(a.lnf()), a.lnfMean(), act(a.lnfRstd()), act(a.residualOut()), p.lnfw(), p.lnfb(), N);
+        backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
+
+    }
+
+    // ------------------------------------------------------------------ incremental decoding
+
+    /** Per-layer key and value caches for B sequences, and the activations of one position. */
+    public final class KvCache implements AutoCloseable {
+        private final int batch;
+        private final Buffer k, v, tokens, stepActs;
+        private final ActivationLayout stepLayout;
+        private final long perLayer;
+
+        private KvCache(int B) {
+            this.batch = B;
+            this.perLayer = (long) B * config.maxSeqLen() * config.channels(); // (B,NH,maxT,hs)
+            this.k = backend.allocate(DType.F32, perLayer * config.numLayers(), "KV cache (keys)");
+            this.v = backend.allocate(DType.F32, perLayer * config.numLayers(), "KV cache (values)");
+            this.tokens = backend.allocate(DType.I32, B, "decode tokens");
+            this.stepLayout = ActivationLayout.of(config, B, 1);
+            this.stepActs = backend.allocate(DType.F32, stepLayout.totalSize(), "decode activations");
+        }
+
+        Buffer k(int layer) {
+            return k.slice(layer * perLayer, perLayer);
+        }
+
+        Buffer v(int layer) {
+            return v.slice(layer * perLayer, perLayer);
+        }
+
+        public int batchSize() {
+            return batch;
+        }
+
+        @Override
+        public void close() {
+            backend.free(k);
+            backend.free(v);
+            backend.free(tokens);
+            backend.free(stepActs);
+        }
+    }
+
+    /** A KV cache for B sequences of up to the model's block size. */
+    public KvCache newKvCache(int B) {
+        return new KvCache(B);
+    }
+
+    /**
+     * Feeds one token per sequence at position {@code pos} (0-based; positions 0..pos-1 must already
+     * be in the cache) and returns the logits of the next token, [B][V]. Dropout is off.
+     */
+    public float[][] decode(int[] tokens, int pos, KvCache cache) {
+        int B = cache.batch, C = config.channels(), V = config.vocabSize(), Vp = config.paddedVocabSize();
+        if (tokens.length != B) throw new IllegalArgumentException("decode: expected " + B + " tokens, got " + tokens.length);
+        if (pos < 0 || pos >= config.maxSeqLen()) {
+            throw new IllegalArgumentException("decode position " + pos + " outside the block size " + config.maxSeqLen());
+        }
+        for (int t : tokens) {
+            if (t < 0 || t >= V) throw new IllegalArgumentException("token " + t + " is outside the vocabulary [0, " + V + ")");
+        }
+        backend.write(cache.tokens, tokens);
+        ActivationLayout savedLayout = acts;
+        Buffer savedBuf = actBuf;
+        boolean savedTraining = training;
+        acts = cache.stepLayout;
+        actBuf = cache.stepActs;
+        training = false;
+        try {
+            trunk(B, 1, cache.tokens, params.slice(layout.wpe().offset() + (long) pos * C, C), cache, pos);
+            float[] row = new float[V];
+            float[][] out = new float[B][];
+            for (int b = 0; b < B; b++) {
+                backend.read(actBuf.slice(acts.logits().offset() + (long) b * Vp, V), row);
+                out[b] = row.clone();
+            }
+            return out;
+        } finally {
+            acts = savedLayout;
+            actBuf = savedBuf;
+            training = savedTraining;
+        }
+    }
+
+    /** Per-position losses of the last forward pass with targets (0 where the target was -1). */
+    public float[] positionLosses() {
+        if (acts == null || !forwardHasTargets) throw new IllegalStateException("no forward pass with targets");
+        float[] out = new float[acts.batchSize() * acts.seqLen()];
+        backend.read(actBuf.slice(acts.losses()), out);
+        return out;
     }
 
     // ------------------------------------------------------------------ backward

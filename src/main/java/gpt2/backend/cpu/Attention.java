@@ -108,4 +108,37 @@ final class Attention {
             }
         });
     }
+
+    /** One position per sequence against the KV cache (see Backend.attentionDecode). */
+    static void decode(Parallel par, MemorySegment out, MemorySegment qkv, MemorySegment kc, MemorySegment vc,
+                       int B, int pos, int maxT, int C, int NH) {
+        int hs = C / NH;
+        float scale = (float) (1.0 / Math.sqrt(hs));
+        par.forRange((long) B * NH, 1, (s, e) -> {
+            float[] w = new float[pos + 1];
+            for (long bh = s; bh < e; bh++) {
+                long b = bh / NH;
+                int h = (int) (bh % NH);
+                long q = b * 3L * C + (long) h * hs;
+                long cache = bh * maxT * hs;
+                for (int i = 0; i < hs; i++) {
+                    set(kc, cache + (long) pos * hs + i, get(qkv, q + C + i));
+                    set(vc, cache + (long) pos * hs + i, get(qkv, q + 2L * C + i));
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int t = 0; t <= pos; t++) {
+                    w[t] = F32.dot(qkv, q, kc, cache + (long) t * hs, hs) * scale;
+                    max = Math.max(max, w[t]);
+                }
+                float sum = 0;
+                for (int t = 0; t <= pos; t++) {
+                    w[t] = (float) Math.exp(w[t] - max);
+                    sum += w[t];
+                }
+                long o = b * C + (long) h * hs;
+                for (int i = 0; i < hs; i++) set(out, o + i, 0f);
+                for (int t = 0; t <= pos; t++) F32.axpy(w[t] / sum, vc, cache + (long) t * hs, out, o, hs);
+            }
+        });
+    }
 }

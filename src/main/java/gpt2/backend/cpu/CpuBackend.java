@@ -186,6 +186,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
+                                int NH) {
+        Attention.decode(par, seg(out), seg(qkv), seg(kcache), seg(vcache), B, pos, maxT, C, NH);
+    }
+
+    @Override
     public void geluForward(Buffer out, Buffer inp, long N) {
         Pointwise.geluForward(par, seg(out), seg(inp), N);
     }

@@ -405,6 +405,13 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
+                                int NH) {
+        if (pos >= 2048) throw new IllegalArgumentException("attention_decode supports positions < 2048, got " + pos);
+        launch("attention_decode", B * NH, 32, addr(out), addr(qkv), addr(kcache), addr(vcache), B, pos, maxT, C, NH);
+    }
+
+    @Override
     public void geluForward(Buffer out, Buffer inp, long N) {
         launch("gelu_forward", blocks(N, 256), 256, addr(out), addr(inp), N);
     }

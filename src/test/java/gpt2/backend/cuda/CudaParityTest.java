@@ -280,6 +280,30 @@ class CudaParityTest {
         assertTrue(worst <= rel * max, what + ": |diff| " + worst + " > " + rel + " x " + max);
     }
 
+    /** KV-cache decoding on the GPU against the CPU's, position by position (attention_decode kernel). */
+    @Test
+    void kvCacheDecodingMatchesCpu() {
+        GptConfig cfg = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(40));
+        Random r = new Random(9);
+        try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2 mg = new Gpt2(cfg, gpu);
+             Gpt2.KvCache cc = mc.newKvCache(2); Gpt2.KvCache cg = mg.newKvCache(2)) {
+            mc.initialize(4);
+            mg.initialize(4);
+            double worst = 0;
+            for (int pos = 0; pos < 40; pos++) {
+                int[] tok = {r.nextInt(500), r.nextInt(500)};
+                float[][] a = mc.decode(tok, pos, cc), b = mg.decode(tok, pos, cg);
+                for (int s = 0; s < 2; s++) {
+                    float max = 0;
+                    for (float x : a[s]) max = Math.max(max, Math.abs(x));
+                    for (int v = 0; v < a[s].length; v++) worst = Math.max(worst, Math.abs(a[s][v] - b[s][v]) / max);
+                }
+            }
+            System.out.printf("  kv-cache decode logits       max |cpu-gpu| %.2e of the largest%n", worst);
+            assertTrue(worst < 1e-5, "decode logits differ by " + worst);
+        }
+    }
+
     @Test
     void overfitsABatchOnTheGpu() {
         GptConfig cfg = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));

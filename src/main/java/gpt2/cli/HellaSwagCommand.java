@@ -1,0 +1,85 @@
+package gpt2.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import gpt2.backend.Backend;
+import gpt2.backend.Backends;
+import gpt2.eval.HellaSwag;
+import gpt2.model.Gpt2;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "hellaswag", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Score checkpoints on HellaSwag (completion style: acc and acc_norm).",
+                "Example: gpt2 hellaswag --model runs/d12/checkpoint_00005000 runs/d12/checkpoint_00010000"})
+final class HellaSwagCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, arity = "1..*", paramLabel = "CKPT",
+            description = "One or more checkpoint directories (a preset means untrained weights).")
+    List<String> models;
+
+    @Option(names = "--input", defaultValue = "data/hellaswag/hellaswag_val.jsonl", paramLabel = "FILE",
+            description = "HellaSwag JSONL, made by 'gpt2 prepare hellaswag' (default: ${DEFAULT-VALUE}).")
+    Path input;
+
+    @Option(names = "--limit", defaultValue = "0", paramLabel = "N", description = "Only the first N examples; 0 = all (default: ${DEFAULT-VALUE}).")
+    int limit;
+
+    @Option(names = "--batch", defaultValue = "4", paramLabel = "N", description = "Examples per forward pass, 4 rows each (default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--verbose", defaultValue = "0", paramLabel = "N", description = "Print the first N examples in detail (default: ${DEFAULT-VALUE}).")
+    int verbose;
+
+    @Option(names = "--device", defaultValue = "", description = "cpu, cuda or cuda:N (default: cuda when present).")
+    String device;
+
+    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
+    int threads;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        List<HellaSwag.Example> examples = HellaSwag.load(input, limit);
+        PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
+        try (Backend be = Backends.create(device, threads, false)) {
+            for (String model : models) {
+                try (Gpt2 m = ModelSource.load(model, be, out)) {
+                    HellaSwag.Result r = HellaSwag.evaluate(m, examples, batch, verbose, log);
+                    log.flush();
+                    out.printf("%s: %s%n", model, r.line());
+                    if (ModelSource.isCheckpoint(model)) out.printf("wrote %s%n", write(Path.of(model), r));
+                    out.flush();
+                }
+            }
+        }
+        return 0;
+    }
+
+    private Path write(Path checkpoint, HellaSwag.Result r) {
+        ObjectNode o = new ObjectMapper().createObjectNode();
+        o.put("input", input.toString()).put("examples", r.examples()).put("acc", r.acc()).put("acc_norm", r.accNorm());
+        Path f = checkpoint.resolve("hellaswag.json");
+        try {
+            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(f.toFile(), o);
+        } catch (IOException e) {
+            throw new UncheckedIOException(f + ": " + e.getMessage(), e);
+        }
+        return f;
+    }
+}

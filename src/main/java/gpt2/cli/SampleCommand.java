@@ -1,0 +1,90 @@
+package gpt2.cli;
+
+import gpt2.backend.Backend;
+import gpt2.backend.Backends;
+import gpt2.data.StreamDecoder;
+import gpt2.data.Tokenizer;
+import gpt2.eval.Sampler;
+import gpt2.model.Gpt2;
+import gpt2.train.Rng;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.PrintWriter;
+import java.util.concurrent.Callable;
+
+@Command(name = "sample", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Generate text from a checkpoint, streamed as it is generated (KV cache).",
+                "Example: gpt2 sample --model runs/d12/checkpoint_00010000 --prompt \"As I went to the Mars, \""})
+final class SampleCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, paramLabel = "CKPT", description = "A checkpoint directory (or a preset: untrained weights).")
+    String model;
+
+    @Option(names = "--prompt", defaultValue = "", description = "Text to continue; an end-of-text token goes first, as the original did (default: none).")
+    String prompt;
+
+    @Option(names = {"--max_new_tokens", "--max-new-tokens"}, defaultValue = "128", paramLabel = "N", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
+    int maxNew;
+
+    @Option(names = "--temperature", defaultValue = "1.0", description = "Softmax temperature; 0 is greedy (default: ${DEFAULT-VALUE}).")
+    float temperature;
+
+    @Option(names = {"--top_k", "--top-k"}, defaultValue = "40", paramLabel = "K", description = "Keep the K most likely tokens; 0 = all (default: ${DEFAULT-VALUE}).")
+    int topK;
+
+    @Option(names = {"--top_p", "--top-p"}, defaultValue = "1.0", paramLabel = "P", description = "Nucleus sampling; 1 = off (default: ${DEFAULT-VALUE}).")
+    float topP;
+
+    @Option(names = "--seed", defaultValue = "1337", description = "Same seed, same text (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = {"--num_samples", "--num-samples"}, defaultValue = "1", paramLabel = "N", description = "Samples to draw (default: ${DEFAULT-VALUE}).")
+    int numSamples;
+
+    @Option(names = "--device", defaultValue = "", description = "cpu, cuda or cuda:N (default: cuda when present).")
+    String device;
+
+    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
+    int threads;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        if (numSamples < 1) throw new IllegalArgumentException("--num_samples must be >= 1, got " + numSamples);
+        Sampler.Options opts = new Sampler.Options(maxNew, temperature, topK, topP);
+        Tokenizer tok = Tokenizer.gpt2();
+        int[] body = tok.encode(prompt);
+        int[] promptTokens = new int[body.length + 1];
+        promptTokens[0] = Tokenizer.EOT;
+        System.arraycopy(body, 0, promptTokens, 1, body.length);
+        try (Backend be = Backends.create(device, threads, false); Gpt2 m = ModelSource.load(model, be, out)) {
+            if (promptTokens.length > m.config().maxSeqLen()) {
+                throw new IllegalArgumentException("--prompt is " + promptTokens.length + " tokens, more than the block size "
+                        + m.config().maxSeqLen());
+            }
+            Rng rng = new Rng(seed);
+            long generated = 0, start = System.nanoTime();
+            for (int s = 0; s < numSamples; s++) {
+                if (numSamples > 1) out.printf("--- sample %d%n", s + 1);
+                out.print(prompt);
+                out.flush();
+                StreamDecoder dec = tok.streamDecoder();
+                Sampler.generate(m, promptTokens, opts, rng, t -> {
+                    out.print(t < Tokenizer.VOCAB_SIZE ? dec.push(t) : "<" + t + ">");
+                    out.flush();
+                });
+                out.println(dec.flush());
+                generated += maxNew;
+            }
+            double sec = (System.nanoTime() - start) / 1e9;
+            out.printf("---%n%d tokens in %.2f s (%.1f tokens/s) on %s%n", generated, sec, generated / sec, be.name());
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,85 @@
+package gpt2.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** `gpt2 sample` and `gpt2 hellaswag` on a checkpoint trained by `gpt2 train` in the test. */
+class SampleCommandTest {
+
+    static Path checkpoint(Path dir) throws Exception {
+        Path data = TrainCommandTest.shards(Files.createDirectories(dir.resolve("data")));
+        Path out = dir.resolve("run");
+        String[] args = {"train", "--input_train_bin", data.resolve("toy_train_*.bin").toString(), "--output_dir", out.toString(),
+                "--model", "d2", "--n_layer", "1", "--n_embd", "32", "--block_size", "32", "--batch_size", "2",
+                "--sequence_length", "16", "--total_batch_size", "32", "--num_iterations", "2", "--threads", "2"};
+        String[] r = InfoCommandTest.run(args);
+        assertEquals("0", r[0], r[2]);
+        return out.resolve("checkpoint_00000002");
+    }
+
+    static String text(String[] r) {
+        return r[1].substring(0, r[1].indexOf("\n---\n"));
+    }
+
+    @Test
+    void sameSeedSameTextAndGreedyIsDeterministic(@TempDir Path dir) throws Exception {
+        Path ckpt = checkpoint(dir);
+        String[] a = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", "Hello", "--max_new_tokens", "20",
+                "--seed", "7", "--device", "cpu");
+        assertEquals("0", a[0], a[2]);
+        assertTrue(a[1].startsWith("Hello"), a[1]);
+        assertTrue(a[1].contains("20 tokens in"), a[1]);
+        String[] b = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", "Hello", "--max_new_tokens", "20",
+                "--seed", "7", "--device", "cpu");
+        assertEquals(text(a), text(b), "same seed, same text");
+        String[] c = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", "Hello", "--max_new_tokens", "20",
+                "--seed", "8", "--device", "cpu");
+        assertNotEquals(text(a), text(c), "another seed, other text");
+        String[] g1 = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--temperature", "0", "--max_new_tokens", "40",
+                "--seed", "1", "--device", "cpu");
+        String[] g2 = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--temperature", "0", "--max_new_tokens", "40",
+                "--seed", "2", "--device", "cpu");
+        assertEquals("0", g1[0], g1[2]);
+        assertEquals(text(g1), text(g2), "greedy ignores the seed");
+        // 40 new tokens after the prompt exceed the block size of 32: the window slides
+        String[] n = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--num_samples", "2", "--max_new_tokens", "5",
+                "--top_p", "0.9", "--device", "cpu");
+        assertEquals("0", n[0], n[2]);
+        assertTrue(n[1].contains("--- sample 2"), n[1]);
+    }
+
+    @Test
+    void badArgumentsAreRefused(@TempDir Path dir) throws Exception {
+        String[] r = InfoCommandTest.run("sample", "--model", dir.toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("not a checkpoint directory"), r[2]);
+        r = InfoCommandTest.run("sample", "--model", "d2", "--top_p", "0", "--device", "cpu");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--top_p must be in (0, 1]"), r[2]);
+        r = InfoCommandTest.run("hellaswag", "--model", "d2", "--input", dir.resolve("none.jsonl").toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("none.jsonl: cannot read"), r[2]);
+    }
+
+    @Test
+    void hellaswagScoresCheckpointsAndWritesResultsBesideThem(@TempDir Path dir) throws Exception {
+        Path ckpt = checkpoint(dir);
+        String line = "{\"ctx\": \"The cat sat on the\", \"endings\": [\"mat.\", \"moon.\", \"idea.\", \"sky.\"], \"label\": 0}";
+        Path input = Files.writeString(dir.resolve("h.jsonl"), (line + "\n").repeat(5));
+        String[] r = InfoCommandTest.run("hellaswag", "--model", ckpt.toString(), "d2", "--input", input.toString(),
+                "--verbose", "1", "--device", "cpu", "--batch", "2");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains(ckpt + ": 5 examples | acc "), r[1]);
+        assertTrue(r[1].contains("d2: 5 examples | acc "), r[1]);
+        assertTrue(r[1].contains("Context:") && r[1].contains("predicted:"), r[1]);
+        String json = Files.readString(ckpt.resolve("hellaswag.json"));
+        assertTrue(json.contains("\"examples\" : 5") && json.contains("\"acc_norm\""), json);
+    }
+}
