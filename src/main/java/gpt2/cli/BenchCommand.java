@@ -33,14 +33,12 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "10", description = "Timed steps after 2 warm-up steps (default: ${DEFAULT-VALUE}).")
     int steps;
 
-    @Option(names = "--device", defaultValue = "", description = "cpu, cuda or cuda:N (default: cuda when present).")
-    String device;
+    @Mixin
+    DeviceOptions dev;
 
     @Option(names = "--tensorcores", defaultValue = "0", paramLabel = "0|1", description = "TF32 GEMMs on CUDA.")
     int tensorcores;
 
-    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
-    int threads;
 
     @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 GEMM inputs on CUDA.")
     String dtype;
@@ -60,7 +58,7 @@ final class BenchCommand implements Callable<Integer> {
         if (!dtype.equals("float32") && !dtype.equals("bfloat16")) {
             throw new IllegalArgumentException("--dtype " + dtype + ": expected float32 or bfloat16");
         }
-        try (Backend be = Backends.create(device, threads, ModelOptions.flag("--tensorcores", tensorcores),
+        try (Backend be = Backends.create(dev.device, dev.threads, ModelOptions.flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             m.initialize(1);

@@ -8,6 +8,7 @@ import gpt2.backend.Backends;
 import gpt2.eval.HellaSwag;
 import gpt2.model.Gpt2;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -43,11 +44,8 @@ final class HellaSwagCommand implements Callable<Integer> {
     @Option(names = "--verbose", defaultValue = "0", paramLabel = "N", description = "Print the first N examples in detail (default: ${DEFAULT-VALUE}).")
     int verbose;
 
-    @Option(names = "--device", defaultValue = "", description = "cpu, cuda or cuda:N (default: cuda when present).")
-    String device;
-
-    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
-    int threads;
+    @Mixin
+    DeviceOptions dev;
 
     @Spec
     CommandSpec spec;
@@ -57,7 +55,7 @@ final class HellaSwagCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         List<HellaSwag.Example> examples = HellaSwag.load(input, limit);
         PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
-        try (Backend be = Backends.create(device, threads, false)) {
+        try (Backend be = Backends.create(dev.device, dev.threads, false)) {
             for (String model : models) {
                 try (Gpt2 m = ModelSource.load(model, be, out)) {
                     HellaSwag.Result r = HellaSwag.evaluate(m, examples, batch, verbose, log);

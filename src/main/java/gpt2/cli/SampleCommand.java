@@ -8,6 +8,7 @@ import gpt2.eval.Sampler;
 import gpt2.model.Gpt2;
 import gpt2.train.Rng;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -44,11 +45,8 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = {"--num_samples", "--num-samples"}, defaultValue = "1", paramLabel = "N", description = "Samples to draw (default: ${DEFAULT-VALUE}).")
     int numSamples;
 
-    @Option(names = "--device", defaultValue = "", description = "cpu, cuda or cuda:N (default: cuda when present).")
-    String device;
-
-    @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0: one per core).")
-    int threads;
+    @Mixin
+    DeviceOptions dev;
 
     @Spec
     CommandSpec spec;
@@ -63,7 +61,7 @@ final class SampleCommand implements Callable<Integer> {
         int[] promptTokens = new int[body.length + 1];
         promptTokens[0] = Tokenizer.EOT;
         System.arraycopy(body, 0, promptTokens, 1, body.length);
-        try (Backend be = Backends.create(device, threads, false); Gpt2 m = ModelSource.load(model, be, out)) {
+        try (Backend be = Backends.create(dev.device, dev.threads, false); Gpt2 m = ModelSource.load(model, be, out)) {
             if (promptTokens.length > m.config().maxSeqLen()) {
                 throw new IllegalArgumentException("--prompt is " + promptTokens.length + " tokens, more than the block size "
                         + m.config().maxSeqLen());
