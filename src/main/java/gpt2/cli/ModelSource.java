@@ -4,6 +4,7 @@ import gpt2.backend.Backend;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.Checkpoint;
+import gpt2.train.ModelFiles;
 
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -19,17 +20,20 @@ final class ModelSource {
         return Files.isDirectory(p) && Files.exists(p.resolve(Checkpoint.STATE));
     }
 
-    /** Loads the model; a preset gets seed-42 random weights and a note saying so. */
+    /**
+     * Loads the model: our checkpoint, an llm.c model file or a Hugging Face GPT-2 folder; a preset
+     * gets seed-42 random weights and a note saying so.
+     */
     static Gpt2 load(String model, Backend backend, PrintWriter out) {
-        if (isCheckpoint(model)) {
-            Path dir = Path.of(model);
-            GptConfig cfg = Checkpoint.config(Checkpoint.readState(dir));
-            Gpt2 m = new Gpt2(cfg, backend);
-            Checkpoint.loadModel(dir, m);
+        Path path = Path.of(model);
+        if (ModelFiles.detect(path) != null) {
+            Gpt2 m = new Gpt2(ModelFiles.config(path), backend);
+            ModelFiles.loadInto(path, m);
             return m;
         }
-        if (Files.exists(Path.of(model))) {
-            throw new IllegalArgumentException("--model " + model + ": not a checkpoint directory (no " + Checkpoint.STATE + ")");
+        if (Files.exists(path)) {
+            throw new IllegalArgumentException("--model " + model + ": not a checkpoint directory, llm.c model file or "
+                    + "Hugging Face folder");
         }
         GptConfig cfg = GptConfig.preset(model);
         out.printf("note: --model %s is a preset: untrained random weights%n", model);

@@ -9,6 +9,7 @@ import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
 import gpt2.train.Checkpoint;
+import gpt2.train.ModelFiles;
 import gpt2.train.TrainConfig;
 import gpt2.train.Trainer;
 import picocli.CommandLine.Command;
@@ -179,7 +180,7 @@ final class TrainCommand implements Callable<Integer> {
              AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
             Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
             if (startWeights != null) {
-                Checkpoint.loadModel(startWeights, model);
+                ModelFiles.loadInto(startWeights, model);
             } else {
                 model.initialize(seed);
             }
@@ -256,16 +257,20 @@ final class TrainCommand implements Callable<Integer> {
         return null;
     }
 
-    /** --model as a checkpoint directory (weights only), or null for a preset. */
+    /** --model as model weights (our checkpoint, llm.c file, HF folder), or null for a preset. */
     private Path modelCheckpointDir() {
         Path p = Path.of(modelOptions.model);
-        return Files.isDirectory(p) && Files.exists(p.resolve(Checkpoint.STATE)) ? p : null;
+        if (ModelFiles.detect(p) != null) return p;
+        if (Files.exists(p)) {
+            throw new IllegalArgumentException("--model " + p + ": not a checkpoint directory, llm.c model file or Hugging Face folder");
+        }
+        return null;
     }
 
     private GptConfig modelConfig(Path resumeFrom) {
         Path weights = resumeFrom != null ? resumeFrom : modelCheckpointDir();
         if (weights == null) return modelOptions.config();
-        GptConfig saved = Checkpoint.config(Checkpoint.readState(weights));
+        GptConfig saved = ModelFiles.config(weights);
         if (modelOptions.hasOverrides() && !modelOptions.applyTo(saved).equals(saved)) {
             throw new IllegalArgumentException("model overrides (--n_layer, ...) differ from the model of checkpoint " + weights
                     + ": " + saved);

@@ -24,14 +24,31 @@ import java.util.Map;
 /**
  * The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then
- * the raw little-endian tensor bytes. Only F32 tensors are written and read here.
+ * the raw little-endian tensor bytes. F32 and BF16 are written; F32, BF16 and F16 are read
+ * (converted to float32).
  */
 public final class Safetensors {
     private Safetensors() {
     }
 
-    /** A tensor to write: its data is {@code source} (float32, row-major). */
-    public record Entry(String name, long[] shape, MemorySegment source) {
+    /**
+     * A tensor to write: its data is {@code source} (float32, row-major), stored as {@code dtype}
+     * ("F32", or "BF16" rounded to nearest even).
+     */
+    public record Entry(String name, long[] shape, MemorySegment source, String dtype) {
+        public Entry(String name, long[] shape, MemorySegment source) {
+            this(name, shape, source, "F32");
+        }
+
+        long elements() {
+            long n = 1;
+            for (long d : shape) n *= d;
+            return n;
+        }
+
+        long storedBytes() {
+            return elements() * (dtype.equals("BF16") ? 2 : 4);
+        }
     }
 
     /** A tensor of a file being read. */
@@ -53,13 +70,15 @@ public final class Safetensors {
         }
         long offset = 0;
         for (Entry e : entries) {
-            long bytes = 4;
-            for (long d : e.shape()) bytes *= d;
-            if (bytes != e.source().byteSize()) {
+            if (e.elements() * 4 != e.source().byteSize()) {
                 throw new IllegalArgumentException(e.name() + ": shape does not match its " + e.source().byteSize() + " bytes");
             }
+            if (!e.dtype().equals("F32") && !e.dtype().equals("BF16")) {
+                throw new IllegalArgumentException(e.name() + ": cannot write dtype " + e.dtype());
+            }
+            long bytes = e.storedBytes();
             ObjectNode t = header.putObject(e.name());
-            t.put("dtype", "F32");
+            t.put("dtype", e.dtype());
             var shape = t.putArray("shape");
             for (long d : e.shape()) shape.add(d);
             var offs = t.putArray("data_offsets");
@@ -87,6 +106,20 @@ public final class Safetensors {
                 if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
                     throw new UnsupportedOperationException("big-endian hosts are not supported");
                 }
+                if (e.dtype().equals("BF16")) {
+                    ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+                    for (long i = 0; i < e.elements(); i++) {
+                        if (!buf.hasRemaining()) {
+                            buf.flip();
+                            writeFully(ch, buf);
+                            buf.clear();
+                        }
+                        buf.putShort(toBf16(src.getAtIndex(ValueLayout.JAVA_FLOAT, i)));
+                    }
+                    buf.flip();
+                    writeFully(ch, buf);
+                    continue;
+                }
                 for (long at = 0; at < src.byteSize(); at += 1 << 24) {
                     long n = Math.min(1 << 24, src.byteSize() - at);
                     writeFully(ch, src.asSlice(at, n).asByteBuffer());
@@ -96,6 +129,18 @@ public final class Safetensors {
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot write safetensors: " + e.getMessage(), e);
         }
+    }
+
+    /** float32 to bfloat16, round to nearest even; NaN stays NaN. */
+    public static short toBf16(float f) {
+        int u = Float.floatToRawIntBits(f);
+        if ((u & 0x7fffffff) > 0x7f800000) return (short) ((u >>> 16) | 0x40);
+        u += 0x7fff + ((u >>> 16) & 1);
+        return (short) (u >>> 16);
+    }
+
+    public static float fromBf16(short b) {
+        return Float.intBitsToFloat((b & 0xffff) << 16);
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
@@ -160,6 +205,38 @@ public final class Safetensors {
 
         public Map<String, String> metadata() {
             return metadata;
+        }
+
+        /**
+         * A tensor of dtype F32, BF16 or F16, checked against the expected shape, converted into
+         * {@code dst} (float32, {@code elements} x 4 bytes).
+         */
+        public void readFloats(String name, long[] expectedShape, MemorySegment dst) {
+            Info t = tensors.get(name);
+            if (t == null) throw new IllegalArgumentException(file + ": no tensor '" + name + "'");
+            if (!java.util.Arrays.equals(t.shape(), expectedShape)) {
+                throw new IllegalArgumentException(file + ": tensor " + name + " has shape " + java.util.Arrays.toString(t.shape())
+                        + ", expected " + java.util.Arrays.toString(expectedShape));
+            }
+            long n = t.elements();
+            MemorySegment src = map.asSlice(dataStart + t.begin(), t.end() - t.begin());
+            ValueLayout.OfShort u16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+            switch (t.dtype()) {
+                case "F32" -> {
+                    if (src.byteSize() != 4 * n) throw new IllegalArgumentException(file + ": tensor " + name + " has the wrong byte count");
+                    dst.copyFrom(src);
+                }
+                case "BF16", "F16" -> {
+                    if (src.byteSize() != 2 * n) throw new IllegalArgumentException(file + ": tensor " + name + " has the wrong byte count");
+                    boolean bf = t.dtype().equals("BF16");
+                    for (long i = 0; i < n; i++) {
+                        short h = src.get(u16, 2 * i);
+                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, bf ? fromBf16(h) : Float.float16ToFloat(h));
+                    }
+                }
+                default -> throw new IllegalArgumentException(file + ": tensor " + name + " is " + t.dtype()
+                        + " (F32, BF16 or F16 are read)");
+            }
         }
 
         /** The bytes of an F32 tensor, checked against the expected shape. */

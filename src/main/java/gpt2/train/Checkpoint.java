@@ -64,7 +64,12 @@ public final class Checkpoint {
      * added. Returns the final directory.
      */
     public static Path save(Path outputDir, int step, Gpt2 model, AdamW optimizer, ObjectNode state) {
-        Path dir = dirFor(outputDir, step);
+        return saveDir(dirFor(outputDir, step), step, model, optimizer, state);
+    }
+
+    /** Writes a checkpoint into the directory {@code dir} itself (temporary sibling, then renamed). */
+    public static Path saveDir(Path dir, int step, Gpt2 model, AdamW optimizer, ObjectNode state) {
+        Path outputDir = dir.toAbsolutePath().getParent();
         Path tmp = outputDir.resolve("." + dir.getFileName() + ".tmp");
         try {
             Files.createDirectories(outputDir);
@@ -164,8 +169,7 @@ public final class Checkpoint {
         try (Safetensors.Reader r = new Safetensors.Reader(file); Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(layout.totalSize() * 4, 64);
             for (TensorSpec t : layout.tensors()) {
-                MemorySegment src = r.f32(prefix + t.name(), t.shape());
-                host.asSlice(t.offset() * 4, t.size() * 4).copyFrom(src);
+                r.readFloats(prefix + t.name(), t.shape(), host.asSlice(t.offset() * 4, t.size() * 4));
             }
             backend.copyFromHost(dst, host);
         }

@@ -84,6 +84,9 @@ public final class Trainer {
 
     private void restore(Path dir) {
         ObjectNode state = Checkpoint.readState(dir);
+        if (!state.has("train_loader")) {
+            throw new IllegalArgumentException(dir + " holds weights only (a converted model); start from it with --model");
+        }
         Checkpoint.loadModel(dir, model);
         if (state.has("adamw_t")) {
             Checkpoint.loadOptimizer(dir, optimizer, model.layout(), model.backend(), state.get("adamw_t").asInt());

@@ -1,0 +1,69 @@
+package gpt2.cli;
+
+import gpt2.backend.cpu.CpuBackend;
+import gpt2.model.Gpt2;
+import gpt2.model.GptConfig;
+import gpt2.train.ModelFiles;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Convert model weights between our checkpoints, llm.c model files and Hugging Face GPT-2 folders.",
+                "Example: gpt2 convert --from ./gpt2-hf --to gpt2_124M.bin --format llmc"})
+final class ConvertCommand implements Callable<Integer> {
+
+    @Option(names = "--from", required = true, paramLabel = "PATH",
+            description = "A checkpoint directory, an llm.c .bin file or a Hugging Face folder (detected).")
+    Path from;
+
+    @Option(names = "--to", required = true, paramLabel = "PATH", description = "Where to write.")
+    Path to;
+
+    @Option(names = "--format", paramLabel = "ours|llmc|hf",
+            description = "Output format (default: llmc when --to ends in .bin, else required).")
+    String format;
+
+    @Option(names = "--dtype", defaultValue = "float32", paramLabel = "float32|bfloat16",
+            description = "Stored precision for llmc and hf (default: ${DEFAULT-VALUE}).")
+    String dtype;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        ModelFiles.Format f = outputFormat();
+        if (!dtype.equals("float32") && !dtype.equals("bfloat16")) {
+            throw new IllegalArgumentException("--dtype " + dtype + ": expected float32 or bfloat16");
+        }
+        if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
+            throw new IllegalArgumentException("--to is the same path as --from");
+        }
+        GptConfig cfg = ModelFiles.config(from);
+        try (CpuBackend be = new CpuBackend(); Gpt2 m = new Gpt2(cfg, be)) {
+            ModelFiles.loadInto(from, m);
+            ModelFiles.export(m, to, f, dtype.equals("bfloat16"));
+        }
+        spec.commandLine().getOut().printf("%s (%s, %,d parameters) -> %s (%s, %s)%n", from, ModelFiles.detect(from),
+                cfg.parameterCount(), to, f, dtype);
+        return 0;
+    }
+
+    private ModelFiles.Format outputFormat() {
+        if (format == null) {
+            if (to.getFileName().toString().endsWith(".bin")) return ModelFiles.Format.LLMC;
+            throw new IllegalArgumentException("--format is needed (ours, llmc or hf) unless --to ends in .bin");
+        }
+        return switch (format) {
+            case "ours" -> ModelFiles.Format.OURS;
+            case "llmc" -> ModelFiles.Format.LLMC;
+            case "hf" -> ModelFiles.Format.HF;
+            default -> throw new IllegalArgumentException("--format " + format + ": expected ours, llmc or hf");
+        };
+    }
+}
