@@ -153,6 +153,26 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "0", paramLabel = "N", description = "CPU threads; 0 = one per core (default: ${DEFAULT-VALUE}).")
     int threads;
 
+    @Option(names = {"--skip_update_lossz", "--skip-update-lossz"}, defaultValue = "0", paramLabel = "Z",
+            description = "Skip the update when the loss's z-score over the last 128 steps exceeds Z; 0 = off (default: ${DEFAULT-VALUE}).")
+    float skipLossZ;
+
+    @Option(names = {"--skip_update_gradz", "--skip-update-gradz"}, defaultValue = "0", paramLabel = "Z",
+            description = "The same for the gradient norm; 0 = off (default: ${DEFAULT-VALUE}). NaN or infinite losses and norms are always skipped.")
+    float skipGradZ;
+
+    @Option(names = {"--max_skipped_steps", "--max-skipped-steps"}, defaultValue = "10", paramLabel = "N",
+            description = "Stop (with a checkpoint of the last good weights) after N skipped steps in a row (default: ${DEFAULT-VALUE}).")
+    int maxSkipped;
+
+    @Option(names = {"--keep_last", "--keep-last"}, defaultValue = "0", paramLabel = "K",
+            description = "Keep only the newest K checkpoints (plus --keep_every); 0 = keep all (default: ${DEFAULT-VALUE}).")
+    int keepLast;
+
+    @Option(names = {"--keep_every", "--keep-every"}, defaultValue = "0", paramLabel = "M",
+            description = "With --keep_last, also keep every checkpoint whose step is a multiple of M (default: ${DEFAULT-VALUE}).")
+    int keepEvery;
+
     @Spec
     CommandSpec spec;
 
@@ -172,7 +192,8 @@ final class TrainCommand implements Callable<Integer> {
                 batchSize, seqLen, totalBatchSize, numIterations, flag("--inference_only", inferenceOnly),
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
-                saveEvery, seed, 0, 1);
+                saveEvery, seed, 0, 1, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery);
+        if (out != null) checkWritable(out);
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
@@ -190,6 +211,8 @@ final class TrainCommand implements Callable<Integer> {
             if (startWeights != null) log.printf("weights from %s%n", startWeights);
             for (String n : notes) log.println("note: " + n);
             Trainer trainer = new Trainer(model, optimizer, cfg, log, args());
+            StopSignals stop = StopSignals.install();
+            trainer.stopWhen(stop::requested, "a stop signal");
             if (checkpoint != null) trainer.resumeFrom(checkpoint);
             trainer.run();
         }
@@ -238,6 +261,16 @@ final class TrainCommand implements Callable<Integer> {
         return notes;
     }
 
+    private static void checkWritable(Path out) {
+        try {
+            java.nio.file.Files.createDirectories(out);
+            Path probe = java.nio.file.Files.createTempFile(out, ".write-check", ".tmp");
+            java.nio.file.Files.delete(probe);
+        } catch (java.io.IOException | SecurityException e) {
+            throw new IllegalArgumentException("--output_dir " + out + ": not writable (" + e.getMessage() + ")");
+        }
+    }
+
     /** The checkpoint to continue from, if any. */
     private Path resumeCheckpoint(Path out) {
         if (!loadCheckpoint.isEmpty()) {
@@ -272,8 +305,8 @@ final class TrainCommand implements Callable<Integer> {
         if (weights == null) return modelOptions.config();
         GptConfig saved = ModelFiles.config(weights);
         if (modelOptions.hasOverrides() && !modelOptions.applyTo(saved).equals(saved)) {
-            throw new IllegalArgumentException("model overrides (--n_layer, ...) differ from the model of checkpoint " + weights
-                    + ": " + saved);
+            throw new IllegalArgumentException(weights + " holds a model of " + saved.shape() + "; the flags ask for "
+                    + modelOptions.applyTo(saved).shape());
         }
         return saved;
     }

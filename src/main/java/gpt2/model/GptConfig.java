@@ -77,6 +77,13 @@ public record GptConfig(
         return (vocabSize + 127) / 128 * 128;
     }
 
+    /** A one-line description of the shape and architecture (for messages). */
+    public String shape() {
+        return String.format("n_layer %d, n_head %d, n_embd %d, block_size %d, vocab %d (padded %d), %s, %s head%s%s",
+                numLayers, numHeads, channels, maxSeqLen, vocabSize, paddedVocabSize, norm.name().toLowerCase(),
+                tiedEmbeddings ? "tied" : "untied", qkvBias ? "" : ", no qkv bias", dropout > 0 ? ", dropout " + dropout : "");
+    }
+
     public int headSize() {
         return channels / numHeads;
     }

@@ -39,7 +39,7 @@ import java.util.stream.Stream;
  * model.safetensors      every parameter tensor by name (float32, padded vocabulary rows included)
  * optimizer.safetensors  AdamW's m and v ("m.NAME", "v.NAME")
  * state.json             step, config, arguments, loader position, RNG state, AdamW step,
- *                        last losses, and the SHA-256 of the two tensor files
+ *                        last losses, and the CRC32C of the two tensor files
  * </pre>
  * It is written into {@code .checkpoint_00001000.tmp/}, every file forced to disk, then renamed,
  * so a directory under the final name is always complete.
@@ -87,8 +87,8 @@ public final class Checkpoint {
             state.put("step", step);
             state.set("config", JSON.valueToTree(model.config()));
             ObjectNode files = state.putObject("files");
-            files.put(MODEL, sha256(tmp.resolve(MODEL)));
-            if (optimizer != null) files.put(OPTIMIZER, sha256(tmp.resolve(OPTIMIZER)));
+            files.put(MODEL, crc32c(tmp.resolve(MODEL)));
+            if (optimizer != null) files.put(OPTIMIZER, crc32c(tmp.resolve(OPTIMIZER)));
             Path st = tmp.resolve(STATE);
             JSON.writeValue(st.toFile(), state);
             force(st);
@@ -97,8 +97,38 @@ public final class Checkpoint {
             Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
             force(outputDir);
             return dir;
+        } catch (IOException | UncheckedIOException e) {
+            try {
+                deleteTree(tmp); // a half-written checkpoint never stays, under any name
+            } catch (IOException ignored) {
+                // the .tmp name is never taken for a checkpoint
+            }
+            IOException cause = e instanceof IOException io ? io : ((UncheckedIOException) e).getCause();
+            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + cause.getMessage(), cause);
+        }
+    }
+
+    /**
+     * Deletes old checkpoints of a run directory, keeping the newest {@code keepLast} (0: keep all)
+     * and every one whose step is a multiple of {@code keepEvery} (0: none).
+     */
+    public static void prune(Path outputDir, int keepLast, int keepEvery) {
+        if (keepLast <= 0) return;
+        List<Path> dirs = new ArrayList<>();
+        try (Stream<Path> s = Files.list(outputDir)) {
+            s.filter(p -> NAME.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)).forEach(dirs::add);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint " + dir + ": " + e.getMessage(), e);
+            throw new UncheckedIOException(outputDir + ": " + e.getMessage(), e);
+        }
+        dirs.sort((a, b) -> Integer.compare(step(b), step(a)));
+        for (int i = keepLast; i < dirs.size(); i++) {
+            int st = step(dirs.get(i));
+            if (keepEvery > 0 && st % keepEvery == 0) continue;
+            try {
+                deleteTree(dirs.get(i));
+            } catch (IOException e) {
+                System.err.println("warning: could not delete old checkpoint " + dirs.get(i) + ": " + e.getMessage());
+            }
         }
     }
 
@@ -137,7 +167,7 @@ public final class Checkpoint {
         state.path("files").fields().forEachRemaining(f -> {
             Path file = dir.resolve(f.getKey());
             if (!Files.isRegularFile(file)) throw new IllegalArgumentException(file + ": missing from the checkpoint");
-            String actual = sha256(file);
+            String actual = crc32c(file);
             if (!actual.equals(f.getValue().asText())) {
                 throw new IllegalArgumentException(file + ": checksum mismatch (corrupt checkpoint)");
             }
@@ -199,6 +229,19 @@ public final class Checkpoint {
     static int step(Path dir) {
         Matcher m = NAME.matcher(dir.getFileName().toString());
         return m.matches() ? Integer.parseInt(m.group(1)) : -1;
+    }
+
+    /** CRC32C of a file (hardware-accelerated), as 8 hex digits. */
+    static String crc32c(Path file) {
+        try (InputStream in = Files.newInputStream(file)) {
+            java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+            byte[] buf = new byte[1 << 20];
+            int n;
+            while ((n = in.read(buf)) > 0) crc.update(buf, 0, n);
+            return String.format("%08x", crc.getValue());
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": " + e.getMessage(), e);
+        }
     }
 
     static String sha256(Path file) {

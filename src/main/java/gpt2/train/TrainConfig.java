@@ -15,13 +15,31 @@ import java.nio.file.Path;
  * @param saveEveryNiter    a checkpoint every N steps; the end always gets one when outputDir is set
  * @param rank              this process's rank
  * @param world             number of ranks
+ * @param skipLossZ         skip the update when the loss's z-score exceeds this (0: off), as llm.c's -sl
+ * @param skipGradZ         the same for the gradient norm (0: off), as llm.c's -sg
+ * @param maxSkippedSteps   this many skipped steps in a row stop the run
+ * @param keepLast          keep the newest K checkpoints (0: all) ...
+ * @param keepEvery         ... plus every checkpoint whose step is a multiple of M (0: none)
  */
 public record TrainConfig(String trainPattern, String valPattern, Path outputDir,
                           int batchSize, int seqLen, long totalBatchSize, int numIterations, boolean inferenceOnly,
                           float learningRate, int warmupIters, float decayFrac, float weightDecay, float gradClip,
                           float beta1, float beta2, float adamEps,
                           int valLossEvery, int valMaxSteps, int sampleEvery, boolean overfitSingleBatch,
-                          int saveEveryNiter, long seed, int rank, int world) {
+                          int saveEveryNiter, long seed, int rank, int world,
+                          float skipLossZ, float skipGradZ, int maxSkippedSteps, int keepLast, int keepEvery) {
+
+    /** With llm.c's defaults for the reliability knobs (no outlier skipping, 10 bad steps, keep all). */
+    public TrainConfig(String trainPattern, String valPattern, Path outputDir,
+                       int batchSize, int seqLen, long totalBatchSize, int numIterations, boolean inferenceOnly,
+                       float learningRate, int warmupIters, float decayFrac, float weightDecay, float gradClip,
+                       float beta1, float beta2, float adamEps,
+                       int valLossEvery, int valMaxSteps, int sampleEvery, boolean overfitSingleBatch,
+                       int saveEveryNiter, long seed, int rank, int world) {
+        this(trainPattern, valPattern, outputDir, batchSize, seqLen, totalBatchSize, numIterations, inferenceOnly,
+                learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps, valLossEvery,
+                valMaxSteps, sampleEvery, overfitSingleBatch, saveEveryNiter, seed, rank, world, 0f, 0f, 10, 0, 0);
+    }
 
     public TrainConfig {
         if (trainPattern == null) throw new IllegalArgumentException("--input_train_bin is required");
@@ -40,6 +58,9 @@ public record TrainConfig(String trainPattern, String valPattern, Path outputDir
                     + (world == 1 ? "" : "s") + " = " + perStep);
         }
         new LrSchedule(learningRate, warmupIters, numIterations, decayFrac); // validates the schedule flags
+        if (skipLossZ < 0 || skipGradZ < 0) throw new IllegalArgumentException("--skip_update_lossz/--skip_update_gradz must be >= 0");
+        if (maxSkippedSteps < 1) throw new IllegalArgumentException("--max_skipped_steps must be >= 1, got " + maxSkippedSteps);
+        if (keepLast < 0 || keepEvery < 0) throw new IllegalArgumentException("--keep_last and --keep_every must be >= 0");
     }
 
     /** Micro-batches per optimizer step on each rank. */

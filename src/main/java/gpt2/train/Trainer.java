@@ -34,8 +34,11 @@ import java.util.List;
  */
 public final class Trainer {
 
-    /** What one step did. */
-    public record StepResult(int step, float loss, float norm, float lr, double millis) {
+    /** What one step did; {@code skipped} names why the update was skipped, or is null. */
+    public record StepResult(int step, float loss, float norm, float lr, double millis, String skipped) {
+        public StepResult(int step, float loss, float norm, float lr, double millis) {
+            this(step, loss, norm, lr, millis, null);
+        }
     }
 
     private final Gpt2 model;
@@ -48,6 +51,14 @@ public final class Trainer {
     private int startStep;
     private Path resumeFrom;
     private int lastSaved = -1;
+    private final OutlierDetector lossDetector = new OutlierDetector(), normDetector = new OutlierDetector();
+    private int skippedInARow;
+    private java.util.function.BooleanSupplier stopRequested = () -> false;
+    private String stopReason = "a stop request";
+    /** Test hook: steps whose loss is replaced by NaN (system property gpt2.test.nanLossAtSteps, e.g. "3,4"). */
+    private final java.util.Set<Integer> nanAt = parseSteps(System.getProperty("gpt2.test.nanLossAtSteps", ""));
+    /** Test hook: milliseconds to sleep after each step, so a test can kill a run mid-way. */
+    private final long stepDelayMs = Long.getLong("gpt2.test.stepDelayMs", 0L);
 
     /**
      * @param args the command line's flags, saved into every checkpoint's state.json
@@ -59,6 +70,22 @@ public final class Trainer {
         this.out = out;
         this.args = args == null ? JsonNodeFactory.instance.objectNode() : args;
         this.sampleRng = new Rng(cfg.seed() ^ 0x53414D504C45L);
+    }
+
+    /**
+     * Checked after every step: when it says stop, the trainer writes a checkpoint (with an output
+     * dir) and returns normally (SIGTERM / SIGINT on preemptible machines).
+     */
+    public Trainer stopWhen(java.util.function.BooleanSupplier stop, String reason) {
+        this.stopRequested = stop;
+        this.stopReason = reason;
+        return this;
+    }
+
+    private static java.util.Set<Integer> parseSteps(String s) {
+        java.util.Set<Integer> out = new java.util.HashSet<>();
+        for (String x : s.split(",")) if (!x.isBlank()) out.add(Integer.parseInt(x.trim()));
+        return out;
     }
 
     /** Continue from a checkpoint (weights, optimizer, loader, RNG, step) when the run starts. */
@@ -99,6 +126,9 @@ public final class Trainer {
         ObjectNode loader = (ObjectNode) state.get("train_loader");
         train.restore(new DataLoader.State(loader.get("shard").asInt(), loader.get("position").asLong()));
         sampleRng.setState(state.path("sample_rng").asLong());
+        lossDetector.restore((ObjectNode) state.get("loss_outliers"));
+        normDetector.restore((ObjectNode) state.get("norm_outliers"));
+        skippedInARow = state.path("skipped_in_a_row").asInt(0);
         lastSaved = startStep;
         if (cfg.isMaster()) out.printf("resumed from %s at step %d%n", dir, startStep);
     }
@@ -127,12 +157,45 @@ public final class Trainer {
                 StepResult r = step(step);
                 results.add(r);
                 report(r, valLoss, log);
+                if (stepDelayMs > 0) sleep(stepDelayMs);
+                if (r.skipped() != null) {
+                    skippedInARow++;
+                    if (cfg.isMaster()) out.printf("step %d skipped (%s); %d in a row%n", step + 1, r.skipped(), skippedInARow);
+                    if (skippedInARow >= cfg.maxSkippedSteps()) {
+                        if (cfg.outputDir() != null) save(step + 1, results);
+                        throw new IllegalStateException(skippedInARow + " steps in a row were skipped (--max_skipped_steps "
+                                + cfg.maxSkippedSteps() + "): stopping" + (cfg.outputDir() != null
+                                ? "; the last good weights are in " + Checkpoint.dirFor(cfg.outputDir(), step + 1) : "")
+                                + "; try a lower --learning_rate");
+                    }
+                } else {
+                    skippedInARow = 0;
+                }
                 if (cfg.saveEveryNiter() > 0 && (step + 1) % cfg.saveEveryNiter() == 0) save(step + 1, results);
+                if (stopRequested.getAsBoolean() && step + 1 < N) {
+                    if (cfg.outputDir() != null && lastSaved != step + 1) save(step + 1, results);
+                    if (cfg.isMaster()) {
+                        out.printf("stopped by %s after step %d%s%n", stopReason, step + 1, cfg.outputDir() == null
+                                ? " (no --output_dir: nothing saved)"
+                                : "; continue with the same command and --resume (or --load_chkpoint_file "
+                                + Checkpoint.dirFor(cfg.outputDir(), step + 1) + ")");
+                    }
+                    summary(results);
+                    return results;
+                }
             }
             if (cfg.outputDir() != null && lastSaved != N) save(N, results);
         }
         summary(results);
         return results;
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** One optimizer step (0-based); with --inference_only, forward passes only. */
@@ -149,18 +212,22 @@ public final class Trainer {
             if (!cfg.inferenceOnly()) model.backward(1f / k);
         }
         loss /= k;
+        if (nanAt.contains(step + 1)) loss = Double.NaN;
         float lr = cfg.schedule().lr(step);
         float norm = Float.NaN;
+        String skipped = null;
         if (!cfg.inferenceOnly()) {
             float[] ns = AdamW.normAndClipScale(model.backend(), model.grads(), cfg.gradClip());
             norm = ns[0];
-            optimizer.step(model.params(), model.grads(), lr, ns[1]);
+            double zLoss = lossDetector.update(loss), zNorm = normDetector.update(norm);
+            if (!Double.isFinite(loss)) skipped = "loss is " + loss;
+            else if (!Float.isFinite(norm)) skipped = "gradient norm is " + norm;
+            else if (cfg.skipLossZ() > 0 && zLoss > cfg.skipLossZ()) skipped = String.format("loss z-score %.1f > %s", zLoss, cfg.skipLossZ());
+            else if (cfg.skipGradZ() > 0 && zNorm > cfg.skipGradZ()) skipped = String.format("gradient-norm z-score %.1f > %s", zNorm, cfg.skipGradZ());
+            if (skipped == null) optimizer.step(model.params(), model.grads(), lr, ns[1]);
         }
         double ms = (System.nanoTime() - start) / 1e6;
-        if (!Float.isFinite((float) loss)) {
-            throw new IllegalStateException("loss is " + loss + " at step " + (step + 1) + "; try a lower --learning_rate");
-        }
-        return new StepResult(step, (float) loss, norm, lr, ms);
+        return new StepResult(step, (float) loss, norm, lr, ms, skipped);
     }
 
     /** The dropout key of one forward pass: from seed, step, micro-step and rank; never negative. */
@@ -225,12 +292,24 @@ public final class Trainer {
             DataLoader.State ls = train.state();
             state.putObject("train_loader").put("shard", ls.shard()).put("position", ls.position());
             state.put("sample_rng", sampleRng.state());
+            state.set("loss_outliers", lossDetector.toJson());
+            state.set("norm_outliers", normDetector.toJson());
+            state.put("skipped_in_a_row", skippedInARow);
             state.put("seed", cfg.seed());
             state.set("args", args.deepCopy());
             var losses = state.putArray("last_losses");
             for (int i = Math.max(0, results.size() - 20); i < results.size(); i++) losses.add(results.get(i).loss());
-            Path dir = Checkpoint.save(cfg.outputDir(), step, model, cfg.inferenceOnly() ? null : optimizer, state);
+            Path dir;
+            try {
+                dir = Checkpoint.save(cfg.outputDir(), step, model, cfg.inferenceOnly() ? null : optimizer, state);
+            } catch (java.io.UncheckedIOException e) {
+                String previous = lastSaved >= 0 ? "; the previous checkpoint " + Checkpoint.dirFor(cfg.outputDir(), lastSaved)
+                        + " is intact" : "";
+                throw new IllegalStateException("could not write the checkpoint of step " + step + " ("
+                        + e.getCause().getMessage() + ")" + previous, e);
+            }
             out.printf("saved checkpoint %s%n", dir);
+            Checkpoint.prune(cfg.outputDir(), cfg.keepLast(), cfg.keepEvery());
         }
         lastSaved = step;
     }
