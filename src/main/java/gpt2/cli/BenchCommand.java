@@ -43,8 +43,21 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 GEMM inputs on CUDA.")
     String dtype;
 
+    @Option(names = "--json", description = "Also print one JSON line with the numbers.")
+    boolean json;
+
     @Spec
     CommandSpec spec;
+
+    private static void sync(Backend be) {
+        if (be instanceof CudaBackend cb) cb.synchronize();
+    }
+
+    private static double median(double[] x) {
+        double[] s = x.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
 
     @Override
     public Integer call() {
@@ -64,28 +77,43 @@ final class BenchCommand implements Callable<Integer> {
             m.initialize(1);
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%n", cfg.name(), cfg.parameterCount(), B, T, be.name());
             out.flush();
-            double[] ms = new double[steps];
+            double[] ms = new double[steps], fwd = new double[steps], bwd = new double[steps], optim = new double[steps];
             for (int s = -2; s < steps; s++) {
                 long t0 = System.nanoTime();
                 m.zeroGrad();
                 m.forward(in, tg, B, T, s + 2);
+                sync(be);
+                long t1 = System.nanoTime();
                 m.backward(1f);
+                sync(be);
+                long t2 = System.nanoTime();
                 float[] ns = AdamW.normAndClipScale(be, m.grads(), 1f);
                 opt.step(m.params(), m.grads(), 1e-4f, ns[1]);
-                if (be instanceof CudaBackend cb) cb.synchronize();
-                double t = (System.nanoTime() - t0) / 1e6;
-                if (s >= 0) ms[s] = t;
+                sync(be);
+                long t3 = System.nanoTime();
+                if (s >= 0) {
+                    ms[s] = (t3 - t0) / 1e6;
+                    fwd[s] = (t1 - t0) / 1e6;
+                    bwd[s] = (t2 - t1) / 1e6;
+                    optim[s] = (t3 - t2) / 1e6;
+                }
             }
-            double[] sorted = ms.clone();
-            Arrays.sort(sorted);
-            double median = sorted[steps / 2];
+            double median = median(ms);
+            out.printf("phases (median ms): forward %.1f | backward %.1f | optimizer %.1f%n", median(fwd), median(bwd), median(optim));
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
             double achieved = flops / (median / 1000);
             String mfu = be instanceof CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())
                     ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / cb.bf16PeakFlops(), cb.deviceName())
                     : "";
-            out.printf("median step %.1f ms | %.0f tokens/s | %.1f TFLOP/s (6N + 12LCT per token)%s%n",
-                    median, B * T / (median / 1000), achieved / 1e12, mfu);
+            out.printf("median step %.1f ms | %.0f tokens/s | %.1f GFLOP/s (6N + 12LCT per token)%s | peak memory %s%n",
+                    median, B * T / (median / 1000), achieved / 1e9, mfu, gpt2.train.Trainer.peakMemoryText());
+            if (json) {
+                out.printf("{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"sequence_length\":%d,\"median_ms\":%.3f,"
+                                + "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,\"tokens_per_s\":%.1f,"
+                                + "\"gflops\":%.2f,\"peak_rss_mib\":%d}%n",
+                        cfg.name(), be.name().replace("\"", "'"), B, T, median, median(fwd), median(bwd), median(optim),
+                        B * T / (median / 1000), achieved / 1e9, gpt2.train.Trainer.peakMemoryMiB());
+            }
         }
         return 0;
     }

@@ -331,6 +331,22 @@ public final class Trainer {
         }
     }
 
+    public static String peakMemoryText() {
+        return peakMemory();
+    }
+
+    /** Peak resident memory in MiB (Linux's VmHWM), or -1 when unknown. */
+    public static long peakMemoryMiB() {
+        try {
+            for (String l : Files.readAllLines(Path.of("/proc/self/status"), StandardCharsets.UTF_8)) {
+                if (l.startsWith("VmHWM:")) return Long.parseLong(l.replaceAll("[^0-9]", "")) / 1024;
+            }
+        } catch (IOException | RuntimeException e) {
+            // not Linux
+        }
+        return -1;
+    }
+
     /** Peak resident memory of this process (Linux's VmHWM), or "unknown". */
     static String peakMemory() {
         try {

@@ -33,9 +33,11 @@ class ModelGradientCheckTest {
         return arch.equals("gpt2") ? TinyConfigs.gpt2(dropout) : TinyConfigs.seed(dropout);
     }
 
-    @ParameterizedTest(name = "{0}, dropout {1}")
-    @CsvSource({"gpt2, 0.0", "gpt2, 0.1", "seed, 0.0", "seed, 0.1"})
-    void lossAndGradientsMatchDoubleReference(String arch, float dropout) {
+    @ParameterizedTest(name = "{0}, dropout {1}, OpenBLAS {2}")
+    @CsvSource({"gpt2, 0.0, true", "gpt2, 0.1, true", "seed, 0.0, true", "seed, 0.1, true",
+            "gpt2, 0.0, false", "seed, 0.1, false"})
+    void lossAndGradientsMatchDoubleReference(String arch, float dropout, boolean blas) {
+        org.junit.jupiter.api.Assumptions.assumeTrue(!blas || CpuBackend.blasAvailable(), "OpenBLAS not loadable here");
         GptConfig c = config(arch, dropout);
         ParameterLayout layout = ParameterLayout.of(c);
         Random rng = new Random(99);
@@ -45,7 +47,7 @@ class ModelGradientCheckTest {
             targets[i] = rng.nextInt(c.vocabSize());
         }
         targets[3] = -1; // an ignored position
-        try (CpuBackend backend = new CpuBackend(2); Gpt2 model = new Gpt2(c, backend)) {
+        try (CpuBackend backend = new CpuBackend(2, blas); Gpt2 model = new Gpt2(c, backend)) {
             model.initialize(5);
             // bigger than init-scale weights so every path carries a visible gradient
             float[] p = new float[(int) layout.totalSize()];

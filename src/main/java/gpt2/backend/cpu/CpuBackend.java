@@ -21,6 +21,8 @@ public final class CpuBackend implements Backend {
 
     private final Set<Arena> arenas = ConcurrentHashMap.newKeySet();
     private final Parallel par;
+    /** The one place the GEMM path is chosen: OpenBLAS when it loads, else the pure-Java GEMM. */
+    private final boolean blas;
 
     /** A backend with one thread per available core. */
     public CpuBackend() {
@@ -28,12 +30,27 @@ public final class CpuBackend implements Backend {
     }
 
     public CpuBackend(int threads) {
+        this(threads, Blas.available());
+    }
+
+    /** @param useBlas OpenBLAS GEMMs (refused when the library cannot load) or the pure-Java GEMM */
+    public CpuBackend(int threads, boolean useBlas) {
+        if (useBlas && !Blas.available()) {
+            throw new IllegalStateException("OpenBLAS cannot be used: " + Blas.unavailableReason());
+        }
         this.par = new Parallel(threads);
+        this.blas = useBlas;
+    }
+
+    /** Whether OpenBLAS is on this machine (else the pure-Java GEMM is the only one). */
+    public static boolean blasAvailable() {
+        return Blas.available();
     }
 
     @Override
     public String name() {
-        return "cpu (" + par.threads() + " threads, " + F32.S.length() + "-lane float vectors)";
+        return "cpu (" + par.threads() + " threads, " + F32.S.length() + "-lane float vectors, "
+                + (blas ? "OpenBLAS" : "Java") + " GEMM)";
     }
 
     public int threads() {
@@ -165,13 +182,15 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
-        Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+        if (blas) Matmul.forwardBlas(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+        else Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
     }
 
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
-        Matmul.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+        if (blas) Matmul.backwardBlas(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+        else Matmul.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
     }
 
     @Override

@@ -22,6 +22,31 @@ final class Matmul {
     /** Input rows per tile: each loaded weight vector is used for this many rows at once. */
     private static final int ROW_TILE = 4;
 
+    /** With OpenBLAS: out = inp @ W^T by sgemm, then the bias. */
+    static void forwardBlas(Parallel par, MemorySegment out, MemorySegment inp, MemorySegment weight,
+                            MemorySegment bias, int N, int C, int OC) {
+        Blas.sgemm(false, true, N, OC, C, 1f, inp, C, weight, C, 0f, out, OC);
+        if (bias == null) return;
+        par.forRange(N, 4, (n0, n1) -> {
+            for (long n = n0; n < n1; n++) F32.axpy(1f, bias, 0, out, n * OC, OC);
+        });
+    }
+
+    /** With OpenBLAS: dinp = dout @ W, dW += dout^T @ inp, dbias += column sums (Java). */
+    static void backwardBlas(Parallel par, MemorySegment dinp, MemorySegment dweight, MemorySegment dbias,
+                             MemorySegment dout, MemorySegment inp, MemorySegment weight, int N, int C, int OC) {
+        Blas.sgemm(false, false, N, C, OC, 1f, dout, OC, weight, C, 0f, dinp, C);
+        Blas.sgemm(true, false, OC, C, N, 1f, dout, OC, inp, C, 1f, dweight, C);
+        if (dbias == null) return;
+        int groups = (OC + 255) / 256;
+        par.forRange(groups, 1, (g0, g1) -> {
+            for (long g = g0; g < g1; g++) {
+                int o0 = (int) g * 256, o1 = Math.min(OC, o0 + 256);
+                for (long n = 0; n < N; n++) F32.axpy(1f, dout, n * OC + o0, dbias, o0, o1 - o0);
+            }
+        });
+    }
+
     static void forward(Parallel par, MemorySegment out, MemorySegment inp, MemorySegment weight,
                         MemorySegment bias, int N, int C, int OC) {
         int blocks = (OC + OC_BLOCK - 1) / OC_BLOCK;

@@ -23,7 +23,13 @@ import static gpt2.backend.cpu.OpTestSupport.upload;
 /** Linear layer out = inp @ W^T + b against a double reference, with and without bias. */
 class MatmulTest {
 
-    private final Backend be = new CpuBackend(2);
+    /** The GEMM under test; {@link JavaGemmMatmulTest} runs every test on the pure-Java GEMM too. */
+    CpuBackend backend() {
+        return new CpuBackend(2);
+    }
+
+
+    private final Backend be = backend();
 
     @AfterEach
     void close() {
