@@ -78,7 +78,9 @@ final class BenchCommand implements Callable<Integer> {
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%n", cfg.name(), cfg.parameterCount(), B, T, be.name());
             out.flush();
             double[] ms = new double[steps], fwd = new double[steps], bwd = new double[steps], optim = new double[steps];
+            double[] gemm = new double[steps];
             for (int s = -2; s < steps; s++) {
+                if (be instanceof gpt2.backend.cpu.CpuBackend cpu) cpu.resetGemmStats();
                 long t0 = System.nanoTime();
                 m.zeroGrad();
                 m.forward(in, tg, B, T, s + 2);
@@ -96,10 +98,19 @@ final class BenchCommand implements Callable<Integer> {
                     fwd[s] = (t1 - t0) / 1e6;
                     bwd[s] = (t2 - t1) / 1e6;
                     optim[s] = (t3 - t2) / 1e6;
+                    if (be instanceof gpt2.backend.cpu.CpuBackend cpu) {
+                        long[] g = cpu.gemmStats();
+                        gemm[s] = g[1] / (g[0] / 1e9) / 1e9;
+                    }
                 }
             }
             double median = median(ms);
             out.printf("phases (median ms): forward %.1f | backward %.1f | optimizer %.1f%n", median(fwd), median(bwd), median(optim));
+            if (be instanceof gpt2.backend.cpu.CpuBackend cpu) {
+                double peak = cpu.measureGemmPeak(1024, 5);
+                out.printf("GEMMs in the step: %.1f GFLOP/s median = %.0f%% of this run's sgemm peak (%.1f GFLOP/s, n=1024)%n",
+                        median(gemm), 100 * median(gemm) / peak, peak);
+            }
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
             double achieved = flops / (median / 1000);
             String mfu = be instanceof CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())

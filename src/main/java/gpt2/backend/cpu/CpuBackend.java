@@ -42,6 +42,39 @@ public final class CpuBackend implements Backend {
         this.blas = useBlas;
     }
 
+    private final java.util.concurrent.atomic.AtomicLong gemmNanos = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong gemmFlops = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Time and FLOPs spent in matmul forward/backward since the last reset (for gpt2 bench). */
+    public long[] gemmStats() {
+        return new long[]{gemmNanos.get(), gemmFlops.get()};
+    }
+
+    public void resetGemmStats() {
+        gemmNanos.set(0);
+        gemmFlops.set(0);
+    }
+
+    /** GFLOP/s of one square n x n sgemm on this backend's GEMM path (the reference rate). */
+    public double measureGemmPeak(int n, int repeats) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment x = a.allocate(4L * n * n, 64), y = a.allocate(4L * n * n, 64), z = a.allocate(4L * n * n, 64);
+            for (long i = 0; i < (long) n * n; i++) {
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i % 7) * 0.01f);
+                y.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i % 5) * 0.01f);
+            }
+            double best = 0;
+            for (int r = 0; r < repeats; r++) {
+                long t0 = System.nanoTime();
+                if (blas) Blas.sgemm(false, true, n, n, n, 1f, x, n, y, n, 0f, z, n);
+                else Matmul.forward(par, z, x, y, null, n, n, n);
+                double s = (System.nanoTime() - t0) / 1e9;
+                best = Math.max(best, 2.0 * n * n * n / s / 1e9);
+            }
+            return best;
+        }
+    }
+
     /** Whether OpenBLAS is on this machine (else the pure-Java GEMM is the only one). */
     public static boolean blasAvailable() {
         return Blas.available();
@@ -182,15 +215,21 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
+        long t0 = System.nanoTime();
         if (blas) Matmul.forwardBlas(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
         else Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+        gemmNanos.addAndGet(System.nanoTime() - t0);
+        gemmFlops.addAndGet(2L * N * C * OC);
     }
 
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
+        long t0 = System.nanoTime();
         if (blas) Matmul.backwardBlas(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
         else Matmul.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+        gemmNanos.addAndGet(System.nanoTime() - t0);
+        gemmFlops.addAndGet(4L * N * C * OC);
     }
 
     @Override

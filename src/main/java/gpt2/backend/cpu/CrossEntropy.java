@@ -1,5 +1,7 @@
 package gpt2.backend.cpu;
 
+import jdk.incubator.vector.FloatVector;
+
 import java.lang.foreign.MemorySegment;
 
 import static gpt2.backend.cpu.F32.get;
@@ -29,8 +31,7 @@ final class CrossEntropy {
                 checkTarget(target, V, n);
                 long row = n * Vp;
                 float max = maxOf(logits, row, V);
-                double sum = 0;
-                for (int v = 0; v < V; v++) sum += Math.exp(get(logits, row + v) - max);
+                double sum = sumExp(logits, row, V, max);
                 set(losses, n, (float) (Math.log(sum) + max - get(logits, row + target)));
             }
         });
@@ -49,16 +50,28 @@ final class CrossEntropy {
                 }
                 checkTarget(target, V, n);
                 float max = maxOf(logits, row, V);
-                double sum = 0;
-                for (int v = 0; v < V; v++) sum += Math.exp(get(logits, row + v) - max);
-                float inv = (float) (1.0 / sum);
-                for (int v = 0; v < V; v++) {
-                    float p = (float) Math.exp(get(logits, row + v) - max) * inv;
-                    set(logits, row + v, (p - (v == target ? 1f : 0f)) * dloss);
+                float inv = (float) (1.0 / sumExp(logits, row, V, max));
+                // (softmax - onehot) * dloss: exp of every column, vectorized; then the target's one
+                int v = 0, L = F32.S.length();
+                for (int bound = V / L * L; v < bound; v += L) {
+                    FloatVector x = F32.load(logits, row + v);
+                    F32.store(FastMath.exp(x.sub(max)).mul(inv).mul(dloss), logits, row + v);
                 }
-                for (int v = V; v < Vp; v++) set(logits, row + v, 0f);
+                for (; v < V; v++) set(logits, row + v, FastMath.exp(get(logits, row + v) - max) * inv * dloss);
+                set(logits, row + target, get(logits, row + target) - dloss);
+                for (v = V; v < Vp; v++) set(logits, row + v, 0f);
             }
         });
+    }
+
+    /** sum of exp(x - max) over a row: float lanes summed in a fixed order, then in double. */
+    private static double sumExp(MemorySegment logits, long row, int V, float max) {
+        int v = 0, L = F32.S.length();
+        FloatVector acc = FloatVector.zero(F32.S);
+        for (int bound = V / L * L; v < bound; v += L) acc = acc.add(FastMath.exp(F32.load(logits, row + v).sub(max)));
+        double sum = F32.sum(acc);
+        for (; v < V; v++) sum += FastMath.exp(get(logits, row + v) - max);
+        return sum;
     }
 
     private static float maxOf(MemorySegment logits, long row, int V) {

@@ -1,6 +1,7 @@
 package gpt2.backend.cpu;
 
 import gpt2.backend.Dropout;
+import jdk.incubator.vector.FloatVector;
 
 import java.lang.foreign.MemorySegment;
 
@@ -15,26 +16,54 @@ final class Pointwise {
     private static final long CHUNK = 4096;
     private static final float GELU_K = (float) Math.sqrt(2.0 / Math.PI);
 
-    /** out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+    /**
+     * out = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as x * s with
+     * s = (1 + tanh u) / 2 = 1 / (1 + exp(-2u)): no cancellation where tanh is near -1. Vector
+     * lanes and the scalar tail do the same float operations in the same order.
+     */
     static void geluForward(Parallel par, MemorySegment out, MemorySegment inp, long N) {
         par.forRange(N, CHUNK, (s, e) -> {
-            for (long i = s; i < e; i++) {
+            long i = s;
+            int L = F32.S.length();
+            for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+                FloatVector x = F32.load(inp, i);
+                FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
+                FloatVector sig = FastMath.exp(u.mul(-2f)).add(1f);
+                F32.store(x.div(sig), out, i);
+            }
+            for (; i < e; i++) {
                 float x = get(inp, i);
-                float u = GELU_K * (x + 0.044715f * x * x * x);
-                set(out, i, 0.5f * x * (1f + (float) Math.tanh(u)));
+                float u = (x * x * x * 0.044715f + x) * GELU_K;
+                set(out, i, x / (FastMath.exp(u * -2f) + 1f));
             }
         });
     }
 
-    /** dinp = gelu'(inp) * dout (dinp may alias dout). */
+    /**
+     * dinp = gelu'(inp) * dout (dinp may alias dout). With s = 1 / (1 + e), e = exp(-2u):
+     * (1 + tanh u) / 2 = s and 1 - tanh^2 u = 4 s (1 - s) = 4 s (e s), so
+     * gelu'(x) = s + 2 x s (e s) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+     */
     static void geluBackward(Parallel par, MemorySegment dinp, MemorySegment inp, MemorySegment dout, long N) {
         par.forRange(N, CHUNK, (s, e) -> {
-            for (long i = s; i < e; i++) {
+            long i = s;
+            int L = F32.S.length();
+            for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+                FloatVector x = F32.load(inp, i);
+                FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
+                FloatVector ex = FastMath.exp(u.mul(-2f));
+                FloatVector sg = FloatVector.broadcast(F32.S, 1f).div(ex.add(1f));
+                FloatVector d = x.mul(x).mul(3f * 0.044715f).add(1f).mul(GELU_K);
+                FloatVector grad = sg.add(x.mul(2f).mul(sg).mul(ex.mul(sg)).mul(d));
+                F32.store(grad.mul(F32.load(dout, i)), dinp, i);
+            }
+            for (; i < e; i++) {
                 float x = get(inp, i);
-                float u = GELU_K * (x + 0.044715f * x * x * x);
-                float th = (float) Math.tanh(u);
-                float sech2 = 1f - th * th;
-                float grad = 0.5f * (1f + th) + 0.5f * x * sech2 * GELU_K * (1f + 3f * 0.044715f * x * x);
+                float u = (x * x * x * 0.044715f + x) * GELU_K;
+                float ex = FastMath.exp(u * -2f);
+                float sg = 1f / (ex + 1f);
+                float d = (x * x * (3f * 0.044715f) + 1f) * GELU_K;
+                float grad = sg + x * 2f * sg * (ex * sg) * d;
                 set(dinp, i, grad * get(dout, i));
             }
         });

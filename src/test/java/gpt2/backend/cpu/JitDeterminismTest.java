@@ -59,4 +59,32 @@ class JitDeterminismTest {
             for (int i = 0; i < 6; i++) assertSame(cold[i], warm[i], sizes[i], names[i]);
         }
     }
+
+    @Test
+    void geluAndCrossEntropyGiveTheSameBitsColdAndCompiled() {
+        int n = 1000 + 7, N = 6, V = 300, Vp = 320;
+        Random r = new Random(2);
+        try (Arena ar = Arena.ofConfined(); Parallel par = new Parallel(1)) {
+            MemorySegment x = random(ar, n, r, 3f), dout = random(ar, n, r, 1f), logits = random(ar, (long) N * Vp, r, 4f);
+            MemorySegment targets = ar.allocate(4L * N, 64);
+            for (int i = 0; i < N; i++) targets.setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i, r.nextInt(V));
+            MemorySegment[] cold = {ar.allocate(4L * n, 64), ar.allocate(4L * n, 64), ar.allocate(4L * N, 64), ar.allocate(4L * N * Vp, 64)};
+            MemorySegment[] warm = {ar.allocate(4L * n, 64), ar.allocate(4L * n, 64), ar.allocate(4L * N, 64), ar.allocate(4L * N * Vp, 64)};
+            Pointwise.geluForward(par, cold[0], x, n);
+            Pointwise.geluBackward(par, cold[1], x, dout, n);
+            CrossEntropy.forward(par, cold[2], logits, targets, N, V, Vp);
+            cold[3].copyFrom(logits);
+            CrossEntropy.backward(par, cold[3], targets, 0.5f, N, V, Vp);
+            for (int k = 0; k < 20_000; k++) {
+                Pointwise.geluForward(par, warm[0], x, n);
+                Pointwise.geluBackward(par, warm[1], x, dout, n);
+                CrossEntropy.forward(par, warm[2], logits, targets, N, V, Vp);
+                warm[3].copyFrom(logits);
+                CrossEntropy.backward(par, warm[3], targets, 0.5f, N, V, Vp);
+            }
+            long[] sizes = {n, n, N, (long) N * Vp};
+            String[] names = {"gelu", "gelu backward", "cross-entropy losses", "cross-entropy dlogits"};
+            for (int i = 0; i < 4; i++) assertSame(cold[i], warm[i], sizes[i], names[i]);
+        }
+    }
 }

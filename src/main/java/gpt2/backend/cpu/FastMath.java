@@ -1,0 +1,54 @@
+package gpt2.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * float exp from adds and multiplies only (Cephes' expf: range reduction by ln 2 and a
+ * degree-6 polynomial, about 1 ulp), in a vector and a scalar form that compute the same bits.
+ * Math.exp is a double-precision library call; the Vector API's EXP is a native library whose
+ * bits differ from its own Java fallback, so neither would be both fast and the same in every JIT
+ * tier.
+ */
+final class FastMath {
+    private FastMath() {
+    }
+
+    private static final float LOG2E = 1.44269504088896341f, C1 = 0.693359375f, C2 = -2.12194440e-4f;
+    private static final float MAGIC = 12582912f; // 1.5 * 2^23: adding and subtracting it rounds to an integer
+    private static final float LO = -87.3f, HI = 88.0f; // 2^n must stay a finite normal float: n in [-126, 127]
+    private static final float P0 = 1.9875691500E-4f, P1 = 1.3981999507E-3f, P2 = 8.3334519073E-3f,
+            P3 = 4.1665795894E-2f, P4 = 1.6666665459E-1f, P5 = 5.0000001201E-1f;
+
+    static float exp(float x) {
+        x = Math.min(Math.max(x, LO), HI);
+        float n = (x * LOG2E + MAGIC) - MAGIC;
+        float r = x - n * C1;
+        r = r - n * C2;
+        float p = P0;
+        p = p * r + P1;
+        p = p * r + P2;
+        p = p * r + P3;
+        p = p * r + P4;
+        p = p * r + P5;
+        float y = p * (r * r) + r + 1f;
+        return y * Float.intBitsToFloat(((int) n + 127) << 23);
+    }
+
+    static FloatVector exp(FloatVector x) {
+        x = x.max(LO).min(HI);
+        FloatVector n = x.mul(LOG2E).add(MAGIC).sub(MAGIC);
+        FloatVector r = x.sub(n.mul(C1));
+        r = r.sub(n.mul(C2));
+        FloatVector p = FloatVector.broadcast(F32.S, P0);
+        p = p.mul(r).add(P1);
+        p = p.mul(r).add(P2);
+        p = p.mul(r).add(P3);
+        p = p.mul(r).add(P4);
+        p = p.mul(r).add(P5);
+        FloatVector y = p.mul(r.mul(r)).add(r).add(1f);
+        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        return y.mul(bits.reinterpretAsFloats());
+    }
+}

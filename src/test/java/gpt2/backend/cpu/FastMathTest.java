@@ -1,0 +1,39 @@
+package gpt2.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class FastMathTest {
+
+    /** Against double-precision Math.exp over the whole range that softmax and GELU use. */
+    @Test
+    void expIsAccurateToAFewUlps() {
+        double worst = 0;
+        for (float x = -87f; x <= 87.9f; x += 0.0137f) {
+            double want = Math.exp(x);
+            double rel = Math.abs(FastMath.exp(x) - want) / want;
+            worst = Math.max(worst, rel);
+        }
+        assertTrue(worst < 3e-7, "max relative error " + worst); // 2.5 float ulps at most
+        assertEquals(1f, FastMath.exp(0f));
+        assertTrue(FastMath.exp(-1000f) > 0 && FastMath.exp(-1000f) < 1.3e-38f, "saturates low, no zero or NaN");
+        assertTrue(Float.isFinite(FastMath.exp(1000f)), "saturates high at a finite value");
+    }
+
+    @Test
+    void vectorLanesEqualTheScalarForm() {
+        int L = F32.S.length();
+        float[] xs = new float[L * 50];
+        for (int i = 0; i < xs.length; i++) xs[i] = (i - xs.length / 2) * 0.37f;
+        for (int i = 0; i < xs.length; i += L) {
+            float[] out = new float[L];
+            FastMath.exp(FloatVector.fromArray(F32.S, xs, i)).intoArray(out, 0);
+            for (int j = 0; j < L; j++) {
+                assertEquals(Float.floatToIntBits(FastMath.exp(xs[i + j])), Float.floatToIntBits(out[j]), "x = " + xs[i + j]);
+            }
+        }
+    }
+}
