@@ -107,7 +107,7 @@ final class BenchCommand implements Callable<Integer> {
             double median = median(ms);
             out.printf("phases (median ms): forward %.1f | backward %.1f | optimizer %.1f%n", median(fwd), median(bwd), median(optim));
             if (be instanceof gpt2.backend.cpu.CpuBackend cpu) {
-                double peak = cpu.measureGemmPeak(1024, 5);
+                double peak = cpu.measureGemmPeak(1024, 20);
                 out.printf("GEMMs in the step: %.1f GFLOP/s median = %.0f%% of this run's sgemm peak (%.1f GFLOP/s, n=1024)%n",
                         median(gemm), 100 * median(gemm) / peak, peak);
             }
