@@ -51,6 +51,7 @@ public final class Trainer {
     private int startStep;
     private Path resumeFrom;
     private int lastSaved = -1;
+    private gpt2.dist.Communicator comm = gpt2.dist.Communicator.single();
     private final OutlierDetector lossDetector = new OutlierDetector(), normDetector = new OutlierDetector();
     private int skippedInARow;
     private java.util.function.BooleanSupplier stopRequested = () -> false;
@@ -88,6 +89,19 @@ public final class Trainer {
         return out;
     }
 
+    /**
+     * The other ranks of a data-parallel run: gradients are averaged over them after the last
+     * micro-batch of each step, logged losses too; rank 0 alone logs, samples and saves.
+     */
+    public Trainer withCommunicator(gpt2.dist.Communicator c) {
+        if (c.worldSize() != cfg.world() || c.rank() != cfg.rank()) {
+            throw new IllegalArgumentException("communicator is rank " + c.rank() + " of " + c.worldSize()
+                    + " but the run is rank " + cfg.rank() + " of " + cfg.world());
+        }
+        this.comm = c;
+        return this;
+    }
+
     /** Continue from a checkpoint (weights, optimizer, loader, RNG, step) when the run starts. */
     public Trainer resumeFrom(Path checkpointDir) {
         this.resumeFrom = checkpointDir;
@@ -102,6 +116,7 @@ public final class Trainer {
                 : new DataLoader(cfg.valPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V);
         try {
             if (resumeFrom != null) restore(resumeFrom);
+            if (comm.worldSize() > 1) comm.broadcast(model.backend(), model.params()); // every rank starts identical
             return loop();
         } finally {
             train.close();
@@ -172,7 +187,9 @@ public final class Trainer {
                     skippedInARow = 0;
                 }
                 if (cfg.saveEveryNiter() > 0 && (step + 1) % cfg.saveEveryNiter() == 0) save(step + 1, results);
-                if (stopRequested.getAsBoolean() && step + 1 < N) {
+                boolean stop = stopRequested.getAsBoolean();
+                if (comm.worldSize() > 1) stop = comm.allReduceSum(stop ? 1 : 0) > 0; // all ranks stop together
+                if (stop && step + 1 < N) {
                     if (cfg.outputDir() != null && lastSaved != step + 1) save(step + 1, results);
                     if (cfg.isMaster()) {
                         out.printf("stopped by %s after step %d%s%n", stopReason, step + 1, cfg.outputDir() == null
@@ -212,6 +229,10 @@ public final class Trainer {
             if (!cfg.inferenceOnly()) model.backward(1f / k);
         }
         loss /= k;
+        if (comm.worldSize() > 1) {
+            if (!cfg.inferenceOnly()) comm.allReduceAverage(model.backend(), model.grads());
+            loss = comm.allReduceSum(loss) / comm.worldSize();
+        }
         if (nanAt.contains(step + 1)) loss = Double.NaN;
         float lr = cfg.schedule().lr(step);
         float norm = Float.NaN;
@@ -247,6 +268,7 @@ public final class Trainer {
             val.next(inputs, targets);
             sum += model.forward(inputs, targets, B, T, -1);
         }
+        if (comm.worldSize() > 1) sum = comm.allReduceSum(sum) / comm.worldSize();
         return (float) (sum / cfg.valMaxSteps());
     }
 

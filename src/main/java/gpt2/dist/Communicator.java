@@ -1,0 +1,42 @@
+package gpt2.dist;
+
+import gpt2.backend.Backend;
+import gpt2.backend.Buffer;
+
+/**
+ * Collective operations among the ranks of a data-parallel run. Every rank calls the same
+ * operations in the same order with buffers of the same length.
+ */
+public interface Communicator extends AutoCloseable {
+
+    int rank();
+
+    int worldSize();
+
+    /** In place: every rank's buffer becomes the element-wise mean over ranks. */
+    void allReduceAverage(Backend backend, Buffer buffer);
+
+    /** The sum over ranks of one number per rank (losses, squared norms), the same on every rank. */
+    double allReduceSum(double value);
+
+    /** In place: rank 0's buffer is copied to every rank. */
+    void broadcast(Backend backend, Buffer buffer);
+
+    void barrier();
+
+    @Override
+    default void close() {
+    }
+
+    /** A world of one: every collective is the identity. */
+    static Communicator single() {
+        return new Communicator() {
+            public int rank() { return 0; }
+            public int worldSize() { return 1; }
+            public void allReduceAverage(Backend backend, Buffer buffer) { }
+            public double allReduceSum(double value) { return value; }
+            public void broadcast(Backend backend, Buffer buffer) { }
+            public void barrier() { }
+        };
+    }
+}
