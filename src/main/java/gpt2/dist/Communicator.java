@@ -19,6 +19,20 @@ public interface Communicator extends AutoCloseable {
     /** The sum over ranks of one number per rank (losses, squared norms), the same on every rank. */
     double allReduceSum(double value);
 
+    /**
+     * In place: afterwards elements [shard(n, rank, world)) of every rank's buffer hold the mean over
+     * ranks (the rest is unspecified). ZeRO-1's gradient step.
+     */
+    void reduceScatterAverage(Backend backend, Buffer buffer);
+
+    /** In place: every rank's shard [shard(n, rank, world)) is copied into every rank's buffer. */
+    void allGather(Backend backend, Buffer buffer);
+
+    /** Rank r's shard [lo, hi) of n elements: contiguous, sizes differing by at most one. */
+    static long[] shard(long n, int rank, int world) {
+        return new long[]{n * rank / world, n * (rank + 1) / world};
+    }
+
     /** In place: rank 0's buffer is copied to every rank. */
     void broadcast(Backend backend, Buffer buffer);
 
@@ -36,6 +50,8 @@ public interface Communicator extends AutoCloseable {
             public void allReduceAverage(Backend backend, Buffer buffer) { }
             public double allReduceSum(double value) { return value; }
             public void broadcast(Backend backend, Buffer buffer) { }
+            public void reduceScatterAverage(Backend backend, Buffer buffer) { }
+            public void allGather(Backend backend, Buffer buffer) { }
             public void barrier() { }
         };
     }

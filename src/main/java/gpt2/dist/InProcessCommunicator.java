@@ -65,6 +65,24 @@ public final class InProcessCommunicator {
                 await();
             }
 
+            public void reduceScatterAverage(Backend backend, Buffer buffer) {
+                allReduceAverage(backend, buffer); // every shard holds the mean, which includes ours
+            }
+
+            public void allGather(Backend backend, Buffer buffer) {
+                float[] mine = new float[(int) buffer.length()];
+                backend.read(buffer, mine);
+                slots[r] = mine;
+                await();
+                float[] full = new float[mine.length];
+                for (int k = 0; k < world; k++) {
+                    long[] sh = Communicator.shard(full.length, k, world);
+                    System.arraycopy(slots[k], (int) sh[0], full, (int) sh[0], (int) (sh[1] - sh[0]));
+                }
+                await();
+                backend.write(buffer, full);
+            }
+
             public double allReduceSum(double value) {
                 scalars[r] = value;
                 await();

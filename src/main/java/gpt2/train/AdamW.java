@@ -25,28 +25,43 @@ public final class AdamW implements AutoCloseable {
     private final Buffer m, v;
     private final List<Run> runs = new ArrayList<>();
     private final float beta1, beta2, eps, weightDecay;
+    private final long lo, hi, totalSize;
     private int t;
 
     public AdamW(Gpt2 model, float beta1, float beta2, float eps, float weightDecay) {
+        this(model, beta1, beta2, eps, weightDecay, 0, model.layout().totalSize());
+    }
+
+    /**
+     * ZeRO-1: m and v for parameters [lo, hi) only; {@link #step} updates that shard of the
+     * parameters (the caller all-gathers them afterwards).
+     */
+    public AdamW(Gpt2 model, float beta1, float beta2, float eps, float weightDecay, long lo, long hi) {
         if (!(beta1 >= 0 && beta1 < 1)) throw new IllegalArgumentException("--beta1 must be in [0, 1), got " + beta1);
         if (!(beta2 >= 0 && beta2 < 1)) throw new IllegalArgumentException("--beta2 must be in [0, 1), got " + beta2);
         if (!(eps > 0)) throw new IllegalArgumentException("--adam_eps must be > 0, got " + eps);
         if (!(weightDecay >= 0)) throw new IllegalArgumentException("--weight_decay must be >= 0, got " + weightDecay);
         this.backend = model.backend();
         ParameterLayout layout = model.layout();
-        this.m = backend.allocate(DType.F32, layout.totalSize(), "AdamW m");
-        this.v = backend.allocate(DType.F32, layout.totalSize(), "AdamW v");
+        if (lo < 0 || hi > layout.totalSize() || lo >= hi) throw new IllegalArgumentException("bad optimizer shard [" + lo + ", " + hi + ")");
+        this.lo = lo;
+        this.hi = hi;
+        this.totalSize = layout.totalSize();
+        this.m = backend.allocate(DType.F32, hi - lo, "AdamW m");
+        this.v = backend.allocate(DType.F32, hi - lo, "AdamW v");
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
         for (TensorSpec ts : layout.tensors()) {
+            long s = Math.max(lo, ts.offset()), e = Math.min(hi, ts.end());
+            if (s >= e) continue; // outside this shard
             boolean decay = ParameterLayout.decays(ts);
             Run last = runs.isEmpty() ? null : runs.getLast();
-            if (last != null && last.decay == decay && last.offset + last.length == ts.offset()) {
-                runs.set(runs.size() - 1, new Run(last.offset, last.length + ts.size(), decay));
+            if (last != null && last.decay == decay && last.offset + last.length == s) {
+                runs.set(runs.size() - 1, new Run(last.offset, last.length + (e - s), decay));
             } else {
-                runs.add(new Run(ts.offset(), ts.size(), decay));
+                runs.add(new Run(s, e - s, decay));
             }
         }
     }
@@ -78,9 +93,23 @@ public final class AdamW implements AutoCloseable {
         t++;
         for (Run r : runs) {
             backend.adamw(params.slice(r.offset, r.length), grads.slice(r.offset, r.length),
-                    m.slice(r.offset, r.length), v.slice(r.offset, r.length),
+                    m.slice(r.offset - lo, r.length), v.slice(r.offset - lo, r.length),
                     lr, beta1, beta2, eps, r.decay ? weightDecay : 0f, gradScale, t);
         }
+    }
+
+    /** First parameter this optimizer updates (0 unless sharded). */
+    public long shardStart() {
+        return lo;
+    }
+
+    /** One past the last parameter this optimizer updates. */
+    public long shardEnd() {
+        return hi;
+    }
+
+    public boolean sharded() {
+        return lo != 0 || hi != totalSize;
     }
 
     public Buffer m() {

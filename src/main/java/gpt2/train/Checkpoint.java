@@ -67,8 +67,21 @@ public final class Checkpoint {
         return saveDir(dirFor(outputDir, step), step, model, optimizer, state);
     }
 
+    /** As above with the whole optimizer state given as full-size m and v (ZeRO-1 gathers them first). */
+    public static Path save(Path outputDir, int step, Gpt2 model, Buffer fullM, Buffer fullV, int t, ObjectNode state) {
+        return saveDir(dirFor(outputDir, step), step, model, new Buffer[]{fullM, fullV}, t, state);
+    }
+
     /** Writes a checkpoint into the directory {@code dir} itself (temporary sibling, then renamed). */
     public static Path saveDir(Path dir, int step, Gpt2 model, AdamW optimizer, ObjectNode state) {
+        if (optimizer != null && optimizer.sharded()) {
+            throw new IllegalArgumentException("a sharded optimizer must be gathered before saving");
+        }
+        return saveDir(dir, step, model, optimizer == null ? null : new Buffer[]{optimizer.m(), optimizer.v()},
+                optimizer == null ? 0 : optimizer.stepCount(), state);
+    }
+
+    private static Path saveDir(Path dir, int step, Gpt2 model, Buffer[] moments, int t, ObjectNode state) {
         Path outputDir = dir.toAbsolutePath().getParent();
         Path tmp = outputDir.resolve("." + dir.getFileName() + ".tmp");
         try {
@@ -78,17 +91,17 @@ public final class Checkpoint {
             ParameterLayout layout = model.layout();
             Map<String, String> meta = Map.of("format", FORMAT, "step", Integer.toString(step));
             writeTensors(tmp.resolve(MODEL), model.backend(), layout, List.of(""), List.of(model.params()), meta);
-            if (optimizer != null) {
+            if (moments != null) {
                 writeTensors(tmp.resolve(OPTIMIZER), model.backend(), layout, List.of("m.", "v."),
-                        List.of(optimizer.m(), optimizer.v()), meta);
-                state.put("adamw_t", optimizer.stepCount());
+                        List.of(moments[0], moments[1]), meta);
+                state.put("adamw_t", t);
             }
             state.put("format", FORMAT);
             state.put("step", step);
             state.set("config", JSON.valueToTree(model.config()));
             ObjectNode files = state.putObject("files");
             files.put(MODEL, crc32c(tmp.resolve(MODEL)));
-            if (optimizer != null) files.put(OPTIMIZER, crc32c(tmp.resolve(OPTIMIZER)));
+            if (moments != null) files.put(OPTIMIZER, crc32c(tmp.resolve(OPTIMIZER)));
             Path st = tmp.resolve(STATE);
             JSON.writeValue(st.toFile(), state);
             force(st);
@@ -189,19 +202,26 @@ public final class Checkpoint {
         readInto(dir.resolve(MODEL), model.backend(), model.layout(), "", model.params());
     }
 
+    /** Loads m and v (of the optimizer's shard only, when sharded) and the step count. */
     public static void loadOptimizer(Path dir, AdamW optimizer, ParameterLayout layout, Backend backend, int t) {
-        readInto(dir.resolve(OPTIMIZER), backend, layout, "m.", optimizer.m());
-        readInto(dir.resolve(OPTIMIZER), backend, layout, "v.", optimizer.v());
+        long lo = optimizer.shardStart(), hi = optimizer.shardEnd();
+        readInto(dir.resolve(OPTIMIZER), backend, layout, "m.", optimizer.m(), lo, hi);
+        readInto(dir.resolve(OPTIMIZER), backend, layout, "v.", optimizer.v(), lo, hi);
         optimizer.setStepCount(t);
     }
 
     private static void readInto(Path file, Backend backend, ParameterLayout layout, String prefix, Buffer dst) {
+        readInto(file, backend, layout, prefix, dst, 0, layout.totalSize());
+    }
+
+    private static void readInto(Path file, Backend backend, ParameterLayout layout, String prefix, Buffer dst,
+                                 long lo, long hi) {
         try (Safetensors.Reader r = new Safetensors.Reader(file); Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(layout.totalSize() * 4, 64);
             for (TensorSpec t : layout.tensors()) {
                 r.readFloats(prefix + t.name(), t.shape(), host.asSlice(t.offset() * 4, t.size() * 4));
             }
-            backend.copyFromHost(dst, host);
+            backend.copyFromHost(dst, host.asSlice(lo * 4, (hi - lo) * 4));
         }
     }
 

@@ -52,6 +52,7 @@ public final class Trainer {
     private Path resumeFrom;
     private int lastSaved = -1;
     private gpt2.dist.Communicator comm = gpt2.dist.Communicator.single();
+    private boolean zero;
     private final OutlierDetector lossDetector = new OutlierDetector(), normDetector = new OutlierDetector();
     private int skippedInARow;
     private java.util.function.BooleanSupplier stopRequested = () -> false;
@@ -99,6 +100,22 @@ public final class Trainer {
                     + " but the run is rank " + cfg.rank() + " of " + cfg.world());
         }
         this.comm = c;
+        return this;
+    }
+
+    /**
+     * ZeRO-1: gradients reduce-scattered, each rank's optimizer (built with this rank's shard of
+     * {@code Communicator.shard}) updates its slice of the parameters, which are then all-gathered;
+     * clipping uses the global norm over the shards; checkpoints hold the gathered optimizer state.
+     */
+    public Trainer zeroStage1() {
+        long total = model.layout().totalSize();
+        long[] sh = gpt2.dist.Communicator.shard(total, comm.rank(), comm.worldSize());
+        if (optimizer.shardStart() != sh[0] || optimizer.shardEnd() != sh[1]) {
+            throw new IllegalArgumentException("ZeRO-1 needs the optimizer built for this rank's shard [" + sh[0] + ", "
+                    + sh[1] + ") (set the communicator first)");
+        }
+        this.zero = true;
         return this;
     }
 
@@ -230,7 +247,10 @@ public final class Trainer {
         }
         loss /= k;
         if (comm.worldSize() > 1) {
-            if (!cfg.inferenceOnly()) comm.allReduceAverage(model.backend(), model.grads());
+            if (!cfg.inferenceOnly()) {
+                if (zero) comm.reduceScatterAverage(model.backend(), model.grads());
+                else comm.allReduceAverage(model.backend(), model.grads());
+            }
             loss = comm.allReduceSum(loss) / comm.worldSize();
         }
         if (nanAt.contains(step + 1)) loss = Double.NaN;
@@ -238,17 +258,29 @@ public final class Trainer {
         float norm = Float.NaN;
         String skipped = null;
         if (!cfg.inferenceOnly()) {
-            float[] ns = AdamW.normAndClipScale(model.backend(), model.grads(), cfg.gradClip());
+            float[] ns = zero ? shardNormAndClipScale() : AdamW.normAndClipScale(model.backend(), model.grads(), cfg.gradClip());
             norm = ns[0];
             double zLoss = lossDetector.update(loss), zNorm = normDetector.update(norm);
             if (!Double.isFinite(loss)) skipped = "loss is " + loss;
             else if (!Float.isFinite(norm)) skipped = "gradient norm is " + norm;
             else if (cfg.skipLossZ() > 0 && zLoss > cfg.skipLossZ()) skipped = String.format("loss z-score %.1f > %s", zLoss, cfg.skipLossZ());
             else if (cfg.skipGradZ() > 0 && zNorm > cfg.skipGradZ()) skipped = String.format("gradient-norm z-score %.1f > %s", zNorm, cfg.skipGradZ());
-            if (skipped == null) optimizer.step(model.params(), model.grads(), lr, ns[1]);
+            if (skipped == null) {
+                optimizer.step(model.params(), model.grads(), lr, ns[1]);
+                if (zero) comm.allGather(model.backend(), model.params());
+            }
         }
         double ms = (System.nanoTime() - start) / 1e6;
         return new StepResult(step, (float) loss, norm, lr, ms, skipped);
+    }
+
+    /** The global gradient norm from every rank's shard, and the clip scale (as AdamW.normAndClipScale). */
+    private float[] shardNormAndClipScale() {
+        long lo = optimizer.shardStart(), hi = optimizer.shardEnd();
+        double sumSq = comm.allReduceSum(model.backend().sumOfSquares(model.grads().slice(lo, hi - lo)));
+        float norm = (float) Math.sqrt(sumSq);
+        float clip = cfg.gradClip();
+        return new float[]{norm, clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f};
     }
 
     /** The dropout key of one forward pass: from seed, step, micro-step and rank; never negative. */
@@ -309,6 +341,27 @@ public final class Trainer {
 
     private void save(int step, List<StepResult> results) {
         if (cfg.outputDir() == null) return;
+        gpt2.backend.Buffer fullM = null, fullV = null;
+        if (zero && !cfg.inferenceOnly()) { // every rank takes part in gathering the optimizer state
+            long total = model.layout().totalSize(), lo = optimizer.shardStart(), hi = optimizer.shardEnd();
+            fullM = model.backend().allocate(gpt2.backend.DType.F32, total, "gathered AdamW m");
+            fullV = model.backend().allocate(gpt2.backend.DType.F32, total, "gathered AdamW v");
+            model.backend().copy(fullM.slice(lo, hi - lo), optimizer.m());
+            model.backend().copy(fullV.slice(lo, hi - lo), optimizer.v());
+            comm.allGather(model.backend(), fullM);
+            comm.allGather(model.backend(), fullV);
+        }
+        try {
+            saveGathered(step, results, fullM, fullV);
+        } finally {
+            if (fullM != null) {
+                model.backend().free(fullM);
+                model.backend().free(fullV);
+            }
+        }
+    }
+
+    private void saveGathered(int step, List<StepResult> results, gpt2.backend.Buffer fullM, gpt2.backend.Buffer fullV) {
         if (cfg.isMaster()) {
             ObjectNode state = JsonNodeFactory.instance.objectNode();
             DataLoader.State ls = train.state();
@@ -323,7 +376,9 @@ public final class Trainer {
             for (int i = Math.max(0, results.size() - 20); i < results.size(); i++) losses.add(results.get(i).loss());
             Path dir;
             try {
-                dir = Checkpoint.save(cfg.outputDir(), step, model, cfg.inferenceOnly() ? null : optimizer, state);
+                dir = fullM != null
+                        ? Checkpoint.save(cfg.outputDir(), step, model, fullM, fullV, optimizer.stepCount(), state)
+                        : Checkpoint.save(cfg.outputDir(), step, model, cfg.inferenceOnly() ? null : optimizer, state);
             } catch (java.io.UncheckedIOException e) {
                 String previous = lastSaved >= 0 ? "; the previous checkpoint " + Checkpoint.dirFor(cfg.outputDir(), lastSaved)
                         + " is intact" : "";

@@ -43,18 +43,83 @@ class DataParallelTest {
     }
 
     static Result run(Path shard, int B, int rank, int world, Communicator comm) {
-        TrainConfig cfg = new TrainConfig(shard.toString(), null, null, B, 8, (long) B * 8 * world, 4, false, 1e-3f, 0, 1f,
-                0.1f, 1f, 0.9f, 0.95f, 1e-8f, 0, 1, 0, false, 0, 1, rank, world);
-        try (CpuBackend be = new CpuBackend(1); Gpt2 model = new Gpt2(TINY, be);
-             AdamW opt = new AdamW(model, 0.9f, 0.95f, 1e-8f, 0.1f)) {
-            model.initialize(rank == 0 ? 9 : 1234); // other ranks start elsewhere: the broadcast must fix that
-            Trainer t = new Trainer(model, opt, cfg, new PrintStream(new ByteArrayOutputStream()), null);
-            if (comm != null) t.withCommunicator(comm);
-            List<Trainer.StepResult> steps = t.run();
-            float[] p = new float[(int) model.layout().totalSize()];
-            be.read(model.params(), p);
-            return new Result(steps, p);
+        return run(shard, B, rank, world, comm, false, null, 4, 0, null);
+    }
+
+    static Result run(Path shard, int B, int rank, int world, Communicator comm, boolean zero, Path out, int steps,
+                      int saveEvery, Path resumeFrom) {
+        TrainConfig cfg = new TrainConfig(shard.toString(), null, out, B, 8, (long) B * 8 * world, steps, false, 1e-3f, 0, 1f,
+                0.1f, 1f, 0.9f, 0.95f, 1e-8f, 0, 1, 0, false, saveEvery, 1, rank, world);
+        try (CpuBackend be = new CpuBackend(1); Gpt2 model = new Gpt2(TINY, be)) {
+            long total = model.layout().totalSize();
+            long[] sh = zero ? Communicator.shard(total, rank, world) : new long[]{0, total};
+            try (AdamW opt = new AdamW(model, 0.9f, 0.95f, 1e-8f, 0.1f, sh[0], sh[1])) {
+                model.initialize(rank == 0 ? 9 : 1234); // other ranks start elsewhere: the broadcast must fix that
+                Trainer t = new Trainer(model, opt, cfg, new PrintStream(new ByteArrayOutputStream()), null);
+                if (comm != null) t.withCommunicator(comm);
+                if (zero) {
+                    t.zeroStage1();
+                    assertEquals(sh[1] - sh[0], opt.m().length(), "each rank keeps only its shard of m");
+                }
+                if (resumeFrom != null) t.resumeFrom(resumeFrom);
+                List<Trainer.StepResult> stepResults = t.run();
+                float[] p = new float[(int) total];
+                be.read(model.params(), p);
+                return new Result(stepResults, p);
+            }
         }
+    }
+
+    static Result[] ranks(int world, java.util.function.IntFunction<Result> body) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(world);
+        try {
+            List<Future<Result>> f = new ArrayList<>();
+            for (int r = 0; r < world; r++) {
+                int rank = r;
+                f.add(pool.submit(() -> body.apply(rank)));
+            }
+            Result[] out = new Result[world];
+            for (int r = 0; r < world; r++) out[r] = f.get(r).get();
+            return out;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    static double maxDiff(float[] a, float[] b) {
+        double d = 0;
+        for (int i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+        return d;
+    }
+
+    /** ZeRO-1 gives the training of plain data parallelism, with half the optimizer state per rank. */
+    @Test
+    void zeroStage1EqualsZeroStage0(@TempDir Path dir) throws Exception {
+        Path shard = shard(dir);
+        InProcessCommunicator w0 = new InProcessCommunicator(2), w1 = new InProcessCommunicator(2);
+        Result[] plain = ranks(2, r -> run(shard, 2, r, 2, w0.rank(r)));
+        Result[] zero = ranks(2, r -> run(shard, 2, r, 2, w1.rank(r), true, null, 4, 0, null));
+        for (int i = 0; i < 4; i++) {
+            assertEquals(plain[0].steps().get(i).loss(), zero[0].steps().get(i).loss(), 1e-6f, "loss of step " + i);
+            assertEquals(plain[0].steps().get(i).norm(), zero[0].steps().get(i).norm(), 1e-5f * plain[0].steps().get(i).norm(), "norm");
+        }
+        assertTrue(maxDiff(plain[0].params(), zero[0].params()) < 1e-6, "ZeRO-1 vs plain: " + maxDiff(plain[0].params(), zero[0].params()));
+        assertEquals(0.0, maxDiff(zero[0].params(), zero[1].params()), "ranks hold identical weights after the all-gather");
+    }
+
+    /** A 2-rank ZeRO-1 run saves the gathered optimizer state; 1 rank resumes from it. */
+    @Test
+    void aTwoRankZeroRunResumesWithOneRank(@TempDir Path dir) throws Exception {
+        Path shard = shard(dir);
+        InProcessCommunicator w = new InProcessCommunicator(2);
+        Path out = dir.resolve("run");
+        Result[] full = ranks(2, r -> run(shard, 2, r, 2, w.rank(r), true, out, 6, 3, null));
+        Result resumed = run(shard, 4, 0, 1, null, false, dir.resolve("single"), 6, 0, out.resolve("checkpoint_00000003"));
+        assertEquals(3, resumed.steps().size());
+        for (int i = 0; i < 3; i++) {
+            assertEquals(full[0].steps().get(3 + i).loss(), resumed.steps().get(i).loss(), 1e-5f, "loss of step " + (4 + i));
+        }
+        assertTrue(maxDiff(full[0].params(), resumed.params()) < 2e-6, "resumed with 1 rank: " + maxDiff(full[0].params(), resumed.params()));
     }
 
     /** 2 ranks of B sequences give the same training as 1 rank of 2B sequences. */
