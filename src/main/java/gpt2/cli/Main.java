@@ -22,6 +22,12 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        // test hook for scripts/launch.sh's failure handling: this rank fails at once
+        String failRank = System.getenv("GPT2_TEST_FAIL_RANK");
+        if (failRank != null && failRank.equals(System.getenv("RANK"))) {
+            System.err.println("gpt2: GPT2_TEST_FAIL_RANK: rank " + failRank + " fails on purpose");
+            System.exit(3);
+        }
         System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
     }
 

@@ -5,6 +5,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import gpt2.backend.Backend;
 import gpt2.backend.Backends;
 import gpt2.backend.cuda.CudaBackend;
+import gpt2.backend.cuda.NcclCommunicator;
+import gpt2.dist.Communicator;
+import java.time.Duration;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
@@ -120,7 +123,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE", description = "float32 on the CPU; bfloat16 needs a GPU; float16 is not supported (default: ${DEFAULT-VALUE}).")
     String dtype;
 
-    @Option(names = {"--zero_stage", "--zero-stage"}, defaultValue = "0", paramLabel = "0|1", description = "ZeRO-1 optimizer sharding (needs several ranks) (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--zero_stage", "--zero-stage"}, defaultValue = "0", paramLabel = "0|1",
+            description = "1: ZeRO-1, optimizer state sharded over the ranks (needs several; see scripts/launch.sh) (default: ${DEFAULT-VALUE}).")
     int zeroStage;
 
     @Option(names = {"--write_tensors", "--write-tensors"}, defaultValue = "0", paramLabel = "0|1",
@@ -177,6 +181,22 @@ final class TrainCommand implements Callable<Integer> {
     CommandSpec spec;
 
     private String resolvedDevice;
+    /** torchrun's environment (set by scripts/launch.sh). */
+    private final boolean launched = System.getenv("RANK") != null;
+    private final int rank = envInt("RANK", 0), world = envInt("WORLD_SIZE", 1), localRank = envInt("LOCAL_RANK", 0);
+
+    private static String env(String name, String dflt) {
+        String v = System.getenv(name);
+        return v == null || v.isEmpty() ? dflt : v;
+    }
+
+    private static int envInt(String name, int dflt) {
+        try {
+            return Integer.parseInt(env(name, String.valueOf(dflt)));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("environment " + name + "=" + System.getenv(name) + ": not an integer");
+        }
+    }
 
     @Override
     public Integer call() {
@@ -192,25 +212,37 @@ final class TrainCommand implements Callable<Integer> {
                 batchSize, seqLen, totalBatchSize, numIterations, flag("--inference_only", inferenceOnly),
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
-                saveEvery, seed, 0, 1, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery);
+                saveEvery, seed, rank, world, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery);
         if (out != null) checkWritable(out);
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
              Gpt2 model = new Gpt2(config, backend);
-             AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
+             Communicator comm = launched && backend instanceof CudaBackend cb
+                     ? new NcclCommunicator(cb, rank, world, env("MASTER_ADDR", "127.0.0.1"),
+                     Integer.parseInt(env("MASTER_PORT", "29500")), Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))))
+                     : Communicator.single();
+             AdamW optimizer = zeroStage == 1
+                     ? new AdamW(model, beta1, beta2, adamEps, weightDecay,
+                     Communicator.shard(model.layout().totalSize(), rank, world)[0],
+                     Communicator.shard(model.layout().totalSize(), rank, world)[1])
+                     : new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
             Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
             if (startWeights != null) {
                 ModelFiles.loadInto(startWeights, model);
             } else {
                 model.initialize(seed);
             }
-            log.printf("model %s: %,d parameters | backend %s%n", config.name(), config.parameterCount(), backend.name());
-            log.printf("data %s | B %d x T %d x %d micro-batches = %,d tokens per step | %d steps%n", inputTrainBin,
-                    batchSize, seqLen, cfg.gradAccumSteps(), totalBatchSize, numIterations);
-            if (startWeights != null) log.printf("weights from %s%n", startWeights);
-            for (String n : notes) log.println("note: " + n);
-            Trainer trainer = new Trainer(model, optimizer, cfg, log, args());
+            if (rank == 0) {
+                log.printf("model %s: %,d parameters | backend %s%s%n", config.name(), config.parameterCount(), backend.name(),
+                        world > 1 || launched ? " | rank 0 of " + world + (zeroStage == 1 ? ", ZeRO-1" : "") : "");
+                log.printf("data %s | B %d x T %d x %d micro-batches x %d ranks = %,d tokens per step | %d steps%n",
+                        inputTrainBin, batchSize, seqLen, cfg.gradAccumSteps(), world, totalBatchSize, numIterations);
+                if (startWeights != null) log.printf("weights from %s%n", startWeights);
+                for (String n : notes) log.println("note: " + n);
+            }
+            Trainer trainer = new Trainer(model, optimizer, cfg, log, args()).withCommunicator(comm);
+            if (zeroStage == 1) trainer.zeroStage1();
             StopSignals stop = StopSignals.install();
             trainer.stopWhen(stop::requested, "a stop signal");
             if (checkpoint != null) trainer.resumeFrom(checkpoint);
@@ -225,6 +257,11 @@ final class TrainCommand implements Callable<Integer> {
         List<String> notes = new ArrayList<>();
         resolvedDevice = device.isEmpty() ? (CudaBackend.unavailableReason() == null ? "cuda" : "cpu") : device;
         boolean cuda = resolvedDevice.startsWith("cuda");
+        if (world > 1 && !cuda) {
+            throw new IllegalArgumentException("WORLD_SIZE " + world + ": data parallelism across processes runs over NCCL, "
+                    + "so it needs --device cuda (one GPU per rank)");
+        }
+        if (launched && cuda && resolvedDevice.equals("cuda")) resolvedDevice = "cuda:" + localRank;
         if (!cuda && !resolvedDevice.equals("cpu")) {
             throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or cuda:N");
         }
@@ -242,8 +279,9 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--flash 1: " + (cuda ? "the flash-attention kernel is not written yet"
                     : "flash attention needs the CUDA backend"));
         }
-        if (zeroStage != 0) {
-            throw new IllegalArgumentException("--zero_stage " + zeroStage + ": ZeRO shards the optimizer over several ranks; this run has one");
+        if (zeroStage != 0 && (zeroStage != 1 || world == 1)) {
+            throw new IllegalArgumentException("--zero_stage " + zeroStage + ": " + (zeroStage != 1 ? "only stage 1 exists"
+                    : "ZeRO shards the optimizer over several ranks; this run has one"));
         }
         if (flag("--write_tensors", writeTensors)) {
             throw new IllegalArgumentException("--write_tensors 1: llm.c model files are not written yet; checkpoints are safetensors");

@@ -1,0 +1,127 @@
+package gpt2.backend.cuda;
+
+import gpt2.backend.Backend;
+import gpt2.backend.Buffer;
+import gpt2.dist.Communicator;
+import gpt2.dist.Rendezvous;
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.cuda.global.nccl;
+import org.bytedeco.cuda.nccl.ncclComm;
+import org.bytedeco.cuda.nccl.ncclUniqueId;
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.Pointer;
+
+import java.time.Duration;
+
+import static gpt2.backend.cuda.Cuda.at;
+
+/**
+ * NCCL collectives on the device buffers of a {@link CudaBackend}, one process per GPU; the
+ * ncclUniqueId travels by {@link Rendezvous}. Reduce-scatter and all-gather are written with
+ * all-reduce and per-rank broadcasts, because our shards may differ in size by one element and
+ * NCCL's versions need equal ones: correct, but without their bandwidth savings.
+ */
+public final class NcclCommunicator implements Communicator {
+
+    private final int rank, world;
+    private final ncclComm comm = new ncclComm();
+    private final CudaBuffer scalar;
+    private final CudaBackend backend;
+
+    /** Joins the run: rank 0 makes the unique id and serves it; the CUDA backend picks the GPU. */
+    public NcclCommunicator(CudaBackend backend, int rank, int world, String masterAddr, int masterPort, Duration timeout) {
+        this.rank = rank;
+        this.world = world;
+        this.backend = backend;
+        ncclUniqueId id = new ncclUniqueId();
+        byte[] bytes = new byte[128];
+        if (rank == 0) {
+            check(nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
+            id.internal().get(bytes);
+            if (world > 1) {
+                Thread server = new Thread(() -> Rendezvous.serve("0.0.0.0", masterPort, world, bytes, timeout), "rendezvous");
+                server.setDaemon(true);
+                server.start();
+            }
+        } else {
+            byte[] got = Rendezvous.fetch(masterAddr, masterPort, rank, timeout);
+            System.arraycopy(got, 0, bytes, 0, Math.min(128, got.length));
+            id.internal().put(bytes);
+        }
+        check(nccl.ncclCommInitRank(comm, world, id, rank), "ncclCommInitRank(rank " + rank + " of " + world + ")");
+        this.scalar = (CudaBuffer) backend.allocate(gpt2.backend.DType.F32, 2, "NCCL scalar");
+    }
+
+    private static void check(int status, String call) {
+        if (status != nccl.ncclSuccess) {
+            throw new Cuda.CudaException(call + " failed: " + nccl.ncclGetErrorString(status).getString()
+                    + " (NCCL_DEBUG=INFO shows why)");
+        }
+    }
+
+    private static long addr(Buffer b) {
+        return ((CudaBuffer) b).address();
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int worldSize() {
+        return world;
+    }
+
+    @Override
+    public void allReduceAverage(Backend be, Buffer buffer) {
+        check(nccl.ncclAllReduce(at(addr(buffer)), at(addr(buffer)), buffer.length(), nccl.ncclFloat32, nccl.ncclAvg, comm,
+                (CUstream_st) null), "ncclAllReduce");
+    }
+
+    @Override
+    public void reduceScatterAverage(Backend be, Buffer buffer) {
+        allReduceAverage(be, buffer);
+    }
+
+    @Override
+    public void allGather(Backend be, Buffer buffer) {
+        check(nccl.ncclGroupStart(), "ncclGroupStart");
+        for (int k = 0; k < world; k++) {
+            long[] sh = Communicator.shard(buffer.length(), k, world);
+            Pointer p = at(addr(buffer) + sh[0] * 4);
+            check(nccl.ncclBroadcast(p, p, sh[1] - sh[0], nccl.ncclFloat32, k, comm, (CUstream_st) null), "ncclBroadcast");
+        }
+        check(nccl.ncclGroupEnd(), "ncclGroupEnd");
+    }
+
+    @Override
+    public double allReduceSum(double value) {
+        DoublePointer host = new DoublePointer(1).put(value);
+        Cuda.check(cudart.cudaMemcpy(at(scalar.address()), host, 8, cudart.cudaMemcpyHostToDevice), "cudaMemcpy");
+        check(nccl.ncclAllReduce(at(scalar.address()), at(scalar.address()), 1, nccl.ncclFloat64, nccl.ncclSum, comm,
+                (CUstream_st) null), "ncclAllReduce(scalar)");
+        Cuda.check(cudart.cudaMemcpy(host, at(scalar.address()), 8, cudart.cudaMemcpyDeviceToHost), "cudaMemcpy");
+        double out = host.get();
+        host.close();
+        return out;
+    }
+
+    @Override
+    public void broadcast(Backend be, Buffer buffer) {
+        check(nccl.ncclBroadcast(at(addr(buffer)), at(addr(buffer)), buffer.length(), nccl.ncclFloat32, 0, comm,
+                (CUstream_st) null), "ncclBroadcast");
+    }
+
+    @Override
+    public void barrier() {
+        allReduceSum(0);
+    }
+
+    @Override
+    public void close() {
+        backend.free(scalar);
+        nccl.ncclCommDestroy(comm);
+    }
+}
