@@ -53,6 +53,14 @@ resumed="$(grep -E '^step +[4-6]/' /tmp/gpu-resume.log | sed -E 's/ \| [0-9.]+ m
 if [[ -n "$full" && "$full" == "$resumed" ]]; then resume_ok=PASS; else resume_ok=FAIL; fi
 summary+=("train on GPU + resume from step 3: $resume_ok (steps 4-6 identical: loss, norm, lr)")
 
+echo "== scripts/launch.sh --nproc_per_node=1 train on the GPU (NCCL with world size 1, full path)"
+export GPT2_CLASSPATH="$CP" JAVA_HOME="$(dirname "$(dirname "$JAVA")")" GPT2_JAVA_OPTS="$JAVA_OPTS"
+scripts/launch.sh --nproc_per_node=1 --master_port=29611 train "${common[@]}" --output_dir "$work/launched" \
+  --zero_stage 0 2>&1 | tee /tmp/gpu-launch.log
+launched="$(grep -E '^\[rank 0\] step +[4-6]/' /tmp/gpu-launch.log | sed -E 's/^\[rank 0\] //; s/ \| [0-9.]+ ms.*//')"
+if [[ -n "$launched" && "$launched" == "$full" ]]; then launch_ok=PASS; else launch_ok=FAIL; fi
+summary+=("launch.sh + NCCL world 1: $launch_ok (steps 4-6 equal the plain run's)")
+
 echo "== summary"
 printf '%s\n' "${summary[@]}"
-[[ $tests_rc == 0 && $resume_ok == PASS ]]
+[[ $tests_rc == 0 && $resume_ok == PASS && $launch_ok == PASS ]]

@@ -304,6 +304,22 @@ class CudaParityTest {
         }
     }
 
+    /** NCCL through the full path with world size 1 (our GPU machines have one GPU). */
+    @Test
+    void ncclWorldOfOne() {
+        try (NcclCommunicator comm = new NcclCommunicator(gpu, 0, 1, "127.0.0.1", 29599, java.time.Duration.ofSeconds(30))) {
+            Random r = new Random(10);
+            Pair x = rand(r, 1000, 1);
+            comm.allReduceAverage(gpu, x.g);
+            comm.allGather(gpu, x.g);
+            comm.broadcast(gpu, x.g);
+            assertClose(x, 0, "NCCL collectives with one rank leave the data");
+            assertEquals(2.5, comm.allReduceSum(2.5), 0, "NCCL scalar all-reduce");
+            comm.barrier();
+            System.out.println("  NCCL: world 1 all-reduce, all-gather, broadcast, scalar sum: ok");
+        }
+    }
+
     @Test
     void overfitsABatchOnTheGpu() {
         GptConfig cfg = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));
