@@ -7,8 +7,8 @@
 # This is a GPU run (--device cuda, bf16 GEMMs, TF32). The original also used --flash 1; that flag is
 # refused until our flash-attention kernel exists, so attention materializes the T x T weights
 # (B=16 x T=1024 fits an 80 GB GPU; lower --batch_size via EXTRA on smaller ones and the gradient
-# accumulation grows to keep 262,144 tokens per step). Several GPUs need scripts/launch.sh, which
-# comes with data parallelism. On a CPU the same hyperparameters would take years.
+# accumulation grows to keep 262,144 tokens per step). With NPROC > 1 it runs through
+# scripts/launch.sh, one JVM per GPU. On a CPU the same hyperparameters would take years.
 #
 # Prepare the data first (see README): scripts/gpt2 prepare fineweb-edu data/raw/fineweb-edu/sample/10BT
 # Usage: scripts/run_gpt2_124M.sh [NPROC]   (GPUs on this node, default 1); extra flags via EXTRA="..."
@@ -34,10 +34,6 @@ args=(
 extra=(${EXTRA:-})
 
 if [[ "$nproc" -gt 1 ]]; then
-  if [[ ! -x scripts/launch.sh ]]; then
-    echo "run_gpt2_124M: scripts/launch.sh (one JVM per GPU) is not here yet; run with NPROC=1" >&2
-    exit 2
-  fi
   exec scripts/launch.sh --nproc_per_node="$nproc" train "${args[@]}" "${extra[@]}"
 fi
 exec scripts/gpt2 train "${args[@]}" "${extra[@]}"
