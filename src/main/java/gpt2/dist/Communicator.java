@@ -16,6 +16,19 @@ public interface Communicator extends AutoCloseable {
     /** In place: every rank's buffer becomes the element-wise mean over ranks. */
     void allReduceAverage(Backend backend, Buffer buffer);
 
+    /**
+     * Starts averaging one bucket (a slice of the gradients) while the caller goes on with the
+     * backward pass; the result is guaranteed only after {@link #finishPending}. By default it is
+     * synchronous.
+     */
+    default void allReduceAverageAsync(Backend backend, Buffer bucket) {
+        allReduceAverage(backend, bucket);
+    }
+
+    /** Waits until every bucket started by {@link #allReduceAverageAsync} is done. */
+    default void finishPending() {
+    }
+
     /** The sum over ranks of one number per rank (losses, squared norms), the same on every rank. */
     double allReduceSum(double value);
 

@@ -336,9 +336,11 @@ public final class Gpt2 implements AutoCloseable {
             backend.attentionBackward(dqkv, datty, act(x.qkv()), act(x.att()), B, T, C, NH, dropout(l, SITE_ATTN_WEIGHTS));
             backend.matmulBackward(dln, grad(w.qkvw()), grad(w.qkvb()), dqkv, act(x.ln1()), par(w.qkvw()), N, C, 3 * C);
             normBackward(dres, w.ln1w(), w.ln1b(), dln, act(a.residualIn(l)), x.ln1Mean(), x.ln1Rstd(), N);
+            if (backwardHook != null) backwardHook.accept(l);
         }
         Buffer dencoded = branch(dres, g, dropout(-1, SITE_EMBED), (long) N * C);
         backend.encoderBackward(grad(p.wte()), grad(p.wpe()), dencoded, this.inputs, B, T, C);
+        if (backwardHook != null) backwardHook.accept(-1);
     }
 
     /**
@@ -351,6 +353,17 @@ public final class Gpt2 implements AutoCloseable {
         long row = ((long) b * acts.seqLen() + t) * config.paddedVocabSize();
         backend.read(actBuf.slice(acts.logits().offset() + row, config.vocabSize()), out);
         return out;
+    }
+
+    private java.util.function.IntConsumer backwardHook;
+
+    /**
+     * Called during backward as gradients become final: with layer l after that layer's backward,
+     * and with -1 at the end (embeddings, final norm, head). Null for none. Data parallelism uses
+     * it to start each bucket's all-reduce while backward goes on.
+     */
+    public void setBackwardHook(java.util.function.IntConsumer hook) {
+        this.backwardHook = hook;
     }
 
     /** Sets every parameter gradient to zero (before the first micro-batch of a step). */

@@ -240,16 +240,20 @@ public final class Trainer {
         if (cfg.overfitSingleBatch()) train.reset();
         if (!cfg.inferenceOnly()) model.zeroGrad();
         double loss = 0;
+        boolean buckets = comm.worldSize() > 1 && !zero && !cfg.inferenceOnly();
         for (int micro = 0; micro < k; micro++) {
             train.next(inputs, targets);
             loss += model.forward(inputs, targets, B, T, cfg.inferenceOnly() ? -1 : passKey(step, micro));
+            // gradients are reduced only during the last micro-batch's backward, bucket by bucket
+            model.setBackwardHook(buckets && micro == k - 1 ? this::reduceBucket : null);
             if (!cfg.inferenceOnly()) model.backward(1f / k);
         }
+        model.setBackwardHook(null);
         loss /= k;
         if (comm.worldSize() > 1) {
             if (!cfg.inferenceOnly()) {
                 if (zero) comm.reduceScatterAverage(model.backend(), model.grads());
-                else comm.allReduceAverage(model.backend(), model.grads());
+                else comm.finishPending();
             }
             loss = comm.allReduceSum(loss) / comm.worldSize();
         }
@@ -272,6 +276,20 @@ public final class Trainer {
         }
         double ms = (System.nanoTime() - start) / 1e6;
         return new StepResult(step, (float) loss, norm, lr, ms, skipped);
+    }
+
+    /** Starts the all-reduce of one bucket: a layer's gradients (contiguous), or with -1 everything else. */
+    private void reduceBucket(int layer) {
+        var p = model.layout();
+        gpt2.backend.Buffer g = model.grads();
+        if (layer >= 0) {
+            var l = p.layer(layer);
+            comm.allReduceAverageAsync(model.backend(), g.slice(l.start(), l.end() - l.start()));
+            return;
+        }
+        long first = p.layer(0).start(), end = p.layer(p.layers().size() - 1).end();
+        if (first > 0) comm.allReduceAverageAsync(model.backend(), g.slice(0, first)); // wte, wpe
+        if (end < p.totalSize()) comm.allReduceAverageAsync(model.backend(), g.slice(end, p.totalSize() - end)); // ln_f, head
     }
 
     /** The global gradient norm from every rank's shard, and the clip scale (as AdamW.normAndClipScale). */

@@ -48,7 +48,12 @@ class DataParallelTest {
 
     static Result run(Path shard, int B, int rank, int world, Communicator comm, boolean zero, Path out, int steps,
                       int saveEvery, Path resumeFrom) {
-        TrainConfig cfg = new TrainConfig(shard.toString(), null, out, B, 8, (long) B * 8 * world, steps, false, 1e-3f, 0, 1f,
+        return run(shard, B, rank, world, comm, zero, out, steps, saveEvery, resumeFrom, 1);
+    }
+
+    static Result run(Path shard, int B, int rank, int world, Communicator comm, boolean zero, Path out, int steps,
+                      int saveEvery, Path resumeFrom, int accum) {
+        TrainConfig cfg = new TrainConfig(shard.toString(), null, out, B, 8, (long) B * 8 * world * accum, steps, false, 1e-3f, 0, 1f,
                 0.1f, 1f, 0.9f, 0.95f, 1e-8f, 0, 1, 0, false, saveEvery, 1, rank, world);
         try (CpuBackend be = new CpuBackend(1); Gpt2 model = new Gpt2(TINY, be)) {
             long total = model.layout().totalSize();
@@ -90,6 +95,19 @@ class DataParallelTest {
         double d = 0;
         for (int i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
         return d;
+    }
+
+    /** With gradient accumulation the per-layer buckets are reduced on the last micro-batch only. */
+    @Test
+    void bucketedAllReduceWithAccumulationMatchesOneRank(@TempDir Path dir) throws Exception {
+        Path shard = shard(dir);
+        Result single = run(shard, 4, 0, 1, null, false, null, 4, 0, null, 2);
+        InProcessCommunicator w = new InProcessCommunicator(2);
+        Result[] two = ranks(2, r -> run(shard, 2, r, 2, w.rank(r), false, null, 4, 0, null, 2));
+        for (int i = 0; i < 4; i++) {
+            assertEquals(single.steps().get(i).loss(), two[0].steps().get(i).loss(), 1e-5f, "loss of step " + i);
+        }
+        assertTrue(maxDiff(single.params(), two[0].params()) < 2e-6, "weights differ by " + maxDiff(single.params(), two[0].params()));
     }
 
     /** ZeRO-1 gives the training of plain data parallelism, with half the optimizer state per rank. */

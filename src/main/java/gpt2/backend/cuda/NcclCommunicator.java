@@ -4,6 +4,7 @@ import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
 import gpt2.dist.Communicator;
 import gpt2.dist.Rendezvous;
+import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.cuda.global.nccl;
@@ -18,7 +19,8 @@ import static gpt2.backend.cuda.Cuda.at;
 
 /**
  * NCCL collectives on the device buffers of a {@link CudaBackend}, one process per GPU; the
- * ncclUniqueId travels by {@link Rendezvous}. Reduce-scatter and all-gather are written with
+ * ncclUniqueId travels by {@link Rendezvous}. Gradient buckets are reduced on their own non-blocking
+ * stream, each after an event that marks its gradients final, overlapping the rest of backward. Reduce-scatter and all-gather are written with
  * all-reduce and per-rank broadcasts, because our shards may differ in size by one element and
  * NCCL's versions need equal ones: correct, but without their bandwidth savings.
  */
@@ -51,6 +53,37 @@ public final class NcclCommunicator implements Communicator {
         }
         check(nccl.ncclCommInitRank(comm, world, id, rank), "ncclCommInitRank(rank " + rank + " of " + world + ")");
         this.scalar = (CudaBuffer) backend.allocate(gpt2.backend.DType.F32, 2, "NCCL scalar");
+        Cuda.check(cudart.cudaStreamCreateWithFlags(commStream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    }
+
+    /** Buckets run here, beside the backward pass on the default stream. */
+    private final CUstream_st commStream = new CUstream_st();
+    private final java.util.List<CUevent_st> pending = new java.util.ArrayList<>();
+
+    private CUevent_st record(CUstream_st stream) {
+        CUevent_st ev = new CUevent_st();
+        Cuda.check(cudart.cudaEventCreateWithFlags(ev, cudart.cudaEventDisableTiming), "cudaEventCreateWithFlags");
+        Cuda.check(cudart.cudaEventRecord(ev, stream), "cudaEventRecord");
+        pending.add(ev);
+        return ev;
+    }
+
+    /** The bucket's gradients are final on the default stream: the comm stream waits for them, then reduces. */
+    @Override
+    public void allReduceAverageAsync(Backend be, Buffer bucket) {
+        Cuda.check(cudart.cudaStreamWaitEvent(commStream, record(null), 0), "cudaStreamWaitEvent");
+        check(nccl.ncclAllReduce(at(addr(bucket)), at(addr(bucket)), bucket.length(), nccl.ncclFloat32, nccl.ncclAvg, comm,
+                commStream), "ncclAllReduce(bucket)");
+    }
+
+    /** The default stream (the optimizer) waits for every bucket. */
+    @Override
+    public void finishPending() {
+        if (pending.isEmpty()) return;
+        Cuda.check(cudart.cudaStreamWaitEvent(null, record(commStream), 0), "cudaStreamWaitEvent");
+        Cuda.check(cudart.cudaStreamSynchronize(commStream), "cudaStreamSynchronize(comm)");
+        for (CUevent_st ev : pending) cudart.cudaEventDestroy(ev);
+        pending.clear();
     }
 
     private static void check(int status, String call) {
@@ -121,6 +154,8 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public void close() {
+        finishPending();
+        cudart.cudaStreamDestroy(commStream);
         backend.free(scalar);
         nccl.ncclCommDestroy(comm);
     }

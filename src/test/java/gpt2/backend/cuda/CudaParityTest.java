@@ -315,6 +315,11 @@ class CudaParityTest {
             comm.broadcast(gpu, x.g);
             assertClose(x, 0, "NCCL collectives with one rank leave the data");
             assertEquals(2.5, comm.allReduceSum(2.5), 0, "NCCL scalar all-reduce");
+            // gradient buckets on the communication stream, then the wait
+            comm.allReduceAverageAsync(gpu, x.g.slice(0, 400));
+            comm.allReduceAverageAsync(gpu, x.g.slice(400, 600));
+            comm.finishPending();
+            assertClose(x, 0, "NCCL bucketed all-reduce on its own stream");
             comm.barrier();
             System.out.println("  NCCL: world 1 all-reduce, all-gather, broadcast, scalar sum: ok");
         }
