@@ -1,13 +1,19 @@
 // Causal self-attention around cuBLAS's batched GEMMs (the T x T weights materialized).
 // qkv (B,T,3,NH,hs) <-> q, k, v (B,NH,T,hs); att (B,NH,T,T).
 
+// The (b, h, t, i) of element idx of a (B,NH,T,hs) tensor.
+__device__ __forceinline__ void bnth(i64 idx, int T, int NH, int hs, int& b, int& h, int& t, int& i) {
+    i = (int) (idx % hs);
+    t = (int) ((idx / hs) % T);
+    h = (int) ((idx / ((i64) hs * T)) % NH);
+    b = (int) (idx / ((i64) hs * T * NH));
+}
+
 extern "C" __global__ void permute_qkv(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int hs) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
-    int i = (int) (idx % hs);
-    int t = (int) ((idx / hs) % T);
-    int h = (int) ((idx / ((i64) hs * T)) % NH);
-    int b = (int) (idx / ((i64) hs * T * NH));
+    int b, h, t, i;
+    bnth(idx, T, NH, hs, b, h, t, i);
     int C = NH * hs;
     i64 src = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
     q[idx] = qkv[src];
@@ -20,10 +26,8 @@ extern "C" __global__ void permute_qkv_backward(float* dqkv, const float* dq, co
                                                 int B, int T, int NH, int hs) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
-    int i = (int) (idx % hs);
-    int t = (int) ((idx / hs) % T);
-    int h = (int) ((idx / ((i64) hs * T)) % NH);
-    int b = (int) (idx / ((i64) hs * T * NH));
+    int b, h, t, i;
+    bnth(idx, T, NH, hs, b, h, t, i);
     int C = NH * hs;
     i64 dst = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
     dqkv[dst] = dq[idx];
@@ -35,10 +39,8 @@ extern "C" __global__ void permute_qkv_backward(float* dqkv, const float* dq, co
 extern "C" __global__ void unpermute(float* out, float* y, int B, int T, int NH, int hs, int back) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
-    int i = (int) (idx % hs);
-    int t = (int) ((idx / hs) % T);
-    int h = (int) ((idx / ((i64) hs * T)) % NH);
-    int b = (int) (idx / ((i64) hs * T * NH));
+    int b, h, t, i;
+    bnth(idx, T, NH, hs, b, h, t, i);
     i64 o = ((i64) b * T + t) * NH * hs + (i64) h * hs + i;
     if (back) y[idx] = out[o]; else out[o] = y[idx];
 }
