@@ -128,7 +128,7 @@ final class TrainCommand implements Callable<Integer> {
     int zeroStage;
 
     @Option(names = {"--write_tensors", "--write-tensors"}, defaultValue = "0", paramLabel = "0|1",
-            description = "Write llm.c model files (default: 0, unlike the original's 1: llm.c export is 'gpt2 convert', not yet here).")
+            description = "1: at the end, write llm.c model files (fp32 and bf16) into --output_dir (default: 0, unlike the original's 1).")
     int writeTensors;
 
     @Option(names = {"--save_every_niter", "--save-every-niter"}, defaultValue = "0", paramLabel = "N",
@@ -213,6 +213,7 @@ final class TrainCommand implements Callable<Integer> {
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
                 saveEvery, seed, rank, world, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery);
+        if (flag("--write_tensors", writeTensors)) gpt2.io.LlmcFormat.checkRepresentable(config, "--write_tensors 1 (llm.c model files)");
         if (out != null) checkWritable(out);
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
@@ -247,6 +248,13 @@ final class TrainCommand implements Callable<Integer> {
             trainer.stopWhen(stop::requested, "a stop signal");
             if (checkpoint != null) trainer.resumeFrom(checkpoint);
             trainer.run();
+            if (flag("--write_tensors", writeTensors) && rank == 0) {
+                for (boolean bf16 : new boolean[]{false, true}) {
+                    Path f = out.resolve("model_" + config.name() + (bf16 ? "_bf16" : "") + ".bin");
+                    ModelFiles.export(model, f, ModelFiles.Format.LLMC, bf16);
+                    log.printf("wrote %s (llm.c model file)%n", f);
+                }
+            }
         }
         log.flush();
         return 0;
@@ -283,8 +291,8 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--zero_stage " + zeroStage + ": " + (zeroStage != 1 ? "only stage 1 exists"
                     : "ZeRO shards the optimizer over several ranks; this run has one"));
         }
-        if (flag("--write_tensors", writeTensors)) {
-            throw new IllegalArgumentException("--write_tensors 1: llm.c model files are not written yet; checkpoints are safetensors");
+        if (flag("--write_tensors", writeTensors) && outputDir.isEmpty()) {
+            throw new IllegalArgumentException("--write_tensors 1 needs --output_dir (where the llm.c model files go)");
         }
         if (flag("--tensorcores", tensorcores) && !cuda) notes.add("--tensorcores 1 has no effect on the CPU");
         if (flag("--compile", compile)) notes.add("--compile 1 has no effect (there is no torch.compile; ops are already fused by hand)");

@@ -161,7 +161,7 @@ class TrainCommandTest {
                 {"--flash", "1", "--flash 1"},
                 {"--zero_stage", "1", "--zero_stage 1"},
                 {"--device", "tpu", "--device tpu: expected cpu, cuda or cuda:N"},
-                {"--write_tensors", "1", "--write_tensors 1"},
+                {"--write_tensors", "1", "--write_tensors 1 (llm.c model files) holds OpenAI GPT-2 models only"},
                 {"--sequence_length", "64", "--sequence_length 64 exceeds the model's block_size 32"},
                 {"--load_chkpoint_file", dir.resolve("nope").toString(), "no such checkpoint directory"},
         };
@@ -177,6 +177,15 @@ class TrainCommandTest {
         assertTrue(r[1].contains("note: --tensorcores 1 has no effect on the CPU"), r[1]);
         assertTrue(r[1].contains("note: --compile 1 has no effect"), r[1]);
         assertTrue(r[1].contains("note: Weights & Biases is not available"), r[1]);
+        // --write_tensors 1 with a GPT-2 architecture writes llm.c files that load back
+        String[] w = InfoCommandTest.run("train", "--input_train_bin", data.resolve("toy_train_*.bin").toString(),
+                "--output_dir", dir.resolve("wt").toString(), "--model", "d2", "--n_layer", "1", "--n_embd", "32",
+                "--block_size", "32", "--vocab_size", "512", "--batch_size", "2", "--sequence_length", "16",
+                "--total_batch_size", "32", "--num_iterations", "1", "--write_tensors", "1", "--device", "cpu");
+        assertEquals("0", w[0], w[2]);
+        Path bin = dir.resolve("wt/model_d2.bin");
+        assertTrue(Files.exists(bin) && Files.exists(dir.resolve("wt/model_d2_bf16.bin")), w[1]);
+        assertEquals(1, gpt2.train.ModelFiles.config(bin).numLayers());
         r = InfoCommandTest.run("train", "--input_train_bin", dir.resolve("none_*.bin").toString());
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("no files match"), r[2]);
