@@ -40,22 +40,6 @@ extern "C" __global__ void layernorm_backward_dinp(float* dinp, const float* dou
     }
 }
 
-// dweight +=, dbias += ; one thread per channel walking the rows (deterministic).
-extern "C" __global__ void layernorm_backward_params(float* dweight, float* dbias, const float* dout,
-                                                     const float* inp, const float* mean, const float* rstd,
-                                                     int N, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    float dw = 0.f, db = 0.f;
-    for (i64 n = 0; n < N; n++) {
-        float g = dout[n * C + c];
-        dw += (inp[n * C + c] - mean[n]) * rstd[n] * g;
-        db += g;
-    }
-    dweight[c] += dw;
-    if (dbias) dbias[c] += db;
-}
-
 extern "C" __global__ void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
                                            int N, int C, float eps) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -84,11 +68,30 @@ extern "C" __global__ void rmsnorm_backward_dinp(float* dinp, const float* dout,
     for (int i = lane; i < C; i += 32) d[i] += r * ((1.f + weight[i]) * g[i] - x[i] * k);
 }
 
-extern "C" __global__ void rmsnorm_backward_params(float* dweight, const float* dout, const float* inp,
-                                                   const float* rstd, int N, int C) {
+// The parameter gradients in two deterministic stages: each block column sums a chunk of rows for
+// its channels into partial[chunk][C]; sum_partials then adds the chunks in order. (One thread per
+// channel walking every row left the GPU almost idle: 768 threads for 16k rows.)
+extern "C" __global__ void layernorm_params_partial(float* pw, float* pb, const float* dout, const float* inp,
+                                                    const float* mean, const float* rstd, int N, int C, int rowsPerChunk) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c >= C) return;
+    i64 r0 = (i64) chunk * rowsPerChunk, r1 = min((i64) N, r0 + rowsPerChunk);
+    float dw = 0.f, db = 0.f;
+    for (i64 n = r0; n < r1; n++) {
+        float g = dout[n * C + c];
+        if (mean) dw += (inp[n * C + c] - mean[n]) * rstd[n] * g;   // LayerNorm
+        else dw += inp[n * C + c] * rstd[n] * g;                    // RMSNorm
+        db += g;
+    }
+    pw[(i64) chunk * C + c] = dw;
+    if (pb) pb[(i64) chunk * C + c] = db;
+}
+
+// out[c] += sum over chunks of partial[chunk][c], in chunk order.
+extern "C" __global__ void sum_partials(float* out, const float* partial, int chunks, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
-    float dw = 0.f;
-    for (i64 n = 0; n < N; n++) dw += inp[n * C + c] * rstd[n] * dout[n * C + c];
-    dweight[c] += dw;
+    float s = 0.f;
+    for (int k = 0; k < chunks; k++) s += partial[(i64) k * C + c];
+    out[c] += s;
 }

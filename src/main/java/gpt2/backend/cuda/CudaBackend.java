@@ -230,6 +230,11 @@ public final class CudaBackend implements Backend {
 
     /** Launches a kernel; arguments are Long (pointers, i64), Integer or Float, in the kernel's order. */
     private void launch(String kernel, int grid, int block, Object... args) {
+        launch2(kernel, grid, 1, block, args);
+    }
+
+    /** A launch with a (gridX, gridY) grid. */
+    private void launch2(String kernel, int grid, int gridY, int block, Object... args) {
         CUfunc_st f = kernels.get(kernel);
         if (f == null) throw new IllegalStateException("no kernel " + kernel);
         PointerPointer<Pointer> params = new PointerPointer<>(args.length);
@@ -244,7 +249,7 @@ public final class CudaBackend implements Backend {
             };
             params.put(i, keep[i]);
         }
-        checkDriver(cudart.cuLaunchKernel(f, grid, 1, 1, block, 1, 1, 0, (CUstream_st) null, params, null),
+        checkDriver(cudart.cuLaunchKernel(f, grid, gridY, 1, block, 1, 1, 0, (CUstream_st) null, params, null),
                 "cuLaunchKernel(" + kernel + ")");
         if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
         for (Pointer p : keep) p.close();
@@ -291,8 +296,7 @@ public final class CudaBackend implements Backend {
                                   Buffer mean, Buffer rstd, int N, int C) {
         launch("layernorm_backward_dinp", blocks(N, 8), 256, addr(dinp), addr(dout), addr(inp), addr(weight),
                 addr(mean), addr(rstd), N, C);
-        launch("layernorm_backward_params", blocks(C, 128), 128, addr(dweight), addr(dbias), addr(dout), addr(inp),
-                addr(mean), addr(rstd), N, C);
+        paramGrads(dweight, dbias, dout, inp, mean, rstd, N, C);
     }
 
     @Override
@@ -304,7 +308,7 @@ public final class CudaBackend implements Backend {
     public void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                                 int N, int C) {
         launch("rmsnorm_backward_dinp", blocks(N, 8), 256, addr(dinp), addr(dout), addr(inp), addr(weight), addr(rstd), N, C);
-        launch("rmsnorm_backward_params", blocks(C, 128), 128, addr(dweight), addr(dout), addr(inp), addr(rstd), N, C);
+        paramGrads(dweight, null, dout, inp, null, rstd, N, C);
     }
 
     /** The same GEMM as {@link #sgemm} with bf16 copies of A and B, accumulated in float32. */
@@ -316,6 +320,18 @@ public final class CudaBackend implements Backend {
         checkBlas(cublas.cublasGemmEx(blas, opA, opB, m, n, k, one, at(a16.address()), cudart.CUDA_R_16BF, lda,
                 at(b16.address()), cudart.CUDA_R_16BF, ldb, accumulate ? one : zero, at(C), cudart.CUDA_R_32F, ldc,
                 cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmEx(bf16)");
+    }
+
+    private static final int ROWS_PER_CHUNK = 256;
+
+    /** Norm weight (and bias) gradients +=, in two deterministic stages over chunks of rows. */
+    private void paramGrads(Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer mean, Buffer rstd, int N, int C) {
+        int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
+        CudaBuffer pw = scratch("partial_w", (long) chunks * C), pb = scratch("partial_b", (long) chunks * C);
+        launch2("layernorm_params_partial", blocks(C, 128), chunks, 128, pw.address(), dbias == null ? 0L : pb.address(),
+                addr(dout), addr(inp), addr(mean), addr(rstd), N, C, ROWS_PER_CHUNK);
+        launch("sum_partials", blocks(C, 128), 128, addr(dweight), pw.address(), chunks, C);
+        if (dbias != null) launch("sum_partials", blocks(C, 128), 128, addr(dbias), pb.address(), chunks, C);
     }
 
     @Override
@@ -344,7 +360,12 @@ public final class CudaBackend implements Backend {
             // dW^T (C,OC) += inp^T (C,N) x dout (N,OC)
             sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, addr(inp), C, addr(dout), OC, addr(dweight), C, true);
         }
-        if (dbias != null) launch("bias_backward", blocks(OC, 128), 128, addr(dbias), addr(dout), N, OC);
+        if (dbias != null) {
+            int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
+            CudaBuffer pw = scratch("partial_w", (long) chunks * OC);
+            launch2("bias_partial", blocks(OC, 128), chunks, 128, pw.address(), addr(dout), N, OC, ROWS_PER_CHUNK);
+            launch("sum_partials", blocks(OC, 128), 128, addr(dbias), pw.address(), chunks, OC);
+        }
     }
 
     @Override
