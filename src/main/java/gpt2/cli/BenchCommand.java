@@ -117,7 +117,7 @@ final class BenchCommand implements Callable<Integer> {
                     ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / cb.bf16PeakFlops(), cb.deviceName())
                     : "";
             out.printf("median step %.1f ms | %.0f tokens/s | %.1f GFLOP/s (6N + 12LCT per token)%s | peak memory %s%n",
-                    median, B * T / (median / 1000), achieved / 1e9, mfu, gpt2.train.Trainer.peakMemoryText());
+                    median, B * T / (median / 1000), achieved / 1e9, mfu, gpt2.train.Trainer.peakMemory());
             if (json) {
                 out.printf("{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"sequence_length\":%d,\"median_ms\":%.3f,"
                                 + "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,\"tokens_per_s\":%.1f,"

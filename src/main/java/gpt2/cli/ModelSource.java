@@ -21,19 +21,29 @@ final class ModelSource {
     }
 
     /**
+     * --model as weights on disk (our checkpoint, llm.c model file, Hugging Face folder), or null
+     * when it names no file (a preset); a file of another kind is an error.
+     */
+    static Path weights(String model) {
+        Path p = Path.of(model);
+        if (ModelFiles.detect(p) != null) return p;
+        if (Files.exists(p)) {
+            throw new IllegalArgumentException("--model " + model + ": not a checkpoint directory, llm.c model file or "
+                    + "Hugging Face folder");
+        }
+        return null;
+    }
+
+    /**
      * Loads the model: our checkpoint, an llm.c model file or a Hugging Face GPT-2 folder; a preset
      * gets seed-42 random weights and a note saying so.
      */
     static Gpt2 load(String model, Backend backend, PrintWriter out) {
-        Path path = Path.of(model);
-        if (ModelFiles.detect(path) != null) {
+        Path path = weights(model);
+        if (path != null) {
             Gpt2 m = new Gpt2(ModelFiles.config(path), backend);
             ModelFiles.loadInto(path, m);
             return m;
-        }
-        if (Files.exists(path)) {
-            throw new IllegalArgumentException("--model " + model + ": not a checkpoint directory, llm.c model file or "
-                    + "Hugging Face folder");
         }
         GptConfig cfg = GptConfig.preset(model);
         out.printf("note: --model %s is a preset: untrained random weights%n", model);

@@ -309,9 +309,9 @@ final class TrainCommand implements Callable<Integer> {
 
     private static void checkWritable(Path out) {
         try {
-            java.nio.file.Files.createDirectories(out);
-            Path probe = java.nio.file.Files.createTempFile(out, ".write-check", ".tmp");
-            java.nio.file.Files.delete(probe);
+            Files.createDirectories(out);
+            Path probe = Files.createTempFile(out, ".write-check", ".tmp");
+            Files.delete(probe);
         } catch (java.io.IOException | SecurityException e) {
             throw new IllegalArgumentException("--output_dir " + out + ": not writable (" + e.getMessage() + ")");
         }
@@ -338,12 +338,7 @@ final class TrainCommand implements Callable<Integer> {
 
     /** --model as model weights (our checkpoint, llm.c file, HF folder), or null for a preset. */
     private Path modelCheckpointDir() {
-        Path p = Path.of(modelOptions.model);
-        if (ModelFiles.detect(p) != null) return p;
-        if (Files.exists(p)) {
-            throw new IllegalArgumentException("--model " + p + ": not a checkpoint directory, llm.c model file or Hugging Face folder");
-        }
-        return null;
+        return ModelSource.weights(modelOptions.model);
     }
 
     private GptConfig modelConfig(Path resumeFrom) {

@@ -21,7 +21,7 @@ import java.util.stream.Stream;
  * So across ranks every window of a pass is read exactly once. The position ({@link State}) is
  * the same for every rank and restores exactly.
  */
-public final class DataLoader implements BatchSource, AutoCloseable {
+public final class DataLoader implements AutoCloseable {
 
     /** Where the next global batch starts. */
     public record State(int shard, long position) {
@@ -29,6 +29,8 @@ public final class DataLoader implements BatchSource, AutoCloseable {
 
     private final List<Path> files;
     private final int B, T, rank, world, vocabSize;
+    /** This rank's window of B*T+1 tokens, reused by every call to next. */
+    private final int[] buf;
     private TokenShard current;
     private int shard;
     private long position;
@@ -43,6 +45,7 @@ public final class DataLoader implements BatchSource, AutoCloseable {
         this.rank = rank;
         this.world = world;
         this.vocabSize = vocabSize;
+        this.buf = new int[B * T + 1];
         this.files = glob(pattern);
         long need = (long) B * T * world + 1;
         for (Path f : files) {
@@ -80,7 +83,7 @@ public final class DataLoader implements BatchSource, AutoCloseable {
         return files;
     }
 
-    @Override
+    /** Back to the first batch. */
     public void reset() {
         restore(new State(0, 0));
     }
@@ -116,10 +119,9 @@ public final class DataLoader implements BatchSource, AutoCloseable {
         shard = index;
     }
 
-    @Override
+    /** Fills B*T inputs and their next-token targets from this rank's window, then advances. */
     public void next(int[] inputs, int[] targets) {
         int n = B * T;
-        int[] buf = new int[n + 1];
         current.read(position + (long) rank * n, buf, 0, n + 1, vocabSize);
         System.arraycopy(buf, 0, inputs, 0, n);
         System.arraycopy(buf, 1, targets, 0, n);

@@ -25,11 +25,7 @@ public final class HellaSwagData {
     public static final String FILE = "hellaswag_val.jsonl";
 
     /** The problem with one line, or null when it is a valid example. */
-    public static String problemOf(ObjectMapper json, String line) {
-        return problem(json, line);
-    }
-
-    static String problem(ObjectMapper json, String line) {
+    public static String problem(ObjectMapper json, String line) {
         JsonNode n;
         try {
             n = json.readTree(line);

@@ -76,7 +76,7 @@ public final class HellaSwag {
         for (int n = 0; n < lines.size() && (limit <= 0 || out.size() < limit); n++) {
             String line = lines.get(n);
             if (line.isBlank()) continue;
-            String problem = gpt2.data.HellaSwagData.problemOf(json, line);
+            String problem = gpt2.data.HellaSwagData.problem(json, line);
             if (problem != null) throw new IllegalArgumentException(file + ": line " + (n + 1) + ": " + problem);
             try {
                 JsonNode node = json.readTree(line);

@@ -38,7 +38,8 @@ public final class Gpt2 implements AutoCloseable {
     private ActivationLayout acts;
     private Buffer actBuf, gradScratch, inputs, targets;
     private long actCapacity, scratchCapacity, tokenCapacity;
-    private int[] hostTargets;
+    private int validTargets;
+    private float[] hostLosses = new float[0];
     private long passKey;
     private boolean training;
     private boolean forwardHasTargets;
@@ -146,19 +147,19 @@ public final class Gpt2 implements AutoCloseable {
 
         forwardHasTargets = targets != null;
         if (targets == null) return Float.NaN;
-        hostTargets = targets.clone();
         backend.write(this.targets, targets);
         backend.crossEntropyForward(act(a.losses()), act(a.logits()), this.targets, N, V, Vp);
-        float[] losses = new float[N];
-        backend.read(act(a.losses()), losses);
+        if (hostLosses.length != N) hostLosses = new float[N];
+        backend.read(act(a.losses()), hostLosses);
         double sum = 0;
         int valid = 0;
         for (int i = 0; i < N; i++) {
             if (targets[i] != -1) {
-                sum += losses[i];
+                sum += hostLosses[i];
                 valid++;
             }
         }
+        validTargets = valid;
         return valid == 0 ? 0f : (float) (sum / valid);
     }
 
@@ -306,8 +307,7 @@ public final class Gpt2 implements AutoCloseable {
         int B = acts.batchSize(), T = acts.seqLen();
         int C = config.channels(), NH = config.numHeads(), V = config.vocabSize(), Vp = config.paddedVocabSize();
         int N = B * T;
-        int valid = 0;
-        for (int t : hostTargets) if (t != -1) valid++;
+        int valid = validTargets;
         if (valid == 0) return;
         grads();
         ParameterLayout p = layout;
@@ -423,6 +423,7 @@ public final class Gpt2 implements AutoCloseable {
     }
 
     private void ensureActivations(int B, int T) {
+        if (acts != null && acts.batchSize() == B && acts.seqLen() == T) return; // the usual case: every step
         ActivationLayout next = ActivationLayout.of(config, B, T);
         long N = (long) B * T;
         if (actBuf == null || next.totalSize() > actCapacity) {

@@ -84,8 +84,12 @@ public final class AdamW implements AutoCloseable {
      */
     public static float[] normAndClipScale(Backend backend, Buffer grads, float maxNorm) {
         float norm = (float) Math.sqrt(backend.sumOfSquares(grads));
-        float scale = maxNorm > 0 ? (float) Math.min(1.0, maxNorm / (norm + 1e-6)) : 1f;
-        return new float[]{norm, scale};
+        return new float[]{norm, clipScale(norm, maxNorm)};
+    }
+
+    /** torch's clip coefficient: min(1, maxNorm / (norm + 1e-6)); 1 when maxNorm <= 0 (no clipping). */
+    static float clipScale(float norm, float maxNorm) {
+        return maxNorm > 0 ? (float) Math.min(1.0, maxNorm / (norm + 1e-6)) : 1f;
     }
 
     /** One update of every parameter with the given learning rate and gradient scale. */

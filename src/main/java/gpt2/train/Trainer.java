@@ -36,9 +36,6 @@ public final class Trainer {
 
     /** What one step did; {@code skipped} names why the update was skipped, or is null. */
     public record StepResult(int step, float loss, float norm, float lr, double millis, String skipped) {
-        public StepResult(int step, float loss, float norm, float lr, double millis) {
-            this(step, loss, norm, lr, millis, null);
-        }
     }
 
     private final Gpt2 model;
@@ -52,6 +49,9 @@ public final class Trainer {
     private Path resumeFrom;
     private int lastSaved = -1;
     private gpt2.dist.Communicator comm = gpt2.dist.Communicator.single();
+    private final LrSchedule schedule;
+    /** One host batch, reused by every micro-step (and by validation). */
+    private final int[] inputs, targets;
     private boolean zero;
     private final OutlierDetector lossDetector = new OutlierDetector(), normDetector = new OutlierDetector();
     private int skippedInARow;
@@ -72,6 +72,9 @@ public final class Trainer {
         this.out = out;
         this.args = args == null ? JsonNodeFactory.instance.objectNode() : args;
         this.sampleRng = new Rng(cfg.seed() ^ 0x53414D504C45L);
+        this.schedule = cfg.schedule();
+        this.inputs = new int[cfg.batchSize() * cfg.seqLen()];
+        this.targets = new int[cfg.batchSize() * cfg.seqLen()];
     }
 
     /**
@@ -236,7 +239,6 @@ public final class Trainer {
     public StepResult step(int step) {
         long start = System.nanoTime();
         int B = cfg.batchSize(), T = cfg.seqLen(), k = cfg.gradAccumSteps();
-        int[] inputs = new int[B * T], targets = new int[B * T];
         if (cfg.overfitSingleBatch()) train.reset();
         if (!cfg.inferenceOnly()) model.zeroGrad();
         double loss = 0;
@@ -258,7 +260,7 @@ public final class Trainer {
             loss = comm.allReduceSum(loss) / comm.worldSize();
         }
         if (nanAt.contains(step + 1)) loss = Double.NaN;
-        float lr = cfg.schedule().lr(step);
+        float lr = schedule.lr(step);
         float norm = Float.NaN;
         String skipped = null;
         if (!cfg.inferenceOnly()) {
@@ -297,8 +299,7 @@ public final class Trainer {
         long lo = optimizer.shardStart(), hi = optimizer.shardEnd();
         double sumSq = comm.allReduceSum(model.backend().sumOfSquares(model.grads().slice(lo, hi - lo)));
         float norm = (float) Math.sqrt(sumSq);
-        float clip = cfg.gradClip();
-        return new float[]{norm, clip > 0 ? (float) Math.min(1.0, clip / (norm + 1e-6)) : 1f};
+        return new float[]{norm, AdamW.clipScale(norm, cfg.gradClip())};
     }
 
     /** The dropout key of one forward pass: from seed, step, micro-step and rank; never negative. */
@@ -311,7 +312,6 @@ public final class Trainer {
     /** Mean loss over --val_max_steps batches from the start of the validation shards. */
     float validate() {
         int B = cfg.batchSize(), T = cfg.seqLen();
-        int[] inputs = new int[B * T], targets = new int[B * T];
         val.reset();
         double sum = 0;
         for (int i = 0; i < cfg.valMaxSteps(); i++) {
@@ -426,10 +426,6 @@ public final class Trainer {
         }
     }
 
-    public static String peakMemoryText() {
-        return peakMemory();
-    }
-
     /** Peak resident memory in MiB (Linux's VmHWM), or -1 when unknown. */
     public static long peakMemoryMiB() {
         try {
@@ -443,17 +439,8 @@ public final class Trainer {
     }
 
     /** Peak resident memory of this process (Linux's VmHWM), or "unknown". */
-    static String peakMemory() {
-        try {
-            for (String l : Files.readAllLines(Path.of("/proc/self/status"), StandardCharsets.UTF_8)) {
-                if (l.startsWith("VmHWM:")) {
-                    long kb = Long.parseLong(l.replaceAll("[^0-9]", ""));
-                    return String.format("%.0f MiB resident", kb / 1024.0);
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux: no number to report
-        }
-        return "unknown";
+    public static String peakMemory() {
+        long mib = peakMemoryMiB();
+        return mib < 0 ? "unknown" : mib + " MiB resident";
     }
 }

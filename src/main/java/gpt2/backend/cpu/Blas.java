@@ -1,7 +1,7 @@
 package gpt2.backend.cpu;
 
+import gpt2.backend.RawPointer;
 import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.openblas.global.openblas_nolapack;
 
 import java.lang.foreign.MemorySegment;
@@ -36,12 +36,7 @@ final class Blas {
     }
 
     private static FloatPointer at(MemorySegment s) {
-        long raw = s.address();
-        return new FloatPointer(new Pointer() {
-            {
-                address = raw;
-            }
-        });
+        return RawPointer.floats(s.address());
     }
 
     /** Row-major C (M,N) = alpha op(A) op(B) + beta C. */

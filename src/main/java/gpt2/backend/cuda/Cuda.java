@@ -4,7 +4,6 @@ import org.bytedeco.cuda.global.cublas;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.cuda.global.nvrtc;
 import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.Pointer;
 
 /**
@@ -48,20 +47,6 @@ final class Cuda {
 
     private static String stringOf(BytePointer p) {
         return p == null || p.isNull() ? "unknown error" : p.getString();
-    }
-
-    /** A JavaCPP pointer to device (or host) memory at a raw address. */
-    static Pointer at(long raw) {
-        // (the parameter is not called "address": inside the anonymous class that name is the field)
-        return new Pointer() {
-            {
-                address = raw;
-            }
-        };
-    }
-
-    static FloatPointer floats(long address) {
-        return new FloatPointer(at(address));
     }
 
     /** A CUDA failure. */

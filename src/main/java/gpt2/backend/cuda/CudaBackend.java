@@ -23,11 +23,11 @@ import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
 import java.util.Map;
 
-import static gpt2.backend.cuda.Cuda.at;
+import static gpt2.backend.RawPointer.at;
 import static gpt2.backend.cuda.Cuda.check;
 import static gpt2.backend.cuda.Cuda.checkBlas;
 import static gpt2.backend.cuda.Cuda.checkDriver;
-import static gpt2.backend.cuda.Cuda.floats;
+import static gpt2.backend.RawPointer.floats;
 
 /**
  * The CUDA backend: float32 device memory, kernels from {@code kernels/*.cu} compiled by NVRTC for
@@ -136,7 +136,7 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ memory
 
-    private static long addr(Buffer b) {
+    static long addr(Buffer b) {
         if (b == null) return 0L;
         if (!(b instanceof CudaBuffer cb)) throw new IllegalArgumentException("buffer of another backend passed to CUDA: " + b);
         return cb.address();

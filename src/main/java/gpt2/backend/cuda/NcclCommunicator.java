@@ -15,7 +15,8 @@ import org.bytedeco.javacpp.Pointer;
 
 import java.time.Duration;
 
-import static gpt2.backend.cuda.Cuda.at;
+import static gpt2.backend.RawPointer.at;
+import static gpt2.backend.cuda.CudaBackend.addr;
 
 /**
  * NCCL collectives on the device buffers of a {@link CudaBackend}, one process per GPU; the
@@ -91,10 +92,6 @@ public final class NcclCommunicator implements Communicator {
             throw new Cuda.CudaException(call + " failed: " + nccl.ncclGetErrorString(status).getString()
                     + " (NCCL_DEBUG=INFO shows why)");
         }
-    }
-
-    private static long addr(Buffer b) {
-        return ((CudaBuffer) b).address();
     }
 
     @Override

@@ -8,7 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class CudaPointerTest {
     @Test
     void pointerCarriesTheAddress() {
-        assertEquals(0x7f00_1234_5000L, Cuda.at(0x7f00_1234_5000L).address());
-        assertEquals(0x7f00_1234_5000L, Cuda.floats(0x7f00_1234_5000L).address());
+        assertEquals(0x7f00_1234_5000L, gpt2.backend.RawPointer.at(0x7f00_1234_5000L).address());
+        assertEquals(0x7f00_1234_5000L, gpt2.backend.RawPointer.floats(0x7f00_1234_5000L).address());
     }
 }
