@@ -1,4 +1,5 @@
-// Causal self-attention around cuBLAS's batched GEMMs (the T x T weights materialized).
+// Causal self-attention around cuBLAS's batched GEMMs (the T x T weights materialized, as floatX;
+// softmax statistics in float).
 // qkv (B,T,3,NH,hs) <-> q, k, v (B,NH,T,hs); att (B,NH,T,T).
 
 // The (b, h, t, i) of element idx of a (B,NH,T,hs) tensor.
@@ -9,7 +10,7 @@ __device__ __forceinline__ void bnth(i64 idx, int T, int NH, int hs, int& b, int
     b = (int) (idx / ((i64) hs * T * NH));
 }
 
-extern "C" __global__ void permute_qkv(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int hs) {
+extern "C" __global__ void permute_qkv(floatX* q, floatX* k, floatX* v, const floatX* qkv, int B, int T, int NH, int hs) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
     int b, h, t, i;
@@ -22,7 +23,7 @@ extern "C" __global__ void permute_qkv(float* q, float* k, float* v, const float
 }
 
 // dqkv (overwritten) from dq, dk, dv (B,NH,T,hs).
-extern "C" __global__ void permute_qkv_backward(float* dqkv, const float* dq, const float* dk, const float* dv,
+extern "C" __global__ void permute_qkv_backward(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv,
                                                 int B, int T, int NH, int hs) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
@@ -36,7 +37,7 @@ extern "C" __global__ void permute_qkv_backward(float* dqkv, const float* dq, co
 }
 
 // out (B,T,C) from y (B,NH,T,hs); with back != 0 the other way round (dy from dout).
-extern "C" __global__ void unpermute(float* out, float* y, int B, int T, int NH, int hs, int back) {
+extern "C" __global__ void unpermute(floatX* out, floatX* y, int B, int T, int NH, int hs, int back) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
     int b, h, t, i;
@@ -46,46 +47,46 @@ extern "C" __global__ void unpermute(float* out, float* y, int B, int T, int NH,
 }
 
 // att = softmax(scale * preatt) over t2 <= t, zero above the diagonal; one warp per row.
-extern "C" __global__ void softmax_forward(float* att, const float* preatt, int rows, int T, float scale) {
+extern "C" __global__ void softmax_forward(floatX* att, const floatX* preatt, int rows, int T, float scale) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return;
     int t = row % T;
-    const float* x = preatt + (i64) row * T;
-    float* y = att + (i64) row * T;
+    const floatX* x = preatt + (i64) row * T;
+    floatX* y = att + (i64) row * T;
     float m = -3.402823466e38f;
-    for (int j = lane; j <= t; j += 32) m = fmaxf(m, x[j] * scale);
+    for (int j = lane; j <= t; j += 32) m = fmaxf(m, x2f(x[j]) * scale);
     m = warp_max(m);
     float s = 0.f;
-    for (int j = lane; j <= t; j += 32) s += expf(x[j] * scale - m);
+    for (int j = lane; j <= t; j += 32) s += expf(x2f(x[j]) * scale - m);
     s = warp_sum(s);
-    for (int j = lane; j < T; j += 32) y[j] = j <= t ? expf(x[j] * scale - m) / s : 0.f;
+    for (int j = lane; j < T; j += 32) y[j] = f2x(j <= t ? expf(x2f(x[j]) * scale - m) / s : 0.f);
 }
 
 // dpreatt = scale * att * (datt - sum(att * datt)) over t2 <= t, zero above; one warp per row.
-extern "C" __global__ void softmax_backward(float* dpreatt, const float* datt, const float* att, int rows, int T,
+extern "C" __global__ void softmax_backward(floatX* dpreatt, const floatX* datt, const floatX* att, int rows, int T,
                                             float scale) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= rows) return;
     int t = row % T;
-    const float* a = att + (i64) row * T;
-    const float* g = datt + (i64) row * T;
+    const floatX* a = att + (i64) row * T;
+    const floatX* g = datt + (i64) row * T;
     float dot = 0.f;
-    for (int j = lane; j <= t; j += 32) dot += a[j] * g[j];
+    for (int j = lane; j <= t; j += 32) dot += x2f(a[j]) * x2f(g[j]);
     dot = warp_sum(dot);
-    float* d = dpreatt + (i64) row * T;
-    for (int j = lane; j < T; j += 32) d[j] = j <= t ? scale * a[j] * (g[j] - dot) : 0.f;
+    floatX* d = dpreatt + (i64) row * T;
+    for (int j = lane; j < T; j += 32) d[j] = f2x(j <= t ? scale * x2f(a[j]) * (x2f(g[j]) - dot) : 0.f);
 }
 
 // One new position per sequence with a KV cache (B,NH,maxT,hs): one warp per (b, h); stores this
 // position's k and v, then out (B,1,C) = softmax(q . k[0..pos] / sqrt(hs)) v[0..pos]. pos < 2048.
-extern "C" __global__ void attention_decode(float* out, const float* qkv, float* kcache, float* vcache,
+extern "C" __global__ void attention_decode(floatX* out, const floatX* qkv, floatX* kcache, floatX* vcache,
                                             int B, int pos, int maxT, int C, int NH) {
     __shared__ float w[2048];
     int bh = blockIdx.x, lane = threadIdx.x;
     int b = bh / NH, h = bh % NH, hs = C / NH;
-    const float* q = qkv + (i64) b * 3 * C + (i64) h * hs;
-    float* kc = kcache + (i64) bh * maxT * hs;
-    float* vc = vcache + (i64) bh * maxT * hs;
+    const floatX* q = qkv + (i64) b * 3 * C + (i64) h * hs;
+    floatX* kc = kcache + (i64) bh * maxT * hs;
+    floatX* vc = vcache + (i64) bh * maxT * hs;
     for (int i = lane; i < hs; i += 32) {
         kc[(i64) pos * hs + i] = q[C + i];
         vc[(i64) pos * hs + i] = q[2 * C + i];
@@ -95,7 +96,7 @@ extern "C" __global__ void attention_decode(float* out, const float* qkv, float*
     float m = -3.402823466e38f;
     for (int t = lane; t <= pos; t += 32) {
         float s = 0.f;
-        for (int i = 0; i < hs; i++) s += q[i] * kc[(i64) t * hs + i];
+        for (int i = 0; i < hs; i++) s += x2f(q[i]) * x2f(kc[(i64) t * hs + i]);
         w[t] = s * scale;
         m = fmaxf(m, w[t]);
     }
@@ -106,7 +107,7 @@ extern "C" __global__ void attention_decode(float* out, const float* qkv, float*
     __syncwarp();
     for (int i = lane; i < hs; i += 32) {
         float acc = 0.f;
-        for (int t = 0; t <= pos; t++) acc += w[t] * vc[(i64) t * hs + i];
-        out[(i64) b * C + (i64) h * hs + i] = acc / sum;
+        for (int t = 0; t <= pos; t++) acc += w[t] * x2f(vc[(i64) t * hs + i]);
+        out[(i64) b * C + (i64) h * hs + i] = f2x(acc / sum);
     }
 }

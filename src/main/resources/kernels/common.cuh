@@ -4,6 +4,34 @@
 typedef long long i64;
 typedef unsigned long long u64;
 
+// Storage precision. Kernels compute in float; activations, their gradients and the weights'
+// compute copy are stored as floatX: float, or bfloat16 when compiled with -DGPT2_BF16 (llm.c's
+// mixed precision). Parameter gradients, norm statistics, losses and optimizer state stay float.
+// bf16_t is a struct with no conversion to or from float, so in the bf16 build any read or write
+// of a floatX that skips x2f / f2x is a compile error (CI compiles both builds).
+struct bf16_t { unsigned short bits; };
+
+// float -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN.
+__device__ __forceinline__ unsigned short bf16_bits(float f) {
+    unsigned int u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short) ((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short) (u >> 16);
+}
+
+__device__ __forceinline__ bf16_t float_to_bf16(float f) { bf16_t r; r.bits = bf16_bits(f); return r; }
+__device__ __forceinline__ float bf16_to_float(bf16_t v) { return __uint_as_float(((unsigned int) v.bits) << 16); }
+
+#ifdef GPT2_BF16
+typedef bf16_t floatX;
+__device__ __forceinline__ float x2f(floatX v) { return bf16_to_float(v); }
+__device__ __forceinline__ floatX f2x(float f) { return float_to_bf16(f); }
+#else
+typedef float floatX;
+__device__ __forceinline__ float x2f(floatX v) { return v; }
+__device__ __forceinline__ floatX f2x(float f) { return f; }
+#endif
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

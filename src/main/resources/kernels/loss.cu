@@ -1,4 +1,5 @@
-// Softmax + cross-entropy over the first V of Vp columns, and the optimizer's reductions.
+// Softmax + cross-entropy over the first V of Vp columns (logits floatX, everything else float),
+// and the optimizer's reductions (float gradients and state).
 
 __device__ float block_sum(float v, float* shared) {
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
@@ -23,43 +24,43 @@ __device__ float block_max(float v, float* shared) {
 }
 
 // losses (N); one block per row; target -1 gives 0.
-extern "C" __global__ void crossentropy_forward(float* losses, const float* logits, const int* targets,
+extern "C" __global__ void crossentropy_forward(float* losses, const floatX* logits, const int* targets,
                                                 int N, int V, int Vp) {
     __shared__ float sh[32];
     int n = blockIdx.x;
     if (n >= N) return;
     int target = targets[n];
     if (target < 0) { if (threadIdx.x == 0) losses[n] = 0.f; return; }
-    const float* x = logits + (i64) n * Vp;
+    const floatX* x = logits + (i64) n * Vp;
     float m = -3.402823466e38f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x[v]);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x2f(x[v]));
     m = block_max(m, sh);
     float s = 0.f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x[v] - m);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x2f(x[v]) - m);
     s = block_sum(s, sh);
-    if (threadIdx.x == 0) losses[n] = logf(s) + m - x[target];
+    if (threadIdx.x == 0) losses[n] = logf(s) + m - x2f(x[target]);
 }
 
 // In place: logits become (softmax - onehot) * dloss; padded columns and ignored rows 0.
-extern "C" __global__ void crossentropy_backward(float* logits, const int* targets, float dloss, int N, int V, int Vp) {
+extern "C" __global__ void crossentropy_backward(floatX* logits, const int* targets, float dloss, int N, int V, int Vp) {
     __shared__ float sh[32];
     int n = blockIdx.x;
     if (n >= N) return;
     int target = targets[n];
-    float* x = logits + (i64) n * Vp;
+    floatX* x = logits + (i64) n * Vp;
     if (target < 0) {
-        for (int v = threadIdx.x; v < Vp; v += blockDim.x) x[v] = 0.f;
+        for (int v = threadIdx.x; v < Vp; v += blockDim.x) x[v] = f2x(0.f);
         return;
     }
     float m = -3.402823466e38f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x[v]);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x2f(x[v]));
     m = block_max(m, sh);
     float s = 0.f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x[v] - m);
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x2f(x[v]) - m);
     s = block_sum(s, sh);
     float inv = 1.f / s;
     for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
-        x[v] = v < V ? (expf(x[v] - m) * inv - (v == target ? 1.f : 0.f)) * dloss : 0.f;
+        x[v] = f2x(v < V ? (expf(x2f(x[v]) - m) * inv - (v == target ? 1.f : 0.f)) * dloss : 0.f);
     }
 }
 

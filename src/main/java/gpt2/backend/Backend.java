@@ -20,6 +20,19 @@ public interface Backend extends AutoCloseable {
 
     String name();
 
+    /**
+     * The element type of activations, activation gradients and the weights' compute copy: F32,
+     * or BF16 for mixed precision (as llm.c: float32 master weights, parameter gradients and
+     * optimizer state; bf16 everything the ops read and write in bulk). Each op's javadoc marks
+     * its float32 arguments; every other buffer argument is of this type.
+     */
+    default DType computeType() {
+        return DType.F32;
+    }
+
+    /** dst = src element-wise, converted from src's type to dst's (float32 to the compute type). */
+    void convert(Buffer dst, Buffer src);
+
     // ------------------------------------------------------------------ memory
 
     /** A zero-filled buffer; {@code what} names it in out-of-memory errors. */
@@ -28,12 +41,12 @@ public interface Backend extends AutoCloseable {
     /** Releases an allocation (not a slice); using it afterwards is an error. */
     void free(Buffer buffer);
 
-    /** Copies src into the first src.length elements of dst. */
+    /** Copies src into the first src.length elements of dst (rounded when dst is BF16). */
     void write(Buffer dst, float[] src);
 
     void write(Buffer dst, int[] src);
 
-    /** Copies the first dst.length elements of src into dst. */
+    /** Copies the first dst.length elements of src (F32 or BF16) into dst. */
     void read(Buffer src, float[] dst);
 
     /** Copies a whole float32 buffer to host memory of the same byte size (for checkpoints). */
@@ -51,28 +64,28 @@ public interface Backend extends AutoCloseable {
     /** out (B,T,C) = wte[tokens] + wpe[t]. tokens (B,T) int32. */
     void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C);
 
-    /** dwte (Vp,C) +=, dwpe (maxT,C) += from dout (B,T,C). */
+    /** dwte (Vp,C) +=, dwpe (maxT,C) += (float32) from dout (B,T,C). */
     void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C);
 
-    /** out (N,C) = (inp - mean) * rstd * weight + bias; saves mean (N) and rstd (N). */
+    /** out (N,C) = (inp - mean) * rstd * weight + bias; saves mean (N) and rstd (N), float32. */
     void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
                           int N, int C, float eps);
 
-    /** dinp (N,C) +=, dweight (C) +=, dbias (C) +=. */
+    /** dinp (N,C) +=, dweight (C) +=, dbias (C) += (float32); mean, rstd float32. */
     void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
                            Buffer weight, Buffer mean, Buffer rstd, int N, int C);
 
-    /** out (N,C) = inp * rstd * (1 + weight), rstd = 1/sqrt(mean(inp^2) + eps); saves rstd (N). */
+    /** out (N,C) = inp * rstd * (1 + weight), rstd = 1/sqrt(mean(inp^2) + eps); saves rstd (N), float32. */
     void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps);
 
-    /** dinp (N,C) +=, dweight (C) +=. */
+    /** dinp (N,C) +=, dweight (C) += (float32); rstd float32. */
     void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                          int N, int C);
 
     /** out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC, optional). */
     void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC);
 
-    /** dinp (N,C) =, dweight (OC,C) +=, dbias (OC, optional) +=. */
+    /** dinp (N,C) =, dweight (OC,C) +=, dbias (OC, optional) += (float32). */
     void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                         int N, int C, int OC);
 
@@ -109,8 +122,8 @@ public interface Backend extends AutoCloseable {
     void dropout(Buffer x, long N, Dropout dropout);
 
     /**
-     * losses (N) = -log softmax(logits)[target] over the first V of Vp columns; rows whose target
-     * is -1 get loss 0. targets (N) int32, logits (N,Vp).
+     * losses (N, float32) = -log softmax(logits)[target] over the first V of Vp columns; rows whose
+     * target is -1 get loss 0. targets (N) int32, logits (N,Vp).
      */
     void crossEntropyForward(Buffer losses, Buffer logits, Buffer targets, int N, int V, int Vp);
 
@@ -120,11 +133,11 @@ public interface Backend extends AutoCloseable {
      */
     void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp);
 
-    /** Sum of squares of all elements, accumulated in double (for the global gradient norm). */
+    /** Sum of squares of all elements of a float32 buffer, accumulated in double (the gradient norm). */
     double sumOfSquares(Buffer x);
 
     /**
-     * One AdamW step over params, grads, m and v (all the same length):
+     * One AdamW step over params, grads, m and v (all float32, the same length):
      * g = grads * gradScale; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
      * params -= lr * (m / (1-b1^t) / (sqrt(v / (1-b2^t)) + eps) + weightDecay * params).
      */

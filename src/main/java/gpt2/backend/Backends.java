@@ -17,7 +17,7 @@ public final class Backends {
         return create(device, threads, tensorcores, false);
     }
 
-    /** As above; {@code bf16}: bfloat16 GEMM inputs on CUDA (refused on the CPU). */
+    /** As above; {@code bf16}: bf16 mixed precision on CUDA (refused on the CPU). */
     public static Backend create(String device, int threads, boolean tensorcores, boolean bf16) {
         String d = device == null ? "" : device;
         if (d.isEmpty()) d = CudaBackend.unavailableReason() == null ? "cuda" : "cpu";

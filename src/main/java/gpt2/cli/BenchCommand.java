@@ -40,7 +40,7 @@ final class BenchCommand implements Callable<Integer> {
     int tensorcores;
 
 
-    @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 GEMM inputs on CUDA.")
+    @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 (mixed precision, CUDA only).")
     String dtype;
 
     @Option(names = "--json", description = "Also print one JSON line with the numbers.")

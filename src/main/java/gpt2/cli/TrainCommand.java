@@ -277,8 +277,8 @@ final class TrainCommand implements Callable<Integer> {
             case "float32" -> { }
             case "bfloat16" -> {
                 if (!cuda) throw new IllegalArgumentException("--dtype bfloat16: the CPU backend computes in float32; bf16 needs --device cuda");
-                notes.add("--dtype bfloat16: the linear layers' GEMMs run on bf16 tensor cores with float32 accumulation; "
-                        + "weights, AdamW state, activations and the other ops stay float32");
+                notes.add("--dtype bfloat16: mixed precision as llm.c (bf16 activations and weight copy, bf16 tensor-core "
+                        + "GEMMs with float32 accumulation; float32 master weights, gradients, AdamW state, norm statistics and loss)");
             }
             case "float16" -> throw new IllegalArgumentException("--dtype float16 is not supported (use bfloat16 on a GPU or float32)");
             default -> throw new IllegalArgumentException("--dtype " + dtype + ": must be float32, bfloat16 or float16");

@@ -1,5 +1,6 @@
 package gpt2.io;
 
+import gpt2.backend.BFloat16;
 import gpt2.model.GptConfig;
 import gpt2.model.ParameterLayout;
 import gpt2.model.TensorSpec;
@@ -118,7 +119,7 @@ public final class LlmcFormat {
             long at = 1024;
             for (TensorSpec t : order(ParameterLayout.of(c))) {
                 for (long i = 0; i < t.size(); i++) {
-                    float v = bf16 ? Safetensors.fromBf16(map.get(u16, at + 2 * i)) : map.get(f32, at + 4 * i);
+                    float v = bf16 ? BFloat16.toFloat(map.get(u16, at + 2 * i)) : map.get(f32, at + 4 * i);
                     dst.setAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + i, v);
                 }
                 at += t.size() * (bf16 ? 2 : 4);
@@ -147,7 +148,7 @@ public final class LlmcFormat {
                         buf.clear();
                     }
                     float v = src.getAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + i);
-                    if (bf16) buf.putShort(Safetensors.toBf16(v)); else buf.putFloat(v);
+                    if (bf16) buf.putShort(BFloat16.fromFloat(v)); else buf.putFloat(v);
                 }
             }
             buf.flip();

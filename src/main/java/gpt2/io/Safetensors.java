@@ -114,7 +114,7 @@ public final class Safetensors {
                             writeFully(ch, buf);
                             buf.clear();
                         }
-                        buf.putShort(toBf16(src.getAtIndex(ValueLayout.JAVA_FLOAT, i)));
+                        buf.putShort(gpt2.backend.BFloat16.fromFloat(src.getAtIndex(ValueLayout.JAVA_FLOAT, i)));
                     }
                     buf.flip();
                     writeFully(ch, buf);
@@ -129,18 +129,6 @@ public final class Safetensors {
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot write safetensors: " + e.getMessage(), e);
         }
-    }
-
-    /** float32 to bfloat16, round to nearest even; NaN stays NaN. */
-    public static short toBf16(float f) {
-        int u = Float.floatToRawIntBits(f);
-        if ((u & 0x7fffffff) > 0x7f800000) return (short) ((u >>> 16) | 0x40);
-        u += 0x7fff + ((u >>> 16) & 1);
-        return (short) (u >>> 16);
-    }
-
-    public static float fromBf16(short b) {
-        return Float.intBitsToFloat((b & 0xffff) << 16);
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
@@ -231,7 +219,7 @@ public final class Safetensors {
                     boolean bf = t.dtype().equals("BF16");
                     for (long i = 0; i < n; i++) {
                         short h = src.get(u16, 2 * i);
-                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, bf ? fromBf16(h) : Float.float16ToFloat(h));
+                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, bf ? gpt2.backend.BFloat16.toFloat(h) : Float.float16ToFloat(h));
                     }
                 }
                 default -> throw new IllegalArgumentException(file + ": tensor " + name + " is " + t.dtype()

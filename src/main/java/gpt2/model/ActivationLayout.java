@@ -4,15 +4,17 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Where every saved activation of a forward pass lives in one flat buffer, for a batch of
- * B sequences of T tokens, plus the gradient scratch the backward pass needs.
+ * Where every saved activation of a forward pass lives, for a batch of B sequences of T tokens,
+ * plus the gradient scratch the backward pass needs. Two flat buffers: the values (in the
+ * backend's compute type: float32, or bf16 under mixed precision) and the statistics (always
+ * float32: the norms' means and reciprocal standard deviations, and the per-position losses).
  *
- * <p>Forward activations (per layer l):
+ * <p>Forward activations (per layer l), values:
  * <pre>
- * encoded (B,T,C) -> [ln1 (B,T,C) ln1Mean (B,T) ln1Rstd (B,T) qkv (B,T,3C) att (B,NH,T,T) atty (B,T,C)
- *   attproj (B,T,C) res2 (B,T,C) ln2 ln2Mean ln2Rstd fch (B,T,4C) fchGelu (B,T,4C) fcproj (B,T,C)
- *   res3 (B,T,C)] x L -> lnf (B,T,C) lnfMean lnfRstd -> logits (B,T,Vp) -> losses (B,T)
+ * encoded (B,T,C) -> [ln1 (B,T,C) qkv (B,T,3C) att (B,NH,T,T) atty (B,T,C) attproj (B,T,C) res2 (B,T,C)
+ *   ln2 (B,T,C) fch (B,T,4C) fchGelu (B,T,4C) fcproj (B,T,C) res3 (B,T,C)] x L -> lnf (B,T,C) -> logits (B,T,Vp)
  * </pre>
+ * statistics: [ln1Mean (B,T) ln1Rstd (B,T) ln2Mean ln2Rstd] x L, lnfMean, lnfRstd, losses (B,T).
  * The mean tensors exist for LayerNorm only. Dropout works in place and saves nothing: its mask
  * is regenerated from the key.
  *
@@ -36,8 +38,8 @@ public final class ActivationLayout {
     private final int B, T;
     private final TensorSpec encoded, lnf, lnfMean, lnfRstd, logits, losses;
     private final List<Layer> layers;
-    private final List<TensorSpec> tensors;
-    private final long totalSize;
+    private final List<TensorSpec> tensors, statTensors;
+    private final long totalSize, statsSize;
     private final Grads grads;
 
     private ActivationLayout(GptConfig c, int B, int T) {
@@ -50,36 +52,38 @@ public final class ActivationLayout {
         this.T = T;
         long BT = (long) B * T, C = c.channels(), NH = c.numHeads();
         boolean ln = c.norm() == GptConfig.NormType.LAYERNORM;
-        LayoutBuilder b = new LayoutBuilder();
+        LayoutBuilder b = new LayoutBuilder(), s = new LayoutBuilder();
         encoded = b.add("encoded", -1, B, T, C);
         List<Layer> ls = new ArrayList<>();
         for (int l = 0; l < c.numLayers(); l++) {
             String p = "h." + l + ".";
             ls.add(new Layer(
                     b.add(p + "ln1", l, B, T, C),
-                    b.addIf(ln, p + "ln1_mean", l, B, T),
-                    b.add(p + "ln1_rstd", l, B, T),
+                    s.addIf(ln, p + "ln1_mean", l, B, T),
+                    s.add(p + "ln1_rstd", l, B, T),
                     b.add(p + "qkv", l, B, T, 3 * C),
                     b.add(p + "att", l, B, NH, T, T),
                     b.add(p + "atty", l, B, T, C),
                     b.add(p + "attproj", l, B, T, C),
                     b.add(p + "res2", l, B, T, C),
                     b.add(p + "ln2", l, B, T, C),
-                    b.addIf(ln, p + "ln2_mean", l, B, T),
-                    b.add(p + "ln2_rstd", l, B, T),
+                    s.addIf(ln, p + "ln2_mean", l, B, T),
+                    s.add(p + "ln2_rstd", l, B, T),
                     b.add(p + "fch", l, B, T, 4 * C),
                     b.add(p + "fch_gelu", l, B, T, 4 * C),
                     b.add(p + "fcproj", l, B, T, C),
                     b.add(p + "res3", l, B, T, C)));
         }
         lnf = b.add("lnf", -1, B, T, C);
-        lnfMean = b.addIf(ln, "lnf_mean", -1, B, T);
-        lnfRstd = b.add("lnf_rstd", -1, B, T);
+        lnfMean = s.addIf(ln, "lnf_mean", -1, B, T);
+        lnfRstd = s.add("lnf_rstd", -1, B, T);
         logits = b.add("logits", -1, B, T, c.paddedVocabSize());
-        losses = b.add("losses", -1, B, T);
+        losses = s.add("losses", -1, B, T);
         layers = List.copyOf(ls);
         tensors = b.tensors();
+        statTensors = s.tensors();
         totalSize = b.size();
+        statsSize = s.size();
 
         LayoutBuilder g = new LayoutBuilder();
         grads = new Grads(g.add("dres", -1, B, T, C), g.add("dbranch", -1, B, T, C), g.add("dln", -1, B, T, C),
@@ -104,7 +108,13 @@ public final class ActivationLayout {
     /** The residual stream entering layer l (the embedding for l = 0). */
     public TensorSpec residualIn(int l) { return l == 0 ? encoded : layers.get(l - 1).res3(); }
     public TensorSpec residualOut() { return layers.get(layers.size() - 1).res3(); }
+    /** The value tensors (compute type), in buffer order. */
     public List<TensorSpec> tensors() { return tensors; }
+    /** The statistics tensors (float32): means, rstds, losses. */
+    public List<TensorSpec> statTensors() { return statTensors; }
+    /** Elements of the values buffer. */
     public long totalSize() { return totalSize; }
+    /** Elements of the statistics buffer. */
+    public long statsSize() { return statsSize; }
     public Grads grads() { return grads; }
 }

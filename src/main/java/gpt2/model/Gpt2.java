@@ -18,6 +18,12 @@ import java.util.Random;
  * </pre>
  * The backward pass walks the same ops in reverse, one call per line; see {@link ActivationLayout}
  * for the saved activations and the gradient scratch.
+ *
+ * <p>Precision: the parameters, their gradients and the statistics (norm means and rstds, losses)
+ * are float32. Activations, activation gradients and the weights the ops read are in the
+ * backend's {@link Backend#computeType() compute type}; when that is not float32 (bf16 mixed
+ * precision) the model keeps a compute copy of the weights, refreshed from the float32 parameters
+ * at every {@link #forward} and at position 0 of every {@link #decode}.
  */
 public final class Gpt2 implements AutoCloseable {
 
@@ -32,12 +38,15 @@ public final class Gpt2 implements AutoCloseable {
     private final ParameterLayout layout;
     private final Backend backend;
     private final Buffer params;
+    private final DType computeType;
     private Buffer grads;
+    /** The weights the ops read: params itself in float32, else a copy in the compute type. */
+    private Buffer computeWeights;
 
     // activation state for the current (B, T)
     private ActivationLayout acts;
-    private Buffer actBuf, gradScratch, inputs, targets;
-    private long actCapacity, scratchCapacity, tokenCapacity;
+    private Buffer actBuf, statBuf, gradScratch, inputs, targets;
+    private long actCapacity, statCapacity, scratchCapacity, tokenCapacity;
     private int validTargets;
     private float[] hostLosses = new float[0];
     private long passKey;
@@ -49,6 +58,14 @@ public final class Gpt2 implements AutoCloseable {
         this.layout = ParameterLayout.of(config);
         this.backend = backend;
         this.params = backend.allocate(DType.F32, layout.totalSize(), "parameters");
+        this.computeType = backend.computeType();
+        this.computeWeights = computeType == DType.F32 ? params
+                : backend.allocate(computeType, layout.totalSize(), "parameters (" + computeType + " compute copy)");
+    }
+
+    /** Converts the float32 parameters into the compute copy (nothing to do in float32). */
+    private void refreshComputeWeights() {
+        if (computeWeights != params) backend.convert(computeWeights, params);
     }
 
     public GptConfig config() { return config; }
@@ -137,6 +154,7 @@ public final class Gpt2 implements AutoCloseable {
             }
         }
         ensureActivations(B, T);
+        refreshComputeWeights();
         this.passKey = passKey;
         this.training = passKey >= 0 && config.dropout() > 0;
         backend.write(this.inputs, inputs);
@@ -148,9 +166,9 @@ public final class Gpt2 implements AutoCloseable {
         forwardHasTargets = targets != null;
         if (targets == null) return Float.NaN;
         backend.write(this.targets, targets);
-        backend.crossEntropyForward(act(a.losses()), act(a.logits()), this.targets, N, V, Vp);
+        backend.crossEntropyForward(stat(a.losses()), act(a.logits()), this.targets, N, V, Vp);
         if (hostLosses.length != N) hostLosses = new float[N];
-        backend.read(act(a.losses()), hostLosses);
+        backend.read(stat(a.losses()), hostLosses);
         double sum = 0;
         int valid = 0;
         for (int i = 0; i < N; i++) {
@@ -180,7 +198,7 @@ public final class Gpt2 implements AutoCloseable {
             ParameterLayout.Layer w = p.layer(l);
             ActivationLayout.Layer x = a.layer(l);
             Buffer residual = act(a.residualIn(l));
-            normForward(act(x.ln1()), x.ln1Mean(), act(x.ln1Rstd()), residual, w.ln1w(), w.ln1b(), N);
+            normForward(act(x.ln1()), x.ln1Mean(), x.ln1Rstd(), residual, w.ln1w(), w.ln1b(), N);
             backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
             if (cache == null) {
                 backend.attentionForward(act(x.atty()), act(x.att()), act(x.qkv()), B, T, C, NH,
@@ -192,14 +210,14 @@ public final class Gpt2 implements AutoCloseable {
             backend.matmulForward(act(x.attproj()), act(x.atty()), par(w.attprojw()), par(w.attprojb()), N, C, C);
             backend.dropout(act(x.attproj()), (long) N * C, dropout(l, SITE_ATTN_RESID));
             backend.residualForward(act(x.res2()), residual, act(x.attproj()), (long) N * C);
-            normForward(act(x.ln2()), x.ln2Mean(), act(x.ln2Rstd()), act(x.res2()), w.ln2w(), w.ln2b(), N);
+            normForward(act(x.ln2()), x.ln2Mean(), x.ln2Rstd(), act(x.res2()), w.ln2w(), w.ln2b(), N);
             backend.matmulForward(act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
             backend.geluForward(act(x.fchGelu()), act(x.fch()), (long) N * 4 * C);
             backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
             backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
             backend.residualForward(act(x.res3()), act(x.res2()), act(x.fcproj()), (long) N * C);
         }
-        normForward(act(a.lnf()), a.lnfMean(), act(a.lnfRstd()), act(a.residualOut()), p.lnfw(), p.lnfb(), N);
+        normForward(act(a.lnf()), a.lnfMean(), a.lnfRstd(), act(a.residualOut()), p.lnfw(), p.lnfb(), N);
         backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
 
     }
@@ -209,18 +227,19 @@ public final class Gpt2 implements AutoCloseable {
     /** Per-layer key and value caches for B sequences, and the activations of one position. */
     public final class KvCache implements AutoCloseable {
         private final int batch;
-        private final Buffer k, v, tokens, stepActs;
+        private final Buffer k, v, tokens, stepActs, stepStats;
         private final ActivationLayout stepLayout;
         private final long perLayer;
 
         private KvCache(int B) {
             this.batch = B;
             this.perLayer = (long) B * config.maxSeqLen() * config.channels(); // (B,NH,maxT,hs)
-            this.k = backend.allocate(DType.F32, perLayer * config.numLayers(), "KV cache (keys)");
-            this.v = backend.allocate(DType.F32, perLayer * config.numLayers(), "KV cache (values)");
+            this.k = backend.allocate(computeType, perLayer * config.numLayers(), "KV cache (keys)");
+            this.v = backend.allocate(computeType, perLayer * config.numLayers(), "KV cache (values)");
             this.tokens = backend.allocate(DType.I32, B, "decode tokens");
             this.stepLayout = ActivationLayout.of(config, B, 1);
-            this.stepActs = backend.allocate(DType.F32, stepLayout.totalSize(), "decode activations");
+            this.stepActs = backend.allocate(computeType, stepLayout.totalSize(), "decode activations");
+            this.stepStats = backend.allocate(DType.F32, stepLayout.statsSize(), "decode statistics");
         }
 
         Buffer k(int layer) {
@@ -241,6 +260,7 @@ public final class Gpt2 implements AutoCloseable {
             backend.free(v);
             backend.free(tokens);
             backend.free(stepActs);
+            backend.free(stepStats);
         }
     }
 
@@ -263,14 +283,16 @@ public final class Gpt2 implements AutoCloseable {
             if (t < 0 || t >= V) throw new IllegalArgumentException("token " + t + " is outside the vocabulary [0, " + V + ")");
         }
         backend.write(cache.tokens, tokens);
+        if (pos == 0) refreshComputeWeights();
         ActivationLayout savedLayout = acts;
-        Buffer savedBuf = actBuf;
+        Buffer savedBuf = actBuf, savedStats = statBuf;
         boolean savedTraining = training;
         acts = cache.stepLayout;
         actBuf = cache.stepActs;
+        statBuf = cache.stepStats;
         training = false;
         try {
-            trunk(B, 1, cache.tokens, params.slice(layout.wpe().offset() + (long) pos * C, C), cache, pos);
+            trunk(B, 1, cache.tokens, computeWeights.slice(layout.wpe().offset() + (long) pos * C, C), cache, pos);
             float[] row = new float[V];
             float[][] out = new float[B][];
             for (int b = 0; b < B; b++) {
@@ -281,6 +303,7 @@ public final class Gpt2 implements AutoCloseable {
         } finally {
             acts = savedLayout;
             actBuf = savedBuf;
+            statBuf = savedStats;
             training = savedTraining;
         }
     }
@@ -289,7 +312,7 @@ public final class Gpt2 implements AutoCloseable {
     public float[] positionLosses() {
         if (acts == null || !forwardHasTargets) throw new IllegalStateException("no forward pass with targets");
         float[] out = new float[acts.batchSize() * acts.seqLen()];
-        backend.read(actBuf.slice(acts.losses()), out);
+        backend.read(stat(acts.losses()), out);
         return out;
     }
 
@@ -373,11 +396,11 @@ public final class Gpt2 implements AutoCloseable {
 
     // ------------------------------------------------------------------ helpers
 
-    private void normForward(Buffer out, TensorSpec mean, Buffer rstd, Buffer inp, TensorSpec w, TensorSpec b, int N) {
+    private void normForward(Buffer out, TensorSpec mean, TensorSpec rstd, Buffer inp, TensorSpec w, TensorSpec b, int N) {
         if (config.norm() == GptConfig.NormType.LAYERNORM) {
-            backend.layerNormForward(out, act(mean), rstd, inp, par(w), par(b), N, config.channels(), config.normEps());
+            backend.layerNormForward(out, stat(mean), stat(rstd), inp, par(w), par(b), N, config.channels(), config.normEps());
         } else {
-            backend.rmsNormForward(out, rstd, inp, par(w), N, config.channels(), config.normEps());
+            backend.rmsNormForward(out, stat(rstd), inp, par(w), N, config.channels(), config.normEps());
         }
     }
 
@@ -385,9 +408,9 @@ public final class Gpt2 implements AutoCloseable {
     private void normBackward(Buffer dinp, TensorSpec w, TensorSpec b, Buffer dout, Buffer inp, TensorSpec mean,
                               TensorSpec rstd, int N) {
         if (config.norm() == GptConfig.NormType.LAYERNORM) {
-            backend.layerNormBackward(dinp, grad(w), grad(b), dout, inp, par(w), act(mean), act(rstd), N, config.channels());
+            backend.layerNormBackward(dinp, grad(w), grad(b), dout, inp, par(w), stat(mean), stat(rstd), N, config.channels());
         } else {
-            backend.rmsNormBackward(dinp, grad(w), dout, inp, par(w), act(rstd), N, config.channels());
+            backend.rmsNormBackward(dinp, grad(w), dout, inp, par(w), stat(rstd), N, config.channels());
         }
     }
 
@@ -406,16 +429,23 @@ public final class Gpt2 implements AutoCloseable {
         return new Dropout(config.dropout(), Dropout.siteKey(passKey, layer, site));
     }
 
+    /** A weight as the ops read it (the compute copy). */
     private Buffer par(TensorSpec t) {
-        return t == null ? null : params.slice(t);
+        return t == null ? null : computeWeights.slice(t);
     }
 
     private Buffer grad(TensorSpec t) {
         return t == null ? null : grads.slice(t);
     }
 
+    /** A value tensor of the activation layout (compute type). */
     private Buffer act(TensorSpec t) {
         return t == null ? null : actBuf.slice(t);
+    }
+
+    /** A statistics tensor of the activation layout (float32). */
+    private Buffer stat(TensorSpec t) {
+        return t == null ? null : statBuf.slice(t);
     }
 
     private Buffer scratch(TensorSpec t) {
@@ -428,12 +458,17 @@ public final class Gpt2 implements AutoCloseable {
         long N = (long) B * T;
         if (actBuf == null || next.totalSize() > actCapacity) {
             if (actBuf != null) backend.free(actBuf);
-            actBuf = backend.allocate(DType.F32, next.totalSize(), "activations for B=" + B + ", T=" + T);
+            actBuf = backend.allocate(computeType, next.totalSize(), "activations for B=" + B + ", T=" + T);
             actCapacity = next.totalSize();
+        }
+        if (statBuf == null || next.statsSize() > statCapacity) {
+            if (statBuf != null) backend.free(statBuf);
+            statBuf = backend.allocate(DType.F32, next.statsSize(), "norm statistics and losses for B=" + B + ", T=" + T);
+            statCapacity = next.statsSize();
         }
         if (gradScratch == null || next.grads().totalSize() > scratchCapacity) {
             if (gradScratch != null) backend.free(gradScratch);
-            gradScratch = backend.allocate(DType.F32, next.grads().totalSize(), "gradient scratch for B=" + B + ", T=" + T);
+            gradScratch = backend.allocate(computeType, next.grads().totalSize(), "gradient scratch for B=" + B + ", T=" + T);
             scratchCapacity = next.grads().totalSize();
         }
         if (inputs == null || N > tokenCapacity) {
@@ -452,8 +487,10 @@ public final class Gpt2 implements AutoCloseable {
     @Override
     public void close() {
         backend.free(params);
+        if (computeWeights != params) backend.free(computeWeights);
         if (grads != null) backend.free(grads);
         if (actBuf != null) backend.free(actBuf);
+        if (statBuf != null) backend.free(statBuf);
         if (gradScratch != null) backend.free(gradScratch);
         if (inputs != null) {
             backend.free(inputs);

@@ -177,6 +177,16 @@ public final class CpuBackend implements Backend {
         seg(dst).copyFrom(seg(src));
     }
 
+    /** The CPU computes in float32: the only conversion is the identity (a copy). */
+    @Override
+    public void convert(Buffer dst, Buffer src) {
+        if (dst.dtype() != DType.F32 || src.dtype() != DType.F32) {
+            throw new IllegalArgumentException("convert " + src.dtype() + " to " + dst.dtype()
+                    + ": the CPU backend holds float32 only");
+        }
+        copy(dst, src);
+    }
+
     // ------------------------------------------------------------------ ops
 
     @Override

@@ -1,5 +1,6 @@
 package gpt2.backend.cuda;
 
+import gpt2.backend.BFloat16;
 import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
 import gpt2.backend.DType;
@@ -18,9 +19,12 @@ import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
+import org.bytedeco.javacpp.ShortPointer;
 
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import static gpt2.backend.RawPointer.at;
@@ -30,10 +34,21 @@ import static gpt2.backend.cuda.Cuda.checkDriver;
 import static gpt2.backend.RawPointer.floats;
 
 /**
- * The CUDA backend: float32 device memory, kernels from {@code kernels/*.cu} compiled by NVRTC for
- * this GPU's architecture, GEMMs and the attention's batched GEMMs through cuBLAS (TF32 tensor
- * cores with --tensorcores 1, strict FP32 otherwise). Every call is checked; GPT2_CUDA_SYNC=1
- * synchronizes after each launch so an asynchronous error names its kernel.
+ * The CUDA backend: kernels from {@code kernels/*.cu} compiled by NVRTC for this GPU's
+ * architecture, GEMMs and the attention's batched GEMMs through cuBLAS. Every call is checked;
+ * GPT2_CUDA_SYNC=1 synchronizes after each launch so an asynchronous error names its kernel.
+ *
+ * <p>Precision: float32 (cuBLAS's strict FP32, or TF32 tensor cores with --tensorcores 1), or
+ * llm.c's bf16 mixed precision ({@code bf16}): activations, their gradients and the weights' compute
+ * copy in bf16 (the kernels built with floatX = bf16, the GEMMs on bf16 tensor cores with float32
+ * accumulation), and float32 master weights, parameter gradients, AdamW state, norm statistics,
+ * losses and the gradient norm.
+ *
+ * <p>Every launch is checked against the kernel's parameter list read from its source
+ * ({@link KernelCompiler#signatures}): the argument count, each scalar's type, and each pointer's
+ * element type against the buffer passed; every GEMM checks its operands' types and extents. A
+ * dry run ({@link #dryRun}) makes no CUDA call at all and runs only those checks, so the plumbing
+ * of both precisions is tested on machines without a GPU.
  *
  * <pre>
  * attention forward:  qkv -permute-> q,k,v (B,NH,T,hs) -GEMM q.k^T-> preatt -softmax-> att (saved)
@@ -45,13 +60,18 @@ public final class CudaBackend implements Backend {
     private final int device;
     private final String deviceName;
     private final String arch;
-    private final cublasContext blas = new cublasContext();
+    private final boolean dry;
+    private final cublasContext blas;
     private final Map<String, CUfunc_st> kernels = new HashMap<>();
+    private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
     private final Map<String, CudaBuffer> scratch = new HashMap<>();
     private final boolean syncEachLaunch = System.getenv("GPT2_CUDA_SYNC") != null;
-    private final FloatPointer one = new FloatPointer(1f), zero = new FloatPointer(0f);
+    private final FloatPointer one, zero;
     private final boolean tf32;
-    private final boolean bf16;
+    private final DType floatX;
+    /** Dry run: what would have run, one line per launch or GEMM; and fake device addresses. */
+    private final List<String> trace = new ArrayList<>();
+    private long nextFakeAddress = 1L << 32;
 
     /** Why no GPU can be used here, or null when one can. */
     public static String unavailableReason() {
@@ -74,41 +94,76 @@ public final class CudaBackend implements Backend {
 
     /**
      * @param tf32 TF32 tensor cores for the float32 GEMMs
-     * @param bf16 the linear layers' GEMMs take bfloat16 inputs (converted on the fly) and
-     *             accumulate in float32 on the tensor cores; weights, optimizer state, activations
-     *             and every other op stay float32
+     * @param bf16 bf16 mixed precision (see the class comment); float32 throughout otherwise
      */
     public CudaBackend(int device, boolean tf32, boolean bf16) {
         String reason = unavailableReason();
         if (reason != null) throw new Cuda.CudaException("--device cuda: " + reason);
         this.device = device;
         this.tf32 = tf32;
-        this.bf16 = bf16;
+        this.floatX = bf16 ? DType.BF16 : DType.F32;
+        this.dry = false;
+        this.one = new FloatPointer(1f);
+        this.zero = new FloatPointer(0f);
         check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
         check(cudart.cudaFree(null), "cudaFree(null) (context creation)");
         cudaDeviceProp prop = new cudaDeviceProp();
         check(cudart.cudaGetDeviceProperties(prop, device), "cudaGetDeviceProperties");
         deviceName = prop.name().getString();
         arch = "sm_" + prop.major() + prop.minor();
+        blas = new cublasContext();
         checkBlas(cublas.cublasCreate_v2(blas), "cublasCreate");
         checkBlas(cublas.cublasSetMathMode(blas, tf32 ? cublas.CUBLAS_TF32_TENSOR_OP_MATH : cublas.CUBLAS_PEDANTIC_MATH),
                 "cublasSetMathMode");
         for (String family : KernelCompiler.FAMILIES) {
-            byte[] bin = KernelCompiler.cubin(family, arch, KernelCompiler.defaultCacheDir());
+            byte[] bin = KernelCompiler.cubin(family, arch, bf16, KernelCompiler.defaultCacheDir());
             CUmod_st module = new CUmod_st();
             checkDriver(cudart.cuModuleLoadData(module, new BytePointer(bin)), "cuModuleLoadData(" + family + ")");
-            for (String name : KernelCompiler.kernelNames(family)) {
+            for (Map.Entry<String, List<KernelCompiler.Param>> k : KernelCompiler.signatures(family).entrySet()) {
                 CUfunc_st f = new CUfunc_st();
-                checkDriver(cudart.cuModuleGetFunction(f, module, name), "cuModuleGetFunction(" + name + ")");
-                kernels.put(name, f);
+                checkDriver(cudart.cuModuleGetFunction(f, module, k.getKey()), "cuModuleGetFunction(" + k.getKey() + ")");
+                kernels.put(k.getKey(), f);
+                signatures.put(k.getKey(), k.getValue());
             }
         }
     }
 
+    private CudaBackend(boolean bf16) {
+        this.device = -1;
+        this.deviceName = "dry run";
+        this.arch = "sm_90";
+        this.tf32 = false;
+        this.floatX = bf16 ? DType.BF16 : DType.F32;
+        this.dry = true;
+        this.blas = null;
+        this.one = this.zero = null;
+        for (String family : KernelCompiler.FAMILIES) signatures.putAll(KernelCompiler.signatures(family));
+    }
+
+    /**
+     * A backend that touches no GPU and loads no CUDA library: allocations get made-up addresses,
+     * data is not moved (reads return zeros), and every launch and GEMM is checked as on a GPU and
+     * then only recorded in {@link #trace()}. For testing the model's and this backend's plumbing.
+     */
+    static CudaBackend dryRun(boolean bf16) {
+        return new CudaBackend(bf16);
+    }
+
+    /** Dry run: the launches and GEMMs so far, in order ("kernel NAME" / "gemm TYPES ..."). */
+    List<String> trace() {
+        return trace;
+    }
+
     @Override
     public String name() {
-        return "cuda:" + device + " (" + deviceName + ", " + arch + (bf16 ? ", BF16 linear GEMMs" : "")
-                + (tf32 ? ", TF32 GEMMs" : ", FP32 GEMMs") + ")";
+        return "cuda:" + device + " (" + deviceName + ", " + arch
+                + (floatX == DType.BF16 ? ", bf16 mixed precision" : ", float32")
+                + (tf32 ? ", TF32 GEMMs" : floatX == DType.BF16 ? "" : ", FP32 GEMMs") + ")";
+    }
+
+    @Override
+    public DType computeType() {
+        return floatX;
     }
 
     public String deviceName() {
@@ -137,14 +192,31 @@ public final class CudaBackend implements Backend {
     // ------------------------------------------------------------------ memory
 
     static long addr(Buffer b) {
-        if (b == null) return 0L;
+        return cuda(b).address();
+    }
+
+    private static CudaBuffer cuda(Buffer b) {
         if (!(b instanceof CudaBuffer cb)) throw new IllegalArgumentException("buffer of another backend passed to CUDA: " + b);
-        return cb.address();
+        return cb;
+    }
+
+    private static CudaBuffer expect(Buffer b, DType dtype, long elements, String what) {
+        CudaBuffer cb = cuda(b);
+        if (cb.dtype() != dtype || cb.length() < elements) {
+            throw new IllegalArgumentException(what + ": a buffer of " + cb.length() + " x " + cb.dtype()
+                    + " cannot hold " + elements + " x " + dtype);
+        }
+        return cb;
     }
 
     @Override
     public Buffer allocate(DType dtype, long length, String what) {
         long bytes = Math.max(4, length * dtype.bytes());
+        if (dry) {
+            long a = nextFakeAddress;
+            nextFakeAddress += (bytes + 255) / 256 * 256;
+            return new CudaBuffer(a, dtype, length, true);
+        }
         Pointer p = new Pointer();
         int status = cudart.cudaMalloc(p, bytes);
         if (status == cudart.cudaErrorMemoryAllocation) {
@@ -162,25 +234,53 @@ public final class CudaBackend implements Backend {
         if (!(buffer instanceof CudaBuffer cb) || !cb.owner()) {
             throw new IllegalArgumentException("free: not an allocation of this backend (a slice?)");
         }
-        check(cudart.cudaFree(at(cb.address())), "cudaFree");
+        if (!dry) check(cudart.cudaFree(at(cb.address())), "cudaFree");
     }
 
     @Override
     public void write(Buffer dst, float[] src) {
-        check(cudart.cudaMemcpy(at(addr(dst)), new FloatPointer(src), 4L * src.length, cudart.cudaMemcpyHostToDevice),
+        CudaBuffer d = cuda(dst);
+        if (d.dtype() == DType.BF16) {
+            expect(d, DType.BF16, src.length, "write");
+            if (dry) return;
+            ShortPointer host = new ShortPointer(src.length);
+            for (int i = 0; i < src.length; i++) host.put(i, BFloat16.fromFloat(src[i]));
+            check(cudart.cudaMemcpy(at(d.address()), host, 2L * src.length, cudart.cudaMemcpyHostToDevice),
+                    "cudaMemcpy(host to device)");
+            host.close();
+            return;
+        }
+        expect(d, DType.F32, src.length, "write");
+        if (dry) return;
+        check(cudart.cudaMemcpy(at(d.address()), new FloatPointer(src), 4L * src.length, cudart.cudaMemcpyHostToDevice),
                 "cudaMemcpy(host to device)");
     }
 
     @Override
     public void write(Buffer dst, int[] src) {
-        check(cudart.cudaMemcpy(at(addr(dst)), new IntPointer(src), 4L * src.length, cudart.cudaMemcpyHostToDevice),
+        CudaBuffer d = expect(dst, DType.I32, src.length, "write");
+        if (dry) return;
+        check(cudart.cudaMemcpy(at(d.address()), new IntPointer(src), 4L * src.length, cudart.cudaMemcpyHostToDevice),
                 "cudaMemcpy(host to device)");
     }
 
     @Override
     public void read(Buffer src, float[] dst) {
+        CudaBuffer s = cuda(src);
+        if (s.dtype() == DType.BF16) {
+            expect(s, DType.BF16, dst.length, "read");
+            if (dry) { java.util.Arrays.fill(dst, 0f); return; }
+            ShortPointer host = new ShortPointer(dst.length);
+            check(cudart.cudaMemcpy(host, at(s.address()), 2L * dst.length, cudart.cudaMemcpyDeviceToHost),
+                    "cudaMemcpy(device to host)");
+            for (int i = 0; i < dst.length; i++) dst[i] = BFloat16.toFloat(host.get(i));
+            host.close();
+            return;
+        }
+        expect(s, DType.F32, dst.length, "read");
+        if (dry) { java.util.Arrays.fill(dst, 0f); return; }
         FloatPointer host = new FloatPointer(dst.length);
-        check(cudart.cudaMemcpy(host, at(addr(src)), 4L * dst.length, cudart.cudaMemcpyDeviceToHost),
+        check(cudart.cudaMemcpy(host, at(s.address()), 4L * dst.length, cudart.cudaMemcpyDeviceToHost),
                 "cudaMemcpy(device to host)");
         host.get(dst);
         host.close();
@@ -188,33 +288,59 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copyToHost(Buffer src, MemorySegment dst) {
-        check(cudart.cudaMemcpy(at(dst.address()), at(addr(src)), dst.byteSize(), cudart.cudaMemcpyDeviceToHost),
+        CudaBuffer s = cuda(src);
+        if (dst.byteSize() != s.bytes()) throw new IllegalArgumentException("copyToHost: " + dst.byteSize() + " bytes for " + s.bytes());
+        if (dry) return;
+        check(cudart.cudaMemcpy(at(dst.address()), at(s.address()), dst.byteSize(), cudart.cudaMemcpyDeviceToHost),
                 "cudaMemcpy(device to host)");
     }
 
     @Override
     public void copyFromHost(Buffer dst, MemorySegment src) {
-        check(cudart.cudaMemcpy(at(addr(dst)), at(src.address()), src.byteSize(), cudart.cudaMemcpyHostToDevice),
+        CudaBuffer d = cuda(dst);
+        if (src.byteSize() != d.bytes()) throw new IllegalArgumentException("copyFromHost: " + src.byteSize() + " bytes for " + d.bytes());
+        if (dry) return;
+        check(cudart.cudaMemcpy(at(d.address()), at(src.address()), src.byteSize(), cudart.cudaMemcpyHostToDevice),
                 "cudaMemcpy(host to device)");
     }
 
     @Override
     public void zero(Buffer buffer) {
-        check(cudart.cudaMemset(at(addr(buffer)), 0, ((CudaBuffer) buffer).bytes()), "cudaMemset");
+        CudaBuffer b = cuda(buffer);
+        if (dry) return;
+        check(cudart.cudaMemset(at(b.address()), 0, b.bytes()), "cudaMemset");
     }
 
     @Override
     public void copy(Buffer dst, Buffer src) {
-        check(cudart.cudaMemcpy(at(addr(dst)), at(addr(src)), ((CudaBuffer) src).bytes(), cudart.cudaMemcpyDeviceToDevice),
+        CudaBuffer d = cuda(dst), s = cuda(src);
+        if (d.dtype() != s.dtype() || d.length() < s.length()) {
+            throw new IllegalArgumentException("copy: " + s.length() + " x " + s.dtype() + " into " + d.length() + " x " + d.dtype());
+        }
+        if (dry) return;
+        check(cudart.cudaMemcpy(at(d.address()), at(s.address()), s.bytes(), cudart.cudaMemcpyDeviceToDevice),
                 "cudaMemcpy(device to device)");
     }
 
-    /** A scratch buffer of at least n floats, reused between calls. */
-    private CudaBuffer scratch(String name, long n) {
+    @Override
+    public void convert(Buffer dst, Buffer src) {
+        CudaBuffer d = cuda(dst), s = cuda(src);
+        if (s.dtype() == DType.F32 && d.dtype() == DType.F32) {
+            copy(d, s);
+        } else if (s.dtype() == DType.F32 && d.dtype() == DType.BF16 && d.length() == s.length()) {
+            launch("to_bf16", blocks(s.length(), 256), 256, d, s, s.length());
+        } else {
+            throw new IllegalArgumentException("convert: " + s.length() + " x " + s.dtype() + " to " + d.length()
+                    + " x " + d.dtype() + " (float32 to float32 or bf16 only)");
+        }
+    }
+
+    /** A scratch buffer of at least n elements of a type, reused between calls. */
+    private CudaBuffer scratch(String name, DType dtype, long n) {
         CudaBuffer b = scratch.get(name);
-        if (b == null || b.length() < n) {
+        if (b == null || b.length() < n || b.dtype() != dtype) {
             if (b != null) free(b);
-            b = (CudaBuffer) allocate(DType.F32, n, "scratch " + name);
+            b = (CudaBuffer) allocate(dtype, n, "scratch " + name);
             scratch.put(name, b);
         }
         return b;
@@ -228,20 +354,34 @@ public final class CudaBackend implements Backend {
         return (int) Math.max(1, b);
     }
 
-    /** Launches a kernel; arguments are Long (pointers, i64), Integer or Float, in the kernel's order. */
+    /**
+     * Launches a kernel. Arguments in the kernel's order: a Buffer (or null) for each pointer,
+     * Integer for int, Long for i64, Float for float; all checked against the kernel's signature.
+     */
     private void launch(String kernel, int grid, int block, Object... args) {
         launch2(kernel, grid, 1, block, args);
     }
 
     /** A launch with a (gridX, gridY) grid. */
     private void launch2(String kernel, int grid, int gridY, int block, Object... args) {
+        List<KernelCompiler.Param> sig = signatures.get(kernel);
+        if (sig == null) throw new IllegalStateException("no kernel " + kernel);
+        if (args.length != sig.size()) {
+            throw new IllegalArgumentException(kernel + ": " + args.length + " arguments for " + sig.size() + " parameters");
+        }
+        for (int i = 0; i < args.length; i++) checkArgument(kernel, i, sig.get(i), args[i]);
+        if (dry) {
+            trace.add("kernel " + kernel);
+            return;
+        }
         CUfunc_st f = kernels.get(kernel);
-        if (f == null) throw new IllegalStateException("no kernel " + kernel);
         PointerPointer<Pointer> params = new PointerPointer<>(args.length);
         Pointer[] keep = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
             keep[i] = switch (a) {
+                case null -> new LongPointer(1).put(0L);
+                case Buffer b -> new LongPointer(1).put(addr(b));
                 case Long l -> new LongPointer(1).put(l);
                 case Integer n -> new IntPointer(1).put(n);
                 case Float x -> new FloatPointer(1).put(x);
@@ -256,70 +396,132 @@ public final class CudaBackend implements Backend {
         params.close();
     }
 
-    /**
-     * Row-major C (m,n) = op(A) op(B) (+ C when accumulate), written as cuBLAS's column-major call.
-     * See the callers for the transposition tricks (as llm.c).
-     */
-    private void sgemm(int opA, int opB, int m, int n, int k, long A, int lda, long B, int ldb, long C, int ldc,
-                       boolean accumulate) {
-        checkBlas(cublas.cublasSgemm_v2(blas, opA, opB, m, n, k, one, floats(A), lda, floats(B), ldb,
-                accumulate ? one : zero, floats(C), ldc), "cublasSgemm");
+    private void checkArgument(String kernel, int i, KernelCompiler.Param p, Object a) {
+        String where = kernel + " argument " + i + " (" + p + ")";
+        if (p.isPointer()) {
+            if (a == null) return; // optional tensors (a bias) are null pointers
+            if (!(a instanceof Buffer b)) throw new IllegalArgumentException(where + ": expected a buffer, got " + a);
+            DType want = switch (p) {
+                case FLOATX_PTR -> floatX;
+                case F32_PTR -> DType.F32;
+                case BF16_PTR -> DType.BF16;
+                case F64_PTR -> DType.F64;
+                default -> DType.I32;
+            };
+            if (cuda(b).dtype() != want) {
+                throw new IllegalArgumentException(where + ": a " + cuda(b).dtype() + " buffer where the kernel takes "
+                        + want + (p == KernelCompiler.Param.FLOATX_PTR ? " (the compute type)" : ""));
+            }
+            return;
+        }
+        boolean ok = switch (p) {
+            case INT -> a instanceof Integer;
+            case I64 -> a instanceof Long;
+            default -> a instanceof Float;
+        };
+        if (!ok) throw new IllegalArgumentException(where + ": got " + (a == null ? "null" : a.getClass().getSimpleName()));
     }
 
-    private void sgemmBatched(int opA, int opB, int m, int n, int k, long A, int lda, long strideA, long B, int ldb,
-                              long strideB, long C, int ldc, long strideC, int batch) {
-        checkBlas(cublas.cublasSgemmStridedBatched(blas, opA, opB, m, n, k, one, floats(A), lda, strideA, floats(B), ldb,
-                strideB, zero, floats(C), ldc, strideC, batch), "cublasSgemmStridedBatched");
+    /**
+     * Row-major C (m,n) = op(A) op(B) (+ C when accumulate), written as cuBLAS's column-major call
+     * (see the callers for the transposition tricks, as llm.c). float32 A and B: cublasSgemm (TF32
+     * per the math mode); bf16 A and B: cublasGemmEx on the tensor cores with float32 accumulation,
+     * into a bf16 or float32 C.
+     */
+    private void gemm(int opA, int opB, int m, int n, int k, Buffer A, int lda, Buffer B, int ldb, Buffer C, int ldc,
+                      boolean accumulate) {
+        gemmBatched(opA, opB, m, n, k, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate);
+    }
+
+    private void gemmBatched(int opA, int opB, int m, int n, int k, Buffer A, int lda, long strideA, Buffer B, int ldb,
+                             long strideB, Buffer C, int ldc, long strideC, int batch, boolean accumulate) {
+        CudaBuffer a = cuda(A), b = cuda(B), c = cuda(C);
+        boolean ta = opA != cublas_OP_N, tb = opB != cublas_OP_N;
+        extent("A", a, ta ? k : m, ta ? m : k, lda, strideA, batch);
+        extent("B", b, tb ? n : k, tb ? k : n, ldb, strideB, batch);
+        extent("C", c, m, n, ldc, strideC, batch);
+        DType in = a.dtype();
+        if (b.dtype() != in || !(in == DType.F32 && c.dtype() == DType.F32
+                || in == DType.BF16 && (c.dtype() == DType.BF16 || c.dtype() == DType.F32))) {
+            throw new IllegalArgumentException("GEMM of " + a.dtype() + " x " + b.dtype() + " into " + c.dtype()
+                    + " (float32 x float32 into float32, or bf16 x bf16 into bf16 or float32)");
+        }
+        if (dry) {
+            trace.add("gemm " + in + "->" + c.dtype() + " " + m + "x" + n + "x" + k + (batch > 1 ? " batch " + batch : ""));
+            return;
+        }
+        FloatPointer beta = accumulate ? one : zero;
+        if (in == DType.F32) {
+            if (batch == 1) {
+                checkBlas(cublas.cublasSgemm_v2(blas, opA, opB, m, n, k, one, floats(a.address()), lda,
+                        floats(b.address()), ldb, beta, floats(c.address()), ldc), "cublasSgemm");
+            } else {
+                checkBlas(cublas.cublasSgemmStridedBatched(blas, opA, opB, m, n, k, one, floats(a.address()), lda, strideA,
+                        floats(b.address()), ldb, strideB, beta, floats(c.address()), ldc, strideC, batch),
+                        "cublasSgemmStridedBatched");
+            }
+            return;
+        }
+        int ct = c.dtype() == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F;
+        if (batch == 1) {
+            checkBlas(cublas.cublasGemmEx(blas, opA, opB, m, n, k, one, at(a.address()), cudart.CUDA_R_16BF, lda,
+                    at(b.address()), cudart.CUDA_R_16BF, ldb, beta, at(c.address()), ct, ldc,
+                    cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmEx(bf16)");
+        } else {
+            checkBlas(cublas.cublasGemmStridedBatchedEx(blas, opA, opB, m, n, k, one, at(a.address()), cudart.CUDA_R_16BF,
+                    lda, strideA, at(b.address()), cudart.CUDA_R_16BF, ldb, strideB, beta, at(c.address()), ct, ldc,
+                    strideC, batch, cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT),
+                    "cublasGemmStridedBatchedEx(bf16)");
+        }
+    }
+
+    /** cuBLAS's CUBLAS_OP_N, a compile-time constant (so a dry run loads no CUDA class). */
+    private static final int cublas_OP_N = cublas.CUBLAS_OP_N;
+
+    /** A column-major (rows x cols) operand with leading dimension ld, batch matrices stride apart, fits its buffer. */
+    private static void extent(String name, CudaBuffer b, int rows, int cols, int ld, long stride, int batch) {
+        long need = (long) ld * (cols - 1) + rows + (batch - 1) * stride;
+        if (ld < rows || need > b.length() || batch > 1 && stride < (long) ld * (cols - 1) + rows && stride != 0) {
+            throw new IllegalArgumentException("GEMM operand " + name + ": " + rows + " x " + cols + " (ld " + ld
+                    + ", " + batch + " of stride " + stride + ") needs " + need + " elements, the buffer has " + b.length());
+        }
     }
 
     // ------------------------------------------------------------------ ops
 
     @Override
     public void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C) {
-        launch("encoder_forward", blocks((long) B * T * C, 256), 256, addr(out), addr(tokens), addr(wte), addr(wpe), B, T, C);
+        launch("encoder_forward", blocks((long) B * T * C, 256), 256, out, tokens, wte, wpe, B, T, C);
     }
 
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C) {
-        launch("encoder_backward", blocks(C, 128), 128, addr(dwte), addr(dwpe), addr(dout), addr(tokens), B, T, C);
+        launch("encoder_backward", blocks(C, 128), 128, dwte, dwpe, dout, tokens, B, T, C);
     }
 
     @Override
     public void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
                                  int N, int C, float eps) {
-        launch("layernorm_forward", blocks(N, 8), 256, addr(out), addr(mean), addr(rstd), addr(inp), addr(weight),
-                addr(bias), N, C, eps);
+        launch("layernorm_forward", blocks(N, 8), 256, out, mean, rstd, inp, weight, bias, N, C, eps);
     }
 
     @Override
     public void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                   Buffer mean, Buffer rstd, int N, int C) {
-        launch("layernorm_backward_dinp", blocks(N, 8), 256, addr(dinp), addr(dout), addr(inp), addr(weight),
-                addr(mean), addr(rstd), N, C);
+        launch("layernorm_backward_dinp", blocks(N, 8), 256, dinp, dout, inp, weight, mean, rstd, N, C);
         paramGrads(dweight, dbias, dout, inp, mean, rstd, N, C);
     }
 
     @Override
     public void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps) {
-        launch("rmsnorm_forward", blocks(N, 8), 256, addr(out), addr(rstd), addr(inp), addr(weight), N, C, eps);
+        launch("rmsnorm_forward", blocks(N, 8), 256, out, rstd, inp, weight, N, C, eps);
     }
 
     @Override
     public void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                                 int N, int C) {
-        launch("rmsnorm_backward_dinp", blocks(N, 8), 256, addr(dinp), addr(dout), addr(inp), addr(weight), addr(rstd), N, C);
+        launch("rmsnorm_backward_dinp", blocks(N, 8), 256, dinp, dout, inp, weight, rstd, N, C);
         paramGrads(dweight, null, dout, inp, null, rstd, N, C);
-    }
-
-    /** The same GEMM as {@link #sgemm} with bf16 copies of A and B, accumulated in float32. */
-    private void gemmBf16(int opA, int opB, int m, int n, int k, long A, long aLen, int lda, long B, long bLen, int ldb,
-                          long C, int ldc, boolean accumulate) {
-        CudaBuffer a16 = scratch("bf16_a", (aLen + 1) / 2), b16 = scratch("bf16_b", (bLen + 1) / 2);
-        launch("to_bf16", blocks(aLen, 256), 256, a16.address(), A, aLen);
-        launch("to_bf16", blocks(bLen, 256), 256, b16.address(), B, bLen);
-        checkBlas(cublas.cublasGemmEx(blas, opA, opB, m, n, k, one, at(a16.address()), cudart.CUDA_R_16BF, lda,
-                at(b16.address()), cudart.CUDA_R_16BF, ldb, accumulate ? one : zero, at(C), cudart.CUDA_R_32F, ldc,
-                cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmEx(bf16)");
     }
 
     private static final int ROWS_PER_CHUNK = 256;
@@ -327,44 +529,34 @@ public final class CudaBackend implements Backend {
     /** Norm weight (and bias) gradients +=, in two deterministic stages over chunks of rows. */
     private void paramGrads(Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer mean, Buffer rstd, int N, int C) {
         int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
-        CudaBuffer pw = scratch("partial_w", (long) chunks * C), pb = scratch("partial_b", (long) chunks * C);
-        launch2("layernorm_params_partial", blocks(C, 128), chunks, 128, pw.address(), dbias == null ? 0L : pb.address(),
-                addr(dout), addr(inp), addr(mean), addr(rstd), N, C, ROWS_PER_CHUNK);
-        launch("sum_partials", blocks(C, 128), 128, addr(dweight), pw.address(), chunks, C);
-        if (dbias != null) launch("sum_partials", blocks(C, 128), 128, addr(dbias), pb.address(), chunks, C);
+        CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * C);
+        CudaBuffer pb = dbias == null ? null : scratch("partial_b", DType.F32, (long) chunks * C);
+        launch2("layernorm_params_partial", blocks(C, 128), chunks, 128, pw, pb, dout, inp, mean, rstd, N, C,
+                ROWS_PER_CHUNK);
+        launch("sum_partials", blocks(C, 128), 128, dweight, pw, chunks, C);
+        if (dbias != null) launch("sum_partials", blocks(C, 128), 128, dbias, pb, chunks, C);
     }
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N)
-        if (bf16) {
-            gemmBf16(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, addr(weight), (long) OC * C, C, addr(inp),
-                    (long) N * C, C, addr(out), OC, false);
-        } else {
-            sgemm(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, addr(weight), C, addr(inp), C, addr(out), OC, false);
-        }
-        if (bias != null) launch("add_bias", blocks((long) N * OC, 256), 256, addr(out), addr(bias), N, OC);
+        gemm(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, weight, C, inp, C, out, OC, false);
+        if (bias != null) launch("add_bias", blocks((long) N * OC, 256), 256, out, bias, N, OC);
     }
 
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
-        if (bf16) {
-            gemmBf16(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, addr(weight), (long) OC * C, C, addr(dout),
-                    (long) N * OC, OC, addr(dinp), C, false);
-            gemmBf16(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, addr(inp), (long) N * C, C, addr(dout),
-                    (long) N * OC, OC, addr(dweight), C, true);
-        } else {
-            // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
-            sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, addr(weight), C, addr(dout), OC, addr(dinp), C, false);
-            // dW^T (C,OC) += inp^T (C,N) x dout (N,OC)
-            sgemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, addr(inp), C, addr(dout), OC, addr(dweight), C, true);
-        }
+        // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
+        gemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, dinp, C, false);
+        // dW^T (C,OC) += inp^T (C,N) x dout (N,OC), into the float32 gradient
+        expect(dweight, DType.F32, (long) OC * C, "matmul dweight (parameter gradients are float32)");
+        gemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dweight, C, true);
         if (dbias != null) {
             int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
-            CudaBuffer pw = scratch("partial_w", (long) chunks * OC);
-            launch2("bias_partial", blocks(OC, 128), chunks, 128, pw.address(), addr(dout), N, OC, ROWS_PER_CHUNK);
-            launch("sum_partials", blocks(OC, 128), 128, addr(dbias), pw.address(), chunks, OC);
+            CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * OC);
+            launch2("bias_partial", blocks(OC, 128), chunks, 128, pw, dout, N, OC, ROWS_PER_CHUNK);
+            launch("sum_partials", blocks(OC, 128), 128, dbias, pw, chunks, OC);
         }
     }
 
@@ -372,24 +564,23 @@ public final class CudaBackend implements Backend {
     public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
         int hs = C / NH;
         long n = (long) B * T * C, tt = (long) B * NH * T * T;
-        CudaBuffer q = scratch("q", n), k = scratch("k", n), v = scratch("v", n), y = scratch("y", n);
-        CudaBuffer pre = scratch("preatt", tt);
-        launch("permute_qkv", blocks(n, 256), 256, q.address(), k.address(), v.address(), addr(qkv), B, T, NH, hs);
+        CudaBuffer q = scratch("q", floatX, n), k = scratch("k", floatX, n), v = scratch("v", floatX, n);
+        CudaBuffer y = scratch("y", floatX, n), pre = scratch("preatt", floatX, tt);
+        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs);
         // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
-        sgemmBatched(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, T, T, hs, k.address(), hs, (long) T * hs, q.address(), hs,
-                (long) T * hs, pre.address(), T, (long) T * T, B * NH);
-        launch("softmax_forward", blocks((long) B * NH * T, 8), 256, addr(att), pre.address(), B * NH * T, T,
-                (float) (1.0 / Math.sqrt(hs)));
-        long attUsed = addr(att);
+        gemmBatched(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
+                pre, T, (long) T * T, B * NH, false);
+        launch("softmax_forward", blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T, (float) (1.0 / Math.sqrt(hs)));
+        Buffer attUsed = att;
         if (dropout != null && !dropout.isOff()) {
-            CudaBuffer dropped = scratch("att_dropped", tt);
-            launch("dropout_copy", blocks(tt, 256), 256, dropped.address(), addr(att), tt, dropout.p(), dropout.key());
-            attUsed = dropped.address();
+            CudaBuffer dropped = scratch("att_dropped", floatX, tt);
+            launch("dropout_copy", blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
+            attUsed = dropped;
         }
         // y (T,hs) = att' (T,T) v (T,hs)
-        sgemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, hs, T, T, v.address(), hs, (long) T * hs, attUsed, T,
-                (long) T * T, y.address(), hs, (long) T * hs, B * NH);
-        launch("unpermute", blocks(n, 256), 256, addr(out), y.address(), B, T, NH, hs, 0);
+        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, hs, T, T, v, hs, (long) T * hs, attUsed, T, (long) T * T,
+                y, hs, (long) T * hs, B * NH, false);
+        launch("unpermute", blocks(n, 256), 256, out, y, B, T, NH, hs, 0);
     }
 
     @Override
@@ -397,78 +588,80 @@ public final class CudaBackend implements Backend {
                                   Dropout dropout) {
         int hs = C / NH;
         long n = (long) B * T * C, tt = (long) B * NH * T * T;
-        CudaBuffer q = scratch("q", n), k = scratch("k", n), v = scratch("v", n), dy = scratch("y", n);
-        CudaBuffer datt = scratch("datt", tt), dpre = scratch("preatt", tt);
-        CudaBuffer dq = scratch("dq", n), dk = scratch("dk", n), dv = scratch("dv", n);
-        launch("permute_qkv", blocks(n, 256), 256, q.address(), k.address(), v.address(), addr(qkv), B, T, NH, hs);
-        launch("unpermute", blocks(n, 256), 256, addr(dout), dy.address(), B, T, NH, hs, 1);
+        CudaBuffer q = scratch("q", floatX, n), k = scratch("k", floatX, n), v = scratch("v", floatX, n);
+        CudaBuffer dy = scratch("y", floatX, n);
+        CudaBuffer datt = scratch("datt", floatX, tt), dpre = scratch("preatt", floatX, tt);
+        CudaBuffer dq = scratch("dq", floatX, n), dk = scratch("dk", floatX, n), dv = scratch("dv", floatX, n);
+        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs);
+        launch("unpermute", blocks(n, 256), 256, dout, dy, B, T, NH, hs, 1);
         boolean drop = dropout != null && !dropout.isOff();
-        long attUsed = addr(att);
+        Buffer attUsed = att;
         if (drop) {
-            CudaBuffer dropped = scratch("att_dropped", tt);
-            launch("dropout_copy", blocks(tt, 256), 256, dropped.address(), addr(att), tt, dropout.p(), dropout.key());
-            attUsed = dropped.address();
+            CudaBuffer dropped = scratch("att_dropped", floatX, tt);
+            launch("dropout_copy", blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
+            attUsed = dropped;
         }
         // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy
-        sgemmBatched(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, T, T, hs, v.address(), hs, (long) T * hs, dy.address(), hs,
-                (long) T * hs, datt.address(), T, (long) T * T, B * NH);
-        sgemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, hs, T, T, dy.address(), hs, (long) T * hs, attUsed, T,
-                (long) T * T, dv.address(), hs, (long) T * hs, B * NH);
-        if (drop) launch("dropout", blocks(tt, 256), 256, datt.address(), tt, dropout.p(), dropout.key());
-        launch("softmax_backward", blocks((long) B * NH * T, 8), 256, dpre.address(), datt.address(), addr(att),
-                B * NH * T, T, (float) (1.0 / Math.sqrt(hs)));
+        gemmBatched(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, T, T, hs, v, hs, (long) T * hs, dy, hs, (long) T * hs,
+                datt, T, (long) T * T, B * NH, false);
+        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
+                dv, hs, (long) T * hs, B * NH, false);
+        if (drop) launch("dropout", blocks(tt, 256), 256, datt, tt, dropout.p(), dropout.key());
+        launch("softmax_backward", blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
+                (float) (1.0 / Math.sqrt(hs)));
         // dq = dpre k ; dk = dpre^T q
-        sgemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, hs, T, T, k.address(), hs, (long) T * hs, dpre.address(), T,
-                (long) T * T, dq.address(), hs, (long) T * hs, B * NH);
-        sgemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, hs, T, T, q.address(), hs, (long) T * hs, dpre.address(), T,
-                (long) T * T, dk.address(), hs, (long) T * hs, B * NH);
-        launch("permute_qkv_backward", blocks(n, 256), 256, addr(dqkv), dq.address(), dk.address(), dv.address(), B, T, NH, hs);
+        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, hs, T, T, k, hs, (long) T * hs, dpre, T, (long) T * T,
+                dq, hs, (long) T * hs, B * NH, false);
+        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
+                dk, hs, (long) T * hs, B * NH, false);
+        launch("permute_qkv_backward", blocks(n, 256), 256, dqkv, dq, dk, dv, B, T, NH, hs);
     }
 
     @Override
     public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
                                 int NH) {
         if (pos >= 2048) throw new IllegalArgumentException("attention_decode supports positions < 2048, got " + pos);
-        launch("attention_decode", B * NH, 32, addr(out), addr(qkv), addr(kcache), addr(vcache), B, pos, maxT, C, NH);
+        launch("attention_decode", B * NH, 32, out, qkv, kcache, vcache, B, pos, maxT, C, NH);
     }
 
     @Override
     public void geluForward(Buffer out, Buffer inp, long N) {
-        launch("gelu_forward", blocks(N, 256), 256, addr(out), addr(inp), N);
+        launch("gelu_forward", blocks(N, 256), 256, out, inp, N);
     }
 
     @Override
     public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
-        launch("gelu_backward", blocks(N, 256), 256, addr(dinp), addr(inp), addr(dout), N);
+        launch("gelu_backward", blocks(N, 256), 256, dinp, inp, dout, N);
     }
 
     @Override
     public void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N) {
-        launch("residual_forward", blocks(N, 256), 256, addr(out), addr(inp1), addr(inp2), N);
+        launch("residual_forward", blocks(N, 256), 256, out, inp1, inp2, N);
     }
 
     @Override
     public void dropout(Buffer x, long N, Dropout d) {
         if (d == null || d.isOff()) return;
-        launch("dropout", blocks(N, 256), 256, addr(x), N, d.p(), d.key());
+        launch("dropout", blocks(N, 256), 256, x, N, d.p(), d.key());
     }
 
     @Override
     public void crossEntropyForward(Buffer losses, Buffer logits, Buffer targets, int N, int V, int Vp) {
-        launch("crossentropy_forward", N, 256, addr(losses), addr(logits), addr(targets), N, V, Vp);
+        launch("crossentropy_forward", N, 256, losses, logits, targets, N, V, Vp);
     }
 
     @Override
     public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
-        launch("crossentropy_backward", N, 256, addr(logits), addr(targets), dloss, N, V, Vp);
+        launch("crossentropy_backward", N, 256, logits, targets, dloss, N, V, Vp);
     }
 
     private static final int SUM_BLOCKS = 256;
 
     @Override
     public double sumOfSquares(Buffer x) {
-        CudaBuffer partial = scratch("sum_partial", 2L * SUM_BLOCKS); // doubles: two floats each
-        launch("sum_squares", SUM_BLOCKS, 512, partial.address(), addr(x), x.length());
+        CudaBuffer partial = scratch("sum_partial", DType.F64, SUM_BLOCKS);
+        launch("sum_squares", SUM_BLOCKS, 512, partial, x, x.length());
+        if (dry) return 0;
         DoublePointer host = new DoublePointer(SUM_BLOCKS);
         check(cudart.cudaMemcpy(host, at(partial.address()), 8L * SUM_BLOCKS, cudart.cudaMemcpyDeviceToHost),
                 "cudaMemcpy(partial sums)");
@@ -483,17 +676,18 @@ public final class CudaBackend implements Backend {
                       float weightDecay, float gradScale, int t) {
         float bc1 = 1f - (float) Math.pow(beta1, t), bc2 = 1f - (float) Math.pow(beta2, t);
         long n = params.length();
-        launch("adamw", blocks(n, 256), 256, addr(params), addr(grads), addr(m), addr(v), n, lr, beta1, beta2, eps,
-                weightDecay, gradScale, bc1, bc2);
+        launch("adamw", blocks(n, 256), 256, params, grads, m, v, n, lr, beta1, beta2, eps, weightDecay, gradScale,
+                bc1, bc2);
     }
 
     /** Waits for the GPU (for timing). */
     public void synchronize() {
-        check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+        if (!dry) check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     }
 
     @Override
     public void close() {
+        if (dry) return;
         for (CudaBuffer b : scratch.values()) cudart.cudaFree(at(b.address()));
         scratch.clear();
         cublas.cublasDestroy_v2(blas);

@@ -27,9 +27,13 @@ import java.util.regex.Pattern;
  * the hash of source, architecture, options and NVRTC version.
  *
  * <pre>
- * kernels/common.cuh + kernels/FAMILY.cu --NVRTC(--gpu-architecture=sm_XY)--> CUBIN
- *   --> ~/.cache/gpt2-java/kernels/FAMILY-sm_XY-HASH.cubin
+ * kernels/common.cuh + kernels/FAMILY.cu --NVRTC(--gpu-architecture=sm_XY [-DGPT2_BF16])--> CUBIN
+ *   --> ~/.cache/gpt2-java/kernels/FAMILY-sm_XY[-bf16]-HASH.cubin
  * </pre>
+ * Each family is built for a storage type {@code floatX} (see common.cuh): float, or bfloat16 for
+ * mixed precision. {@link #signatures} reads every kernel's parameter list from the source, so a
+ * launch can be checked against it (argument count, scalar types, and each pointer's element type
+ * against the buffer passed).
  */
 public final class KernelCompiler {
     private KernelCompiler() {
@@ -38,7 +42,37 @@ public final class KernelCompiler {
     /** One file per op family, forward and backward side by side. */
     public static final List<String> FAMILIES = List.of("encoder", "norm", "matmul", "attention", "pointwise", "loss");
     private static final List<String> OPTIONS = List.of("--std=c++17", "-lineinfo");
-    private static final Pattern KERNEL = Pattern.compile("extern \"C\" __global__ void (\\w+)\\(");
+    private static final Pattern SIGNATURE = Pattern.compile("extern \"C\" __global__ void (\\w+)\\(([^)]*)\\)");
+
+    /** The type of a kernel parameter, as the launch must supply it. */
+    public enum Param {
+        /** floatX*: a buffer of the compute type (F32, or BF16 in the bf16 build). */
+        FLOATX_PTR,
+        F32_PTR, BF16_PTR, F64_PTR, I32_PTR,
+        INT, I64, FLOAT;
+
+        static Param of(String declaration, String kernel) {
+            String d = declaration.replace("const ", "").trim();
+            int split = Math.max(d.lastIndexOf(' '), d.lastIndexOf('*'));
+            String type = d.substring(0, split + 1).replace(" ", "");
+            return switch (type) {
+                case "floatX*" -> FLOATX_PTR;
+                case "float*" -> F32_PTR;
+                case "bf16_t*" -> BF16_PTR;
+                case "double*" -> F64_PTR;
+                case "int*" -> I32_PTR;
+                case "int" -> INT;
+                case "i64" -> I64;
+                case "float" -> FLOAT;
+                default -> throw new IllegalStateException("kernel " + kernel + ": parameter type '" + type
+                        + "' unknown to the launcher");
+            };
+        }
+
+        public boolean isPointer() {
+            return ordinal() <= I32_PTR.ordinal();
+        }
+    }
 
     /** The source NVRTC compiles for a family: the shared helpers, then the family's file. */
     public static String source(String family) {
@@ -47,9 +81,20 @@ public final class KernelCompiler {
 
     /** The kernel names a family defines. */
     public static List<String> kernelNames(String family) {
-        List<String> out = new ArrayList<>();
-        Matcher m = KERNEL.matcher(resource(family + ".cu"));
-        while (m.find()) out.add(m.group(1));
+        return new ArrayList<>(signatures(family).keySet());
+    }
+
+    /** Every kernel of a family with its parameter types, in declaration order. */
+    public static java.util.Map<String, List<Param>> signatures(String family) {
+        java.util.Map<String, List<Param>> out = new java.util.LinkedHashMap<>();
+        Matcher m = SIGNATURE.matcher(resource(family + ".cu"));
+        while (m.find()) {
+            List<Param> ps = new ArrayList<>();
+            for (String decl : m.group(2).split(",")) {
+                if (!decl.isBlank()) ps.add(Param.of(decl.replaceAll("\\s+", " "), m.group(1)));
+            }
+            out.put(m.group(1), List.copyOf(ps));
+        }
         return out;
     }
 
@@ -68,11 +113,21 @@ public final class KernelCompiler {
         return Path.of(System.getProperty("user.home"), ".cache", "gpt2-java", "kernels");
     }
 
-    /** CUBIN of a family for an architecture such as "sm_90", from the cache or NVRTC. */
-    public static byte[] cubin(String family, String arch, Path cacheDir) {
+    /** The compile options that select the storage type: none for float, -DGPT2_BF16 for bf16. */
+    static List<String> precisionOptions(boolean bf16) {
+        return bf16 ? List.of("-DGPT2_BF16") : List.of();
+    }
+
+    /**
+     * CUBIN of a family for an architecture such as "sm_90" with floatX = bf16 or float, from the
+     * cache or NVRTC.
+     */
+    public static byte[] cubin(String family, String arch, boolean bf16, Path cacheDir) {
         String src = source(family);
-        String key = sha256(src + "|" + arch + "|" + OPTIONS + "|" + nvrtcVersion()).substring(0, 16);
-        Path cached = cacheDir == null ? null : cacheDir.resolve(family + "-" + arch + "-" + key + ".cubin");
+        List<String> extra = precisionOptions(bf16);
+        String key = sha256(src + "|" + arch + "|" + OPTIONS + extra + "|" + nvrtcVersion()).substring(0, 16);
+        String name = family + "-" + arch + (bf16 ? "-bf16" : "");
+        Path cached = cacheDir == null ? null : cacheDir.resolve(name + "-" + key + ".cubin");
         if (cached != null && Files.isRegularFile(cached)) {
             try {
                 return Files.readAllBytes(cached);
@@ -80,7 +135,7 @@ public final class KernelCompiler {
                 // unreadable cache entry: compile again
             }
         }
-        byte[] bin = compile(family, src, arch);
+        byte[] bin = compile(family, src, arch, extra);
         if (cached != null) {
             try {
                 Files.createDirectories(cacheDir);
@@ -101,12 +156,13 @@ public final class KernelCompiler {
     }
 
     /** NVRTC to CUBIN; a compile error throws with NVRTC's log. */
-    static byte[] compile(String family, String src, String arch) {
+    static byte[] compile(String family, String src, String arch, List<String> extraOptions) {
         _nvrtcProgram prog = new _nvrtcProgram();
         Cuda.checkNvrtc(nvrtc.nvrtcCreateProgram(prog, new BytePointer(src), new BytePointer(family + ".cu"), 0,
                 (PointerPointer<?>) null, (PointerPointer<?>) null), "nvrtcCreateProgram(" + family + ")");
         try {
             List<String> opts = new ArrayList<>(OPTIONS);
+            opts.addAll(extraOptions);
             opts.add("--gpu-architecture=" + arch);
             PointerPointer<BytePointer> o = new PointerPointer<>(opts.size());
             for (int i = 0; i < opts.size(); i++) o.put(i, new BytePointer(opts.get(i)));
@@ -116,7 +172,8 @@ public final class KernelCompiler {
                 nvrtc.nvrtcGetProgramLogSize(prog, logSize);
                 BytePointer log = new BytePointer(logSize.get());
                 nvrtc.nvrtcGetProgramLog(prog, log);
-                throw new Cuda.CudaException("NVRTC could not compile kernels/" + family + ".cu for " + arch + ":\n"
+                throw new Cuda.CudaException("NVRTC could not compile kernels/" + family + ".cu for " + arch + " "
+                        + extraOptions + ":\n"
                         + log.getString());
             }
             SizeTPointer size = new SizeTPointer(1);

@@ -1,0 +1,144 @@
+package gpt2.backend.cuda;
+
+import gpt2.backend.Buffer;
+import gpt2.backend.DType;
+import gpt2.model.Gpt2;
+import gpt2.model.GptConfig;
+import gpt2.train.AdamW;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+
+import static gpt2.backend.cuda.KernelCompiler.Param.F32_PTR;
+import static gpt2.backend.cuda.KernelCompiler.Param.FLOAT;
+import static gpt2.backend.cuda.KernelCompiler.Param.FLOATX_PTR;
+import static gpt2.backend.cuda.KernelCompiler.Param.INT;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The CUDA backend's plumbing without a GPU: a dry run ({@link CudaBackend#dryRun}) checks every
+ * launch against the kernel's parameter list parsed from its source (argument count, scalar types,
+ * each pointer's element type against the buffer passed) and every GEMM's operand types and
+ * extents, then records it. A whole training step, an optimizer step and KV-cache decoding of both
+ * architectures, in float32 and in bf16 mixed precision, must pass those checks. What it cannot
+ * show (the kernels' arithmetic) is the GPU tests' part.
+ */
+class CudaDryRunTest {
+
+    static final GptConfig GPT2 = GptConfig.preset("d2").with(b -> b.vocabSize(500).channels(64).numHeads(4).maxSeqLen(32).dropout(0.1f));
+    static final GptConfig SEED = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(32));
+
+    @Test
+    void signaturesAreReadFromTheSources() {
+        Map<String, List<KernelCompiler.Param>> norm = KernelCompiler.signatures("norm");
+        assertEquals(List.of(FLOATX_PTR, F32_PTR, F32_PTR, FLOATX_PTR, FLOATX_PTR, FLOATX_PTR, INT, INT, FLOAT),
+                norm.get("layernorm_forward"));
+        int kernels = 0;
+        for (String f : KernelCompiler.FAMILIES) {
+            Map<String, List<KernelCompiler.Param>> sigs = KernelCompiler.signatures(f);
+            assertFalse(sigs.isEmpty(), f);
+            assertEquals(KernelCompiler.kernelNames(f), List.copyOf(sigs.keySet()));
+            kernels += sigs.size();
+        }
+        assertTrue(kernels >= 25, "kernels found: " + kernels);
+    }
+
+    @ParameterizedTest(name = "bf16 {0}")
+    @ValueSource(booleans = {false, true})
+    void trainingStepAndDecodingPassEveryCheck(boolean bf16) {
+        CudaBackend be = CudaBackend.dryRun(bf16);
+        assertEquals(bf16 ? DType.BF16 : DType.F32, be.computeType());
+        for (GptConfig cfg : new GptConfig[]{GPT2, SEED}) {
+            Random r = new Random(1);
+            int B = 2, T = 32;
+            int[] in = new int[B * T], tg = new int[B * T];
+            for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
+            tg[3] = -1;
+            try (Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
+                m.initialize(1);
+                m.zeroGrad();
+                m.forward(in, tg, B, T, 7);   // training pass (dropout on for GPT2)
+                m.backward(0.5f);
+                float[] ns = AdamW.normAndClipScale(be, m.grads(), 1f);
+                opt.step(m.params(), m.grads(), 1e-3f, ns[1]);
+                m.forward(in, null, B, T, -1); // evaluation pass, logits only
+                m.logits(1, 5);
+                try (Gpt2.KvCache cache = m.newKvCache(2)) {
+                    for (int pos = 0; pos < 3; pos++) m.decode(new int[]{1, 2}, pos, cache);
+                }
+            }
+        }
+        Set<String> kernels = new TreeSet<>(), gemms = new TreeSet<>();
+        for (String line : be.trace()) {
+            if (line.startsWith("kernel ")) kernels.add(line.substring(7));
+            else gemms.add(line.split(" ")[1]);
+        }
+        System.out.println("  dry run, bf16 " + bf16 + ": " + be.trace().size() + " launches/GEMMs; GEMM types " + gemms);
+        for (String k : List.of("encoder_forward", "encoder_backward", "layernorm_forward", "layernorm_backward_dinp",
+                "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials", "add_bias",
+                "bias_partial", "permute_qkv", "permute_qkv_backward", "unpermute", "softmax_forward", "softmax_backward",
+                "attention_decode", "gelu_forward", "gelu_backward", "residual_forward", "dropout", "dropout_copy",
+                "crossentropy_forward", "crossentropy_backward", "sum_squares", "adamw")) {
+            assertTrue(kernels.contains(k), k + " never launched");
+        }
+        if (bf16) {
+            assertTrue(kernels.contains("to_bf16"), "the bf16 weight copy is never refreshed");
+            assertEquals(Set.of("BF16->BF16", "BF16->F32"), gemms, "GEMM types under mixed precision");
+        } else {
+            assertFalse(kernels.contains("to_bf16"));
+            assertEquals(Set.of("F32->F32"), gemms);
+        }
+    }
+
+    @Test
+    void aBufferOfTheWrongTypeIsRefused() {
+        CudaBackend be = CudaBackend.dryRun(true);
+        Buffer f32 = be.allocate(DType.F32, 100, "f32"), bf = be.allocate(DType.BF16, 100, "bf16");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.geluForward(f32, bf, 100));
+        assertTrue(e.getMessage().contains("gelu_forward argument 0") && e.getMessage().contains("compute type"), e.getMessage());
+        be.geluForward(bf, bf, 100);
+        // the norm statistics are float32 even under bf16
+        Buffer stats = be.allocate(DType.BF16, 10, "stats");
+        assertThrows(IllegalArgumentException.class, () -> be.rmsNormForward(bf, stats, bf, bf, 10, 10, 1e-5f));
+        // a parameter gradient must be float32
+        Buffer w = be.allocate(DType.BF16, 100, "w"), dw = be.allocate(DType.BF16, 100, "dw");
+        e = assertThrows(IllegalArgumentException.class, () -> be.matmulBackward(bf, dw, null, bf, bf, w, 10, 10, 10));
+        assertTrue(e.getMessage().contains("parameter gradients are float32"), e.getMessage());
+    }
+
+    @Test
+    void gemmExtentsAndScalarTypesAreChecked() {
+        CudaBackend be = CudaBackend.dryRun(false);
+        Buffer x = be.allocate(DType.F32, 64 * 32, "x"), w = be.allocate(DType.F32, 48 * 32, "w");
+        Buffer small = be.allocate(DType.F32, 64 * 48 - 1, "out");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> be.matmulForward(small, x, w, null, 64, 32, 48));
+        assertTrue(e.getMessage().contains("GEMM operand C"), e.getMessage());
+        Buffer out = be.allocate(DType.F32, 64 * 48, "out");
+        be.matmulForward(out, x, w, null, 64, 32, 48);
+        assertEquals("gemm F32->F32 48x64x32", be.trace().getLast());
+        Buffer ints = be.allocate(DType.I32, 10, "tokens");
+        assertThrows(IllegalArgumentException.class, () -> be.encoderForward(out, out, w, w, 1, 1, 1)); // tokens not int32
+        be.encoderForward(out, ints, w, w, 1, 1, 1);
+    }
+
+    @Test
+    void theDryRunLoadsNoCudaLibrary() {
+        // constructing and using it must not need the driver: this JVM (CI) has none
+        CudaBackend be = CudaBackend.dryRun(true);
+        assertTrue(be.name().contains("dry run") && be.name().contains("bf16"), be.name());
+        Buffer a = be.allocate(DType.F32, 1000, "a"), b = be.allocate(DType.BF16, 1000, "b");
+        be.convert(b, a);
+        assertEquals("kernel to_bf16", be.trace().getLast());
+        assertThrows(IllegalArgumentException.class, () -> be.convert(a, b));
+    }
+}
