@@ -5,38 +5,20 @@ import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
 import gpt2.backend.DType;
 import gpt2.backend.Dropout;
-import org.bytedeco.cuda.cublas.cublasContext;
-import org.bytedeco.cuda.cudart.CUfunc_st;
-import org.bytedeco.cuda.cudart.CUmod_st;
-import org.bytedeco.cuda.cudart.CUstream_st;
-import org.bytedeco.cuda.cudart.cudaDeviceProp;
-import org.bytedeco.cuda.global.cublas;
 import org.bytedeco.cuda.global.cudart;
-import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.javacpp.DoublePointer;
-import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.IntPointer;
-import org.bytedeco.javacpp.LongPointer;
-import org.bytedeco.javacpp.Pointer;
-import org.bytedeco.javacpp.PointerPointer;
-import org.bytedeco.javacpp.ShortPointer;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
+import java.lang.foreign.ValueLayout;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-import static gpt2.backend.RawPointer.at;
-import static gpt2.backend.cuda.Cuda.check;
-import static gpt2.backend.cuda.Cuda.checkBlas;
-import static gpt2.backend.cuda.Cuda.checkDriver;
-import static gpt2.backend.RawPointer.floats;
-
 /**
- * The CUDA backend: kernels from {@code kernels/*.cu} compiled by NVRTC for this GPU's
- * architecture, GEMMs and the attention's batched GEMMs through cuBLAS. Every call is checked;
- * GPT2_CUDA_SYNC=1 synchronizes after each launch so an asynchronous error names its kernel.
+ * The CUDA backend: the ops as kernels from {@code kernels/*.cu} (compiled by NVRTC for this
+ * GPU's architecture) and GEMMs (the linear layers and the attention's batched GEMMs through
+ * cuBLAS). This class decides what runs and checks it; an {@link Executor} runs it: the GPU
+ * ({@link GpuExecutor}), a dry run, or the tests' emulator that runs the kernels on the CPU.
  *
  * <p>Precision: float32 (cuBLAS's strict FP32, or TF32 tensor cores with --tensorcores 1), or
  * llm.c's bf16 mixed precision ({@code bf16}): activations, their gradients and the weights' compute
@@ -48,7 +30,8 @@ import static gpt2.backend.RawPointer.floats;
  * ({@link KernelCompiler#signatures}): the argument count, each scalar's type, and each pointer's
  * element type against the buffer passed; every GEMM checks its operands' types and extents. A
  * dry run ({@link #dryRun}) makes no CUDA call at all and runs only those checks, so the plumbing
- * of both precisions is tested on machines without a GPU.
+ * of both precisions is tested on machines without a GPU; the tests' emulator runs the same kernel
+ * sources compiled for the CPU against the CPU backend.
  *
  * <pre>
  * attention forward:  qkv -permute-> q,k,v (B,NH,T,hs) -GEMM q.k^T-> preatt -softmax-> att (saved)
@@ -58,20 +41,11 @@ import static gpt2.backend.RawPointer.floats;
 public final class CudaBackend implements Backend {
 
     private final int device;
-    private final String deviceName;
-    private final String arch;
-    private final boolean dry;
-    private final cublasContext blas;
-    private final Map<String, CUfunc_st> kernels = new HashMap<>();
-    private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
-    private final Map<String, CudaBuffer> scratch = new HashMap<>();
-    private final boolean syncEachLaunch = System.getenv("GPT2_CUDA_SYNC") != null;
-    private final FloatPointer one, zero;
+    private final Executor exec;
     private final boolean tf32;
     private final DType floatX;
-    /** Dry run: what would have run, one line per launch or GEMM; and fake device addresses. */
-    private final List<String> trace = new ArrayList<>();
-    private long nextFakeAddress = 1L << 32;
+    private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
+    private final Map<String, CudaBuffer> scratch = new HashMap<>();
 
     /** Why no GPU can be used here, or null when one can. */
     public static String unavailableReason() {
@@ -97,46 +71,21 @@ public final class CudaBackend implements Backend {
      * @param bf16 bf16 mixed precision (see the class comment); float32 throughout otherwise
      */
     public CudaBackend(int device, boolean tf32, boolean bf16) {
+        this(device, tf32, bf16, gpu(device, tf32, bf16));
+    }
+
+    private static Executor gpu(int device, boolean tf32, boolean bf16) {
         String reason = unavailableReason();
         if (reason != null) throw new Cuda.CudaException("--device cuda: " + reason);
+        return new GpuExecutor(device, tf32, bf16);
+    }
+
+    /** A backend over another executor (a dry run, the tests' CPU emulator). */
+    CudaBackend(int device, boolean tf32, boolean bf16, Executor exec) {
         this.device = device;
         this.tf32 = tf32;
         this.floatX = bf16 ? DType.BF16 : DType.F32;
-        this.dry = false;
-        this.one = new FloatPointer(1f);
-        this.zero = new FloatPointer(0f);
-        check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
-        check(cudart.cudaFree(null), "cudaFree(null) (context creation)");
-        cudaDeviceProp prop = new cudaDeviceProp();
-        check(cudart.cudaGetDeviceProperties(prop, device), "cudaGetDeviceProperties");
-        deviceName = prop.name().getString();
-        arch = "sm_" + prop.major() + prop.minor();
-        blas = new cublasContext();
-        checkBlas(cublas.cublasCreate_v2(blas), "cublasCreate");
-        checkBlas(cublas.cublasSetMathMode(blas, tf32 ? cublas.CUBLAS_TF32_TENSOR_OP_MATH : cublas.CUBLAS_PEDANTIC_MATH),
-                "cublasSetMathMode");
-        for (String family : KernelCompiler.FAMILIES) {
-            byte[] bin = KernelCompiler.cubin(family, arch, bf16, KernelCompiler.defaultCacheDir());
-            CUmod_st module = new CUmod_st();
-            checkDriver(cudart.cuModuleLoadData(module, new BytePointer(bin)), "cuModuleLoadData(" + family + ")");
-            for (Map.Entry<String, List<KernelCompiler.Param>> k : KernelCompiler.signatures(family).entrySet()) {
-                CUfunc_st f = new CUfunc_st();
-                checkDriver(cudart.cuModuleGetFunction(f, module, k.getKey()), "cuModuleGetFunction(" + k.getKey() + ")");
-                kernels.put(k.getKey(), f);
-                signatures.put(k.getKey(), k.getValue());
-            }
-        }
-    }
-
-    private CudaBackend(boolean bf16) {
-        this.device = -1;
-        this.deviceName = "dry run";
-        this.arch = "sm_90";
-        this.tf32 = false;
-        this.floatX = bf16 ? DType.BF16 : DType.F32;
-        this.dry = true;
-        this.blas = null;
-        this.one = this.zero = null;
+        this.exec = exec;
         for (String family : KernelCompiler.FAMILIES) signatures.putAll(KernelCompiler.signatures(family));
     }
 
@@ -146,17 +95,17 @@ public final class CudaBackend implements Backend {
      * then only recorded in {@link #trace()}. For testing the model's and this backend's plumbing.
      */
     static CudaBackend dryRun(boolean bf16) {
-        return new CudaBackend(bf16);
+        return new CudaBackend(-1, false, bf16, new DryExecutor());
     }
 
     /** Dry run: the launches and GEMMs so far, in order ("kernel NAME" / "gemm TYPES ..."). */
     List<String> trace() {
-        return trace;
+        return ((DryExecutor) exec).trace();
     }
 
     @Override
     public String name() {
-        return "cuda:" + device + " (" + deviceName + ", " + arch
+        return "cuda:" + device + " (" + exec.deviceName() + ", " + exec.arch()
                 + (floatX == DType.BF16 ? ", bf16 mixed precision" : ", float32")
                 + (tf32 ? ", TF32 GEMMs" : floatX == DType.BF16 ? "" : ", FP32 GEMMs") + ")";
     }
@@ -167,7 +116,7 @@ public final class CudaBackend implements Backend {
     }
 
     public String deviceName() {
-        return deviceName;
+        return exec.deviceName();
     }
 
     /**
@@ -175,7 +124,7 @@ public final class CudaBackend implements Backend {
      * when the device is not in the table.
      */
     public double bf16PeakFlops() {
-        return peakFor(deviceName);
+        return peakFor(exec.deviceName());
     }
 
     static double peakFor(String name) {
@@ -211,22 +160,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Buffer allocate(DType dtype, long length, String what) {
-        long bytes = Math.max(4, length * dtype.bytes());
-        if (dry) {
-            long a = nextFakeAddress;
-            nextFakeAddress += (bytes + 255) / 256 * 256;
-            return new CudaBuffer(a, dtype, length, true);
-        }
-        Pointer p = new Pointer();
-        int status = cudart.cudaMalloc(p, bytes);
-        if (status == cudart.cudaErrorMemoryAllocation) {
-            cudart.cudaGetLastError();
-            throw new Cuda.CudaException("out of GPU memory allocating " + what + " (" + (bytes >> 20)
-                    + " MiB); try a smaller --batch_size");
-        }
-        check(status, "cudaMalloc(" + what + ", " + bytes + " bytes)");
-        check(cudart.cudaMemset(p, 0, bytes), "cudaMemset(" + what + ")");
-        return new CudaBuffer(p.address(), dtype, length, true);
+        return new CudaBuffer(exec.allocate(Math.max(4, length * dtype.bytes()), what), dtype, length, true);
     }
 
     @Override
@@ -234,81 +168,69 @@ public final class CudaBackend implements Backend {
         if (!(buffer instanceof CudaBuffer cb) || !cb.owner()) {
             throw new IllegalArgumentException("free: not an allocation of this backend (a slice?)");
         }
-        if (!dry) check(cudart.cudaFree(at(cb.address())), "cudaFree");
+        exec.free(cb.address());
     }
 
     @Override
     public void write(Buffer dst, float[] src) {
         CudaBuffer d = cuda(dst);
-        if (d.dtype() == DType.BF16) {
-            expect(d, DType.BF16, src.length, "write");
-            if (dry) return;
-            ShortPointer host = new ShortPointer(src.length);
-            for (int i = 0; i < src.length; i++) host.put(i, BFloat16.fromFloat(src[i]));
-            check(cudart.cudaMemcpy(at(d.address()), host, 2L * src.length, cudart.cudaMemcpyHostToDevice),
-                    "cudaMemcpy(host to device)");
-            host.close();
-            return;
+        boolean bf = d.dtype() == DType.BF16;
+        expect(d, bf ? DType.BF16 : DType.F32, src.length, "write");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate((long) src.length * (bf ? 2 : 4), 8);
+            if (bf) {
+                for (int i = 0; i < src.length; i++) host.setAtIndex(ValueLayout.JAVA_SHORT, i, BFloat16.fromFloat(src[i]));
+            } else {
+                MemorySegment.copy(src, 0, host, ValueLayout.JAVA_FLOAT, 0, src.length);
+            }
+            exec.copyToDevice(d.address(), host);
         }
-        expect(d, DType.F32, src.length, "write");
-        if (dry) return;
-        check(cudart.cudaMemcpy(at(d.address()), new FloatPointer(src), 4L * src.length, cudart.cudaMemcpyHostToDevice),
-                "cudaMemcpy(host to device)");
     }
 
     @Override
     public void write(Buffer dst, int[] src) {
         CudaBuffer d = expect(dst, DType.I32, src.length, "write");
-        if (dry) return;
-        check(cudart.cudaMemcpy(at(d.address()), new IntPointer(src), 4L * src.length, cudart.cudaMemcpyHostToDevice),
-                "cudaMemcpy(host to device)");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(4L * src.length, 8);
+            MemorySegment.copy(src, 0, host, ValueLayout.JAVA_INT, 0, src.length);
+            exec.copyToDevice(d.address(), host);
+        }
     }
 
     @Override
     public void read(Buffer src, float[] dst) {
         CudaBuffer s = cuda(src);
-        if (s.dtype() == DType.BF16) {
-            expect(s, DType.BF16, dst.length, "read");
-            if (dry) { java.util.Arrays.fill(dst, 0f); return; }
-            ShortPointer host = new ShortPointer(dst.length);
-            check(cudart.cudaMemcpy(host, at(s.address()), 2L * dst.length, cudart.cudaMemcpyDeviceToHost),
-                    "cudaMemcpy(device to host)");
-            for (int i = 0; i < dst.length; i++) dst[i] = BFloat16.toFloat(host.get(i));
-            host.close();
-            return;
+        boolean bf = s.dtype() == DType.BF16;
+        expect(s, bf ? DType.BF16 : DType.F32, dst.length, "read");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate((long) dst.length * (bf ? 2 : 4), 8);
+            exec.copyToHost(host, s.address());
+            if (bf) {
+                for (int i = 0; i < dst.length; i++) dst[i] = BFloat16.toFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
+            } else {
+                MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, dst, 0, dst.length);
+            }
         }
-        expect(s, DType.F32, dst.length, "read");
-        if (dry) { java.util.Arrays.fill(dst, 0f); return; }
-        FloatPointer host = new FloatPointer(dst.length);
-        check(cudart.cudaMemcpy(host, at(s.address()), 4L * dst.length, cudart.cudaMemcpyDeviceToHost),
-                "cudaMemcpy(device to host)");
-        host.get(dst);
-        host.close();
     }
 
     @Override
     public void copyToHost(Buffer src, MemorySegment dst) {
         CudaBuffer s = cuda(src);
         if (dst.byteSize() != s.bytes()) throw new IllegalArgumentException("copyToHost: " + dst.byteSize() + " bytes for " + s.bytes());
-        if (dry) return;
-        check(cudart.cudaMemcpy(at(dst.address()), at(s.address()), dst.byteSize(), cudart.cudaMemcpyDeviceToHost),
-                "cudaMemcpy(device to host)");
+        exec.copyToHost(dst, s.address());
     }
 
     @Override
     public void copyFromHost(Buffer dst, MemorySegment src) {
         CudaBuffer d = cuda(dst);
         if (src.byteSize() != d.bytes()) throw new IllegalArgumentException("copyFromHost: " + src.byteSize() + " bytes for " + d.bytes());
-        if (dry) return;
-        check(cudart.cudaMemcpy(at(d.address()), at(src.address()), src.byteSize(), cudart.cudaMemcpyHostToDevice),
-                "cudaMemcpy(host to device)");
+        exec.copyToDevice(d.address(), src);
     }
 
     @Override
     public void zero(Buffer buffer) {
         CudaBuffer b = cuda(buffer);
-        if (dry) return;
-        check(cudart.cudaMemset(at(b.address()), 0, b.bytes()), "cudaMemset");
+        exec.zero(b.address(), b.bytes());
     }
 
     @Override
@@ -317,9 +239,7 @@ public final class CudaBackend implements Backend {
         if (d.dtype() != s.dtype() || d.length() < s.length()) {
             throw new IllegalArgumentException("copy: " + s.length() + " x " + s.dtype() + " into " + d.length() + " x " + d.dtype());
         }
-        if (dry) return;
-        check(cudart.cudaMemcpy(at(d.address()), at(s.address()), s.bytes(), cudart.cudaMemcpyDeviceToDevice),
-                "cudaMemcpy(device to device)");
+        exec.copyOnDevice(d.address(), s.address(), s.bytes());
     }
 
     @Override
@@ -369,31 +289,12 @@ public final class CudaBackend implements Backend {
         if (args.length != sig.size()) {
             throw new IllegalArgumentException(kernel + ": " + args.length + " arguments for " + sig.size() + " parameters");
         }
-        for (int i = 0; i < args.length; i++) checkArgument(kernel, i, sig.get(i), args[i]);
-        if (dry) {
-            trace.add("kernel " + kernel);
-            return;
-        }
-        CUfunc_st f = kernels.get(kernel);
-        PointerPointer<Pointer> params = new PointerPointer<>(args.length);
-        Pointer[] keep = new Pointer[args.length];
+        Object[] values = new Object[args.length];
         for (int i = 0; i < args.length; i++) {
-            Object a = args[i];
-            keep[i] = switch (a) {
-                case null -> new LongPointer(1).put(0L);
-                case Buffer b -> new LongPointer(1).put(addr(b));
-                case Long l -> new LongPointer(1).put(l);
-                case Integer n -> new IntPointer(1).put(n);
-                case Float x -> new FloatPointer(1).put(x);
-                default -> throw new IllegalArgumentException(kernel + ": unsupported argument " + a);
-            };
-            params.put(i, keep[i]);
+            checkArgument(kernel, i, sig.get(i), args[i]);
+            values[i] = args[i] == null ? (Object) 0L : args[i] instanceof Buffer b ? (Object) addr(b) : args[i];
         }
-        checkDriver(cudart.cuLaunchKernel(f, grid, gridY, 1, block, 1, 1, 0, (CUstream_st) null, params, null),
-                "cuLaunchKernel(" + kernel + ")");
-        if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
-        for (Pointer p : keep) p.close();
-        params.close();
+        exec.launch(kernel, sig, grid, gridY, block, values);
     }
 
     private void checkArgument(String kernel, int i, KernelCompiler.Param p, Object a) {
@@ -428,17 +329,17 @@ public final class CudaBackend implements Backend {
      * per the math mode); bf16 A and B: cublasGemmEx on the tensor cores with float32 accumulation,
      * into a bf16 or float32 C.
      */
-    private void gemm(int opA, int opB, int m, int n, int k, Buffer A, int lda, Buffer B, int ldb, Buffer C, int ldc,
-                      boolean accumulate) {
-        gemmBatched(opA, opB, m, n, k, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate);
+    private void gemm(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B, int ldb,
+                      Buffer C, int ldc, boolean accumulate) {
+        gemmBatched(transA, transB, m, n, k, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate);
     }
 
-    private void gemmBatched(int opA, int opB, int m, int n, int k, Buffer A, int lda, long strideA, Buffer B, int ldb,
-                             long strideB, Buffer C, int ldc, long strideC, int batch, boolean accumulate) {
+    private void gemmBatched(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, long strideA,
+                             Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch,
+                             boolean accumulate) {
         CudaBuffer a = cuda(A), b = cuda(B), c = cuda(C);
-        boolean ta = opA != cublas_OP_N, tb = opB != cublas_OP_N;
-        extent("A", a, ta ? k : m, ta ? m : k, lda, strideA, batch);
-        extent("B", b, tb ? n : k, tb ? k : n, ldb, strideB, batch);
+        extent("A", a, transA ? k : m, transA ? m : k, lda, strideA, batch);
+        extent("B", b, transB ? n : k, transB ? k : n, ldb, strideB, batch);
         extent("C", c, m, n, ldc, strideC, batch);
         DType in = a.dtype();
         if (b.dtype() != in || !(in == DType.F32 && c.dtype() == DType.F32
@@ -446,46 +347,20 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("GEMM of " + a.dtype() + " x " + b.dtype() + " into " + c.dtype()
                     + " (float32 x float32 into float32, or bf16 x bf16 into bf16 or float32)");
         }
-        if (dry) {
-            trace.add("gemm " + in + "->" + c.dtype() + " " + m + "x" + n + "x" + k + (batch > 1 ? " batch " + batch : ""));
-            return;
-        }
-        FloatPointer beta = accumulate ? one : zero;
-        if (in == DType.F32) {
-            if (batch == 1) {
-                checkBlas(cublas.cublasSgemm_v2(blas, opA, opB, m, n, k, one, floats(a.address()), lda,
-                        floats(b.address()), ldb, beta, floats(c.address()), ldc), "cublasSgemm");
-            } else {
-                checkBlas(cublas.cublasSgemmStridedBatched(blas, opA, opB, m, n, k, one, floats(a.address()), lda, strideA,
-                        floats(b.address()), ldb, strideB, beta, floats(c.address()), ldc, strideC, batch),
-                        "cublasSgemmStridedBatched");
-            }
-            return;
-        }
-        int ct = c.dtype() == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F;
-        if (batch == 1) {
-            checkBlas(cublas.cublasGemmEx(blas, opA, opB, m, n, k, one, at(a.address()), cudart.CUDA_R_16BF, lda,
-                    at(b.address()), cudart.CUDA_R_16BF, ldb, beta, at(c.address()), ct, ldc,
-                    cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmEx(bf16)");
-        } else {
-            checkBlas(cublas.cublasGemmStridedBatchedEx(blas, opA, opB, m, n, k, one, at(a.address()), cudart.CUDA_R_16BF,
-                    lda, strideA, at(b.address()), cudart.CUDA_R_16BF, ldb, strideB, beta, at(c.address()), ct, ldc,
-                    strideC, batch, cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT),
-                    "cublasGemmStridedBatchedEx(bf16)");
-        }
+        exec.gemm(new Executor.Gemm(transA, transB, m, n, k, a.address(), lda, strideA, b.address(), ldb, strideB,
+                c.address(), ldc, strideC, batch, in, c.dtype(), accumulate));
     }
-
-    /** cuBLAS's CUBLAS_OP_N, a compile-time constant (so a dry run loads no CUDA class). */
-    private static final int cublas_OP_N = cublas.CUBLAS_OP_N;
 
     /** A column-major (rows x cols) operand with leading dimension ld, batch matrices stride apart, fits its buffer. */
     private static void extent(String name, CudaBuffer b, int rows, int cols, int ld, long stride, int batch) {
         long need = (long) ld * (cols - 1) + rows + (batch - 1) * stride;
-        if (ld < rows || need > b.length() || batch > 1 && stride < (long) ld * (cols - 1) + rows && stride != 0) {
+        if (ld < rows || need > b.length()) {
             throw new IllegalArgumentException("GEMM operand " + name + ": " + rows + " x " + cols + " (ld " + ld
                     + ", " + batch + " of stride " + stride + ") needs " + need + " elements, the buffer has " + b.length());
         }
     }
+
+    private static final boolean NO_T = false, TRANS = true;
 
     // ------------------------------------------------------------------ ops
 
@@ -540,7 +415,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N)
-        gemm(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, OC, N, C, weight, C, inp, C, out, OC, false);
+        gemm(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, false);
         if (bias != null) launch("add_bias", blocks((long) N * OC, 256), 256, out, bias, N, OC);
     }
 
@@ -548,10 +423,10 @@ public final class CudaBackend implements Backend {
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
         // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
-        gemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, C, N, OC, weight, C, dout, OC, dinp, C, false);
+        gemm(NO_T, NO_T, C, N, OC, weight, C, dout, OC, dinp, C, false);
         // dW^T (C,OC) += inp^T (C,N) x dout (N,OC), into the float32 gradient
         expect(dweight, DType.F32, (long) OC * C, "matmul dweight (parameter gradients are float32)");
-        gemm(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, dweight, C, true);
+        gemm(NO_T, TRANS, C, OC, N, inp, C, dout, OC, dweight, C, true);
         if (dbias != null) {
             int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
             CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * OC);
@@ -568,7 +443,7 @@ public final class CudaBackend implements Backend {
         CudaBuffer y = scratch("y", floatX, n), pre = scratch("preatt", floatX, tt);
         launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs);
         // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
-        gemmBatched(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
+        gemmBatched(TRANS, NO_T, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
                 pre, T, (long) T * T, B * NH, false);
         launch("softmax_forward", blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T, (float) (1.0 / Math.sqrt(hs)));
         Buffer attUsed = att;
@@ -578,7 +453,7 @@ public final class CudaBackend implements Backend {
             attUsed = dropped;
         }
         // y (T,hs) = att' (T,T) v (T,hs)
-        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, hs, T, T, v, hs, (long) T * hs, attUsed, T, (long) T * T,
+        gemmBatched(NO_T, NO_T, hs, T, T, v, hs, (long) T * hs, attUsed, T, (long) T * T,
                 y, hs, (long) T * hs, B * NH, false);
         launch("unpermute", blocks(n, 256), 256, out, y, B, T, NH, hs, 0);
     }
@@ -602,17 +477,17 @@ public final class CudaBackend implements Backend {
             attUsed = dropped;
         }
         // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy
-        gemmBatched(cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, T, T, hs, v, hs, (long) T * hs, dy, hs, (long) T * hs,
+        gemmBatched(TRANS, NO_T, T, T, hs, v, hs, (long) T * hs, dy, hs, (long) T * hs,
                 datt, T, (long) T * T, B * NH, false);
-        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
+        gemmBatched(NO_T, TRANS, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
                 dv, hs, (long) T * hs, B * NH, false);
         if (drop) launch("dropout", blocks(tt, 256), 256, datt, tt, dropout.p(), dropout.key());
         launch("softmax_backward", blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
         // dq = dpre k ; dk = dpre^T q
-        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_N, hs, T, T, k, hs, (long) T * hs, dpre, T, (long) T * T,
+        gemmBatched(NO_T, NO_T, hs, T, T, k, hs, (long) T * hs, dpre, T, (long) T * T,
                 dq, hs, (long) T * hs, B * NH, false);
-        gemmBatched(cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
+        gemmBatched(NO_T, TRANS, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
                 dk, hs, (long) T * hs, B * NH, false);
         launch("permute_qkv_backward", blocks(n, 256), 256, dqkv, dq, dk, dv, B, T, NH, hs);
     }
@@ -661,14 +536,13 @@ public final class CudaBackend implements Backend {
     public double sumOfSquares(Buffer x) {
         CudaBuffer partial = scratch("sum_partial", DType.F64, SUM_BLOCKS);
         launch("sum_squares", SUM_BLOCKS, 512, partial, x, x.length());
-        if (dry) return 0;
-        DoublePointer host = new DoublePointer(SUM_BLOCKS);
-        check(cudart.cudaMemcpy(host, at(partial.address()), 8L * SUM_BLOCKS, cudart.cudaMemcpyDeviceToHost),
-                "cudaMemcpy(partial sums)");
-        double total = 0;
-        for (int i = 0; i < SUM_BLOCKS; i++) total += host.get(i);
-        host.close();
-        return total;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(8L * SUM_BLOCKS, 8);
+            exec.copyToHost(host, partial.address());
+            double total = 0;
+            for (int i = 0; i < SUM_BLOCKS; i++) total += host.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
+            return total;
+        }
     }
 
     @Override
@@ -682,14 +556,13 @@ public final class CudaBackend implements Backend {
 
     /** Waits for the GPU (for timing). */
     public void synchronize() {
-        if (!dry) check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+        exec.synchronize();
     }
 
     @Override
     public void close() {
-        if (dry) return;
-        for (CudaBuffer b : scratch.values()) cudart.cudaFree(at(b.address()));
+        for (CudaBuffer b : scratch.values()) exec.free(b.address());
         scratch.clear();
-        cublas.cublasDestroy_v2(blas);
+        exec.close();
     }
 }

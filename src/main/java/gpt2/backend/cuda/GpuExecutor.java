@@ -1,0 +1,166 @@
+package gpt2.backend.cuda;
+
+import gpt2.backend.DType;
+import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.cudart.CUfunc_st;
+import org.bytedeco.cuda.cudart.CUmod_st;
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.cuda.cudart.cudaDeviceProp;
+import org.bytedeco.cuda.global.cublas;
+import org.bytedeco.cuda.global.cudart;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
+
+import java.lang.foreign.MemorySegment;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static gpt2.backend.RawPointer.at;
+import static gpt2.backend.RawPointer.floats;
+import static gpt2.backend.cuda.Cuda.check;
+import static gpt2.backend.cuda.Cuda.checkBlas;
+import static gpt2.backend.cuda.Cuda.checkDriver;
+
+/**
+ * The GPU: device memory through the CUDA runtime, kernels (NVRTC-built CUBIN for this GPU's
+ * architecture, floatX = float or bf16) through the driver API, GEMMs through cuBLAS. Every call
+ * is checked; GPT2_CUDA_SYNC=1 synchronizes after each launch so an asynchronous error names its
+ * kernel.
+ */
+final class GpuExecutor implements Executor {
+    private final String deviceName, arch;
+    private final cublasContext blas = new cublasContext();
+    private final Map<String, CUfunc_st> kernels = new HashMap<>();
+    private final FloatPointer one = new FloatPointer(1f), zero = new FloatPointer(0f);
+    private final boolean syncEachLaunch = System.getenv("GPT2_CUDA_SYNC") != null;
+
+    GpuExecutor(int device, boolean tf32, boolean bf16) {
+        check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
+        check(cudart.cudaFree(null), "cudaFree(null) (context creation)");
+        cudaDeviceProp prop = new cudaDeviceProp();
+        check(cudart.cudaGetDeviceProperties(prop, device), "cudaGetDeviceProperties");
+        deviceName = prop.name().getString();
+        arch = "sm_" + prop.major() + prop.minor();
+        checkBlas(cublas.cublasCreate_v2(blas), "cublasCreate");
+        checkBlas(cublas.cublasSetMathMode(blas, tf32 ? cublas.CUBLAS_TF32_TENSOR_OP_MATH : cublas.CUBLAS_PEDANTIC_MATH),
+                "cublasSetMathMode");
+        for (String family : KernelCompiler.FAMILIES) {
+            byte[] bin = KernelCompiler.cubin(family, arch, bf16, KernelCompiler.defaultCacheDir());
+            CUmod_st module = new CUmod_st();
+            checkDriver(cudart.cuModuleLoadData(module, new BytePointer(bin)), "cuModuleLoadData(" + family + ")");
+            for (String name : KernelCompiler.kernelNames(family)) {
+                CUfunc_st f = new CUfunc_st();
+                checkDriver(cudart.cuModuleGetFunction(f, module, name), "cuModuleGetFunction(" + name + ")");
+                kernels.put(name, f);
+            }
+        }
+    }
+
+    @Override public String deviceName() { return deviceName; }
+    @Override public String arch() { return arch; }
+
+    @Override
+    public long allocate(long bytes, String what) {
+        Pointer p = new Pointer();
+        int status = cudart.cudaMalloc(p, bytes);
+        if (status == cudart.cudaErrorMemoryAllocation) {
+            cudart.cudaGetLastError();
+            throw new Cuda.CudaException("out of GPU memory allocating " + what + " (" + (bytes >> 20)
+                    + " MiB); try a smaller --batch_size");
+        }
+        check(status, "cudaMalloc(" + what + ", " + bytes + " bytes)");
+        check(cudart.cudaMemset(p, 0, bytes), "cudaMemset(" + what + ")");
+        return p.address();
+    }
+
+    @Override
+    public void free(long address) {
+        check(cudart.cudaFree(at(address)), "cudaFree");
+    }
+
+    @Override
+    public void zero(long address, long bytes) {
+        check(cudart.cudaMemset(at(address), 0, bytes), "cudaMemset");
+    }
+
+    @Override
+    public void copyToDevice(long dst, MemorySegment src) {
+        check(cudart.cudaMemcpy(at(dst), at(src.address()), src.byteSize(), cudart.cudaMemcpyHostToDevice),
+                "cudaMemcpy(host to device)");
+    }
+
+    @Override
+    public void copyToHost(MemorySegment dst, long src) {
+        check(cudart.cudaMemcpy(at(dst.address()), at(src), dst.byteSize(), cudart.cudaMemcpyDeviceToHost),
+                "cudaMemcpy(device to host)");
+    }
+
+    @Override
+    public void copyOnDevice(long dst, long src, long bytes) {
+        check(cudart.cudaMemcpy(at(dst), at(src), bytes, cudart.cudaMemcpyDeviceToDevice), "cudaMemcpy(device to device)");
+    }
+
+    @Override
+    public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
+        CUfunc_st f = kernels.get(kernel);
+        PointerPointer<Pointer> params = new PointerPointer<>(args.length);
+        Pointer[] keep = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            keep[i] = switch (args[i]) {
+                case Long l -> new LongPointer(1).put(l);
+                case Integer n -> new IntPointer(1).put(n);
+                case Float x -> new FloatPointer(1).put(x);
+                default -> throw new IllegalArgumentException(kernel + ": unsupported argument " + args[i]);
+            };
+            params.put(i, keep[i]);
+        }
+        checkDriver(cudart.cuLaunchKernel(f, grid, gridY, 1, block, 1, 1, 0, (CUstream_st) null, params, null),
+                "cuLaunchKernel(" + kernel + ")");
+        if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
+        for (Pointer p : keep) p.close();
+        params.close();
+    }
+
+    @Override
+    public void gemm(Gemm g) {
+        int opA = g.transA() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, opB = g.transB() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N;
+        FloatPointer beta = g.accumulate() ? one : zero;
+        if (g.in() == DType.F32) {
+            if (g.batch() == 1) {
+                checkBlas(cublas.cublasSgemm_v2(blas, opA, opB, g.m(), g.n(), g.k(), one, floats(g.a()), g.lda(),
+                        floats(g.b()), g.ldb(), beta, floats(g.c()), g.ldc()), "cublasSgemm");
+            } else {
+                checkBlas(cublas.cublasSgemmStridedBatched(blas, opA, opB, g.m(), g.n(), g.k(), one, floats(g.a()), g.lda(),
+                        g.strideA(), floats(g.b()), g.ldb(), g.strideB(), beta, floats(g.c()), g.ldc(), g.strideC(),
+                        g.batch()), "cublasSgemmStridedBatched");
+            }
+            return;
+        }
+        int ct = g.out() == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F;
+        if (g.batch() == 1) {
+            checkBlas(cublas.cublasGemmEx(blas, opA, opB, g.m(), g.n(), g.k(), one, at(g.a()), cudart.CUDA_R_16BF, g.lda(),
+                    at(g.b()), cudart.CUDA_R_16BF, g.ldb(), beta, at(g.c()), ct, g.ldc(),
+                    cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmEx(bf16)");
+        } else {
+            checkBlas(cublas.cublasGemmStridedBatchedEx(blas, opA, opB, g.m(), g.n(), g.k(), one, at(g.a()),
+                    cudart.CUDA_R_16BF, g.lda(), g.strideA(), at(g.b()), cudart.CUDA_R_16BF, g.ldb(), g.strideB(), beta,
+                    at(g.c()), ct, g.ldc(), g.strideC(), g.batch(), cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT),
+                    "cublasGemmStridedBatchedEx(bf16)");
+        }
+    }
+
+    @Override
+    public void synchronize() {
+        check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    }
+
+    @Override
+    public void close() {
+        cublas.cublasDestroy_v2(blas);
+    }
+}
