@@ -29,13 +29,14 @@ $JAVA $JAVA_OPTS -jar .gpu-bundle/lib/junit-platform-console-standalone-*.jar ex
 tests_rc=${PIPESTATUS[0]}
 summary+=("gpu tests: $( [[ $tests_rc == 0 ]] && echo PASS || echo "FAIL (rc $tests_rc)")")
 
-for mode in "float32 0" "float32 1" "bfloat16 0"; do
+# dtype, tensorcores, GPT2_CUBLASLT (1: bias and GELU in cuBLASLt's GEMM epilogues)
+for mode in "float32 0 0" "float32 1 0" "float32 1 1" "bfloat16 0 0" "bfloat16 0 1"; do
   set -- $mode
-  echo "== bench d12 B=16 T=1024 dtype $1 tensorcores $2"
-  $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main bench --model d12 --batch_size 16 --sequence_length 1024 --steps 5 \
-    --device cuda --dtype "$1" --tensorcores "$2" 2>&1 | tee /tmp/gpu-bench.log
+  echo "== bench d12 B=16 T=1024 dtype $1 tensorcores $2 cublaslt $3"
+  GPT2_CUBLASLT=$3 $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main bench --model d12 --batch_size 16 --sequence_length 1024 \
+    --steps 5 --device cuda --dtype "$1" --tensorcores "$2" 2>&1 | tee /tmp/gpu-bench.log
   line="$(grep -E '^median step' /tmp/gpu-bench.log || echo 'bench failed')"
-  summary+=("bench d12 B16 T1024 dtype=$1 tensorcores=$2: $line")
+  summary+=("bench d12 B16 T1024 dtype=$1 tensorcores=$2 cublaslt=$3: $line")
 done
 
 echo "== gpt2 train on the GPU: 6 steps with a checkpoint at 3, then resume from it"

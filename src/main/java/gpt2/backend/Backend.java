@@ -85,6 +85,15 @@ public interface Backend extends AutoCloseable {
     /** out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC, optional). */
     void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC);
 
+    /**
+     * The MLP's first layer: pre (N,OC) = inp @ weight^T + bias (optional), out (N,OC) = GELU(pre).
+     * A backend may fuse the two (CUDA: cuBLASLt's GELU epilogue).
+     */
+    default void matmulGeluForward(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
+        matmulForward(pre, inp, weight, bias, N, C, OC);
+        geluForward(out, pre, (long) N * OC);
+    }
+
     /** dinp (N,C) =, dweight (OC,C) +=, dbias (OC, optional) += (float32). */
     void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                         int N, int C, int OC);

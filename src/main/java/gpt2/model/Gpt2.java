@@ -211,8 +211,7 @@ public final class Gpt2 implements AutoCloseable {
             backend.dropout(act(x.attproj()), (long) N * C, dropout(l, SITE_ATTN_RESID));
             backend.residualForward(act(x.res2()), residual, act(x.attproj()), (long) N * C);
             normForward(act(x.ln2()), x.ln2Mean(), x.ln2Rstd(), act(x.res2()), w.ln2w(), w.ln2b(), N);
-            backend.matmulForward(act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
-            backend.geluForward(act(x.fchGelu()), act(x.fch()), (long) N * 4 * C);
+            backend.matmulGeluForward(act(x.fchGelu()), act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
             backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
             backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
             backend.residualForward(act(x.res3()), act(x.res2()), act(x.fcproj()), (long) N * C);

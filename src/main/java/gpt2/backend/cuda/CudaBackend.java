@@ -44,6 +44,8 @@ public final class CudaBackend implements Backend {
     private final Executor exec;
     private final boolean tf32;
     private final DType floatX;
+    /** cuBLASLt epilogues: bias (and GELU) fused into the linear layers' GEMMs. */
+    private final boolean fuseEpilogues;
     private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
     private final Map<String, CudaBuffer> scratch = new HashMap<>();
 
@@ -71,7 +73,7 @@ public final class CudaBackend implements Backend {
      * @param bf16 bf16 mixed precision (see the class comment); float32 throughout otherwise
      */
     public CudaBackend(int device, boolean tf32, boolean bf16) {
-        this(device, tf32, bf16, gpu(device, tf32, bf16));
+        this(device, tf32, bf16, "1".equals(System.getenv("GPT2_CUBLASLT")), gpu(device, tf32, bf16));
     }
 
     private static Executor gpu(int device, boolean tf32, boolean bf16) {
@@ -80,10 +82,16 @@ public final class CudaBackend implements Backend {
         return new GpuExecutor(device, tf32, bf16);
     }
 
-    /** A backend over another executor (a dry run, the tests' CPU emulator). */
-    CudaBackend(int device, boolean tf32, boolean bf16, Executor exec) {
+    /**
+     * A backend over an executor (the GPU, a dry run, the tests' CPU emulator); {@code fuseEpilogues}:
+     * the linear layers' bias and the MLP's GELU in cuBLASLt's GEMM epilogues instead of separate
+     * kernels. On a GPU they are opt-in (GPT2_CUBLASLT=1) until a GPU run has verified them: so far
+     * only the CPU emulator and a dry run have.
+     */
+    CudaBackend(int device, boolean tf32, boolean bf16, boolean fuseEpilogues, Executor exec) {
         this.device = device;
         this.tf32 = tf32;
+        this.fuseEpilogues = fuseEpilogues;
         this.floatX = bf16 ? DType.BF16 : DType.F32;
         this.exec = exec;
         for (String family : KernelCompiler.FAMILIES) signatures.putAll(KernelCompiler.signatures(family));
@@ -95,7 +103,7 @@ public final class CudaBackend implements Backend {
      * then only recorded in {@link #trace()}. For testing the model's and this backend's plumbing.
      */
     static CudaBackend dryRun(boolean bf16) {
-        return new CudaBackend(-1, false, bf16, new DryExecutor());
+        return new CudaBackend(-1, false, bf16, true, new DryExecutor());
     }
 
     /** Dry run: the launches and GEMMs so far, in order ("kernel NAME" / "gemm TYPES ..."). */
@@ -107,7 +115,8 @@ public final class CudaBackend implements Backend {
     public String name() {
         return "cuda:" + device + " (" + exec.deviceName() + ", " + exec.arch()
                 + (floatX == DType.BF16 ? ", bf16 mixed precision" : ", float32")
-                + (tf32 ? ", TF32 GEMMs" : floatX == DType.BF16 ? "" : ", FP32 GEMMs") + ")";
+                + (tf32 ? ", TF32 GEMMs" : floatX == DType.BF16 ? "" : ", FP32 GEMMs")
+                + (fuseEpilogues ? ", cuBLASLt epilogues" : "") + ")";
     }
 
     @Override
@@ -337,6 +346,22 @@ public final class CudaBackend implements Backend {
     private void gemmBatched(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, long strideA,
                              Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch,
                              boolean accumulate) {
+        gemmBatched(transA, transB, m, n, k, A, lda, strideA, B, ldb, strideB, C, ldc, strideC, batch, accumulate,
+                null, false, null);
+    }
+
+    /**
+     * A GEMM with cuBLASLt's epilogue: C = op(A) op(B) + bias (per row of the column-major C), then
+     * with gelu C = GELU(that) and the pre-activation into {@code pre}.
+     */
+    private void gemmEpilogue(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
+                              int ldb, Buffer C, int ldc, Buffer bias, boolean gelu, Buffer pre) {
+        gemmBatched(transA, transB, m, n, k, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, false, bias, gelu, pre);
+    }
+
+    private void gemmBatched(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, long strideA,
+                             Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch,
+                             boolean accumulate, Buffer bias, boolean gelu, Buffer pre) {
         CudaBuffer a = cuda(A), b = cuda(B), c = cuda(C);
         extent("A", a, transA ? k : m, transA ? m : k, lda, strideA, batch);
         extent("B", b, transB ? n : k, transB ? k : n, ldb, strideB, batch);
@@ -347,8 +372,14 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("GEMM of " + a.dtype() + " x " + b.dtype() + " into " + c.dtype()
                     + " (float32 x float32 into float32, or bf16 x bf16 into bf16 or float32)");
         }
+        if (bias != null) expect(bias, c.dtype(), m, "GEMM bias");
+        if (gelu) {
+            if (pre == null || cuda(pre).dtype() != c.dtype()) throw new IllegalArgumentException("GEMM with GELU: the pre-activation buffer must match C");
+            extent("pre-activation", cuda(pre), m, n, ldc, strideC, batch);
+        }
         exec.gemm(new Executor.Gemm(transA, transB, m, n, k, a.address(), lda, strideA, b.address(), ldb, strideB,
-                c.address(), ldc, strideC, batch, in, c.dtype(), accumulate));
+                c.address(), ldc, strideC, batch, in, c.dtype(), accumulate, bias == null ? 0L : addr(bias), gelu,
+                pre == null ? 0L : addr(pre)));
     }
 
     /** A column-major (rows x cols) operand with leading dimension ld, batch matrices stride apart, fits its buffer. */
@@ -414,9 +445,35 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
-        // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N)
+        // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N); bias per row of out^T
+        if (bias != null && fusable(C, OC, out, inp, weight, bias)) {
+            gemmEpilogue(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, bias, false, null);
+            return;
+        }
         gemm(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, false);
         if (bias != null) launch("add_bias", blocks((long) N * OC, 256), 256, out, bias, N, OC);
+    }
+
+    /** One GEMM with the bias and GELU in cuBLASLt's epilogue, when it can take these buffers. */
+    @Override
+    public void matmulGeluForward(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
+        if (fusable(C, OC, out, pre, inp, weight, bias)) {
+            gemmEpilogue(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, bias, true, pre);
+            return;
+        }
+        matmulForward(pre, inp, weight, bias, N, C, OC);
+        geluForward(out, pre, (long) N * OC);
+    }
+
+    /**
+     * Whether cuBLASLt's epilogue is used: when enabled and every pointer is 16-byte aligned and the
+     * leading dimensions are multiples of 8 (what cuBLASLt's fast kernels need; otherwise the same
+     * arithmetic runs as a GEMM plus separate kernels).
+     */
+    private boolean fusable(int C, int OC, Buffer... buffers) {
+        if (!fuseEpilogues || C % 8 != 0 || OC % 8 != 0) return false;
+        for (Buffer b : buffers) if (b != null && addr(b) % 16 != 0) return false;
+        return true;
     }
 
     @Override

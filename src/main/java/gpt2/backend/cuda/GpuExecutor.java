@@ -2,6 +2,9 @@ package gpt2.backend.cuda;
 
 import gpt2.backend.DType;
 import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.cublas.cublasLtContext;
+import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
+import org.bytedeco.cuda.cublas.cublasLtMatmulPreferenceOpaque_t;
 import org.bytedeco.cuda.cudart.CUfunc_st;
 import org.bytedeco.cuda.cudart.CUmod_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
@@ -28,7 +31,8 @@ import static gpt2.backend.cuda.Cuda.checkDriver;
 
 /**
  * The GPU: device memory through the CUDA runtime, kernels (NVRTC-built CUBIN for this GPU's
- * architecture, floatX = float or bf16) through the driver API, GEMMs through cuBLAS. Every call
+ * architecture, floatX = float or bf16) through the driver API, GEMMs through cuBLAS (cuBLASLt for
+ * those with a bias or GELU epilogue). Every call
  * is checked; GPT2_CUDA_SYNC=1 synchronizes after each launch so an asynchronous error names its
  * kernel.
  */
@@ -38,8 +42,15 @@ final class GpuExecutor implements Executor {
     private final Map<String, CUfunc_st> kernels = new HashMap<>();
     private final FloatPointer one = new FloatPointer(1f), zero = new FloatPointer(0f);
     private final boolean syncEachLaunch = System.getenv("GPT2_CUDA_SYNC") != null;
+    private final boolean tf32;
+    private final cublasLtContext lt = new cublasLtContext();
+    private static final long LT_WORKSPACE = 32L << 20;
+    private long ltWorkspace;
+    /** cuBLASLt's algorithm choice per GEMM shape, types, epilogue and pointer alignment. */
+    private final Map<String, cublasLtMatmulHeuristicResult_t> algos = new HashMap<>();
 
     GpuExecutor(int device, boolean tf32, boolean bf16) {
+        this.tf32 = tf32;
         check(cudart.cudaSetDevice(device), "cudaSetDevice(" + device + ")");
         check(cudart.cudaFree(null), "cudaFree(null) (context creation)");
         cudaDeviceProp prop = new cudaDeviceProp();
@@ -49,6 +60,8 @@ final class GpuExecutor implements Executor {
         checkBlas(cublas.cublasCreate_v2(blas), "cublasCreate");
         checkBlas(cublas.cublasSetMathMode(blas, tf32 ? cublas.CUBLAS_TF32_TENSOR_OP_MATH : cublas.CUBLAS_PEDANTIC_MATH),
                 "cublasSetMathMode");
+        checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
+        ltWorkspace = allocate(LT_WORKSPACE, "cuBLASLt workspace");
         for (String family : KernelCompiler.FAMILIES) {
             byte[] bin = KernelCompiler.cubin(family, arch, bf16, KernelCompiler.defaultCacheDir());
             CUmod_st module = new CUmod_st();
@@ -128,6 +141,10 @@ final class GpuExecutor implements Executor {
 
     @Override
     public void gemm(Gemm g) {
+        if (g.hasEpilogue()) {
+            gemmLt(g);
+            return;
+        }
         int opA = g.transA() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, opB = g.transB() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N;
         FloatPointer beta = g.accumulate() ? one : zero;
         if (g.in() == DType.F32) {
@@ -154,6 +171,42 @@ final class GpuExecutor implements Executor {
         }
     }
 
+    /** A GEMM with a bias (and GELU) epilogue through cuBLASLt (as llm.c's matmul_cublaslt). */
+    private void gemmLt(Gemm g) {
+        try (LtGemm d = new LtGemm(g, tf32)) {
+            String key = g.transA() + "," + g.transB() + "," + g.m() + "," + g.n() + "," + g.k() + "," + g.in() + ","
+                    + g.out() + "," + LtGemm.epilogue(g) + "," + g.lda() + "," + g.ldb() + "," + g.ldc();
+            cublasLtMatmulHeuristicResult_t algo = algos.get(key);
+            if (algo == null) {
+                cublasLtMatmulPreferenceOpaque_t pref = preference();
+                algo = new cublasLtMatmulHeuristicResult_t();
+                int[] found = new int[1];
+                checkBlas(cublas.cublasLtMatmulAlgoGetHeuristic(lt, d.desc, d.a, d.b, d.c, d.c, pref, 1, algo, found),
+                        "cublasLtMatmulAlgoGetHeuristic");
+                cublas.cublasLtMatmulPreferenceDestroy(pref);
+                if (found[0] == 0) {
+                    throw new Cuda.CudaException("cuBLASLt has no algorithm for a " + g.m() + "x" + g.n() + "x" + g.k() + " "
+                            + g.in() + " GEMM with epilogue " + LtGemm.epilogue(g) + " (unset GPT2_CUBLASLT to run it unfused)");
+                }
+                algos.put(key, algo);
+            }
+            checkBlas(cublas.cublasLtMatmul(lt, d.desc, one, at(g.a()), d.a, at(g.b()), d.b, zero, at(g.c()), d.c,
+                    at(g.c()), d.c, algo.algo(), at(ltWorkspace), LT_WORKSPACE, (CUstream_st) null), "cublasLtMatmul");
+        }
+        if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "cublasLtMatmul");
+    }
+
+    private static cublasLtMatmulPreferenceOpaque_t preference() {
+        PointerPointer<Pointer> handle = new PointerPointer<>(1);
+        checkBlas(cublas.cublasLtMatmulPreferenceCreate(handle), "cublasLtMatmulPreferenceCreate");
+        cublasLtMatmulPreferenceOpaque_t pref = new cublasLtMatmulPreferenceOpaque_t(handle.get(0));
+        try (LongPointer size = new LongPointer(1).put(LT_WORKSPACE)) {
+            checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                    size, 8), "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+        }
+        return pref;
+    }
+
     @Override
     public void synchronize() {
         check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize");
@@ -161,6 +214,8 @@ final class GpuExecutor implements Executor {
 
     @Override
     public void close() {
+        free(ltWorkspace);
+        cublas.cublasLtDestroy(lt);
         cublas.cublasDestroy_v2(blas);
     }
 }

@@ -35,7 +35,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CudaDryRunTest {
 
     static final GptConfig GPT2 = GptConfig.preset("d2").with(b -> b.vocabSize(500).channels(64).numHeads(4).maxSeqLen(32).dropout(0.1f));
-    static final GptConfig SEED = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(32));
+    /** RMSNorm, no q/k/v bias, and here no linear biases at all (GELU epilogue without bias). */
+    static final GptConfig SEED = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64)
+            .numHeads(4).maxSeqLen(32).bias(false));
 
     @Test
     void signaturesAreReadFromTheSources() {
@@ -84,9 +86,9 @@ class CudaDryRunTest {
         }
         System.out.println("  dry run, bf16 " + bf16 + ": " + be.trace().size() + " launches/GEMMs; GEMM types " + gemms);
         for (String k : List.of("encoder_forward", "encoder_backward", "layernorm_forward", "layernorm_backward_dinp",
-                "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials", "add_bias",
+                "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials",
                 "bias_partial", "permute_qkv", "permute_qkv_backward", "unpermute", "softmax_forward", "softmax_backward",
-                "attention_decode", "gelu_forward", "gelu_backward", "residual_forward", "dropout", "dropout_copy",
+                "attention_decode", "gelu_backward", "residual_forward", "dropout", "dropout_copy",
                 "crossentropy_forward", "crossentropy_backward", "sum_squares", "adamw")) {
             assertTrue(kernels.contains(k), k + " never launched");
         }
@@ -97,6 +99,13 @@ class CudaDryRunTest {
             assertFalse(kernels.contains("to_bf16"));
             assertEquals(Set.of("F32->F32"), gemms);
         }
+        // cuBLASLt epilogues: the MLP's GELU with and without bias (GPT2 has biases, SEED here none),
+        // the other biased linear layers
+        assertTrue(be.trace().stream().anyMatch(l -> l.endsWith("+bias +gelu")), "no fused bias+GELU");
+        assertTrue(be.trace().stream().anyMatch(l -> l.startsWith("gemm") && !l.contains("+bias") && l.endsWith("+gelu")),
+                "no fused GELU without bias");
+        assertTrue(be.trace().stream().anyMatch(l -> l.endsWith("+bias")), "no fused bias");
+        assertFalse(kernels.contains("add_bias") || kernels.contains("gelu_forward"), "unfused epilogue ops ran: " + kernels);
     }
 
     @Test
@@ -129,6 +138,21 @@ class CudaDryRunTest {
         Buffer ints = be.allocate(DType.I32, 10, "tokens");
         assertThrows(IllegalArgumentException.class, () -> be.encoderForward(out, out, w, w, 1, 1, 1)); // tokens not int32
         be.encoderForward(out, ints, w, w, 1, 1, 1);
+    }
+
+    @Test
+    void misalignedOperandsRunTheEpilogueAsSeparateKernels() {
+        CudaBackend be = CudaBackend.dryRun(false);
+        Buffer x = be.allocate(DType.F32, 64 * 32, "x"), w = be.allocate(DType.F32, 48 * 32, "w");
+        Buffer out = be.allocate(DType.F32, 64 * 48 + 1, "out"), bias = be.allocate(DType.F32, 48, "b");
+        be.matmulForward(out, x, w, bias, 64, 32, 48);
+        assertEquals("gemm F32->F32 48x64x32 +bias", be.trace().getLast());
+        be.matmulForward(out.slice(1, 64 * 48), x, w, bias, 64, 32, 48); // 4-byte aligned only
+        assertEquals(List.of("gemm F32->F32 48x64x32", "kernel add_bias"), be.trace().subList(be.trace().size() - 2, be.trace().size()));
+        be.matmulForward(out, x, w, bias, 64, 32, 44 + 4); // shapes are fine; now an OC that is no multiple of 8
+        Buffer w2 = be.allocate(DType.F32, 44 * 32, "w2");
+        be.matmulForward(out, x, w2, bias.slice(0, 44), 64, 32, 44);
+        assertEquals("kernel add_bias", be.trace().getLast());
     }
 
     @Test

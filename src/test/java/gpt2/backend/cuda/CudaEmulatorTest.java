@@ -16,6 +16,6 @@ class CudaEmulatorTest extends CudaParityChecks {
 
     @Override
     CudaBackend newBackend(boolean tf32, boolean bf16) {
-        return new CudaBackend(-1, tf32, bf16, new EmulatedExecutor(bf16));
+        return new CudaBackend(-1, tf32, bf16, true, new EmulatedExecutor(bf16));
     }
 }

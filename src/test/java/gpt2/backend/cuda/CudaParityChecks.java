@@ -163,6 +163,13 @@ abstract class CudaParityChecks {
         assertClose(dinp, 1e-5, "matmul dinp");
         assertClose(dw, 1e-5, "matmul dweight (+=)");
         assertClose(db, 1e-5, "matmul dbias (+=)");
+        // the MLP's first layer: bias and GELU in cuBLASLt's epilogue, the pre-activation kept
+        Pair pre = rand(r, N * OC, 1), act = rand(r, N * OC, 1);
+        both((be, c) -> be.matmulGeluForward(s(act, c), s(pre, c), s(x, c), s(w, c), s(b, c), N, C, OC));
+        assertClose(pre, 1e-5, "matmul+gelu pre-activation");
+        assertClose(act, 1e-5, "matmul+gelu out");
+        both((be, c) -> be.matmulGeluForward(s(act, c), s(pre, c), s(x, c), s(w, c), null, N, C, OC));
+        assertClose(act, 1e-5, "matmul+gelu out, no bias");
     }
 
     @Test
@@ -311,6 +318,10 @@ abstract class CudaParityChecks {
             assertClose16(bf, dinp, BF16_TOL, "matmul dinp");
             assertClose16(bf, dw, BF16_TOL, "matmul dweight (f32 +=)");
             assertClose16(bf, db, BF16_TOL, "matmul dbias (f32 +=)");
+            Mixed pre = rand16(bf, r, N * OC, 1, X), act = rand16(bf, r, N * OC, 1, X);
+            both(bf, (be, c) -> be.matmulGeluForward(s(act, c), s(pre, c), s(x, c), s(w, c), s(b, c), N, C, OC));
+            assertClose16(bf, pre, BF16_TOL, "matmul+gelu pre");
+            assertClose16(bf, act, BF16_TOL, "matmul+gelu out");
             // layernorm
             int Nn = 37, Cn = 72;
             Mixed xn = rand16(bf, r, Nn * Cn, 2, X), wn = rand16(bf, r, Cn, 1, X), bn = rand16(bf, r, Cn, 1, X);

@@ -8,8 +8,8 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * {@link CudaParityChecks} on a GPU (tag gpu; skipped with the reason where none is usable), and
- * NCCL with one rank.
+ * {@link CudaParityChecks} on a GPU (tag gpu; skipped with the reason where none is usable), with
+ * the bias and GELU as separate kernels (the default), and NCCL with one rank.
  */
 @Tag("gpu")
 class CudaParityTest extends CudaParityChecks {
@@ -22,7 +22,7 @@ class CudaParityTest extends CudaParityChecks {
 
     @Override
     CudaBackend newBackend(boolean tf32, boolean bf16) {
-        return new CudaBackend(0, tf32, bf16);
+        return new CudaBackend(0, tf32, bf16, false, new GpuExecutor(0, tf32, bf16));
     }
 
     /** NCCL through the full path with world size 1 (our GPU machines have one GPU). */

@@ -26,7 +26,8 @@ import java.util.concurrent.TimeUnit;
  * emulator/cuda_emu.h (blocks in turn, a block's threads as fibers meeting at barriers and warp
  * shuffles), with one generated launcher per kernel called through the FFM API; "device memory"
  * is host memory; GEMMs are a plain column-major reference in Java (float32 accumulation, bf16
- * inputs and outputs as cuBLAS takes and gives them). What it cannot show: cuBLAS itself, real
+ * inputs and outputs as cuBLAS takes and gives them, cuBLASLt's bias and GELU epilogues computed on
+ * the float32 accumulator as cuBLASLt documents them). What it cannot show: cuBLAS itself, real
  * concurrency between blocks, the GPU's expf/tanhf, and anything about speed.
  */
 final class EmulatedExecutor implements Executor {
@@ -232,11 +233,20 @@ final class EmulatedExecutor implements Executor {
                     }
                     long ci = i + (long) j * g.ldc();
                     if (g.accumulate()) acc += get(C, g.out(), ci);
-                    if (g.out() == DType.BF16) C.setAtIndex(ValueLayout.JAVA_SHORT, ci, BFloat16.fromFloat(acc));
-                    else C.setAtIndex(ValueLayout.JAVA_FLOAT, ci, acc);
+                    if (g.bias() != 0) acc += get(at(g.bias(), (long) eout * g.m()), g.out(), i);
+                    if (g.gelu()) {
+                        set(at(g.pre(), eout * ((long) g.ldc() * g.n())), g.out(), ci, acc);
+                        acc = (float) (0.5 * acc * (1 + Math.tanh(0.7978845608028654 * (acc + 0.044715 * acc * acc * acc))));
+                    }
+                    set(C, g.out(), ci, acc);
                 }
             }
         }
+    }
+
+    private static void set(MemorySegment s, DType t, long i, float v) {
+        if (t == DType.BF16) s.setAtIndex(ValueLayout.JAVA_SHORT, i, BFloat16.fromFloat(v));
+        else s.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
     }
 
     private static float get(MemorySegment s, DType t, long i) {
