@@ -58,8 +58,10 @@ final class GpuExecutor implements Executor {
         deviceName = prop.name().getString();
         arch = "sm_" + prop.major() + prop.minor();
         checkBlas(cublas.cublasCreate_v2(blas), "cublasCreate");
-        checkBlas(cublas.cublasSetMathMode(blas, tf32 ? cublas.CUBLAS_TF32_TENSOR_OP_MATH : cublas.CUBLAS_PEDANTIC_MATH),
-                "cublasSetMathMode");
+        // pedantic math keeps float32 GEMMs strictly FP32 but would also keep bf16 GEMMs off the tensor
+        // cores; the default mode uses them for bf16 and never lowers float32 to TF32
+        int mathMode = tf32 ? cublas.CUBLAS_TF32_TENSOR_OP_MATH : bf16 ? cublas.CUBLAS_DEFAULT_MATH : cublas.CUBLAS_PEDANTIC_MATH;
+        checkBlas(cublas.cublasSetMathMode(blas, mathMode), "cublasSetMathMode");
         checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
         ltWorkspace = allocate(LT_WORKSPACE, "cuBLASLt workspace");
         for (String family : KernelCompiler.FAMILIES) {
@@ -174,19 +176,21 @@ final class GpuExecutor implements Executor {
     /** A GEMM with a bias (and GELU) epilogue through cuBLASLt (as llm.c's matmul_cublaslt). */
     private void gemmLt(Gemm g) {
         try (LtGemm d = new LtGemm(g, tf32)) {
+            int alignA = alignment(g.a()), alignB = alignment(g.b()), alignC = alignment(g.c());
             String key = g.transA() + "," + g.transB() + "," + g.m() + "," + g.n() + "," + g.k() + "," + g.in() + ","
-                    + g.out() + "," + LtGemm.epilogue(g) + "," + g.lda() + "," + g.ldb() + "," + g.ldc();
+                    + g.out() + "," + LtGemm.epilogue(g) + "," + g.lda() + "," + g.ldb() + "," + g.ldc() + ","
+                    + alignA + "," + alignB + "," + alignC;
             cublasLtMatmulHeuristicResult_t algo = algos.get(key);
             if (algo == null) {
-                cublasLtMatmulPreferenceOpaque_t pref = preference();
+                cublasLtMatmulPreferenceOpaque_t pref = preference(alignA, alignB, alignC);
                 algo = new cublasLtMatmulHeuristicResult_t();
                 int[] found = new int[1];
-                checkBlas(cublas.cublasLtMatmulAlgoGetHeuristic(lt, d.desc, d.a, d.b, d.c, d.c, pref, 1, algo, found),
-                        "cublasLtMatmulAlgoGetHeuristic");
+                int status = cublas.cublasLtMatmulAlgoGetHeuristic(lt, d.desc, d.a, d.b, d.c, d.c, pref, 1, algo, found);
                 cublas.cublasLtMatmulPreferenceDestroy(pref);
-                if (found[0] == 0) {
+                if (status != cublas.CUBLAS_STATUS_SUCCESS || found[0] == 0) {
                     throw new Cuda.CudaException("cuBLASLt has no algorithm for a " + g.m() + "x" + g.n() + "x" + g.k() + " "
-                            + g.in() + " GEMM with epilogue " + LtGemm.epilogue(g) + " (unset GPT2_CUBLASLT to run it unfused)");
+                            + g.in() + " GEMM with epilogue " + LtGemm.epilogue(g) + " (status " + status
+                            + "); unset GPT2_CUBLASLT to run the bias and GELU as separate kernels");
                 }
                 algos.put(key, algo);
             }
@@ -196,13 +200,34 @@ final class GpuExecutor implements Executor {
         if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "cublasLtMatmul");
     }
 
-    private static cublasLtMatmulPreferenceOpaque_t preference() {
+    /** The largest power of two up to 256 dividing an address: what cuBLASLt may assume of it. */
+    static int alignment(long address) {
+        return (int) Math.min(256, Long.lowestOneBit(address == 0 ? 256 : address));
+    }
+
+    /**
+     * The algorithm search's limits: the workspace, and the pointers' actual alignment (cuBLASLt
+     * otherwise assumes 256 bytes, and an algorithm chosen on that assumption can fail on
+     * parameter slices that are only 16-byte aligned).
+     */
+    private static cublasLtMatmulPreferenceOpaque_t preference(int alignA, int alignB, int alignC) {
         PointerPointer<Pointer> handle = new PointerPointer<>(1);
         checkBlas(cublas.cublasLtMatmulPreferenceCreate(handle), "cublasLtMatmulPreferenceCreate");
         cublasLtMatmulPreferenceOpaque_t pref = new cublasLtMatmulPreferenceOpaque_t(handle.get(0));
+        handle.close();
         try (LongPointer size = new LongPointer(1).put(LT_WORKSPACE)) {
             checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, cublas.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                     size, 8), "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+        }
+        int[][] aligns = {{cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignA},
+                {cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignB},
+                {cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignC},
+                {cublas.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignC}};
+        for (int[] a : aligns) {
+            try (IntPointer v = new IntPointer(1).put(a[1])) {
+                checkBlas(cublas.cublasLtMatmulPreferenceSetAttribute(pref, a[0], v, 4),
+                        "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
+            }
         }
         return pref;
     }

@@ -28,6 +28,7 @@ final class LtGemm implements AutoCloseable {
         PointerPointer<Pointer> handle = new PointerPointer<>(1);
         checkBlas(cublas.cublasLtMatmulDescCreate(handle, compute, cudart.CUDA_R_32F), "cublasLtMatmulDescCreate");
         desc = new cublasLtMatmulDescOpaque_t(handle.get(0));
+        handle.close();
         setInt(cublas.CUBLASLT_MATMUL_DESC_TRANSA, g.transA() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, "TRANSA");
         setInt(cublas.CUBLASLT_MATMUL_DESC_TRANSB, g.transB() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, "TRANSB");
         setInt(cublas.CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue(g), "EPILOGUE");
@@ -73,7 +74,9 @@ final class LtGemm implements AutoCloseable {
     private static cublasLtMatrixLayoutOpaque_t layout(int type, long rows, long cols, long ld) {
         PointerPointer<Pointer> handle = new PointerPointer<>(1);
         checkBlas(cublas.cublasLtMatrixLayoutCreate(handle, type, rows, cols, ld), "cublasLtMatrixLayoutCreate");
-        return new cublasLtMatrixLayoutOpaque_t(handle.get(0));
+        cublasLtMatrixLayoutOpaque_t layout = new cublasLtMatrixLayoutOpaque_t(handle.get(0));
+        handle.close();
+        return layout;
     }
 
     @Override

@@ -156,6 +156,15 @@ class CudaDryRunTest {
     }
 
     @Test
+    void cublasLtIsToldThePointersRealAlignment() {
+        assertEquals(256, GpuExecutor.alignment(0x7f0000000000L));
+        assertEquals(256, GpuExecutor.alignment(0x7f0000000400L));
+        assertEquals(128, GpuExecutor.alignment(0x7f0000000080L));
+        assertEquals(16, GpuExecutor.alignment(0x7f0000000010L + 0x20));
+        assertEquals(4, GpuExecutor.alignment(0x7f0000000004L));
+    }
+
+    @Test
     void theDryRunLoadsNoCudaLibrary() {
         // constructing and using it must not need the driver: this JVM (CI) has none
         CudaBackend be = CudaBackend.dryRun(true);
