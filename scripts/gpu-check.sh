@@ -29,14 +29,14 @@ $JAVA $JAVA_OPTS -jar .gpu-bundle/lib/junit-platform-console-standalone-*.jar ex
 tests_rc=${PIPESTATUS[0]}
 summary+=("gpu tests: $( [[ $tests_rc == 0 ]] && echo PASS || echo "FAIL (rc $tests_rc)")")
 
-# dtype, tensorcores, GPT2_CUBLASLT (1: bias and GELU in cuBLASLt's GEMM epilogues)
-for mode in "float32 0 0" "float32 1 0" "float32 1 1" "bfloat16 0 0" "bfloat16 0 1"; do
+# dtype, tensorcores, GPT2_CUBLASLT (1: bias and GELU in cuBLASLt's GEMM epilogues), --flash
+for mode in "float32 1 0 0" "float32 1 1 0" "float32 1 0 1" "bfloat16 0 0 0" "bfloat16 0 1 0" "bfloat16 0 1 1"; do
   set -- $mode
-  echo "== bench d12 B=16 T=1024 dtype $1 tensorcores $2 cublaslt $3"
+  echo "== bench d12 B=16 T=1024 dtype $1 tensorcores $2 cublaslt $3 flash $4"
   GPT2_CUBLASLT=$3 $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main bench --model d12 --batch_size 16 --sequence_length 1024 \
-    --steps 5 --device cuda --dtype "$1" --tensorcores "$2" 2>&1 | tee /tmp/gpu-bench.log
+    --steps 5 --device cuda --dtype "$1" --tensorcores "$2" --flash "$4" 2>&1 | tee /tmp/gpu-bench.log
   line="$(grep -E '^median step' /tmp/gpu-bench.log || echo 'bench failed')"
-  summary+=("bench d12 B16 T1024 dtype=$1 tensorcores=$2 cublaslt=$3: $line")
+  summary+=("bench d12 B16 T1024 dtype=$1 tensorcores=$2 cublaslt=$3 flash=$4: $line")
 done
 
 echo "== gpt2 train on the GPU: 6 steps with a checkpoint at 3, then resume from it"
@@ -54,14 +54,14 @@ resumed="$(grep -E '^step +[4-6]/' /tmp/gpu-resume.log | sed -E 's/ \| [0-9.]+ m
 if [[ -n "$full" && "$full" == "$resumed" ]]; then resume_ok=PASS; else resume_ok=FAIL; fi
 summary+=("train on GPU + resume from step 3: $resume_ok (steps 4-6 identical: loss, norm, lr)")
 
-echo "== the same in bf16 mixed precision"
-gpt2 train "${common[@]}" --dtype bfloat16 --output_dir "$work/run16" 2>&1 | tee /tmp/gpu-train16.log
-gpt2 train "${common[@]}" --dtype bfloat16 --output_dir "$work/resumed16" \
+echo "== the same in bf16 mixed precision with flash attention"
+gpt2 train "${common[@]}" --dtype bfloat16 --flash 1 --output_dir "$work/run16" 2>&1 | tee /tmp/gpu-train16.log
+gpt2 train "${common[@]}" --dtype bfloat16 --flash 1 --output_dir "$work/resumed16" \
   --load_chkpoint_file "$work/run16/checkpoint_00000003" 2>&1 | tee /tmp/gpu-resume16.log
 full16="$(grep -E '^step +[4-6]/' /tmp/gpu-train16.log | sed -E 's/ \| [0-9.]+ ms.*//')"
 resumed16="$(grep -E '^step +[4-6]/' /tmp/gpu-resume16.log | sed -E 's/ \| [0-9.]+ ms.*//')"
 if [[ -n "$full16" && "$full16" == "$resumed16" ]]; then resume16_ok=PASS; else resume16_ok=FAIL; fi
-summary+=("train on GPU in bf16 + resume from step 3: $resume16_ok (steps 4-6 identical)")
+summary+=("train on GPU in bf16 with flash attention + resume from step 3: $resume16_ok (steps 4-6 identical)")
 
 echo "== scripts/launch.sh --nproc_per_node=1 train on the GPU (NCCL with world size 1, full path)"
 export GPT2_CLASSPATH="$CP" JAVA_HOME="$(dirname "$(dirname "$JAVA")")" GPT2_JAVA_OPTS="$JAVA_OPTS"

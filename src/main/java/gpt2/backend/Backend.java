@@ -109,6 +109,26 @@ public interface Backend extends AutoCloseable {
     void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
                            Dropout dropout);
 
+    /** Whether {@link #flashAttentionForward} and {@link #flashAttentionBackward} exist here. */
+    default boolean hasFlashAttention() {
+        return false;
+    }
+
+    /**
+     * Causal self-attention without the (B,NH,T,T) weights (flash attention): out as
+     * {@link #attentionForward}, with the same dropout masks; saves lse (B,NH,T, float32), each
+     * row's log-sum-exp of the scaled scores, from which backward recomputes the weights.
+     */
+    default void flashAttentionForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
+        throw new UnsupportedOperationException(name() + " has no flash attention");
+    }
+
+    /** dqkv (B,T,3C) = from dout (B,T,C), given the forward's qkv, out and lse. */
+    default void flashAttentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse, int B, int T, int C,
+                                       int NH, Dropout dropout) {
+        throw new UnsupportedOperationException(name() + " has no flash attention");
+    }
+
     /**
      * One new position per sequence with a KV cache: k and v of qkv (B,1,3C) go to row pos of
      * kcache and vcache (B,NH,maxT,hs); out (B,1,C) = softmax(q.k[0..pos] / sqrt(hs)) v[0..pos].

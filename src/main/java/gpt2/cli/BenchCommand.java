@@ -43,6 +43,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 (mixed precision, CUDA only).")
     String dtype;
 
+    @Option(names = "--flash", defaultValue = "0", paramLabel = "0|1", description = "Flash attention (CUDA only).")
+    int flash;
+
     @Option(names = "--json", description = "Also print one JSON line with the numbers.")
     boolean json;
 
@@ -74,8 +77,10 @@ final class BenchCommand implements Callable<Integer> {
         try (Backend be = Backends.create(dev.device, dev.threads, ModelOptions.flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
+            m.setFlashAttention(ModelOptions.flag("--flash", flash));
             m.initialize(1);
-            out.printf("bench %s (%,d parameters) B=%d T=%d on %s%n", cfg.name(), cfg.parameterCount(), B, T, be.name());
+            out.printf("bench %s (%,d parameters) B=%d T=%d on %s%s%n", cfg.name(), cfg.parameterCount(), B, T, be.name(),
+                    m.flashAttention() ? ", flash attention" : "");
             out.flush();
             double[] ms = new double[steps], fwd = new double[steps], bwd = new double[steps], optim = new double[steps];
             double[] gemm = new double[steps];

@@ -117,7 +117,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--compile", defaultValue = "0", paramLabel = "0|1", description = "torch.compile in the original; a no-op here, reported (default: ${DEFAULT-VALUE}).")
     int compile;
 
-    @Option(names = "--flash", defaultValue = "0", paramLabel = "0|1", description = "Flash attention (GPU only; refused on the CPU) (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--flash", defaultValue = "0", paramLabel = "0|1", description = "Flash attention: the T x T attention weights are never stored (GPU only; refused on the CPU) (default: ${DEFAULT-VALUE}).")
     int flash;
 
     @Option(names = "--dtype", defaultValue = "float32", paramLabel = "TYPE", description = "float32 on the CPU; bfloat16 needs a GPU; float16 is not supported (default: ${DEFAULT-VALUE}).")
@@ -228,6 +228,7 @@ final class TrainCommand implements Callable<Integer> {
                      Communicator.shard(model.layout().totalSize(), rank, world)[0],
                      Communicator.shard(model.layout().totalSize(), rank, world)[1])
                      : new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
+            model.setFlashAttention(flag("--flash", flash));
             Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
             if (startWeights != null) {
                 ModelFiles.loadInto(startWeights, model);
@@ -235,7 +236,8 @@ final class TrainCommand implements Callable<Integer> {
                 model.initialize(seed);
             }
             if (rank == 0) {
-                log.printf("model %s: %,d parameters | backend %s%s%n", config.name(), config.parameterCount(), backend.name(),
+                log.printf("model %s: %,d parameters | backend %s%s%s%n", config.name(), config.parameterCount(), backend.name(),
+                        model.flashAttention() ? " | flash attention" : "",
                         world > 1 || launched ? " | rank 0 of " + world + (zeroStage == 1 ? ", ZeRO-1" : "") : "");
                 log.printf("data %s | B %d x T %d x %d micro-batches x %d ranks = %,d tokens per step | %d steps%n",
                         inputTrainBin, batchSize, seqLen, cfg.gradAccumSteps(), world, totalBatchSize, numIterations);
@@ -283,9 +285,8 @@ final class TrainCommand implements Callable<Integer> {
             case "float16" -> throw new IllegalArgumentException("--dtype float16 is not supported (use bfloat16 on a GPU or float32)");
             default -> throw new IllegalArgumentException("--dtype " + dtype + ": must be float32, bfloat16 or float16");
         }
-        if (flag("--flash", flash)) {
-            throw new IllegalArgumentException("--flash 1: " + (cuda ? "the flash-attention kernel is not written yet"
-                    : "flash attention needs the CUDA backend"));
+        if (flag("--flash", flash) && !cuda) {
+            throw new IllegalArgumentException("--flash 1: flash attention needs the CUDA backend (--device cuda)");
         }
         if (zeroStage != 0 && (zeroStage != 1 || world == 1)) {
             throw new IllegalArgumentException("--zero_stage " + zeroStage + ": " + (zeroStage != 1 ? "only stage 1 exists"

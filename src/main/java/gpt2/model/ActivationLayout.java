@@ -14,7 +14,8 @@ import java.util.List;
  * encoded (B,T,C) -> [ln1 (B,T,C) qkv (B,T,3C) att (B,NH,T,T) atty (B,T,C) attproj (B,T,C) res2 (B,T,C)
  *   ln2 (B,T,C) fch (B,T,4C) fchGelu (B,T,4C) fcproj (B,T,C) res3 (B,T,C)] x L -> lnf (B,T,C) -> logits (B,T,Vp)
  * </pre>
- * statistics: [ln1Mean (B,T) ln1Rstd (B,T) ln2Mean ln2Rstd] x L, lnfMean, lnfRstd, losses (B,T).
+ * statistics: [ln1Mean (B,T) ln1Rstd (B,T) (attLse (B,NH,T)) ln2Mean ln2Rstd] x L, lnfMean, lnfRstd,
+ * losses (B,T). With flash attention att is not kept and attLse (each row's log-sum-exp) is.
  * The mean tensors exist for LayerNorm only. Dropout works in place and saves nothing: its mask
  * is regenerated from the key.
  *
@@ -24,9 +25,10 @@ import java.util.List;
  */
 public final class ActivationLayout {
 
+    /** att is null with flash attention, attLse null without. */
     public record Layer(TensorSpec ln1, TensorSpec ln1Mean, TensorSpec ln1Rstd, TensorSpec qkv, TensorSpec att,
-                        TensorSpec atty, TensorSpec attproj, TensorSpec res2, TensorSpec ln2, TensorSpec ln2Mean,
-                        TensorSpec ln2Rstd, TensorSpec fch, TensorSpec fchGelu, TensorSpec fcproj,
+                        TensorSpec attLse, TensorSpec atty, TensorSpec attproj, TensorSpec res2, TensorSpec ln2,
+                        TensorSpec ln2Mean, TensorSpec ln2Rstd, TensorSpec fch, TensorSpec fchGelu, TensorSpec fcproj,
                         TensorSpec res3) {
     }
 
@@ -36,13 +38,14 @@ public final class ActivationLayout {
     }
 
     private final int B, T;
+    private final boolean flash;
     private final TensorSpec encoded, lnf, lnfMean, lnfRstd, logits, losses;
     private final List<Layer> layers;
     private final List<TensorSpec> tensors, statTensors;
     private final long totalSize, statsSize;
     private final Grads grads;
 
-    private ActivationLayout(GptConfig c, int B, int T) {
+    private ActivationLayout(GptConfig c, int B, int T, boolean flash) {
         if (B <= 0 || T <= 0) throw new IllegalArgumentException("batch size and sequence length must be positive");
         if (T > c.maxSeqLen()) {
             throw new IllegalArgumentException("sequence length " + T + " exceeds the model's block_size "
@@ -50,6 +53,7 @@ public final class ActivationLayout {
         }
         this.B = B;
         this.T = T;
+        this.flash = flash;
         long BT = (long) B * T, C = c.channels(), NH = c.numHeads();
         boolean ln = c.norm() == GptConfig.NormType.LAYERNORM;
         LayoutBuilder b = new LayoutBuilder(), s = new LayoutBuilder();
@@ -62,7 +66,8 @@ public final class ActivationLayout {
                     s.addIf(ln, p + "ln1_mean", l, B, T),
                     s.add(p + "ln1_rstd", l, B, T),
                     b.add(p + "qkv", l, B, T, 3 * C),
-                    b.add(p + "att", l, B, NH, T, T),
+                    b.addIf(!flash, p + "att", l, B, NH, T, T),
+                    s.addIf(flash, p + "att_lse", l, B, NH, T),
                     b.add(p + "atty", l, B, T, C),
                     b.add(p + "attproj", l, B, T, C),
                     b.add(p + "res2", l, B, T, C),
@@ -93,8 +98,18 @@ public final class ActivationLayout {
     }
 
     public static ActivationLayout of(GptConfig config, int B, int T) {
-        return new ActivationLayout(config, B, T);
+        return new ActivationLayout(config, B, T, false);
     }
+
+    /**
+     * With flash attention the (B,NH,T,T) weights are not kept; each layer saves the rows'
+     * log-sum-exp (B,NH,T) among the statistics instead.
+     */
+    public static ActivationLayout of(GptConfig config, int B, int T, boolean flash) {
+        return new ActivationLayout(config, B, T, flash);
+    }
+
+    public boolean flash() { return flash; }
 
     public int batchSize() { return B; }
     public int seqLen() { return T; }

@@ -52,6 +52,7 @@ public final class Gpt2 implements AutoCloseable {
     private long passKey;
     private boolean training;
     private boolean forwardHasTargets;
+    private boolean flash;
 
     public Gpt2(GptConfig config, Backend backend) {
         this.config = config;
@@ -77,6 +78,19 @@ public final class Gpt2 implements AutoCloseable {
         if (grads == null) grads = backend.allocate(DType.F32, layout.totalSize(), "parameter gradients");
         return grads;
     }
+    /**
+     * Flash attention from the next forward pass on: the (B,NH,T,T) attention weights are neither
+     * stored nor read back; only each row's log-sum-exp is kept. Refused by a backend without it.
+     */
+    public void setFlashAttention(boolean on) {
+        if (on && !backend.hasFlashAttention()) {
+            throw new IllegalArgumentException("--flash 1: the " + backend.name() + " backend has no flash attention");
+        }
+        flash = on;
+    }
+
+    public boolean flashAttention() { return flash; }
+
     /** Activations of the last forward pass (null before the first). */
     public ActivationLayout activationLayout() { return acts; }
     public Buffer activations() { return actBuf; }
@@ -200,7 +214,10 @@ public final class Gpt2 implements AutoCloseable {
             Buffer residual = act(a.residualIn(l));
             normForward(act(x.ln1()), x.ln1Mean(), x.ln1Rstd(), residual, w.ln1w(), w.ln1b(), N);
             backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
-            if (cache == null) {
+            if (cache == null && x.att() == null) {
+                backend.flashAttentionForward(act(x.atty()), stat(x.attLse()), act(x.qkv()), B, T, C, NH,
+                        dropout(l, SITE_ATTN_WEIGHTS));
+            } else if (cache == null) {
                 backend.attentionForward(act(x.atty()), act(x.att()), act(x.qkv()), B, T, C, NH,
                         dropout(l, SITE_ATTN_WEIGHTS));
             } else {
@@ -355,7 +372,12 @@ public final class Gpt2 implements AutoCloseable {
             // res2 = x_in + dropout(attention(...))
             dbranch = branch(dres, g, dropout(l, SITE_ATTN_RESID), (long) N * C);
             backend.matmulBackward(datty, grad(w.attprojw()), grad(w.attprojb()), dbranch, act(x.atty()), par(w.attprojw()), N, C, C);
-            backend.attentionBackward(dqkv, datty, act(x.qkv()), act(x.att()), B, T, C, NH, dropout(l, SITE_ATTN_WEIGHTS));
+            if (x.att() == null) {
+                backend.flashAttentionBackward(dqkv, datty, act(x.qkv()), act(x.atty()), stat(x.attLse()), B, T, C, NH,
+                        dropout(l, SITE_ATTN_WEIGHTS));
+            } else {
+                backend.attentionBackward(dqkv, datty, act(x.qkv()), act(x.att()), B, T, C, NH, dropout(l, SITE_ATTN_WEIGHTS));
+            }
             backend.matmulBackward(dln, grad(w.qkvw()), grad(w.qkvb()), dqkv, act(x.ln1()), par(w.qkvw()), N, C, 3 * C);
             normBackward(dres, w.ln1w(), w.ln1b(), dln, act(a.residualIn(l)), x.ln1Mean(), x.ln1Rstd(), N);
             if (backwardHook != null) backwardHook.accept(l);
@@ -452,8 +474,8 @@ public final class Gpt2 implements AutoCloseable {
     }
 
     private void ensureActivations(int B, int T) {
-        if (acts != null && acts.batchSize() == B && acts.seqLen() == T) return; // the usual case: every step
-        ActivationLayout next = ActivationLayout.of(config, B, T);
+        if (acts != null && acts.batchSize() == B && acts.seqLen() == T && acts.flash() == flash) return; // every step
+        ActivationLayout next = ActivationLayout.of(config, B, T, flash);
         long N = (long) B * T;
         if (actBuf == null || next.totalSize() > actCapacity) {
             if (actBuf != null) backend.free(actBuf);

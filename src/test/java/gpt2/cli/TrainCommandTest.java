@@ -158,7 +158,7 @@ class TrainCommandTest {
                 {"--total_batch_size", "100", "--total_batch_size 100 is not a positive multiple of --batch_size 4 x --sequence_length 16 x 1 rank = 64"},
                 {"--dtype", "bfloat16", "--dtype bfloat16"},
                 {"--dtype", "float16", "--dtype float16 is not supported"},
-                {"--flash", "1", "--flash 1"},
+                {"--flash", "1", "--flash 1: flash attention needs the CUDA backend"},
                 {"--zero_stage", "1", "--zero_stage 1"},
                 {"--device", "tpu", "--device tpu: expected cpu, cuda or cuda:N"},
                 {"--write_tensors", "1", "--write_tensors 1 (llm.c model files) holds OpenAI GPT-2 models only"},

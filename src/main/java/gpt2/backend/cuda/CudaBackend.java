@@ -550,6 +550,46 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public boolean hasFlashAttention() {
+        return true;
+    }
+
+    /** Head sizes the flash kernels are built for (kernels/flash.cu). */
+    private static final List<Integer> FLASH_HEAD_SIZES = List.of(16, 32, 64, 128);
+
+    /** The head size, checked against the flash kernels'. */
+    private static int flashHeadSize(int C, int NH) {
+        int hs = C / NH;
+        if (!FLASH_HEAD_SIZES.contains(hs)) {
+            throw new IllegalArgumentException("--flash 1: flash attention is built for head sizes " + FLASH_HEAD_SIZES
+                    + "; this model's is " + hs + " (n_embd " + C + " / n_head " + NH + ")");
+        }
+        return hs;
+    }
+
+    @Override
+    public void flashAttentionForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
+        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
+        boolean drop = dropout != null && !dropout.isOff();
+        launch2("flash_forward_" + hs, (T + rows - 1) / rows, B * NH, rows, out, lse, qkv, T, NH,
+                (float) (1.0 / Math.sqrt(hs)), drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
+    }
+
+    @Override
+    public void flashAttentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse, int B, int T, int C,
+                                       int NH, Dropout dropout) {
+        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
+        boolean drop = dropout != null && !dropout.isOff();
+        float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
+        long key = drop ? dropout.key() : 0L;
+        CudaBuffer delta = scratch("flash_delta", DType.F32, (long) B * NH * T);
+        launch("flash_delta", blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
+        int grid = (T + rows - 1) / rows;
+        launch2("flash_backward_dq_" + hs, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+        launch2("flash_backward_dkdv_" + hs, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+    }
+
+    @Override
     public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
                                 int NH) {
         if (pos >= 2048) throw new IllegalArgumentException("attention_decode supports positions < 2048, got " + pos);

@@ -77,6 +77,10 @@ class CudaDryRunTest {
                 try (Gpt2.KvCache cache = m.newKvCache(2)) {
                     for (int pos = 0; pos < 3; pos++) m.decode(new int[]{1, 2}, pos, cache);
                 }
+                m.setFlashAttention(true);     // the same step with flash attention
+                m.zeroGrad();
+                m.forward(in, tg, B, T, 8);
+                m.backward(0.5f);
             }
         }
         Set<String> kernels = new TreeSet<>(), gemms = new TreeSet<>();
@@ -88,7 +92,8 @@ class CudaDryRunTest {
         for (String k : List.of("encoder_forward", "encoder_backward", "layernorm_forward", "layernorm_backward_dinp",
                 "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials",
                 "bias_partial", "permute_qkv", "permute_qkv_backward", "unpermute", "softmax_forward", "softmax_backward",
-                "attention_decode", "gelu_backward", "residual_forward", "dropout", "dropout_copy",
+                "attention_decode", "gelu_backward", "residual_forward", "dropout", "dropout_copy", "flash_forward_16",
+                "flash_delta", "flash_backward_dq_16", "flash_backward_dkdv_16",
                 "crossentropy_forward", "crossentropy_backward", "sum_squares", "adamw")) {
             assertTrue(kernels.contains(k), k + " never launched");
         }

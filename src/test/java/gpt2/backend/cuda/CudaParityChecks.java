@@ -188,6 +188,56 @@ abstract class CudaParityChecks {
         }
     }
 
+    /**
+     * Flash attention against the CPU's materialized attention (same dropout masks): head sizes
+     * 16, 32, 64 and 128, sequence lengths across the 64- and 32-row tile edges.
+     */
+    @Test
+    void flashAttentionMatchesTheMaterializedOne() {
+        int[][] shapes = {{2, 33, 48, 3}, {1, 70, 64, 2}, {1, 70, 128, 2}, {2, 40, 128, 1}}; // B, T, C, NH
+        for (int[] sh : shapes) {
+            for (float p : new float[]{0f, 0.2f}) {
+                Random r = new Random(14);
+                int B = sh[0], T = sh[1], C = sh[2], NH = sh[3];
+                String what = "flash hs " + C / NH + " T " + T + " p " + p;
+                Dropout d = p == 0 ? null : new Dropout(p, 99);
+                Pair qkv = rand(r, B * T * 3 * C, 1), out = rand(r, B * T * C, 1);
+                Buffer att = cpu.allocate(DType.F32, (long) B * NH * T * T, "att");
+                Buffer lse = gpu.allocate(DType.F32, (long) B * NH * T, "lse");
+                cpu.attentionForward(out.c, att, qkv.c, B, T, C, NH, d);
+                gpu.flashAttentionForward(out.g, lse, qkv.g, B, T, C, NH, d);
+                assertClose(out, 1e-5, what + " out");
+                Pair dout = rand(r, B * T * C, 1), dqkv = rand(r, B * T * 3 * C, 1);
+                cpu.attentionBackward(dqkv.c, dout.c, qkv.c, att, B, T, C, NH, d);
+                gpu.flashAttentionBackward(dqkv.g, dout.g, qkv.g, out.g, lse, B, T, C, NH, d);
+                assertClose(dqkv, 1e-5, what + " dqkv");
+            }
+        }
+    }
+
+    /** A training step with flash attention, dropout on, against the CPU's materialized attention. */
+    @Test
+    void flashTrainingStepMatchesCpu() {
+        GptConfig cfg = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(128).numHeads(2).maxSeqLen(80));
+        Random r = new Random(15);
+        int B = 2, T = 80;
+        int[] in = new int[B * T], tg = new int[B * T];
+        for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
+        try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2 mg = new Gpt2(cfg, gpu)) {
+            mg.setFlashAttention(true);
+            mc.initialize(3);
+            mg.initialize(3);
+            mc.zeroGrad();
+            mg.zeroGrad();
+            float lc = mc.forward(in, tg, B, T, 11), lg = mg.forward(in, tg, B, T, 11);
+            System.out.printf("  flash step (dropout 0.1): loss cpu %.7f gpu %.7f%n", lc, lg);
+            assertEquals(lc, lg, 1e-5, "flash loss");
+            mc.backward(1f);
+            mg.backward(1f);
+            assertClose(new Pair(mc.grads(), mg.grads(), (int) mc.layout().totalSize()), 2e-4, "flash step gradients");
+        }
+    }
+
     @Test
     void pointwiseAndLoss() {
         Random r = new Random(5);
@@ -347,6 +397,20 @@ abstract class CudaParityChecks {
                 Mixed dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
                 both(bf, (be, c) -> be.attentionBackward(s(dqkv, c), s(dao, c), s(qkv, c), s(att, c), B, T, Ca, NH, d));
                 assertClose16(bf, dqkv, 1.5 * BF16_TOL, "attention dqkv p=" + p);
+            }
+            // flash attention in bf16 (head size 64, two tiles)
+            for (float p : new float[]{0f, 0.2f}) {
+                int B = 1, T = 70, Ca = 128, NH = 2;
+                gpt2.backend.Dropout d = p == 0 ? null : new gpt2.backend.Dropout(p, 99);
+                Mixed qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
+                Buffer att = cpu.allocate(F, (long) B * NH * T * T, "att"), lse = bf.allocate(F, (long) B * NH * T, "lse");
+                cpu.attentionForward(ao.c, att, qkv.c, B, T, Ca, NH, d);
+                bf.flashAttentionForward(ao.g, lse, qkv.g, B, T, Ca, NH, d);
+                assertClose16(bf, ao, BF16_TOL, "flash out p=" + p);
+                Mixed dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
+                cpu.attentionBackward(dqkv.c, dao.c, qkv.c, att, B, T, Ca, NH, d);
+                bf.flashAttentionBackward(dqkv.g, dao.g, qkv.g, ao.g, lse, B, T, Ca, NH, d);
+                assertClose16(bf, dqkv, 1.5 * BF16_TOL, "flash dqkv p=" + p);
             }
             // element-wise, loss
             int n = 5000;

@@ -134,14 +134,28 @@ final class EmulatedExecutor implements Executor {
      */
     static boolean synchronizes(String family, String kernel) {
         String src = resource("/kernels/" + family + ".cu");
-        int at = src.indexOf("void " + kernel + "(");
+        String body = body(src, src.indexOf("void " + kernel + "("));
+        if (SYNC.matcher(body).find()) return true;
+        // or through a __device__ function of the family that synchronizes (flash attention's templates)
+        java.util.regex.Matcher f = DEVICE_FN.matcher(src);
+        while (f.find()) {
+            if (body.matches("(?s).*\\b" + f.group(1) + "\\s*[<(].*") && SYNC.matcher(body(src, f.start())).find()) return true;
+        }
+        return false;
+    }
+
+    private static final java.util.regex.Pattern DEVICE_FN = java.util.regex.Pattern.compile(
+            "__device__[^;{(]*?\\b(\\w+)\\s*\\(");
+
+    /** The brace-delimited body of the function declared at {@code at}. */
+    private static String body(String src, int at) {
         int open = src.indexOf('{', at), depth = 0, i = open;
         do {
             char c = src.charAt(i++);
             if (c == '{') depth++;
             else if (c == '}') depth--;
         } while (depth > 0);
-        return SYNC.matcher(src.substring(open, i)).find();
+        return src.substring(open, i);
     }
 
     private static String resource(String name) {

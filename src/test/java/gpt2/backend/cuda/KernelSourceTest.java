@@ -25,6 +25,7 @@ class KernelSourceTest {
     @ParameterizedTest(name = "{0} for {1}, bf16 {2}")
     @CsvSource({"encoder, sm_80, false", "encoder, sm_90, true", "norm, sm_80, true", "norm, sm_90, false",
             "matmul, sm_80, false", "matmul, sm_90, true", "attention, sm_80, true", "attention, sm_90, false",
+            "flash, sm_80, true", "flash, sm_90, false",
             "pointwise, sm_80, false", "pointwise, sm_90, true", "loss, sm_80, true", "loss, sm_90, false"})
     void compilesWithNvcc(String family, String arch, boolean bf16, @TempDir Path dir) throws Exception {
         Path nvcc = findNvcc();
