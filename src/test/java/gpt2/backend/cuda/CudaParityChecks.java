@@ -41,11 +41,6 @@ abstract class CudaParityChecks {
 
     abstract CudaBackend newBackend(boolean tf32, boolean bf16);
 
-    /** Steps of the overfitting runs (the emulator is slow). */
-    int overfitSteps() {
-        return 100;
-    }
-
     @BeforeAll
     void setUp() {
         String reason = unavailableReason();
@@ -502,7 +497,7 @@ abstract class CudaParityChecks {
              AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0f)) {
             m.initialize(1);
             float first = 0, loss = 0;
-            for (int step = 0; step < overfitSteps(); step++) {
+            for (int step = 0; step < 100; step++) {
                 m.zeroGrad();
                 loss = m.forward(in, tg, B, T, step);
                 if (step == 0) first = loss;
@@ -565,7 +560,7 @@ abstract class CudaParityChecks {
         try (Gpt2 m = new Gpt2(cfg, gpu); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0f)) {
             m.initialize(1);
             float first = 0, loss = 0;
-            for (int step = 0; step < overfitSteps(); step++) {
+            for (int step = 0; step < 100; step++) {
                 m.zeroGrad();
                 loss = m.forward(in, tg, B, T, step);
                 if (step == 0) first = loss;
