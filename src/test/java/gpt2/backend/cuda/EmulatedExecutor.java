@@ -82,6 +82,11 @@ final class EmulatedExecutor implements Executor {
             }
             SymbolLookup l = SymbolLookup.libraryLookup(lib, Arena.global());
             LIBRARIES.put(bf16, l);
+            // loaded (mapped) now: the files can go, so test runs leave nothing in the temp folder
+            try (var files = Files.list(dir)) {
+                for (Path f : files.toList()) Files.delete(f);
+            }
+            Files.delete(dir);
             return l;
         } catch (IOException e) {
             throw new IllegalStateException("emulator: " + e.getMessage(), e);
