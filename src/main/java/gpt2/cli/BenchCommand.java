@@ -1,7 +1,6 @@
 package gpt2.cli;
 
 import gpt2.backend.Backend;
-import gpt2.backend.Backends;
 import gpt2.backend.cuda.CudaBackend;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
@@ -40,9 +39,6 @@ final class BenchCommand implements Callable<Integer> {
     int tensorcores;
 
 
-    @Option(names = "--dtype", defaultValue = "float32", description = "float32, or bfloat16 (mixed precision, CUDA only).")
-    String dtype;
-
     @Option(names = "--flash", defaultValue = "0", paramLabel = "0|1", description = "Flash attention (CUDA only).")
     int flash;
 
@@ -71,11 +67,7 @@ final class BenchCommand implements Callable<Integer> {
         Random r = new Random(1);
         int[] in = new int[B * T], tg = new int[B * T];
         for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(cfg.vocabSize()); tg[i] = r.nextInt(cfg.vocabSize()); }
-        if (!dtype.equals("float32") && !dtype.equals("bfloat16")) {
-            throw new IllegalArgumentException("--dtype " + dtype + ": expected float32 or bfloat16");
-        }
-        try (Backend be = Backends.create(dev.device, dev.threads, ModelOptions.flag("--tensorcores", tensorcores),
-                dtype.equals("bfloat16"));
+        try (Backend be = dev.backend(ModelOptions.flag("--tensorcores", tensorcores));
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             m.setFlashAttention(ModelOptions.flag("--flash", flash));
             m.initialize(1);

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import gpt2.backend.Backend;
-import gpt2.backend.Backends;
 import gpt2.eval.HellaSwag;
 import gpt2.model.Gpt2;
 import picocli.CommandLine.Command;
@@ -53,9 +52,10 @@ final class HellaSwagCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
+        dev.check();
         List<HellaSwag.Example> examples = HellaSwag.load(input, limit);
         PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
-        try (Backend be = Backends.create(dev.device, dev.threads, false)) {
+        try (Backend be = dev.backend(false)) {
             for (String model : models) {
                 try (Gpt2 m = ModelSource.load(model, be, out)) {
                     HellaSwag.Result r = HellaSwag.evaluate(m, examples, batch, verbose, log);

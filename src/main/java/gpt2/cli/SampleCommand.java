@@ -1,7 +1,6 @@
 package gpt2.cli;
 
 import gpt2.backend.Backend;
-import gpt2.backend.Backends;
 import gpt2.data.StreamDecoder;
 import gpt2.data.Tokenizer;
 import gpt2.eval.Sampler;
@@ -61,7 +60,7 @@ final class SampleCommand implements Callable<Integer> {
         int[] promptTokens = new int[body.length + 1];
         promptTokens[0] = Tokenizer.EOT;
         System.arraycopy(body, 0, promptTokens, 1, body.length);
-        try (Backend be = Backends.create(dev.device, dev.threads, false); Gpt2 m = ModelSource.load(model, be, out)) {
+        try (Backend be = dev.backend(false); Gpt2 m = ModelSource.load(model, be, out)) {
             if (promptTokens.length > m.config().maxSeqLen()) {
                 throw new IllegalArgumentException("--prompt is " + promptTokens.length + " tokens, more than the block size "
                         + m.config().maxSeqLen());

@@ -66,6 +66,16 @@ class SampleCommandTest {
         r = InfoCommandTest.run("hellaswag", "--model", "d2", "--input", dir.resolve("none.jsonl").toString());
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("none.jsonl: cannot read"), r[2]);
+        r = InfoCommandTest.run("sample", "--model", "d2", "--device", "cpu", "--dtype", "bfloat16");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--dtype bfloat16: the CPU backend computes in float32"), r[2]);
+        r = InfoCommandTest.run("hellaswag", "--model", "d2", "--device", "cpu", "--dtype", "float16",
+                "--input", dir.resolve("none.jsonl").toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--dtype float16: expected float32 or bfloat16"), r[2]);
+        r = InfoCommandTest.run("bench", "--model", "d2", "--device", "cpu", "--dtype", "bfloat16");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--dtype bfloat16: the CPU backend computes in float32"), r[2]);
     }
 
     @Test
