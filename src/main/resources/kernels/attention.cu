@@ -10,30 +10,24 @@ __device__ __forceinline__ void bnth(i64 idx, int T, int NH, int hs, int& b, int
     b = (int) (idx / ((i64) hs * T * NH));
 }
 
-extern "C" __global__ void permute_qkv(floatX* q, floatX* k, floatX* v, const floatX* qkv, int B, int T, int NH, int hs) {
+// q, k, v (B,NH,T,hs) from qkv; with back != 0 the other way round (dqkv, overwritten, from dq, dk, dv).
+extern "C" __global__ void permute_qkv(floatX* q, floatX* k, floatX* v, floatX* qkv, int B, int T, int NH, int hs,
+                                       int back) {
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (i64) B * NH * T * hs) return;
     int b, h, t, i;
     bnth(idx, T, NH, hs, b, h, t, i);
     int C = NH * hs;
-    i64 src = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
-    q[idx] = qkv[src];
-    k[idx] = qkv[src + C];
-    v[idx] = qkv[src + 2 * C];
-}
-
-// dqkv (overwritten) from dq, dk, dv (B,NH,T,hs).
-extern "C" __global__ void permute_qkv_backward(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv,
-                                                int B, int T, int NH, int hs) {
-    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (i64) B * NH * T * hs) return;
-    int b, h, t, i;
-    bnth(idx, T, NH, hs, b, h, t, i);
-    int C = NH * hs;
-    i64 dst = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
-    dqkv[dst] = dq[idx];
-    dqkv[dst + C] = dk[idx];
-    dqkv[dst + 2 * C] = dv[idx];
+    i64 o = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
+    if (back) {
+        qkv[o] = q[idx];
+        qkv[o + C] = k[idx];
+        qkv[o + 2 * C] = v[idx];
+    } else {
+        q[idx] = qkv[o];
+        k[idx] = qkv[o + C];
+        v[idx] = qkv[o + 2 * C];
+    }
 }
 
 // out (B,T,C) from y (B,NH,T,hs); with back != 0 the other way round (dy from dout).

@@ -164,51 +164,24 @@ __device__ void flash_backward_dkdv(floatX* dqkv, const floatX* dout, const floa
 }
 
 // The head sizes flash attention is built for (GPT-2's is 64): one kernel of each kind per size.
-extern "C" __global__ void flash_forward_16(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale,
-                                        float p, i64 key) {
-    flash_forward<16>(out, lse, qkv, T, NH, scale, p, key);
+// (KernelCompiler expands this macro to read the kernels' signatures.)
+#define FLASH_KERNELS(HS)                                                                                    \
+extern "C" __global__ void flash_forward_##HS(floatX* out, float* lse, const floatX* qkv, int T, int NH,      \
+                                              float scale, float p, i64 key) {                                \
+    flash_forward<HS>(out, lse, qkv, T, NH, scale, p, key);                                                  \
+}                                                                                                            \
+extern "C" __global__ void flash_backward_dq_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,       \
+                                                  const float* lse, const float* delta, int T, int NH,       \
+                                                  float scale, float p, i64 key) {                            \
+    flash_backward_dq<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);                                \
+}                                                                                                            \
+extern "C" __global__ void flash_backward_dkdv_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,     \
+                                                    const float* lse, const float* delta, int T, int NH,     \
+                                                    float scale, float p, i64 key) {                          \
+    flash_backward_dkdv<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);                              \
 }
-extern "C" __global__ void flash_backward_dq_16(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                            const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dq<16>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dkdv_16(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                              const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dkdv<16>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_forward_32(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale,
-                                        float p, i64 key) {
-    flash_forward<32>(out, lse, qkv, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dq_32(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                            const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dq<32>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dkdv_32(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                              const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dkdv<32>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_forward_64(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale,
-                                        float p, i64 key) {
-    flash_forward<64>(out, lse, qkv, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dq_64(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                            const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dq<64>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dkdv_64(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                              const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dkdv<64>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_forward_128(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale,
-                                        float p, i64 key) {
-    flash_forward<128>(out, lse, qkv, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dq_128(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                            const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dq<128>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
-extern "C" __global__ void flash_backward_dkdv_128(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                              const float* delta, int T, int NH, float scale, float p, i64 key) {
-    flash_backward_dkdv<128>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-}
+
+FLASH_KERNELS(16)
+FLASH_KERNELS(32)
+FLASH_KERNELS(64)
+FLASH_KERNELS(128)

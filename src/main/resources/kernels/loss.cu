@@ -23,6 +23,16 @@ __device__ float block_max(float v, float* shared) {
     return r;
 }
 
+// The softmax statistics of a row over its first V columns: the max m and the sum of exp(x - m).
+__device__ void row_softmax_stats(const floatX* x, int V, float* sh, float& m, float& s) {
+    m = -3.402823466e38f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x2f(x[v]));
+    m = block_max(m, sh);
+    s = 0.f;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x2f(x[v]) - m);
+    s = block_sum(s, sh);
+}
+
 // losses (N); one block per row; target -1 gives 0.
 extern "C" __global__ void crossentropy_forward(float* losses, const floatX* logits, const int* targets,
                                                 int N, int V, int Vp) {
@@ -32,12 +42,8 @@ extern "C" __global__ void crossentropy_forward(float* losses, const floatX* log
     int target = targets[n];
     if (target < 0) { if (threadIdx.x == 0) losses[n] = 0.f; return; }
     const floatX* x = logits + (i64) n * Vp;
-    float m = -3.402823466e38f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x2f(x[v]));
-    m = block_max(m, sh);
-    float s = 0.f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x2f(x[v]) - m);
-    s = block_sum(s, sh);
+    float m, s;
+    row_softmax_stats(x, V, sh, m, s);
     if (threadIdx.x == 0) losses[n] = logf(s) + m - x2f(x[target]);
 }
 
@@ -52,12 +58,8 @@ extern "C" __global__ void crossentropy_backward(floatX* logits, const int* targ
         for (int v = threadIdx.x; v < Vp; v += blockDim.x) x[v] = f2x(0.f);
         return;
     }
-    float m = -3.402823466e38f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) m = fmaxf(m, x2f(x[v]));
-    m = block_max(m, sh);
-    float s = 0.f;
-    for (int v = threadIdx.x; v < V; v += blockDim.x) s += expf(x2f(x[v]) - m);
-    s = block_sum(s, sh);
+    float m, s;
+    row_softmax_stats(x, V, sh, m, s);
     float inv = 1.f / s;
     for (int v = threadIdx.x; v < Vp; v += blockDim.x) {
         x[v] = f2x(v < V ? (expf(x2f(x[v]) - m) * inv - (v == target ? 1.f : 0.f)) * dloss : 0.f);

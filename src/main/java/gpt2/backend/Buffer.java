@@ -17,6 +17,14 @@ public interface Buffer {
     /** A view of {@code length} elements starting at element {@code offset}. */
     Buffer slice(long offset, long length);
 
+    /** Refuses a slice [offset, offset + length) outside a buffer of {@code size} elements. */
+    static void checkSlice(long offset, long length, long size) {
+        if (offset < 0 || length < 0 || offset + length > size) {
+            throw new IndexOutOfBoundsException("slice [" + offset + ", " + (offset + length)
+                    + ") outside a buffer of " + size + " elements");
+        }
+    }
+
     /** The view of one tensor of a layout. */
     default Buffer slice(TensorSpec tensor) {
         return slice(tensor.offset(), tensor.size());

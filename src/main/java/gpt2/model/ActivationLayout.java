@@ -41,7 +41,6 @@ public final class ActivationLayout {
     private final boolean flash;
     private final TensorSpec encoded, lnf, lnfMean, lnfRstd, logits, losses;
     private final List<Layer> layers;
-    private final List<TensorSpec> tensors, statTensors;
     private final long totalSize, statsSize;
     private final Grads grads;
 
@@ -54,7 +53,7 @@ public final class ActivationLayout {
         this.B = B;
         this.T = T;
         this.flash = flash;
-        long BT = (long) B * T, C = c.channels(), NH = c.numHeads();
+        long C = c.channels(), NH = c.numHeads();
         boolean ln = c.norm() == GptConfig.NormType.LAYERNORM;
         LayoutBuilder b = new LayoutBuilder(), s = new LayoutBuilder();
         encoded = b.add("encoded", -1, B, T, C);
@@ -85,8 +84,6 @@ public final class ActivationLayout {
         logits = b.add("logits", -1, B, T, c.paddedVocabSize());
         losses = s.add("losses", -1, B, T);
         layers = List.copyOf(ls);
-        tensors = b.tensors();
-        statTensors = s.tensors();
         totalSize = b.size();
         statsSize = s.size();
 
@@ -94,7 +91,6 @@ public final class ActivationLayout {
         grads = new Grads(g.add("dres", -1, B, T, C), g.add("dbranch", -1, B, T, C), g.add("dln", -1, B, T, C),
                 g.add("datty", -1, B, T, C), g.add("dqkv", -1, B, T, 3 * C), g.add("dfch", -1, B, T, 4 * C),
                 g.size());
-        assert BT > 0;
     }
 
     public static ActivationLayout of(GptConfig config, int B, int T) {
@@ -123,10 +119,6 @@ public final class ActivationLayout {
     /** The residual stream entering layer l (the embedding for l = 0). */
     public TensorSpec residualIn(int l) { return l == 0 ? encoded : layers.get(l - 1).res3(); }
     public TensorSpec residualOut() { return layers.get(layers.size() - 1).res3(); }
-    /** The value tensors (compute type), in buffer order. */
-    public List<TensorSpec> tensors() { return tensors; }
-    /** The statistics tensors (float32): means, rstds, losses. */
-    public List<TensorSpec> statTensors() { return statTensors; }
     /** Elements of the values buffer. */
     public long totalSize() { return totalSize; }
     /** Elements of the statistics buffer. */

@@ -22,8 +22,9 @@ import java.util.Random;
  * <p>Precision: the parameters, their gradients and the statistics (norm means and rstds, losses)
  * are float32. Activations, activation gradients and the weights the ops read are in the
  * backend's {@link Backend#computeType() compute type}; when that is not float32 (bf16 mixed
- * precision) the model keeps a compute copy of the weights, refreshed from the float32 parameters
- * at every {@link #forward} and at position 0 of every {@link #decode}.
+ * precision) the model keeps a compute copy of the weights, remade from the float32 parameters
+ * before a {@link #forward} or {@link #decode} whenever they may have changed: after
+ * {@link #initialize} and after anyone took {@link #params()}.
  */
 public final class Gpt2 implements AutoCloseable {
 
@@ -42,6 +43,8 @@ public final class Gpt2 implements AutoCloseable {
     private Buffer grads;
     /** The weights the ops read: params itself in float32, else a copy in the compute type. */
     private Buffer computeWeights;
+    /** Whether the parameters may have changed since the compute copy was made. */
+    private boolean computeWeightsStale = true;
 
     // activation state for the current (B, T)
     private ActivationLayout acts;
@@ -64,15 +67,27 @@ public final class Gpt2 implements AutoCloseable {
                 : backend.allocate(computeType, layout.totalSize(), "parameters (" + computeType + " compute copy)");
     }
 
-    /** Converts the float32 parameters into the compute copy (nothing to do in float32). */
+    /**
+     * Converts the float32 parameters into the compute copy when they may have changed (nothing to
+     * do in float32): once per optimizer step, not once per micro-batch.
+     */
     private void refreshComputeWeights() {
-        if (computeWeights != params) backend.convert(computeWeights, params);
+        if (computeWeights == params || !computeWeightsStale) return;
+        backend.convert(computeWeights, params);
+        computeWeightsStale = false;
     }
 
     public GptConfig config() { return config; }
     public ParameterLayout layout() { return layout; }
     public Backend backend() { return backend; }
-    public Buffer params() { return params; }
+    /**
+     * The float32 parameters. Whoever takes them may write them (the optimizer, checkpoint and
+     * model loading, collectives), so the compute copy is remade before the next pass.
+     */
+    public Buffer params() {
+        computeWeightsStale = true;
+        return params;
+    }
     /** The parameter gradients (allocated on first use, same layout as the parameters). */
     public Buffer grads() {
         if (grads == null) grads = backend.allocate(DType.F32, layout.totalSize(), "parameter gradients");
@@ -104,6 +119,7 @@ public final class Gpt2 implements AutoCloseable {
      * rows zero.
      */
     public void initialize(long seed) {
+        computeWeightsStale = true;
         Random rng = new Random(seed);
         float std = 0.02f;
         float residStd = config.scaledResidualInit() ? (float) (0.02 / Math.sqrt(2.0 * config.numLayers())) : std;
@@ -299,7 +315,7 @@ public final class Gpt2 implements AutoCloseable {
             if (t < 0 || t >= V) throw new IllegalArgumentException("token " + t + " is outside the vocabulary [0, " + V + ")");
         }
         backend.write(cache.tokens, tokens);
-        if (pos == 0) refreshComputeWeights();
+        refreshComputeWeights();
         ActivationLayout savedLayout = acts;
         Buffer savedBuf = actBuf, savedStats = statBuf;
         boolean savedTraining = training;

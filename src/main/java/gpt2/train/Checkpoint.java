@@ -123,13 +123,7 @@ public final class Checkpoint {
      */
     public static void prune(Path outputDir, int keepLast, int keepEvery) {
         if (keepLast <= 0) return;
-        List<Path> dirs = new ArrayList<>();
-        try (Stream<Path> s = Files.list(outputDir)) {
-            s.filter(p -> NAME.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)).forEach(dirs::add);
-        } catch (IOException e) {
-            throw new UncheckedIOException(outputDir + ": " + e.getMessage(), e);
-        }
-        dirs.sort((a, b) -> Integer.compare(step(b), step(a)));
+        List<Path> dirs = newestFirst(outputDir);
         for (int i = keepLast; i < dirs.size(); i++) {
             int st = step(dirs.get(i));
             if (keepEvery > 0 && st % keepEvery == 0) continue;
@@ -221,9 +215,8 @@ public final class Checkpoint {
         }
     }
 
-    /** The checkpoint of the highest step in a run directory whose files verify; empty when none. */
-    public static Optional<Path> latest(Path outputDir) {
-        if (!Files.isDirectory(outputDir)) return Optional.empty();
+    /** The checkpoint directories of a run directory, highest step first. */
+    private static List<Path> newestFirst(Path outputDir) {
         List<Path> dirs = new ArrayList<>();
         try (Stream<Path> s = Files.list(outputDir)) {
             s.filter(p -> NAME.matcher(p.getFileName().toString()).matches() && Files.isDirectory(p)).forEach(dirs::add);
@@ -231,6 +224,13 @@ public final class Checkpoint {
             throw new UncheckedIOException(outputDir + ": " + e.getMessage(), e);
         }
         dirs.sort((a, b) -> Integer.compare(step(b), step(a)));
+        return dirs;
+    }
+
+    /** The checkpoint of the highest step in a run directory whose files verify; empty when none. */
+    public static Optional<Path> latest(Path outputDir) {
+        if (!Files.isDirectory(outputDir)) return Optional.empty();
+        List<Path> dirs = newestFirst(outputDir);
         for (Path d : dirs) {
             try {
                 readState(d);

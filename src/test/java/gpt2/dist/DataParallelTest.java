@@ -1,8 +1,7 @@
 package gpt2.dist;
 
 import gpt2.backend.cpu.CpuBackend;
-import gpt2.data.ShardWriter;
-import gpt2.data.TokenShard;
+import gpt2.data.TestShards;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
@@ -16,7 +15,6 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -31,12 +29,7 @@ class DataParallelTest {
             .numHeads(2).maxSeqLen(16).dropout(0f));
 
     static Path shard(Path dir) {
-        Random r = new Random(5);
-        int[] t = new int[4000];
-        for (int i = 0; i < t.length; i++) t[i] = r.nextInt(128);
-        Path f = dir.resolve("train.bin");
-        ShardWriter.write(f, TokenShard.MAGIC_LLMC, t, 0, t.length);
-        return f;
+        return TestShards.random(dir.resolve("train.bin"), 4000, 128, 5);
     }
 
     record Result(List<Trainer.StepResult> steps, float[] params) {

@@ -1,8 +1,7 @@
 package gpt2.train;
 
 import gpt2.backend.cpu.CpuBackend;
-import gpt2.data.ShardWriter;
-import gpt2.data.TokenShard;
+import gpt2.data.TestShards;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import org.junit.jupiter.api.Test;
@@ -12,7 +11,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,12 +21,7 @@ class TrainerTest {
             .maxSeqLen(16));
 
     private static Path shard(Path dir) {
-        Random r = new Random(5);
-        int[] t = new int[4000];
-        for (int i = 0; i < t.length; i++) t[i] = r.nextInt(128);
-        Path f = dir.resolve("train.bin");
-        ShardWriter.write(f, TokenShard.MAGIC_LLMC, t, 0, t.length);
-        return f;
+        return TestShards.random(dir.resolve("train.bin"), 4000, 128, 5);
     }
 
     private static TrainConfig config(Path shard, int B, long total, int steps) {

@@ -14,10 +14,7 @@ record CpuBuffer(MemorySegment segment, DType dtype, long length, Arena owner) i
 
     @Override
     public Buffer slice(long offset, long length) {
-        if (offset < 0 || length < 0 || offset + length > this.length) {
-            throw new IndexOutOfBoundsException("slice [" + offset + ", " + (offset + length)
-                    + ") outside a buffer of " + this.length + " elements");
-        }
+        Buffer.checkSlice(offset, length, this.length);
         return new CpuBuffer(segment.asSlice(offset * dtype.bytes(), length * dtype.bytes()), dtype, length, null);
     }
 }

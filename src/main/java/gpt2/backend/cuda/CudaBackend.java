@@ -180,45 +180,54 @@ public final class CudaBackend implements Backend {
         exec.free(cb.address());
     }
 
+    /** Host memory the small transfers (tokens, losses, logits, partial sums) go through, reused. */
+    private Arena stagingArena;
+    private MemorySegment staging = MemorySegment.NULL;
+
+    private MemorySegment staging(long bytes) {
+        if (staging.byteSize() < bytes) {
+            if (stagingArena != null) stagingArena.close();
+            stagingArena = Arena.ofShared();
+            staging = stagingArena.allocate(Math.max(bytes, 1 << 16), 64);
+        }
+        return staging.asSlice(0, bytes);
+    }
+
+    /** A float32 or bf16 buffer's element type, checked to hold n elements. */
+    private static CudaBuffer floats(Buffer b, long n, String what) {
+        CudaBuffer cb = cuda(b);
+        return expect(cb, cb.dtype() == DType.BF16 ? DType.BF16 : DType.F32, n, what);
+    }
+
     @Override
     public void write(Buffer dst, float[] src) {
-        CudaBuffer d = cuda(dst);
-        boolean bf = d.dtype() == DType.BF16;
-        expect(d, bf ? DType.BF16 : DType.F32, src.length, "write");
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate((long) src.length * (bf ? 2 : 4), 8);
-            if (bf) {
-                for (int i = 0; i < src.length; i++) host.setAtIndex(ValueLayout.JAVA_SHORT, i, BFloat16.fromFloat(src[i]));
-            } else {
-                MemorySegment.copy(src, 0, host, ValueLayout.JAVA_FLOAT, 0, src.length);
-            }
-            exec.copyToDevice(d.address(), host);
+        CudaBuffer d = floats(dst, src.length, "write");
+        MemorySegment host = staging((long) src.length * d.dtype().bytes());
+        if (d.dtype() == DType.BF16) {
+            for (int i = 0; i < src.length; i++) host.setAtIndex(ValueLayout.JAVA_SHORT, i, BFloat16.fromFloat(src[i]));
+        } else {
+            MemorySegment.copy(src, 0, host, ValueLayout.JAVA_FLOAT, 0, src.length);
         }
+        exec.copyToDevice(d.address(), host);
     }
 
     @Override
     public void write(Buffer dst, int[] src) {
         CudaBuffer d = expect(dst, DType.I32, src.length, "write");
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(4L * src.length, 8);
-            MemorySegment.copy(src, 0, host, ValueLayout.JAVA_INT, 0, src.length);
-            exec.copyToDevice(d.address(), host);
-        }
+        MemorySegment host = staging(4L * src.length);
+        MemorySegment.copy(src, 0, host, ValueLayout.JAVA_INT, 0, src.length);
+        exec.copyToDevice(d.address(), host);
     }
 
     @Override
     public void read(Buffer src, float[] dst) {
-        CudaBuffer s = cuda(src);
-        boolean bf = s.dtype() == DType.BF16;
-        expect(s, bf ? DType.BF16 : DType.F32, dst.length, "read");
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate((long) dst.length * (bf ? 2 : 4), 8);
-            exec.copyToHost(host, s.address());
-            if (bf) {
-                for (int i = 0; i < dst.length; i++) dst[i] = BFloat16.toFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
-            } else {
-                MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, dst, 0, dst.length);
-            }
+        CudaBuffer s = floats(src, dst.length, "read");
+        MemorySegment host = staging((long) dst.length * s.dtype().bytes());
+        exec.copyToHost(host, s.address());
+        if (s.dtype() == DType.BF16) {
+            for (int i = 0; i < dst.length; i++) dst[i] = BFloat16.toFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
+        } else {
+            MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, dst, 0, dst.length);
         }
     }
 
@@ -498,7 +507,7 @@ public final class CudaBackend implements Backend {
         long n = (long) B * T * C, tt = (long) B * NH * T * T;
         CudaBuffer q = scratch("q", floatX, n), k = scratch("k", floatX, n), v = scratch("v", floatX, n);
         CudaBuffer y = scratch("y", floatX, n), pre = scratch("preatt", floatX, tt);
-        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs);
+        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
         // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
         gemmBatched(TRANS, NO_T, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
                 pre, T, (long) T * T, B * NH, false);
@@ -524,7 +533,7 @@ public final class CudaBackend implements Backend {
         CudaBuffer dy = scratch("y", floatX, n);
         CudaBuffer datt = scratch("datt", floatX, tt), dpre = scratch("preatt", floatX, tt);
         CudaBuffer dq = scratch("dq", floatX, n), dk = scratch("dk", floatX, n), dv = scratch("dv", floatX, n);
-        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs);
+        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
         launch("unpermute", blocks(n, 256), 256, dout, dy, B, T, NH, hs, 1);
         boolean drop = dropout != null && !dropout.isOff();
         Buffer attUsed = att;
@@ -546,7 +555,7 @@ public final class CudaBackend implements Backend {
                 dq, hs, (long) T * hs, B * NH, false);
         gemmBatched(NO_T, TRANS, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
                 dk, hs, (long) T * hs, B * NH, false);
-        launch("permute_qkv_backward", blocks(n, 256), 256, dqkv, dq, dk, dv, B, T, NH, hs);
+        launch("permute_qkv", blocks(n, 256), 256, dq, dk, dv, dqkv, B, T, NH, hs, 1);
     }
 
     @Override
@@ -633,13 +642,11 @@ public final class CudaBackend implements Backend {
     public double sumOfSquares(Buffer x) {
         CudaBuffer partial = scratch("sum_partial", DType.F64, SUM_BLOCKS);
         launch("sum_squares", SUM_BLOCKS, 512, partial, x, x.length());
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(8L * SUM_BLOCKS, 8);
-            exec.copyToHost(host, partial.address());
-            double total = 0;
-            for (int i = 0; i < SUM_BLOCKS; i++) total += host.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
-            return total;
-        }
+        MemorySegment host = staging(8L * SUM_BLOCKS);
+        exec.copyToHost(host, partial.address());
+        double total = 0;
+        for (int i = 0; i < SUM_BLOCKS; i++) total += host.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
+        return total;
     }
 
     @Override
@@ -660,6 +667,7 @@ public final class CudaBackend implements Backend {
     public void close() {
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
         scratch.clear();
+        if (stagingArena != null) stagingArena.close();
         exec.close();
     }
 }

@@ -8,10 +8,7 @@ record CudaBuffer(long address, DType dtype, long length, boolean owner) impleme
 
     @Override
     public Buffer slice(long offset, long length) {
-        if (offset < 0 || length < 0 || offset + length > this.length) {
-            throw new IndexOutOfBoundsException("slice [" + offset + ", " + (offset + length)
-                    + ") outside a buffer of " + this.length + " elements");
-        }
+        Buffer.checkSlice(offset, length, this.length);
         return new CudaBuffer(address + offset * dtype.bytes(), dtype, length, false);
     }
 

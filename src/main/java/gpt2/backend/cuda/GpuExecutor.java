@@ -120,25 +120,34 @@ final class GpuExecutor implements Executor {
         check(cudart.cudaMemcpy(at(dst), at(src), bytes, cudart.cudaMemcpyDeviceToDevice), "cudaMemcpy(device to device)");
     }
 
+    /**
+     * cuLaunchKernel's argument array, made once: slot i (8 bytes) holds argument i, and params[i]
+     * points at slot i. A 4-byte int or float sits in the slot's first bytes (little-endian), which
+     * is where the driver reads it. (Allocating them per launch cost native allocations on every
+     * one of a step's hundreds of launches.)
+     */
+    private static final int MAX_ARGS = 16;
+    private final LongPointer argSlots = new LongPointer(MAX_ARGS);
+    private final PointerPointer<Pointer> argPointers = new PointerPointer<>(MAX_ARGS);
+
+    {
+        for (int i = 0; i < MAX_ARGS; i++) argPointers.put(i, at(argSlots.address() + 8L * i));
+    }
+
     @Override
     public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
-        CUfunc_st f = kernels.get(kernel);
-        PointerPointer<Pointer> params = new PointerPointer<>(args.length);
-        Pointer[] keep = new Pointer[args.length];
+        if (args.length > MAX_ARGS) throw new IllegalArgumentException(kernel + ": more than " + MAX_ARGS + " arguments");
         for (int i = 0; i < args.length; i++) {
-            keep[i] = switch (args[i]) {
-                case Long l -> new LongPointer(1).put(l);
-                case Integer n -> new IntPointer(1).put(n);
-                case Float x -> new FloatPointer(1).put(x);
+            argSlots.put(i, switch (args[i]) {
+                case Long l -> l;
+                case Integer n -> n & 0xffffffffL;
+                case Float x -> Float.floatToRawIntBits(x) & 0xffffffffL;
                 default -> throw new IllegalArgumentException(kernel + ": unsupported argument " + args[i]);
-            };
-            params.put(i, keep[i]);
+            });
         }
-        checkDriver(cudart.cuLaunchKernel(f, grid, gridY, 1, block, 1, 1, 0, (CUstream_st) null, params, null),
-                "cuLaunchKernel(" + kernel + ")");
+        checkDriver(cudart.cuLaunchKernel(kernels.get(kernel), grid, gridY, 1, block, 1, 1, 0, (CUstream_st) null,
+                argPointers, null), "cuLaunchKernel(" + kernel + ")");
         if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
-        for (Pointer p : keep) p.close();
-        params.close();
     }
 
     @Override

@@ -87,7 +87,7 @@ public final class KernelCompiler {
     /** Every kernel of a family with its parameter types, in declaration order. */
     public static java.util.Map<String, List<Param>> signatures(String family) {
         java.util.Map<String, List<Param>> out = new java.util.LinkedHashMap<>();
-        Matcher m = SIGNATURE.matcher(resource(family + ".cu"));
+        Matcher m = SIGNATURE.matcher(expanded(family));
         while (m.find()) {
             List<Param> ps = new ArrayList<>();
             for (String decl : m.group(2).split(",")) {
@@ -96,6 +96,49 @@ public final class KernelCompiler {
             out.put(m.group(1), List.copyOf(ps));
         }
         return out;
+    }
+
+    private static final Pattern MACRO = Pattern.compile("#define (\\w+)\\((\\w+)\\)(.*)");
+    private static final Pattern USE = Pattern.compile("(\\w+)\\((\\w+)\\)\\s*");
+
+    /**
+     * A family's file with its kernel-defining macros expanded: a one-argument {@code #define}
+     * whose body declares {@code __global__} kernels (flash.cu instantiates one per head size),
+     * used at the start of a line. What the signature parser (and the tests' emulator) read;
+     * NVRTC compiles the original.
+     */
+    static String expanded(String family) {
+        java.util.Map<String, String[]> macros = new java.util.HashMap<>(); // name -> {argument, body}
+        StringBuilder out = new StringBuilder();
+        List<String> lines = resource(family + ".cu").lines().toList();
+        for (int i = 0; i < lines.size(); i++) {
+            Matcher def = MACRO.matcher(lines.get(i));
+            if (def.matches()) {
+                int start = i;
+                StringBuilder body = new StringBuilder();
+                String line = def.group(3);
+                while (line.endsWith("\\")) {
+                    body.append(line, 0, line.length() - 1).append('\n');
+                    line = lines.get(++i);
+                }
+                body.append(line).append('\n');
+                if (body.indexOf("__global__") >= 0) {
+                    macros.put(def.group(1), new String[]{def.group(2), body.toString()});
+                } else {
+                    for (int k = start; k <= i; k++) out.append(lines.get(k)).append('\n');
+                }
+                continue;
+            }
+            Matcher use = USE.matcher(lines.get(i));
+            String[] macro = use.matches() ? macros.get(use.group(1)) : null;
+            if (macro != null) {
+                out.append(macro[1].replace("##" + macro[0], use.group(2))
+                        .replaceAll("\\b" + macro[0] + "\\b", use.group(2)));
+            } else {
+                out.append(lines.get(i)).append('\n');
+            }
+        }
+        return out.toString();
     }
 
     private static String resource(String name) {

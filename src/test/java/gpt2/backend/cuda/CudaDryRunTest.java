@@ -44,6 +44,13 @@ class CudaDryRunTest {
         Map<String, List<KernelCompiler.Param>> norm = KernelCompiler.signatures("norm");
         assertEquals(List.of(FLOATX_PTR, F32_PTR, F32_PTR, FLOATX_PTR, FLOATX_PTR, FLOATX_PTR, INT, INT, FLOAT),
                 norm.get("layernorm_forward"));
+        // flash.cu declares its kernels through a macro, once per head size
+        Map<String, List<KernelCompiler.Param>> flash = KernelCompiler.signatures("flash");
+        for (int hs : new int[]{16, 32, 64, 128}) {
+            assertEquals(List.of(FLOATX_PTR, F32_PTR, FLOATX_PTR, INT, INT, FLOAT, FLOAT, KernelCompiler.Param.I64),
+                    flash.get("flash_forward_" + hs));
+            assertTrue(flash.containsKey("flash_backward_dq_" + hs) && flash.containsKey("flash_backward_dkdv_" + hs));
+        }
         int kernels = 0;
         for (String f : KernelCompiler.FAMILIES) {
             Map<String, List<KernelCompiler.Param>> sigs = KernelCompiler.signatures(f);
@@ -91,7 +98,7 @@ class CudaDryRunTest {
         System.out.println("  dry run, bf16 " + bf16 + ": " + be.trace().size() + " launches/GEMMs; GEMM types " + gemms);
         for (String k : List.of("encoder_forward", "encoder_backward", "layernorm_forward", "layernorm_backward_dinp",
                 "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials",
-                "bias_partial", "permute_qkv", "permute_qkv_backward", "unpermute", "softmax_forward", "softmax_backward",
+                "bias_partial", "permute_qkv", "unpermute", "softmax_forward", "softmax_backward",
                 "attention_decode", "gelu_backward", "residual_forward", "dropout", "dropout_copy", "flash_forward_16",
                 "flash_delta", "flash_backward_dq_16", "flash_backward_dkdv_16",
                 "crossentropy_forward", "crossentropy_backward", "sum_squares", "adamw")) {
@@ -111,6 +118,33 @@ class CudaDryRunTest {
                 "no fused GELU without bias");
         assertTrue(be.trace().stream().anyMatch(l -> l.endsWith("+bias")), "no fused bias");
         assertFalse(kernels.contains("add_bias") || kernels.contains("gelu_forward"), "unfused epilogue ops ran: " + kernels);
+    }
+
+    /** The bf16 weight copy is remade once per change of the parameters, not once per micro-batch. */
+    @Test
+    void theWeightCopyIsRemadeOnlyAfterTheParametersChange() {
+        CudaBackend be = CudaBackend.dryRun(true);
+        int[] in = new int[2 * 32];
+        try (Gpt2 m = new Gpt2(GPT2, be)) {
+            m.initialize(1);
+            m.forward(in, in, 2, 32, 1);
+            m.forward(in, in, 2, 32, 2);  // gradient accumulation: the same weights
+            m.forward(in, null, 2, 32, -1);
+            assertEquals(1, conversions(be));
+            m.params();                   // the optimizer, a load or a collective may write them
+            m.forward(in, in, 2, 32, 3);
+            assertEquals(2, conversions(be));
+            m.initialize(2);
+            try (Gpt2.KvCache cache = m.newKvCache(1)) {
+                m.decode(new int[]{1}, 0, cache);
+                m.decode(new int[]{2}, 1, cache);
+            }
+            assertEquals(3, conversions(be));
+        }
+    }
+
+    private static long conversions(CudaBackend be) {
+        return be.trace().stream().filter("kernel to_bf16"::equals).count();
     }
 
     @Test

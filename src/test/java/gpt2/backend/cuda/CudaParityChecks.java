@@ -82,20 +82,25 @@ abstract class CudaParityChecks {
     }
 
     void assertClose(Pair p, double rel, String what) {
+        assertClose(gpu, p, rel, what);
+    }
+
+    /** p's CPU buffer against its buffer on {@code be}: the largest difference within rel x the largest reference value. */
+    void assertClose(CudaBackend be, Pair p, double rel, String what) {
         float[] a = new float[p.n], b = new float[p.n];
         cpu.read(p.c, a);
-        gpu.read(p.g, b);
+        be.read(p.g, b);
         double max = 1e-30;
         for (float x : a) max = Math.max(max, Math.abs(x));
         double worst = 0;
         int at = -1;
         for (int i = 0; i < p.n; i++) {
-            double d = Math.abs(a[i] - b[i]);
-            if (Float.isNaN(b[i])) d = Double.POSITIVE_INFINITY;
+            double d = Float.isNaN(b[i]) ? Double.POSITIVE_INFINITY : Math.abs(a[i] - b[i]);
             if (d > worst) { worst = d; at = i; }
         }
-        System.out.printf("  %-28s max |cpu-gpu| %.3e (%.2e of max %.3e)%n", what, worst, worst / max, max);
-        assertTrue(worst <= rel * max, what + ": element " + at + " cpu " + (at >= 0 ? a[at] : 0) + " gpu "
+        String label = (be.computeType() == DType.BF16 ? "bf16 " : "") + what;
+        System.out.printf("  %-28s max |cpu-gpu| %.3e (%.2e of max %.3e)%n", label, worst, worst / max, max);
+        assertTrue(worst <= rel * max, label + ": element " + at + " cpu " + (at >= 0 ? a[at] : 0) + " gpu "
                 + (at >= 0 ? b[at] : 0) + ", |diff| " + worst + " > " + rel + " x " + max);
     }
 
@@ -210,27 +215,47 @@ abstract class CudaParityChecks {
         }
     }
 
-    /** A training step with flash attention, dropout on, against the CPU's materialized attention. */
-    @Test
-    void flashTrainingStepMatchesCpu() {
-        GptConfig cfg = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(128).numHeads(2).maxSeqLen(80));
-        Random r = new Random(15);
-        int B = 2, T = 80;
+    /** Small models of both architectures: GPT-2 (LayerNorm, biases, tied head) and seed-d12 (RMSNorm, dropout 0.1). */
+    static final GptConfig[] SMALL_MODELS = {
+            GptConfig.preset("d2").with(b -> b.vocabSize(500).channels(64).numHeads(4).maxSeqLen(64)),
+            GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(64))};
+
+    /** What a step comparison checks, given both models after backward and their losses. */
+    interface StepCheck {
+        void check(Gpt2 onCpu, Gpt2 onGpu, float cpuLoss, float gpuLoss);
+    }
+
+    /**
+     * One training step of cfg (initialization seed 3, pass key 11, a random B x T batch from
+     * {@code seed}) on the CPU and on {@code be}, with flash attention there when asked.
+     */
+    void stepBoth(GptConfig cfg, CudaBackend be, boolean flash, int B, int T, long seed, StepCheck check) {
+        Random r = new Random(seed);
+        int V = cfg.vocabSize();
         int[] in = new int[B * T], tg = new int[B * T];
-        for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
-        try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2 mg = new Gpt2(cfg, gpu)) {
-            mg.setFlashAttention(true);
+        for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(V); tg[i] = r.nextInt(V); }
+        try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2 mg = new Gpt2(cfg, be)) {
+            mg.setFlashAttention(flash);
             mc.initialize(3);
             mg.initialize(3);
             mc.zeroGrad();
             mg.zeroGrad();
             float lc = mc.forward(in, tg, B, T, 11), lg = mg.forward(in, tg, B, T, 11);
-            System.out.printf("  flash step (dropout 0.1): loss cpu %.7f gpu %.7f%n", lc, lg);
-            assertEquals(lc, lg, 1e-5, "flash loss");
             mc.backward(1f);
             mg.backward(1f);
-            assertClose(new Pair(mc.grads(), mg.grads(), (int) mc.layout().totalSize()), 2e-4, "flash step gradients");
+            check.check(mc, mg, lc, lg);
         }
+    }
+
+    /** A training step with flash attention, dropout on, against the CPU's materialized attention. */
+    @Test
+    void flashTrainingStepMatchesCpu() {
+        GptConfig cfg = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(128).numHeads(2).maxSeqLen(80));
+        stepBoth(cfg, gpu, true, 2, 80, 15, (mc, mg, lc, lg) -> {
+            System.out.printf("  flash step (dropout 0.1): loss cpu %.7f gpu %.7f%n", lc, lg);
+            assertEquals(lc, lg, 1e-5, "flash loss");
+            assertClose(new Pair(mc.grads(), mg.grads(), (int) mc.layout().totalSize()), 2e-4, "flash step gradients");
+        });
     }
 
     @Test
@@ -267,56 +292,35 @@ abstract class CudaParityChecks {
     /** A training step of a small model of each architecture: loss within 1e-4, gradients close. */
     @Test
     void wholeTrainingStepMatchesCpu() {
-        for (GptConfig cfg : new GptConfig[]{
-                GptConfig.preset("d2").with(b -> b.vocabSize(500).channels(64).numHeads(4).maxSeqLen(64)),
-                GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(64))}) {
-            Random r = new Random(6);
-            int B = 4, T = 64;
-            int[] in = new int[B * T], tg = new int[B * T];
-            for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
-            try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2 mg = new Gpt2(cfg, gpu)) {
-                mc.initialize(3);
-                mg.initialize(3);
-                mc.zeroGrad();
-                mg.zeroGrad();
-                float lc = mc.forward(in, tg, B, T, 11), lg = mg.forward(in, tg, B, T, 11);
+        for (GptConfig cfg : SMALL_MODELS) {
+            stepBoth(cfg, gpu, false, 4, 64, 6, (mc, mg, lc, lg) -> {
                 System.out.printf("  %s: loss cpu %.7f gpu %.7f%n", cfg.name(), lc, lg);
                 assertEquals(lc, lg, 1e-4, cfg.name() + " loss");
-                mc.backward(1f);
-                mg.backward(1f);
-                int n = (int) mc.layout().totalSize();
-                assertClose(new Pair(mc.grads(), mg.grads(), n), 2e-4, cfg.name() + " gradients");
-            }
+                assertClose(new Pair(mc.grads(), mg.grads(), (int) mc.layout().totalSize()), 2e-4, cfg.name() + " gradients");
+            });
         }
     }
 
     // ------------------------------------------------------------------ bf16 mixed precision
 
     /**
-     * A buffer on the CPU (float32) and on the bf16 GPU backend holding the same values: random
-     * numbers rounded to bf16, so both sides start from identical inputs and any difference is the
-     * GPU's arithmetic and the rounding of its bf16 outputs.
+     * A buffer on the CPU (float32) and on the bf16 GPU backend (of gpuType) holding the same
+     * values: random numbers rounded to bf16, so both sides start from identical inputs and any
+     * difference is the GPU's arithmetic and the rounding of its bf16 outputs.
      */
-    record Mixed(Buffer c, Buffer g, int n) {
-    }
-
-    Mixed rand16(CudaBackend bf, Random r, int n, float scale, DType gpuType) {
+    Pair rand16(CudaBackend bf, Random r, int n, float scale, DType gpuType) {
         float[] v = new float[n];
         for (int i = 0; i < n; i++) v[i] = gpt2.backend.BFloat16.round((float) r.nextGaussian() * scale);
         Buffer c = cpu.allocate(DType.F32, n, "cpu"), g = bf.allocate(gpuType, n, "gpu");
         cpu.write(c, v);
         bf.write(g, v);
-        return new Mixed(c, g, n);
+        return new Pair(c, g, n);
     }
 
     /** op on the CPU (c = true), then on the bf16 GPU backend. */
     void both(CudaBackend bf, BiConsumer<Backend, Boolean> op) {
         op.accept(cpu, true);
         op.accept(bf, false);
-    }
-
-    Buffer s(Mixed p, boolean c) {
-        return p == null ? null : c ? p.c : p.g;
     }
 
     /**
@@ -329,21 +333,6 @@ abstract class CudaParityChecks {
      */
     static final double BF16_TOL = 1e-2;
 
-    void assertClose16(CudaBackend bf, Mixed p, double rel, String what) {
-        float[] a = new float[p.n], b = new float[p.n];
-        cpu.read(p.c, a);
-        bf.read(p.g, b);
-        double max = 1e-30, worst = 0;
-        int at = -1;
-        for (float x : a) max = Math.max(max, Math.abs(x));
-        for (int i = 0; i < a.length; i++) {
-            double d = Float.isNaN(b[i]) ? Double.POSITIVE_INFINITY : Math.abs(a[i] - b[i]);
-            if (d > worst) { worst = d; at = i; }
-        }
-        System.out.printf("  bf16 %-23s max |cpu-gpu| %.3e (%.2e of max %.3e)%n", what, worst, worst / max, max);
-        assertTrue(worst <= rel * max, what + ": element " + at + " |diff| " + worst + " > " + rel + " x " + max);
-    }
-
     /** Each op in bf16 mixed precision against the float32 CPU on the same (bf16-representable) inputs. */
     @Test
     void mixedPrecisionOpsStayCloseToFloat32() {
@@ -353,71 +342,71 @@ abstract class CudaParityChecks {
             Random r = new Random(8);
             // linear layer
             int N = 64, C = 256, OC = 192;
-            Mixed x = rand16(bf, r, N * C, 1, X), w = rand16(bf, r, OC * C, 0.1f, X), b = rand16(bf, r, OC, 0.1f, X);
-            Mixed out = rand16(bf, r, N * OC, 1, X);
+            Pair x = rand16(bf, r, N * C, 1, X), w = rand16(bf, r, OC * C, 0.1f, X), b = rand16(bf, r, OC, 0.1f, X);
+            Pair out = rand16(bf, r, N * OC, 1, X);
             both(bf, (be, c) -> be.matmulForward(s(out, c), s(x, c), s(w, c), s(b, c), N, C, OC));
-            assertClose16(bf, out, BF16_TOL, "matmul out");
-            Mixed dout = rand16(bf, r, N * OC, 1, X), dinp = rand16(bf, r, N * C, 1, X);
-            Mixed dw = rand16(bf, r, OC * C, 1, F), db = rand16(bf, r, OC, 1, F);
+            assertClose(bf, out, BF16_TOL, "matmul out");
+            Pair dout = rand16(bf, r, N * OC, 1, X), dinp = rand16(bf, r, N * C, 1, X);
+            Pair dw = rand16(bf, r, OC * C, 1, F), db = rand16(bf, r, OC, 1, F);
             both(bf, (be, c) -> be.matmulBackward(s(dinp, c), s(dw, c), s(db, c), s(dout, c), s(x, c), s(w, c), N, C, OC));
-            assertClose16(bf, dinp, BF16_TOL, "matmul dinp");
-            assertClose16(bf, dw, BF16_TOL, "matmul dweight (f32 +=)");
-            assertClose16(bf, db, BF16_TOL, "matmul dbias (f32 +=)");
-            Mixed pre = rand16(bf, r, N * OC, 1, X), act = rand16(bf, r, N * OC, 1, X);
+            assertClose(bf, dinp, BF16_TOL, "matmul dinp");
+            assertClose(bf, dw, BF16_TOL, "matmul dweight (f32 +=)");
+            assertClose(bf, db, BF16_TOL, "matmul dbias (f32 +=)");
+            Pair pre = rand16(bf, r, N * OC, 1, X), act = rand16(bf, r, N * OC, 1, X);
             both(bf, (be, c) -> be.matmulGeluForward(s(act, c), s(pre, c), s(x, c), s(w, c), s(b, c), N, C, OC));
-            assertClose16(bf, pre, BF16_TOL, "matmul+gelu pre");
-            assertClose16(bf, act, BF16_TOL, "matmul+gelu out");
+            assertClose(bf, pre, BF16_TOL, "matmul+gelu pre");
+            assertClose(bf, act, BF16_TOL, "matmul+gelu out");
             // layernorm
             int Nn = 37, Cn = 72;
-            Mixed xn = rand16(bf, r, Nn * Cn, 2, X), wn = rand16(bf, r, Cn, 1, X), bn = rand16(bf, r, Cn, 1, X);
-            Mixed on = rand16(bf, r, Nn * Cn, 1, X), mean = rand16(bf, r, Nn, 1, F), rstd = rand16(bf, r, Nn, 1, F);
+            Pair xn = rand16(bf, r, Nn * Cn, 2, X), wn = rand16(bf, r, Cn, 1, X), bn = rand16(bf, r, Cn, 1, X);
+            Pair on = rand16(bf, r, Nn * Cn, 1, X), mean = rand16(bf, r, Nn, 1, F), rstd = rand16(bf, r, Nn, 1, F);
             both(bf, (be, c) -> be.layerNormForward(s(on, c), s(mean, c), s(rstd, c), s(xn, c), s(wn, c), s(bn, c), Nn, Cn, 1e-5f));
-            assertClose16(bf, on, BF16_TOL, "layernorm out");
-            assertClose16(bf, rstd, 1e-5, "layernorm rstd (f32)");
-            Mixed dn = rand16(bf, r, Nn * Cn, 1, X), dxn = rand16(bf, r, Nn * Cn, 1, X);
-            Mixed dwn = rand16(bf, r, Cn, 1, F), dbn = rand16(bf, r, Cn, 1, F);
+            assertClose(bf, on, BF16_TOL, "layernorm out");
+            assertClose(bf, rstd, 1e-5, "layernorm rstd (f32)");
+            Pair dn = rand16(bf, r, Nn * Cn, 1, X), dxn = rand16(bf, r, Nn * Cn, 1, X);
+            Pair dwn = rand16(bf, r, Cn, 1, F), dbn = rand16(bf, r, Cn, 1, F);
             both(bf, (be, c) -> be.layerNormBackward(s(dxn, c), s(dwn, c), s(dbn, c), s(dn, c), s(xn, c), s(wn, c),
                     s(mean, c), s(rstd, c), Nn, Cn));
-            assertClose16(bf, dxn, BF16_TOL, "layernorm dinp (+=)");
-            assertClose16(bf, dwn, BF16_TOL, "layernorm dweight");
+            assertClose(bf, dxn, BF16_TOL, "layernorm dinp (+=)");
+            assertClose(bf, dwn, BF16_TOL, "layernorm dweight");
             // attention, with and without dropout
             for (float p : new float[]{0f, 0.2f}) {
                 int B = 2, T = 33, Ca = 48, NH = 3;
                 gpt2.backend.Dropout d = p == 0 ? null : new gpt2.backend.Dropout(p, 99);
-                Mixed qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
-                Mixed att = rand16(bf, r, B * NH * T * T, 1, X);
+                Pair qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
+                Pair att = rand16(bf, r, B * NH * T * T, 1, X);
                 both(bf, (be, c) -> be.attentionForward(s(ao, c), s(att, c), s(qkv, c), B, T, Ca, NH, d));
-                assertClose16(bf, att, BF16_TOL, "attention att p=" + p);
-                assertClose16(bf, ao, BF16_TOL, "attention out p=" + p);
-                Mixed dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
+                assertClose(bf, att, BF16_TOL, "attention att p=" + p);
+                assertClose(bf, ao, BF16_TOL, "attention out p=" + p);
+                Pair dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
                 both(bf, (be, c) -> be.attentionBackward(s(dqkv, c), s(dao, c), s(qkv, c), s(att, c), B, T, Ca, NH, d));
-                assertClose16(bf, dqkv, 1.5 * BF16_TOL, "attention dqkv p=" + p);
+                assertClose(bf, dqkv, 1.5 * BF16_TOL, "attention dqkv p=" + p);
             }
             // flash attention in bf16 (head size 64, two tiles)
             for (float p : new float[]{0f, 0.2f}) {
                 int B = 1, T = 70, Ca = 128, NH = 2;
                 gpt2.backend.Dropout d = p == 0 ? null : new gpt2.backend.Dropout(p, 99);
-                Mixed qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
+                Pair qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
                 Buffer att = cpu.allocate(F, (long) B * NH * T * T, "att"), lse = bf.allocate(F, (long) B * NH * T, "lse");
                 cpu.attentionForward(ao.c, att, qkv.c, B, T, Ca, NH, d);
                 bf.flashAttentionForward(ao.g, lse, qkv.g, B, T, Ca, NH, d);
-                assertClose16(bf, ao, BF16_TOL, "flash out p=" + p);
-                Mixed dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
+                assertClose(bf, ao, BF16_TOL, "flash out p=" + p);
+                Pair dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
                 cpu.attentionBackward(dqkv.c, dao.c, qkv.c, att, B, T, Ca, NH, d);
                 bf.flashAttentionBackward(dqkv.g, dao.g, qkv.g, ao.g, lse, B, T, Ca, NH, d);
-                assertClose16(bf, dqkv, 1.5 * BF16_TOL, "flash dqkv p=" + p);
+                assertClose(bf, dqkv, 1.5 * BF16_TOL, "flash dqkv p=" + p);
             }
             // element-wise, loss
             int n = 5000;
-            Mixed xe = rand16(bf, r, n, 2, X), ye = rand16(bf, r, n, 1, X), oe = rand16(bf, r, n, 1, X);
+            Pair xe = rand16(bf, r, n, 2, X), ye = rand16(bf, r, n, 1, X), oe = rand16(bf, r, n, 1, X);
             both(bf, (be, c) -> be.geluForward(s(oe, c), s(xe, c), n));
-            assertClose16(bf, oe, BF16_TOL, "gelu");
+            assertClose(bf, oe, BF16_TOL, "gelu");
             both(bf, (be, c) -> be.geluBackward(s(oe, c), s(xe, c), s(ye, c), n));
-            assertClose16(bf, oe, BF16_TOL, "gelu backward");
+            assertClose(bf, oe, BF16_TOL, "gelu backward");
             both(bf, (be, c) -> be.residualForward(s(oe, c), s(xe, c), s(ye, c), n));
-            assertClose16(bf, oe, BF16_TOL, "residual");
+            assertClose(bf, oe, BF16_TOL, "residual");
             int Nl = 12, V = 1000, Vp = 1024;
-            Mixed logits = rand16(bf, r, Nl * Vp, 3, X), losses = rand16(bf, r, Nl, 1, F);
+            Pair logits = rand16(bf, r, Nl * Vp, 3, X), losses = rand16(bf, r, Nl, 1, F);
             int[] tg = new int[Nl];
             for (int i = 0; i < Nl; i++) tg[i] = r.nextInt(V);
             tg[3] = -1;
@@ -425,9 +414,9 @@ abstract class CudaParityChecks {
             cpu.write(tc, tg);
             bf.write(tgp, tg);
             both(bf, (be, c) -> be.crossEntropyForward(s(losses, c), s(logits, c), c ? tc : tgp, Nl, V, Vp));
-            assertClose16(bf, losses, 1e-5, "cross-entropy losses (f32)");
+            assertClose(bf, losses, 1e-5, "cross-entropy losses (f32)");
             both(bf, (be, c) -> be.crossEntropyBackward(s(logits, c), c ? tc : tgp, 0.25f, Nl, V, Vp));
-            assertClose16(bf, logits, BF16_TOL, "cross-entropy dlogits");
+            assertClose(bf, logits, BF16_TOL, "cross-entropy dlogits");
             // the weights' compute copy: float32 -> bf16 rounds to nearest even, as BFloat16.fromFloat
             float[] master = new float[4096];
             for (int i = 0; i < master.length; i++) master[i] = (float) r.nextGaussian();
@@ -451,21 +440,8 @@ abstract class CudaParityChecks {
     @Test
     void mixedPrecisionTrainingStepStaysCloseToFloat32() {
         try (CudaBackend bf = newBackend(false, true)) {
-            for (GptConfig cfg : new GptConfig[]{
-                    GptConfig.preset("d2").with(b -> b.vocabSize(500).channels(64).numHeads(4).maxSeqLen(64)),
-                    GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(64))}) {
-                Random r = new Random(6);
-                int B = 4, T = 64;
-                int[] in = new int[B * T], tg = new int[B * T];
-                for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
-                try (Gpt2 m32 = new Gpt2(cfg, cpu); Gpt2 m16 = new Gpt2(cfg, bf)) {
-                    m32.initialize(3);
-                    m16.initialize(3);
-                    m32.zeroGrad();
-                    m16.zeroGrad();
-                    float l32 = m32.forward(in, tg, B, T, 11), l16 = m16.forward(in, tg, B, T, 11);
-                    m32.backward(1f);
-                    m16.backward(1f);
+            for (GptConfig cfg : SMALL_MODELS) {
+                stepBoth(cfg, bf, false, 4, 64, 6, (m32, m16, l32, l16) -> {
                     int n = (int) m32.layout().totalSize();
                     float[] g32 = new float[n], g16 = new float[n];
                     cpu.read(m32.grads(), g32);
@@ -479,7 +455,7 @@ abstract class CudaParityChecks {
                     System.out.printf("  bf16 %s: loss %.6f vs float32 %.6f; gradient L2 error %.2e%n", cfg.name(), l16, l32, rel);
                     assertEquals(l32, l16, 2e-2, cfg.name() + " bf16 loss");
                     assertTrue(rel < 5e-2, cfg.name() + " bf16 gradient error " + rel);
-                }
+                });
             }
         }
     }

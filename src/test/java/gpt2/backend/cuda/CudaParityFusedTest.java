@@ -1,19 +1,10 @@
 package gpt2.backend.cuda;
 
-import org.junit.jupiter.api.Tag;
-
 /**
- * {@link CudaParityChecks} on a GPU with cuBLASLt's bias and GELU epilogues (GPT2_CUBLASLT=1);
- * tag gpu, skipped with the reason where no GPU is usable.
+ * {@link CudaParityTest} with cuBLASLt's bias and GELU epilogues (GPT2_CUBLASLT=1); tag gpu
+ * (inherited), skipped with the reason where no GPU is usable.
  */
-@Tag("gpu")
-class CudaParityFusedTest extends CudaParityChecks {
-
-    @Override
-    String unavailableReason() {
-        String reason = CudaBackend.unavailableReason();
-        return reason == null ? null : "no usable GPU: " + reason;
-    }
+class CudaParityFusedTest extends CudaParityTest {
 
     @Override
     CudaBackend newBackend(boolean tf32, boolean bf16) {

@@ -138,7 +138,7 @@ final class EmulatedExecutor implements Executor {
      * a wrong "false" aborts at the first barrier with a message, it cannot pass silently.
      */
     static boolean synchronizes(String family, String kernel) {
-        String src = resource("/kernels/" + family + ".cu");
+        String src = KernelCompiler.expanded(family);
         String body = body(src, src.indexOf("void " + kernel + "("));
         if (SYNC.matcher(body).find()) return true;
         // or through a __device__ function of the family that synchronizes (flash attention's templates)
