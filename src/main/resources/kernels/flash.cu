@@ -19,6 +19,17 @@ __device__ __forceinline__ void flash_stage(float (*dst)[HS], const floatX* src,
     }
 }
 
+// Keys and values of rows [k0, k0+N) of one head (rowBase: its q of row 0), between barriers: the
+// block's threads are done with the previous tile before it is overwritten.
+template <int HS, int N>
+__device__ __forceinline__ void flash_stage_kv(float (*ks)[HS], float (*vs)[HS], const floatX* qkv, i64 rowBase, int C,
+                                               int k0, int T) {
+    __syncthreads();
+    flash_stage<HS, N>(ks, qkv, rowBase + C, 3 * C, k0, T);
+    flash_stage<HS, N>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
+    __syncthreads();
+}
+
 template <int HS>
 __device__ void flash_forward(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale, float p, i64 key) {
     const int R = FlashTile<HS>::ROWS;
@@ -33,10 +44,7 @@ __device__ void flash_forward(floatX* out, float* lse, const floatX* qkv, int T,
     }
     int keys = min(T, (int) (blockIdx.x + 1) * R);
     for (int k0 = 0; k0 < keys; k0 += R) {
-        __syncthreads();
-        flash_stage<HS, R>(ks, qkv, rowBase + C, 3 * C, k0, T);
-        flash_stage<HS, R>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
-        __syncthreads();
+        flash_stage_kv<HS, R>(ks, vs, qkv, rowBase, C, k0, T);
         if (t >= T) continue;
         int last = min(t, k0 + R - 1);
         for (int j = k0; j <= last; j++) {
@@ -93,10 +101,7 @@ __device__ void flash_backward_dq(floatX* dqkv, const floatX* dout, const floatX
     }
     int keys = min(T, (int) (blockIdx.x + 1) * R);
     for (int k0 = 0; k0 < keys; k0 += R) {
-        __syncthreads();
-        flash_stage<HS, R>(ks, qkv, rowBase + C, 3 * C, k0, T);
-        flash_stage<HS, R>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
-        __syncthreads();
+        flash_stage_kv<HS, R>(ks, vs, qkv, rowBase, C, k0, T);
         if (t >= T) continue;
         int last = min(t, k0 + R - 1);
         for (int j = k0; j <= last; j++) {

@@ -463,28 +463,13 @@ abstract class CudaParityChecks {
     /** 100 steps of overfitting one batch in bf16 mixed precision, then decoding close to the CPU's. */
     @Test
     void mixedPrecisionOverfitsAndDecodes() {
-        GptConfig cfg = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));
-        Random r = new Random(7);
-        int B = 4, T = 64;
-        int[] stream = new int[B * T + 1];
-        for (int i = 0; i < stream.length; i++) stream[i] = r.nextInt(512);
-        int[] in = java.util.Arrays.copyOfRange(stream, 0, B * T), tg = java.util.Arrays.copyOfRange(stream, 1, B * T + 1);
-        try (CudaBackend bf = newBackend(false, true); Gpt2 m = new Gpt2(cfg, bf);
-             AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0f)) {
-            m.initialize(1);
-            float first = 0, loss = 0;
-            for (int step = 0; step < 100; step++) {
-                m.zeroGrad();
-                loss = m.forward(in, tg, B, T, step);
-                if (step == 0) first = loss;
-                m.backward(1f);
-                float[] ns = AdamW.normAndClipScale(bf, m.grads(), 1f);
-                opt.step(m.params(), m.grads(), 3e-3f, ns[1]);
-            }
-            System.out.printf("  bf16 overfit on GPU: loss %.4f -> %.4f in 100 steps%n", first, loss);
-            assertTrue(loss < 0.5f, "bf16 loss after 100 steps: " + loss);
+        try (CudaBackend bf = newBackend(false, true); Gpt2 m = new Gpt2(OVERFIT_MODEL, bf)) {
+            float[] losses = overfit(m);
+            System.out.printf("  bf16 overfit on GPU: loss %.4f -> %.4f in 100 steps%n", losses[0], losses[1]);
+            assertTrue(losses[1] < 0.5f, "bf16 loss after 100 steps: " + losses[1]);
+            int[] in = overfitBatch()[0];
             // decode with the trained weights against the CPU running the same float32 parameters
-            try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2.KvCache cc = mc.newKvCache(1); Gpt2.KvCache cg = m.newKvCache(1)) {
+            try (Gpt2 mc = new Gpt2(OVERFIT_MODEL, cpu); Gpt2.KvCache cc = mc.newKvCache(1); Gpt2.KvCache cg = m.newKvCache(1)) {
                 java.lang.foreign.MemorySegment host = java.lang.foreign.Arena.ofAuto().allocate(4L * m.layout().totalSize());
                 bf.copyToHost(m.params(), host);
                 cpu.copyFromHost(mc.params(), host);
@@ -527,25 +512,38 @@ abstract class CudaParityChecks {
 
     @Test
     void overfitsABatchOnTheGpu() {
-        GptConfig cfg = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));
+        try (Gpt2 m = new Gpt2(OVERFIT_MODEL, gpu)) {
+            float[] losses = overfit(m);
+            System.out.printf("  overfit on GPU: loss %.4f -> %.4f in 100 steps%n", losses[0], losses[1]);
+            assertTrue(losses[1] < 0.1f, "loss after 100 steps: " + losses[1]);
+        }
+    }
+
+    static final GptConfig OVERFIT_MODEL = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));
+
+    /** The batch the overfitting runs memorize: {inputs, targets}, B = 4, T = 64. */
+    static int[][] overfitBatch() {
         Random r = new Random(7);
-        int B = 4, T = 64;
-        int[] stream = new int[B * T + 1];
+        int[] stream = new int[4 * 64 + 1];
         for (int i = 0; i < stream.length; i++) stream[i] = r.nextInt(512);
-        int[] in = java.util.Arrays.copyOfRange(stream, 0, B * T), tg = java.util.Arrays.copyOfRange(stream, 1, B * T + 1);
-        try (Gpt2 m = new Gpt2(cfg, gpu); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0f)) {
+        return new int[][]{java.util.Arrays.copyOfRange(stream, 0, 4 * 64), java.util.Arrays.copyOfRange(stream, 1, 4 * 64 + 1)};
+    }
+
+    /** 100 AdamW steps (lr 3e-3, clip 1) on {@link #overfitBatch()} from seed 1; returns {first loss, last loss}. */
+    static float[] overfit(Gpt2 m) {
+        int[][] batch = overfitBatch();
+        float first = 0, loss = 0;
+        try (AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0f)) {
             m.initialize(1);
-            float first = 0, loss = 0;
             for (int step = 0; step < 100; step++) {
                 m.zeroGrad();
-                loss = m.forward(in, tg, B, T, step);
+                loss = m.forward(batch[0], batch[1], 4, 64, step);
                 if (step == 0) first = loss;
                 m.backward(1f);
-                float[] ns = AdamW.normAndClipScale(gpu, m.grads(), 1f);
+                float[] ns = AdamW.normAndClipScale(m.backend(), m.grads(), 1f);
                 opt.step(m.params(), m.grads(), 3e-3f, ns[1]);
             }
-            System.out.printf("  overfit on GPU: loss %.4f -> %.4f in 100 steps%n", first, loss);
-            assertTrue(loss < 0.1f, "loss after 100 steps: " + loss);
         }
+        return new float[]{first, loss};
     }
 }

@@ -139,13 +139,23 @@ final class EmulatedExecutor implements Executor {
      */
     static boolean synchronizes(String family, String kernel) {
         String src = KernelCompiler.expanded(family);
-        String body = body(src, src.indexOf("void " + kernel + "("));
-        if (SYNC.matcher(body).find()) return true;
-        // or through a __device__ function of the family that synchronizes (flash attention's templates)
+        // the family's __device__ functions that synchronize, directly or through one another
+        Map<String, String> functions = new HashMap<>();
         java.util.regex.Matcher f = DEVICE_FN.matcher(src);
-        while (f.find()) {
-            if (body.matches("(?s).*\\b" + f.group(1) + "\\s*[<(].*") && SYNC.matcher(body(src, f.start())).find()) return true;
+        while (f.find()) functions.put(f.group(1), body(src, f.start()));
+        java.util.Set<String> sync = new java.util.HashSet<>();
+        for (boolean grew = true; grew; ) {
+            grew = false;
+            for (Map.Entry<String, String> e : functions.entrySet()) {
+                if (!sync.contains(e.getKey()) && synchronizes(e.getValue(), sync)) grew = sync.add(e.getKey());
+            }
         }
+        return synchronizes(body(src, src.indexOf("void " + kernel + "(")), sync);
+    }
+
+    private static boolean synchronizes(String body, java.util.Set<String> syncFunctions) {
+        if (SYNC.matcher(body).find()) return true;
+        for (String fn : syncFunctions) if (body.matches("(?s).*\\b" + fn + "\\s*[<(].*")) return true;
         return false;
     }
 
