@@ -1,76 +1,147 @@
 #!/usr/bin/env bash
-# The one script for a GPU machine (no Maven there): runs the gpu-tagged tests and a short benchmark
-# from .gpu-bundle (see ../shared/GPU.md), then prints a summary. Without a GPU it says so and exits 0.
-# Usage: source .gpu-bundle/env.sh; scripts/gpu-check.sh
+# The one script for a GPU machine (no Maven there), run from .gpu-bundle (see ../shared/GPU.md).
+# Time on a GPU machine is short and a run can be cut off, so it measures first and hands back
+# what it measured as it goes: every summary line is printed and appended to $GPU_CHECK_OUT/summary.txt
+# the moment it is known, with every phase's log beside it; every phase runs under its own timeout.
+#
+#   --quick  the first look (< 3 min): versions, the d12 bf16 bench with the per-kernel profile,
+#            the gpu-tagged tests
+#   (full)   the check after a change (< 8 min): the above, more bench modes (float32/TF32, without
+#            cuBLASLt, flash, B=32), training + resume on the GPU (float32; bf16 with flash),
+#            scripts/launch.sh with NCCL (world size 1)
+#
+# Usage: source .gpu-bundle/env.sh; GPU_CHECK_OUT=DIR scripts/gpu-check.sh [--quick]
+# Without a GPU it says so, writes that to the summary and exits 0.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+quick=0
+for a in "$@"; do
+  case "$a" in
+    --quick) quick=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown option $a (expected --quick)" >&2; exit 2 ;;
+  esac
+done
+out="${GPU_CHECK_OUT:-}"
+if [[ -z "$out" ]]; then out="$(mktemp -d /tmp/gpu-check.XXXXXX)"; fi
+mkdir -p "$out" || { echo "gpu-check: cannot create GPU_CHECK_OUT=$out" >&2; exit 2; }
+summary_file="$out/summary.txt"
+: > "$summary_file"
+echo "gpu-check: results in $out (summary.txt and one log per phase)"
+started=$SECONDS
+failures=0
+
+# One summary line, now: to stdout and the summary file.
+say() { echo "SUMMARY: $*"; echo "$*" >> "$summary_file"; }
+# phase NAME SECONDS CMD...: runs CMD under a timeout with its output in NAME.log (and on stdout).
+phase() {
+  local name="$1" limit="$2"; shift 2
+  echo "== $name (limit ${limit}s, $((SECONDS - started))s so far)"
+  timeout --kill-after=10 "$limit" "$@" > >(tee "$out/$name.log") 2>&1
+  local rc=$?
+  if [[ $rc == 124 || $rc == 137 ]]; then say "$name: TIMED OUT after ${limit}s"; fi
+  return $rc
+}
+
 if [[ -z "${JAVA:-}" || -z "${CP:-}" ]]; then
   if [[ -f .gpu-bundle/env.sh ]]; then source .gpu-bundle/env.sh; else
-    echo "gpu-check: no .gpu-bundle (run ../shared/tools/gpu-bundle.sh after mvn package)"; exit 2; fi
+    say "gpu-check: no .gpu-bundle (run ../shared/tools/gpu-bundle.sh after mvn package)"; exit 2; fi
 fi
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "gpu-check: SKIPPED: no NVIDIA GPU on this machine (nvidia-smi finds none)"
+  say "gpu-check: SKIPPED: no NVIDIA GPU on this machine (nvidia-smi finds none)"
   exit 0
 fi
-nvidia-smi -L
 # A CUDA forward-compatibility libcuda (…/compat) only works with a matching kernel driver; with the
 # machine's own driver it fails with "unsupported display driver / cuda driver combination".
 LD_LIBRARY_PATH="$(echo "${LD_LIBRARY_PATH:-}" | tr ':' '\n' | grep -v '/compat$' | paste -sd: -)"
 export LD_LIBRARY_PATH
 JAVA_OPTS="$(echo "$JAVA_OPTS" | sed -E "s#-Djava.library.path=[^ ]*#-Djava.library.path=$LD_LIBRARY_PATH#")"
-echo "gpu-check: LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-export GPT2_KERNEL_CACHE="${GPT2_KERNEL_CACHE:-$(mktemp -d)}"
-summary=()
+export GPT2_KERNEL_CACHE="${GPT2_KERNEL_CACHE:-$out/kernel-cache}"
 
-echo "== gpu-tagged tests"
-$JAVA $JAVA_OPTS -jar .gpu-bundle/lib/junit-platform-console-standalone-*.jar execute -cp "$CP" \
-  --select-package gpt2.backend.cuda --include-tag gpu --details=tree --disable-banner 2>&1 | tee /tmp/gpu-tests.log
-tests_rc=${PIPESTATUS[0]}
-summary+=("gpu tests: $( [[ $tests_rc == 0 ]] && echo PASS || echo "FAIL (rc $tests_rc)")")
-
-# dtype, tensorcores, GPT2_CUBLASLT (1: bias and GELU in cuBLASLt's GEMM epilogues), --flash
-for mode in "float32 1 0 0" "float32 1 1 0" "float32 1 0 1" "bfloat16 0 0 0" "bfloat16 0 1 0" "bfloat16 0 1 1"; do
-  set -- $mode
-  echo "== bench d12 B=16 T=1024 dtype $1 tensorcores $2 cublaslt $3 flash $4"
-  GPT2_CUBLASLT=$3 $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main bench --model d12 --batch_size 16 --sequence_length 1024 \
-    --steps 5 --device cuda --dtype "$1" --tensorcores "$2" --flash "$4" 2>&1 | tee /tmp/gpu-bench.log
-  line="$(grep -E '^median step' /tmp/gpu-bench.log || echo 'bench failed')"
-  summary+=("bench d12 B16 T1024 dtype=$1 tensorcores=$2 cublaslt=$3 flash=$4: $line")
+# ---------------------------------------------------------------- versions first
+say "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)"
+say "date: $(date -u +%Y-%m-%dT%H:%MZ); mode: $([[ $quick == 1 ]] && echo quick || echo full)"
+libs=""
+for l in libcudart.so libcublas.so libcublasLt.so libnvrtc.so libnccl.so; do
+  f="$(echo "$LD_LIBRARY_PATH" | tr ':' '\n' | while read -r d; do [[ -n "$d" ]] && ls "$d"/$l.* 2>/dev/null; done | head -1)"
+  libs+=" ${l%.so}=$( [[ -n "$f" ]] && basename "$(readlink -f "$f")" || echo missing)"
 done
+say "cuda libraries:$libs"
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1
+# the CLI as a command line (timeout runs commands, not shell functions); JAVA_OPTS split into words
+gpt2=($JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main)
 
-echo "== gpt2 train on the GPU: 6 steps with a checkpoint at 3, then resume from it"
-work="$(mktemp -d)"
-gpt2() { $JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main "$@"; }
-gpt2 prepare fineweb-edu README.md --separator '## ' --shard_size 4000 --output_dir "$work/data" 2>/dev/null
+# ---------------------------------------------------------------- benches (before the tests)
+# bench NAME LIMIT ENV... -- ARGS...: a d12 T=1024 bench; its "median step" line and plan line go to the summary.
+bench() {
+  local name="$1" limit="$2"; shift 2
+  local envs=()
+  while [[ $# -gt 0 && "$1" != "--" ]]; do envs+=("$1"); shift; done
+  shift
+  phase "$name" "$limit" env "${envs[@]}" "${gpt2[@]}" bench --model d12 \
+    --sequence_length 1024 --device cuda --json "$@"
+  local line plan
+  line="$(grep -E '^median step' "$out/$name.log" | sed -E 's/ \| peak memory [^|]*//')"
+  plan="$(grep -E '^per step:' "$out/$name.log" | head -1)"
+  if [[ -n "$line" ]]; then say "$name: $line"; [[ -n "$plan" ]] && say "$name: $plan"
+  else say "$name: FAILED ($(grep -E 'rror|Exception' "$out/$name.log" | head -1))"; failures=$((failures + 1)); fi
+}
+
+bench bench-bf16-b16-profile 150 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --profile 1
+if [[ -f "$out/bench-bf16-b16-profile.log" ]]; then
+  # the profile table, whole, into the summary: it is what the GPU minutes are for
+  awk '/^per-kernel profile/,/^per step:/' "$out/bench-bf16-b16-profile.log" >> "$summary_file"
+fi
+if [[ $quick == 0 ]]; then
+  bench bench-bf16-b16-nolt 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype bfloat16 --steps 10
+  bench bench-bf16-b16-flash 90 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1
+  bench bench-bf16-b32 90 GPT2_CUBLASLT=1 -- --batch_size 32 --dtype bfloat16 --steps 10
+  bench bench-fp32-tf32-b16 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype float32 --tensorcores 1 --steps 5
+fi
+
+# ---------------------------------------------------------------- gpu-tagged tests
+phase gpu-tests 150 $JAVA $JAVA_OPTS -jar .gpu-bundle/lib/junit-platform-console-standalone-*.jar execute -cp "$CP" \
+  --select-package gpt2.backend.cuda --include-tag gpu --details=tree --disable-banner
+tests_rc=$?
+if [[ $tests_rc == 0 ]]; then say "gpu tests: PASS ($(grep -E 'tests successful' "$out/gpu-tests.log" | tr -s ' ' | head -1))"
+else say "gpu tests: FAIL (rc $tests_rc; $(grep -E 'tests failed' "$out/gpu-tests.log" | tr -s ' ' | head -1))"
+  grep -E '✘' "$out/gpu-tests.log" | head -10 >> "$summary_file"; failures=$((failures + 1)); fi
+
+if [[ $quick == 1 ]]; then
+  say "gpu-check done in $((SECONDS - started))s with $failures failure(s)"
+  [[ $failures == 0 ]]; exit
+fi
+
+# ---------------------------------------------------------------- training on the GPU, resume
+work="$out/train"
+mkdir -p "$work"
+"${gpt2[@]}" prepare fineweb-edu README.md --separator '## ' --shard_size 4000 --output_dir "$work/data" > "$out/prepare.log" 2>&1
 common=(--device cuda --model d2 --input_train_bin "$work/data/edu_fineweb_train_*.bin"
   --input_val_bin "$work/data/edu_fineweb_val_*.bin" --batch_size 4 --sequence_length 64 --total_batch_size 512
   --num_iterations 6 --learning_rate 1e-3 --val_loss_every 3 --val_max_steps 2 --sample_every 3 --save_every_niter 3
   --overfit_single_batch 0)
-gpt2 train "${common[@]}" --output_dir "$work/run" 2>&1 | tee /tmp/gpu-train.log
-gpt2 train "${common[@]}" --output_dir "$work/resumed" --load_chkpoint_file "$work/run/checkpoint_00000003" 2>&1 | tee /tmp/gpu-resume.log
-full="$(grep -E '^step +[4-6]/' /tmp/gpu-train.log | sed -E 's/ \| [0-9.]+ ms.*//')"
-resumed="$(grep -E '^step +[4-6]/' /tmp/gpu-resume.log | sed -E 's/ \| [0-9.]+ ms.*//')"
-if [[ -n "$full" && "$full" == "$resumed" ]]; then resume_ok=PASS; else resume_ok=FAIL; fi
-summary+=("train on GPU + resume from step 3: $resume_ok (steps 4-6 identical: loss, norm, lr)")
+steps() { grep -E '^(\[rank 0\] )?step +[4-6]/' "$1" | sed -E 's/^\[rank 0\] //; s/ \| [0-9.]+ ms.*//'; }
+# resume_check NAME EXTRA...: 6 steps with a checkpoint at 3, then 4-6 again from it; equal lines pass
+resume_check() {
+  local name="$1"; shift
+  phase "$name" 60 "${gpt2[@]}" train "${common[@]}" "$@" --output_dir "$work/$name-run"
+  phase "$name-resumed" 60 "${gpt2[@]}" train "${common[@]}" "$@" --output_dir "$work/$name-resumed" \
+    --load_chkpoint_file "$work/$name-run/checkpoint_00000003"
+  local full resumed
+  full="$(steps "$out/$name.log")"; resumed="$(steps "$out/$name-resumed.log")"
+  if [[ -n "$full" && "$full" == "$resumed" ]]; then say "$name + resume from step 3: PASS (steps 4-6 identical)"
+  else say "$name + resume from step 3: FAIL"; failures=$((failures + 1)); fi
+}
+resume_check train-fp32
+resume_check train-bf16-flash --dtype bfloat16 --flash 1
 
-echo "== the same in bf16 mixed precision with flash attention"
-gpt2 train "${common[@]}" --dtype bfloat16 --flash 1 --output_dir "$work/run16" 2>&1 | tee /tmp/gpu-train16.log
-gpt2 train "${common[@]}" --dtype bfloat16 --flash 1 --output_dir "$work/resumed16" \
-  --load_chkpoint_file "$work/run16/checkpoint_00000003" 2>&1 | tee /tmp/gpu-resume16.log
-full16="$(grep -E '^step +[4-6]/' /tmp/gpu-train16.log | sed -E 's/ \| [0-9.]+ ms.*//')"
-resumed16="$(grep -E '^step +[4-6]/' /tmp/gpu-resume16.log | sed -E 's/ \| [0-9.]+ ms.*//')"
-if [[ -n "$full16" && "$full16" == "$resumed16" ]]; then resume16_ok=PASS; else resume16_ok=FAIL; fi
-summary+=("train on GPU in bf16 with flash attention + resume from step 3: $resume16_ok (steps 4-6 identical)")
-
-echo "== scripts/launch.sh --nproc_per_node=1 train on the GPU (NCCL with world size 1, full path)"
 export GPT2_CLASSPATH="$CP" JAVA_HOME="$(dirname "$(dirname "$JAVA")")" GPT2_JAVA_OPTS="$JAVA_OPTS"
-scripts/launch.sh --nproc_per_node=1 --master_port=29611 train "${common[@]}" --output_dir "$work/launched" \
-  --zero_stage 0 2>&1 | tee /tmp/gpu-launch.log
-launched="$(grep -E '^\[rank 0\] step +[4-6]/' /tmp/gpu-launch.log | sed -E 's/^\[rank 0\] //; s/ \| [0-9.]+ ms.*//')"
-if [[ -n "$launched" && "$launched" == "$full" ]]; then launch_ok=PASS; else launch_ok=FAIL; fi
-summary+=("launch.sh + NCCL world 1: $launch_ok (steps 4-6 equal the plain run's)")
+phase launch-nccl 60 scripts/launch.sh --nproc_per_node=1 --master_port=29611 train "${common[@]}" \
+  --output_dir "$work/launched" --zero_stage 0
+if [[ -n "$(steps "$out/launch-nccl.log")" && "$(steps "$out/launch-nccl.log")" == "$(steps "$out/train-fp32.log")" ]]; then
+  say "launch.sh + NCCL world 1: PASS (steps 4-6 equal the plain run's)"
+else say "launch.sh + NCCL world 1: FAIL"; failures=$((failures + 1)); fi
 
-echo "== summary"
-printf '%s\n' "${summary[@]}"
-[[ $tests_rc == 0 && $resume_ok == PASS && $resume16_ok == PASS && $launch_ok == PASS ]]
+say "gpu-check done in $((SECONDS - started))s with $failures failure(s)"
+[[ $failures == 0 ]]

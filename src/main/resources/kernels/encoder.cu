@@ -1,26 +1,44 @@
 // Token + position embedding.
 
-// out (B,T,C) = wte[tokens] + wpe[t]; one thread per element.
+// out (B,T,C) = wte[tokens] + wpe[t]; one thread per PACK channels (128-bit loads when C is a
+// multiple of PACK and the tables are 16-byte aligned).
 extern "C" __global__ void encoder_forward(floatX* out, const int* tokens, const floatX* wte, const floatX* wpe,
                                            int B, int T, int C) {
+    int packs = (C + PACK - 1) / PACK;
     i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (i64) B * T * C) return;
-    i64 bt = idx / C;
-    int c = (int) (idx % C);
+    if (idx >= (i64) B * T * packs) return;
+    i64 bt = idx / packs;
+    int c = (int) (idx % packs) * PACK;
     int t = (int) (bt % T);
-    out[idx] = f2x(x2f(wte[(i64) tokens[bt] * C + c]) + x2f(wpe[(i64) t * C + c]));
+    bool vec = C % PACK == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe);
+    xpack e = load_pack(wte + (i64) tokens[bt] * C, c, C, vec), p = load_pack(wpe + (i64) t * C, c, C, vec);
+    for (int k = 0; k < PACK; k++) e.v[k] = f2x(x2f(e.v[k]) + x2f(p.v[k]));
+    store_pack(out + bt * C, c, C, vec, e);
 }
 
-// dwte +=, dwpe +=; one thread per channel walking every position in order: deterministic, and the
-// same summation order as the CPU backend.
-extern "C" __global__ void encoder_backward(float* dwte, float* dwpe, const floatX* dout, const int* tokens,
-                                            int B, int T, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    for (i64 bt = 0; bt < (i64) B * T; bt++) {
-        int t = (int) (bt % T);
-        float d = x2f(dout[bt * C + c]);
-        dwte[(i64) tokens[bt] * C + c] += d;
-        dwpe[(i64) t * C + c] += d;
+// dwpe (maxT,C) += sum over the batch of dout[b][t]; one thread per (t, c), b in order.
+extern "C" __global__ void encoder_backward_wpe(float* dwpe, const floatX* dout, int B, int T, int C) {
+    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (i64) T * C) return;
+    float s = dwpe[idx];
+    for (int b = 0; b < B; b++) s += x2f(dout[(i64) b * T * C + idx]);
+    dwpe[idx] = s;
+}
+
+// dwte += dout gathered by token, deterministic without atomics: the host groups the positions by
+// token (plan = [U, starts (U+1), tokens (U), positions (B*T) grouped by token, ascending within a
+// group]); block u adds its token's positions in order, threads over channels. The same summation
+// order as walking the positions in turn (the CPU backend's).
+extern "C" __global__ void encoder_backward_wte(float* dwte, const floatX* dout, const int* plan, int C) {
+    int U = plan[0], u = blockIdx.x;
+    if (u >= U) return;
+    const int* starts = plan + 1;
+    const int* tokens = plan + 1 + U + 1;
+    const int* positions = plan + 1 + U + 1 + U;
+    float* row = dwte + (i64) tokens[u] * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float s = row[c];
+        for (int j = starts[u]; j < starts[u + 1]; j++) s += x2f(dout[(i64) positions[j] * C + c]);
+        row[c] = s;
     }
 }

@@ -23,8 +23,10 @@ using std::min;
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 struct uint3 { unsigned int x, y, z; };
+struct __align__(16) float4 { float x, y, z, w; };
 static uint3 threadIdx, blockIdx, blockDim, gridDim;
 
 static inline unsigned int __float_as_uint(float f) { unsigned int u; memcpy(&u, &f, 4); return u; }

@@ -162,8 +162,80 @@ public interface Backend extends AutoCloseable {
      */
     void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp);
 
+    /**
+     * The fused classifier (as llm.c's): losses (N, float32) as {@link #crossEntropyForward}, and in
+     * the same pass logits overwritten with their gradient as {@link #crossEntropyBackward}. The
+     * logits are read once instead of twice; the default runs the two ops.
+     */
+    default void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
+        crossEntropyForward(losses, logits, targets, N, V, Vp);
+        crossEntropyBackward(logits, targets, dloss, N, V, Vp);
+    }
+
+    /**
+     * acc[0] += scale * (x[0] + ... + x[n-1]), all float32, on the device: the step's loss adds up
+     * there and is read once per step.
+     */
+    default void addSum(Buffer acc, Buffer x, float scale, int n) {
+        float[] v = new float[n], a = new float[1];
+        read(x, v);
+        read(acc, a);
+        double s = 0;
+        for (float f : v) s += f;
+        a[0] += (float) (scale * s);
+        write(acc, a);
+    }
+
     /** Sum of squares of all elements of a float32 buffer, accumulated in double (the gradient norm). */
     double sumOfSquares(Buffer x);
+
+    /** out[0] (float32) = the sum of squares of x (float32), on the device: read with the step's other numbers. */
+    default void sumOfSquares(Buffer out, Buffer x) {
+        write(out, new float[]{(float) sumOfSquares(x)});
+    }
+
+    /**
+     * AdamW over a whole buffer of parameters in one pass ({@link #adamw(Buffer, Buffer, Buffer,
+     * Buffer, float, float, float, float, float, float, int) as below} per run): runs are given by
+     * their end offsets within params, and decay with weightDecay where {@code decay} says so.
+     * {@code copy} (the compute type, or null) receives the updated weights in the same pass.
+     */
+    default void adamw(Buffer params, Buffer grads, Buffer m, Buffer v, Buffer copy, long[] runEnds, boolean[] decay,
+                       float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale, int t) {
+        long start = 0;
+        for (int r = 0; r < runEnds.length; r++) {
+            long n = runEnds[r] - start;
+            adamw(params.slice(start, n), grads.slice(start, n), m.slice(start, n), v.slice(start, n), lr, beta1, beta2,
+                    eps, decay[r] ? weightDecay : 0f, gradScale, t);
+            start = runEnds[r];
+        }
+        if (copy != null) convert(copy, params);
+    }
+
+    /**
+     * What this backend's calls did so far (kernel families, bytes, launches, host synchronizations,
+     * device memory), or null where nothing is counted (the CPU backend).
+     */
+    default Profile profile() {
+        return null;
+    }
+
+    /**
+     * Times every call from now on (CUDA: device events around each launch and GEMM); the times go
+     * into {@link #profile()} at {@link #synchronize()}. Refused where nothing can be timed.
+     */
+    default void setProfiling(boolean on) {
+        if (on) throw new UnsupportedOperationException("--profile 1: the " + name() + " backend has no per-kernel profile");
+    }
+
+    /** Waits until the device has finished everything queued (for timing); nothing to wait for on the CPU. */
+    default void synchronize() {
+    }
+
+    /** Device memory {free, total} in bytes as the driver reports it, or null. */
+    default long[] deviceMemoryInfo() {
+        return null;
+    }
 
     /**
      * One AdamW step over params, grads, m and v (all float32, the same length):

@@ -39,6 +39,14 @@ public final class Backends {
         throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or cuda:N");
     }
 
+    /**
+     * The CUDA backend's dry run: no GPU and no CUDA library; every launch and GEMM checked and
+     * counted in its {@link Profile}, nothing computed (reads return zeros).
+     */
+    public static Backend dryRun(boolean bf16) {
+        return CudaBackend.dryRun(bf16);
+    }
+
     public static boolean isCuda(Backend b) {
         return b instanceof CudaBackend;
     }

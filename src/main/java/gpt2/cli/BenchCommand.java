@@ -1,6 +1,9 @@
 package gpt2.cli;
 
 import gpt2.backend.Backend;
+import gpt2.backend.Backends;
+import gpt2.backend.Profile;
+import gpt2.backend.cpu.CpuBackend;
 import gpt2.backend.cuda.CudaBackend;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
@@ -13,20 +16,31 @@ import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintWriter;
 import java.util.Arrays;
+import java.util.Locale;
 import java.util.Random;
 import java.util.concurrent.Callable;
 
+/**
+ * Times whole training steps on random tokens, each the trainer's step: zero the gradients,
+ * forward with the fused classifier, backward, one read of the loss and gradient norm, AdamW.
+ * On CUDA it also counts the step's plan (launches, GEMMs, host synchronizations, bytes by kernel
+ * family, device memory): {@code --profile 1} times each family with device events, and
+ * {@code --dry_run 1} prints the plan without a GPU.
+ */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Time whole training steps (forward, backward, AdamW) on random tokens: median ms, tokens/s.")
+        description = "Time whole training steps (forward, backward, AdamW) on random tokens: median ms, tokens/s; "
+                + "on CUDA the step's kernel plan, with --profile 1 timed per kernel family, with --dry_run 1 without a GPU.")
 final class BenchCommand implements Callable<Integer> {
 
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B")
+    @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B",
+            description = "Sequences per step (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
-    @Option(names = {"--sequence_length", "--sequence-length"}, defaultValue = "64", paramLabel = "T")
+    @Option(names = {"--sequence_length", "--sequence-length"}, defaultValue = "64", paramLabel = "T",
+            description = "Tokens per sequence (default: ${DEFAULT-VALUE}).")
     int seqLen;
 
     @Option(names = "--steps", defaultValue = "10", description = "Timed steps after 2 warm-up steps (default: ${DEFAULT-VALUE}).")
@@ -38,19 +52,24 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tensorcores", defaultValue = "0", paramLabel = "0|1", description = "TF32 GEMMs on CUDA.")
     int tensorcores;
 
-
     @Option(names = "--flash", defaultValue = "0", paramLabel = "0|1", description = "Flash attention (CUDA only).")
     int flash;
+
+    @Option(names = "--profile", defaultValue = "0", paramLabel = "0|1",
+            description = "CUDA: after the timed steps, as many again with every kernel and GEMM timed by device events; "
+                    + "prints the table by kernel family (calls, MB, ms, share, GB/s or TFLOP/s).")
+    int profile;
+
+    @Option(names = "--dry_run", defaultValue = "0", paramLabel = "0|1",
+            description = "CUDA without a GPU: one step through the checked dry-run executor; prints the step's plan "
+                    + "(launches, GEMMs, host synchronizations, bytes per kernel family, device memory), no times.")
+    int dryRun;
 
     @Option(names = "--json", description = "Also print one JSON line with the numbers.")
     boolean json;
 
     @Spec
     CommandSpec spec;
-
-    private static void sync(Backend be) {
-        if (be instanceof CudaBackend cb) cb.synchronize();
-    }
 
     private static double median(double[] x) {
         double[] s = x.clone();
@@ -63,39 +82,43 @@ final class BenchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         GptConfig cfg = modelOptions.config();
         if (steps < 1) throw new IllegalArgumentException("--steps must be >= 1");
+        boolean dry = ModelOptions.flag("--dry_run", dryRun), profiled = ModelOptions.flag("--profile", profile);
         int B = batchSize, T = seqLen;
         Random r = new Random(1);
         int[] in = new int[B * T], tg = new int[B * T];
         for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(cfg.vocabSize()); tg[i] = r.nextInt(cfg.vocabSize()); }
-        try (Backend be = dev.backend(ModelOptions.flag("--tensorcores", tensorcores));
+        try (Backend be = dry ? dryRunBackend() : dev.backend(ModelOptions.flag("--tensorcores", tensorcores));
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
+            if (profiled && be.profile() == null) throw new IllegalArgumentException("--profile 1: CUDA only (the " + be.name() + " backend has no per-kernel profile)");
             m.setFlashAttention(ModelOptions.flag("--flash", flash));
             m.initialize(1);
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%s%n", cfg.name(), cfg.parameterCount(), B, T, be.name(),
                     m.flashAttention() ? ", flash attention" : "");
             out.flush();
+            if (dry) return dryRun(out, be, m, opt, in, tg, B, T, cfg);
             double[] ms = new double[steps], fwd = new double[steps], bwd = new double[steps], optim = new double[steps];
             double[] gemm = new double[steps];
+            Profile plan = be.profile();
             for (int s = -2; s < steps; s++) {
-                if (be instanceof gpt2.backend.cpu.CpuBackend cpu) cpu.resetGemmStats();
+                if (be instanceof CpuBackend cpu) cpu.resetGemmStats();
+                if (s == 0 && plan != null) plan.reset();
                 long t0 = System.nanoTime();
                 m.zeroGrad();
-                m.forward(in, tg, B, T, s + 2);
-                sync(be);
+                m.trainForward(in, tg, B, T, s + 2, 1f);
+                be.synchronize();
                 long t1 = System.nanoTime();
                 m.backward(1f);
-                sync(be);
+                be.synchronize();
                 long t2 = System.nanoTime();
-                float[] ns = AdamW.normAndClipScale(be, m.grads(), 1f);
-                opt.step(m.params(), m.grads(), 1e-4f, ns[1]);
-                sync(be);
+                step(m, opt);
+                be.synchronize();
                 long t3 = System.nanoTime();
                 if (s >= 0) {
                     ms[s] = (t3 - t0) / 1e6;
                     fwd[s] = (t1 - t0) / 1e6;
                     bwd[s] = (t2 - t1) / 1e6;
                     optim[s] = (t3 - t2) / 1e6;
-                    if (be instanceof gpt2.backend.cpu.CpuBackend cpu) {
+                    if (be instanceof CpuBackend cpu) {
                         long[] g = cpu.gemmStats();
                         gemm[s] = g[1] / (g[0] / 1e9) / 1e9;
                     }
@@ -103,25 +126,85 @@ final class BenchCommand implements Callable<Integer> {
             }
             double median = median(ms);
             out.printf("phases (median ms): forward %.1f | backward %.1f | optimizer %.1f%n", median(fwd), median(bwd), median(optim));
-            if (be instanceof gpt2.backend.cpu.CpuBackend cpu) {
+            if (be instanceof CpuBackend cpu) {
                 double peak = cpu.measureGemmPeak(1024, 20);
                 out.printf("GEMMs in the step: %.1f GFLOP/s median = %.0f%% of this run's sgemm peak (%.1f GFLOP/s, n=1024)%n",
                         median(gemm), 100 * median(gemm) / peak, peak);
+            }
+            String planJson = "";
+            if (plan != null) {
+                // the counts of the timed steps (phase synchronizations excluded: the trainer has none)
+                if (profiled) {
+                    plan.reset();
+                    be.setProfiling(true);
+                    for (int s = 0; s < steps; s++) {
+                        m.zeroGrad();
+                        m.trainForward(in, tg, B, T, s + 2, 1f);
+                        m.backward(1f);
+                        step(m, opt);
+                        be.synchronize();
+                    }
+                    be.setProfiling(false);
+                    out.printf("per-kernel profile over %d steps (device events around every call):%n", steps);
+                } else {
+                    out.printf("step plan (add --profile 1 for times):%n");
+                }
+                out.print(plan.table(steps));
+                planJson = "," + plan.jsonFields(steps);
             }
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
             double achieved = flops / (median / 1000);
             String mfu = be instanceof CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())
                     ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / cb.bf16PeakFlops(), cb.deviceName())
                     : "";
-            out.printf("median step %.1f ms | %.0f tokens/s | %.1f GFLOP/s (6N + 12LCT per token)%s | peak memory %s%n",
-                    median, B * T / (median / 1000), achieved / 1e9, mfu, gpt2.train.Trainer.peakMemory());
+            long[] mem = be.deviceMemoryInfo();
+            String gpuMem = plan == null ? "" : String.format(Locale.ROOT, " | GPU memory: peak allocated %.0f MiB%s",
+                    plan.peakDeviceBytes() / 1048576.0,
+                    mem == null ? "" : String.format(Locale.ROOT, ", in use %.0f of %.0f MiB (cudaMemGetInfo)",
+                            (mem[1] - mem[0]) / 1048576.0, mem[1] / 1048576.0));
+            out.printf("median step %.1f ms | %.0f tokens/s | %.1f GFLOP/s (6N + 12LCT per token)%s | peak memory %s%s%n",
+                    median, B * T / (median / 1000), achieved / 1e9, mfu, gpt2.train.Trainer.peakMemory(), gpuMem);
             if (json) {
-                out.printf("{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"sequence_length\":%d,\"median_ms\":%.3f,"
+                out.printf(Locale.ROOT, "{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"sequence_length\":%d,\"median_ms\":%.3f,"
                                 + "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,\"tokens_per_s\":%.1f,"
-                                + "\"gflops\":%.2f,\"peak_rss_mib\":%d}%n",
+                                + "\"gflops\":%.2f,\"peak_rss_mib\":%d%s%s}%n",
                         cfg.name(), be.name().replace("\"", "'"), B, T, median, median(fwd), median(bwd), median(optim),
-                        B * T / (median / 1000), achieved / 1e9, gpt2.train.Trainer.peakMemoryMiB());
+                        B * T / (median / 1000), achieved / 1e9, gpt2.train.Trainer.peakMemoryMiB(),
+                        mem == null ? "" : ",\"gpu_memory_used_bytes\":" + (mem[1] - mem[0]), planJson);
             }
+        }
+        return 0;
+    }
+
+    /** The trainer's step after backward: one read of loss and norm, then AdamW with clipping at 1. */
+    private static void step(Gpt2 m, AdamW opt) {
+        float[] numbers = m.stepStatistics(0, m.layout().totalSize());
+        opt.step(m, 1e-4f, AdamW.clipScale((float) Math.sqrt(numbers[1]), 1f));
+    }
+
+    private Backend dryRunBackend() {
+        dev.check();
+        if (!dev.device.isEmpty() && !dev.device.startsWith("cuda")) {
+            throw new IllegalArgumentException("--dry_run 1: a plan of the CUDA backend; --device " + dev.device + " has none");
+        }
+        return Backends.dryRun(dev.dtype.equals("bfloat16"));
+    }
+
+    /** One warm-up step (allocations), then the plan of one step. */
+    private int dryRun(PrintWriter out, Backend be, Gpt2 m, AdamW opt, int[] in, int[] tg, int B, int T, GptConfig cfg) {
+        Profile plan = be.profile();
+        for (int s = 0; s < 2; s++) {
+            if (s == 1) plan.reset();
+            m.zeroGrad();
+            m.trainForward(in, tg, B, T, s, 1f);
+            m.backward(1f);
+            step(m, opt);
+        }
+        out.printf("step plan (dry run: checked launches and GEMMs, no GPU, no times):%n");
+        out.print(plan.table(1));
+        if (json) {
+            out.printf(Locale.ROOT, "{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"sequence_length\":%d,\"dry_run\":true,%s}%n",
+                    cfg.name(), be.name().replace("\"", "'"), B, T, plan.jsonFields(1));
         }
         return 0;
     }

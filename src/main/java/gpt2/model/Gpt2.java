@@ -56,6 +56,10 @@ public final class Gpt2 implements AutoCloseable {
     private boolean training;
     private boolean forwardHasTargets;
     private boolean flash;
+    /** The loss scale the last {@link #trainForward} wrote the logits' gradient with, or NaN. */
+    private float fusedLossScale = Float.NaN;
+    /** (2, float32): the step's loss, accumulated by {@link #trainForward}, and the gradients' sum of squares. */
+    private Buffer stepNumbers;
 
     public Gpt2(GptConfig config, Backend backend) {
         this.config = config;
@@ -169,10 +173,63 @@ public final class Gpt2 implements AutoCloseable {
      * @return the mean loss over the positions with a target, or NaN without targets
      */
     public float forward(int[] inputs, int[] targets, int B, int T, long passKey) {
-        int C = config.channels(), NH = config.numHeads(), V = config.vocabSize(), Vp = config.paddedVocabSize();
-        int N = B * T;
+        int V = config.vocabSize(), Vp = config.paddedVocabSize(), N = B * T;
+        validTargets = run(inputs, targets, B, T, passKey);
+        fusedLossScale = Float.NaN;
+        if (targets == null) return Float.NaN;
+        backend.crossEntropyForward(stat(acts.losses()), act(acts.logits()), this.targets, N, V, Vp);
+        if (hostLosses.length != N) hostLosses = new float[N];
+        backend.read(stat(acts.losses()), hostLosses);
+        double sum = 0;
+        for (int i = 0; i < N; i++) if (targets[i] != -1) sum += hostLosses[i];
+        return validTargets == 0 ? 0f : (float) (sum / validTargets);
+    }
+
+    /**
+     * The forward pass of a training step, which the host does not wait for: the fused classifier
+     * computes the losses and, in place of the logits, their gradient for {@link #backward} with
+     * this {@code lossScale}; {@code lossScale} x the mean loss is added to the step's loss on the
+     * device (read with {@link #stepStatistics}; {@link #zeroGrad} starts a step at 0). With k
+     * micro-batches, lossScale = 1/k and the step's loss is their mean. The logits are gone after
+     * this (use {@link #forward} to see them).
+     */
+    public void trainForward(int[] inputs, int[] targets, int B, int T, long passKey, float lossScale) {
+        if (targets == null) throw new IllegalArgumentException("trainForward needs targets");
+        int V = config.vocabSize(), Vp = config.paddedVocabSize(), N = B * T;
+        validTargets = run(inputs, targets, B, T, passKey);
+        fusedLossScale = lossScale;
+        if (validTargets == 0) return;
+        float scale = lossScale / validTargets;
+        backend.crossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp);
+        backend.addSum(stepNumbers().slice(0, 1), stat(acts.losses()), scale, N);
+    }
+
+    private Buffer stepNumbers() {
+        if (stepNumbers == null) stepNumbers = backend.allocate(DType.F32, 2, "step loss and gradient norm");
+        return stepNumbers;
+    }
+
+    /**
+     * The step's numbers in one read (the host's one wait per step): {loss, sum of squares of the
+     * gradients in [lo, hi)}; the loss is what {@link #trainForward} accumulated since
+     * {@link #zeroGrad}.
+     */
+    public float[] stepStatistics(long lo, long hi) {
+        backend.sumOfSquares(stepNumbers().slice(1, 1), grads().slice(lo, hi - lo));
+        float[] out = new float[2];
+        backend.read(stepNumbers, out);
+        return out;
+    }
+
+    /**
+     * Checks the tokens, uploads them (and the targets), runs the trunk; returns the number of
+     * positions with a target.
+     */
+    private int run(int[] inputs, int[] targets, int B, int T, long passKey) {
+        int V = config.vocabSize(), N = B * T;
         if (inputs.length != N) throw new IllegalArgumentException("inputs: expected B*T = " + N + " tokens, got " + inputs.length);
         if (targets != null && targets.length != N) throw new IllegalArgumentException("targets: expected " + N + " tokens, got " + targets.length);
+        int valid = 0;
         for (int i = 0; i < N; i++) {
             if (inputs[i] < 0 || inputs[i] >= V) {
                 throw new IllegalArgumentException("input token " + inputs[i] + " at position " + i
@@ -182,33 +239,17 @@ public final class Gpt2 implements AutoCloseable {
                 throw new IllegalArgumentException("target token " + targets[i] + " at position " + i
                         + " is outside the vocabulary [0, " + V + ") and is not -1 (ignore)");
             }
+            if (targets != null && targets[i] != -1) valid++;
         }
         ensureActivations(B, T);
         refreshComputeWeights();
         this.passKey = passKey;
         this.training = passKey >= 0 && config.dropout() > 0;
         backend.write(this.inputs, inputs);
-        ParameterLayout p = layout;
-        ActivationLayout a = acts;
-
-        trunk(B, T, this.inputs, par(p.wpe()), null, 0);
-
+        trunk(B, T, this.inputs, par(layout.wpe()), null, 0);
         forwardHasTargets = targets != null;
-        if (targets == null) return Float.NaN;
-        backend.write(this.targets, targets);
-        backend.crossEntropyForward(stat(a.losses()), act(a.logits()), this.targets, N, V, Vp);
-        if (hostLosses.length != N) hostLosses = new float[N];
-        backend.read(stat(a.losses()), hostLosses);
-        double sum = 0;
-        int valid = 0;
-        for (int i = 0; i < N; i++) {
-            if (targets[i] != -1) {
-                sum += hostLosses[i];
-                valid++;
-            }
-        }
-        validTargets = valid;
-        return valid == 0 ? 0f : (float) (sum / valid);
+        if (targets != null) backend.write(this.targets, targets);
+        return valid;
     }
 
     /**
@@ -372,7 +413,12 @@ public final class Gpt2 implements AutoCloseable {
         Buffer dqkv = scratch(g.dqkv()), dfch = scratch(g.dfch());
 
         Buffer dlogits = act(a.logits());
-        backend.crossEntropyBackward(dlogits, this.targets, lossScale / valid, N, V, Vp);
+        if (Float.isNaN(fusedLossScale)) {
+            backend.crossEntropyBackward(dlogits, this.targets, lossScale / valid, N, V, Vp);
+        } else if (fusedLossScale != lossScale) {
+            throw new IllegalArgumentException("backward(" + lossScale + ") after trainForward with loss scale " + fusedLossScale);
+        }
+        fusedLossScale = Float.NaN; // the logits' gradient is used up
         backend.matmulBackward(dln, grad(p.lmHead()), null, dlogits, act(a.lnf()), par(p.lmHead()), N, C, Vp);
         backend.zero(dres);
         normBackward(dres, p.lnfw(), p.lnfb(), dln, act(a.residualOut()), a.lnfMean(), a.lnfRstd(), N);
@@ -426,9 +472,27 @@ public final class Gpt2 implements AutoCloseable {
         this.backwardHook = hook;
     }
 
-    /** Sets every parameter gradient to zero (before the first micro-batch of a step). */
+    /** Sets every parameter gradient and the step's loss to zero (before the first micro-batch of a step). */
     public void zeroGrad() {
         backend.zero(grads());
+        backend.zero(stepNumbers());
+    }
+
+    /**
+     * Lets an optimizer update the parameters: {@code update} gets the float32 parameters, their
+     * gradients and the compute copy (null in float32) and returns whether it wrote the updated
+     * weights into the copy too (in the same pass); if not, the copy is remade before the next pass.
+     */
+    public void applyUpdate(Update update) {
+        Buffer copy = computeWeights == params ? null : computeWeights;
+        boolean refreshed = update.apply(params, grads(), copy);
+        computeWeightsStale = copy != null && !refreshed;
+    }
+
+    /** See {@link #applyUpdate}. */
+    @FunctionalInterface
+    public interface Update {
+        boolean apply(Buffer params, Buffer grads, Buffer computeCopy);
     }
 
     // ------------------------------------------------------------------ helpers
@@ -529,6 +593,7 @@ public final class Gpt2 implements AutoCloseable {
         if (actBuf != null) backend.free(actBuf);
         if (statBuf != null) backend.free(statBuf);
         if (gradScratch != null) backend.free(gradScratch);
+        if (stepNumbers != null) backend.free(stepNumbers);
         if (inputs != null) {
             backend.free(inputs);
             backend.free(targets);

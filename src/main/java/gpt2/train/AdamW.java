@@ -26,6 +26,9 @@ public final class AdamW implements AutoCloseable {
     private final List<Run> runs = new ArrayList<>();
     private final float beta1, beta2, eps, weightDecay;
     private final long lo, hi, totalSize;
+    /** The runs as the backend takes them: end offsets relative to lo, and whether each decays. */
+    private final long[] runEnds;
+    private final boolean[] runDecay;
     private int t;
 
     public AdamW(Gpt2 model, float beta1, float beta2, float eps, float weightDecay) {
@@ -64,6 +67,12 @@ public final class AdamW implements AutoCloseable {
                 runs.add(new Run(s, e - s, decay));
             }
         }
+        runEnds = new long[runs.size()];
+        runDecay = new boolean[runs.size()];
+        for (int i = 0; i < runs.size(); i++) {
+            runEnds[i] = runs.get(i).offset + runs.get(i).length - lo;
+            runDecay[i] = runs.get(i).decay;
+        }
     }
 
     /** Steps taken so far (the t of the bias correction). */
@@ -88,18 +97,33 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** torch's clip coefficient: min(1, maxNorm / (norm + 1e-6)); 1 when maxNorm <= 0 (no clipping). */
-    static float clipScale(float norm, float maxNorm) {
+    public static float clipScale(float norm, float maxNorm) {
         return maxNorm > 0 ? (float) Math.min(1.0, maxNorm / (norm + 1e-6)) : 1f;
     }
 
     /** One update of every parameter with the given learning rate and gradient scale. */
     public void step(Buffer params, Buffer grads, float lr, float gradScale) {
+        update(params, grads, null, lr, gradScale);
+    }
+
+    /**
+     * One update of the model's parameters: one pass over this optimizer's share, which also writes
+     * the model's compute copy of the weights (bf16) unless sharded (ZeRO-1 all-gathers the
+     * parameters afterwards, and the copy is remade from them).
+     */
+    public void step(Gpt2 model, float lr, float gradScale) {
+        model.applyUpdate((params, grads, copy) -> {
+            Buffer c = sharded() ? null : copy;
+            update(params, grads, c, lr, gradScale);
+            return c != null;
+        });
+    }
+
+    private void update(Buffer params, Buffer grads, Buffer copy, float lr, float gradScale) {
         t++;
-        for (Run r : runs) {
-            backend.adamw(params.slice(r.offset, r.length), grads.slice(r.offset, r.length),
-                    m.slice(r.offset - lo, r.length), v.slice(r.offset - lo, r.length),
-                    lr, beta1, beta2, eps, r.decay ? weightDecay : 0f, gradScale, t);
-        }
+        long n = hi - lo;
+        backend.adamw(params.slice(lo, n), grads.slice(lo, n), m, v, copy == null ? null : copy.slice(lo, n), runEnds,
+                runDecay, lr, beta1, beta2, eps, weightDecay, gradScale, t);
     }
 
     /** First parameter this optimizer updates (0 unless sharded). */

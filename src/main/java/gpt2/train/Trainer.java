@@ -235,49 +235,67 @@ public final class Trainer {
         }
     }
 
-    /** One optimizer step (0-based); with --inference_only, forward passes only. */
+    /**
+     * One optimizer step (0-based); with --inference_only, forward passes only. The host waits for
+     * the device once: the read of the step's loss and gradient norm, before deciding on the update.
+     */
     public StepResult step(int step) {
         long start = System.nanoTime();
         int B = cfg.batchSize(), T = cfg.seqLen(), k = cfg.gradAccumSteps();
         if (cfg.overfitSingleBatch()) train.reset();
-        if (!cfg.inferenceOnly()) model.zeroGrad();
-        double loss = 0;
-        boolean buckets = comm.worldSize() > 1 && !zero && !cfg.inferenceOnly();
+        if (cfg.inferenceOnly()) return inferenceStep(step, start);
+        model.zeroGrad();
+        boolean buckets = comm.worldSize() > 1 && !zero;
         for (int micro = 0; micro < k; micro++) {
             train.next(inputs, targets);
-            loss += model.forward(inputs, targets, B, T, cfg.inferenceOnly() ? -1 : passKey(step, micro));
+            model.trainForward(inputs, targets, B, T, passKey(step, micro), 1f / k);
             // gradients are reduced only during the last micro-batch's backward, bucket by bucket
             model.setBackwardHook(buckets && micro == k - 1 ? this::reduceBucket : null);
-            if (!cfg.inferenceOnly()) model.backward(1f / k);
+            model.backward(1f / k);
         }
         model.setBackwardHook(null);
-        loss /= k;
         if (comm.worldSize() > 1) {
-            if (!cfg.inferenceOnly()) {
-                if (zero) comm.reduceScatterAverage(model.backend(), model.grads());
-                else comm.finishPending();
-            }
+            if (zero) comm.reduceScatterAverage(model.backend(), model.grads());
+            else comm.finishPending();
+        }
+        // the norm over this rank's shard with ZeRO-1 (summed over ranks below), else over all gradients
+        long lo = zero ? optimizer.shardStart() : 0, hi = zero ? optimizer.shardEnd() : model.layout().totalSize();
+        float[] numbers = model.stepStatistics(lo, hi);
+        double loss = numbers[0], sumSq = numbers[1];
+        if (comm.worldSize() > 1) {
             loss = comm.allReduceSum(loss) / comm.worldSize();
+            if (zero) sumSq = comm.allReduceSum(sumSq);
         }
         if (nanAt.contains(step + 1)) loss = Double.NaN;
         float lr = schedule.lr(step);
-        float norm = Float.NaN;
+        float norm = (float) Math.sqrt(sumSq);
         String skipped = null;
-        if (!cfg.inferenceOnly()) {
-            float[] ns = zero ? shardNormAndClipScale() : AdamW.normAndClipScale(model.backend(), model.grads(), cfg.gradClip());
-            norm = ns[0];
-            double zLoss = lossDetector.update(loss), zNorm = normDetector.update(norm);
-            if (!Double.isFinite(loss)) skipped = "loss is " + loss;
-            else if (!Float.isFinite(norm)) skipped = "gradient norm is " + norm;
-            else if (cfg.skipLossZ() > 0 && zLoss > cfg.skipLossZ()) skipped = String.format("loss z-score %.1f > %s", zLoss, cfg.skipLossZ());
-            else if (cfg.skipGradZ() > 0 && zNorm > cfg.skipGradZ()) skipped = String.format("gradient-norm z-score %.1f > %s", zNorm, cfg.skipGradZ());
-            if (skipped == null) {
-                optimizer.step(model.params(), model.grads(), lr, ns[1]);
-                if (zero) comm.allGather(model.backend(), model.params());
-            }
+        double zLoss = lossDetector.update(loss), zNorm = normDetector.update(norm);
+        if (!Double.isFinite(loss)) skipped = "loss is " + loss;
+        else if (!Float.isFinite(norm)) skipped = "gradient norm is " + norm;
+        else if (cfg.skipLossZ() > 0 && zLoss > cfg.skipLossZ()) skipped = String.format("loss z-score %.1f > %s", zLoss, cfg.skipLossZ());
+        else if (cfg.skipGradZ() > 0 && zNorm > cfg.skipGradZ()) skipped = String.format("gradient-norm z-score %.1f > %s", zNorm, cfg.skipGradZ());
+        if (skipped == null) {
+            optimizer.step(model, lr, AdamW.clipScale(norm, cfg.gradClip()));
+            if (zero) comm.allGather(model.backend(), model.params());
         }
         double ms = (System.nanoTime() - start) / 1e6;
         return new StepResult(step, (float) loss, norm, lr, ms, skipped);
+    }
+
+    /** --inference_only: the step's forward passes, no gradients. */
+    private StepResult inferenceStep(int step, long start) {
+        int B = cfg.batchSize(), T = cfg.seqLen(), k = cfg.gradAccumSteps();
+        double loss = 0;
+        for (int micro = 0; micro < k; micro++) {
+            train.next(inputs, targets);
+            loss += model.forward(inputs, targets, B, T, -1);
+        }
+        loss /= k;
+        if (comm.worldSize() > 1) loss = comm.allReduceSum(loss) / comm.worldSize();
+        if (nanAt.contains(step + 1)) loss = Double.NaN;
+        double ms = (System.nanoTime() - start) / 1e6;
+        return new StepResult(step, (float) loss, Float.NaN, schedule.lr(step), ms, null);
     }
 
     /** Starts the all-reduce of one bucket: a layer's gradients (contiguous), or with -1 everything else. */
@@ -292,14 +310,6 @@ public final class Trainer {
         long first = p.layer(0).start(), end = p.layer(p.layers().size() - 1).end();
         if (first > 0) comm.allReduceAverageAsync(model.backend(), g.slice(0, first)); // wte, wpe
         if (end < p.totalSize()) comm.allReduceAverageAsync(model.backend(), g.slice(end, p.totalSize() - end)); // ln_f, head
-    }
-
-    /** The global gradient norm from every rank's shard, and the clip scale (as AdamW.normAndClipScale). */
-    private float[] shardNormAndClipScale() {
-        long lo = optimizer.shardStart(), hi = optimizer.shardEnd();
-        double sumSq = comm.allReduceSum(model.backend().sumOfSquares(model.grads().slice(lo, hi - lo)));
-        float norm = (float) Math.sqrt(sumSq);
-        return new float[]{norm, AdamW.clipScale(norm, cfg.gradClip())};
     }
 
     /** The dropout key of one forward pass: from seed, step, micro-step and rank; never negative. */

@@ -5,6 +5,7 @@ import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
 import gpt2.backend.DType;
 import gpt2.backend.Dropout;
+import gpt2.backend.Profile;
 import org.bytedeco.cuda.global.cudart;
 
 import java.lang.foreign.Arena;
@@ -46,8 +47,11 @@ public final class CudaBackend implements Backend {
     private final DType floatX;
     /** cuBLASLt epilogues: bias (and GELU) fused into the linear layers' GEMMs. */
     private final boolean fuseEpilogues;
-    private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
+    private final Launcher launcher;
+    private final Profile profile;
     private final Map<String, CudaBuffer> scratch = new HashMap<>();
+    /** Bytes of each allocation, for the profile's device-memory count. */
+    private final Map<Long, Long> allocations = new HashMap<>();
 
     /** Why no GPU can be used here, or null when one can. */
     public static String unavailableReason() {
@@ -94,7 +98,8 @@ public final class CudaBackend implements Backend {
         this.fuseEpilogues = fuseEpilogues;
         this.floatX = bf16 ? DType.BF16 : DType.F32;
         this.exec = exec;
-        for (String family : KernelCompiler.FAMILIES) signatures.putAll(KernelCompiler.signatures(family));
+        this.launcher = new Launcher(exec, floatX);
+        this.profile = launcher.profile();
     }
 
     /**
@@ -102,7 +107,7 @@ public final class CudaBackend implements Backend {
      * data is not moved (reads return zeros), and every launch and GEMM is checked as on a GPU and
      * then only recorded in {@link #trace()}. For testing the model's and this backend's plumbing.
      */
-    static CudaBackend dryRun(boolean bf16) {
+    public static CudaBackend dryRun(boolean bf16) {
         return new CudaBackend(-1, false, bf16, true, new DryExecutor());
     }
 
@@ -150,15 +155,14 @@ public final class CudaBackend implements Backend {
     // ------------------------------------------------------------------ memory
 
     static long addr(Buffer b) {
-        return cuda(b).address();
+        return Launcher.addr(b);
     }
 
     private static CudaBuffer cuda(Buffer b) {
-        if (!(b instanceof CudaBuffer cb)) throw new IllegalArgumentException("buffer of another backend passed to CUDA: " + b);
-        return cb;
+        return Launcher.cuda(b);
     }
 
-    private static CudaBuffer expect(Buffer b, DType dtype, long elements, String what) {
+    static CudaBuffer expect(Buffer b, DType dtype, long elements, String what) {
         CudaBuffer cb = cuda(b);
         if (cb.dtype() != dtype || cb.length() < elements) {
             throw new IllegalArgumentException(what + ": a buffer of " + cb.length() + " x " + cb.dtype()
@@ -169,7 +173,11 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Buffer allocate(DType dtype, long length, String what) {
-        return new CudaBuffer(exec.allocate(Math.max(4, length * dtype.bytes()), what), dtype, length, true);
+        long bytes = Math.max(4, length * dtype.bytes());
+        long address = exec.allocate(bytes, what);
+        allocations.put(address, bytes);
+        profile.allocated(bytes);
+        return new CudaBuffer(address, dtype, length, true);
     }
 
     @Override
@@ -177,10 +185,32 @@ public final class CudaBackend implements Backend {
         if (!(buffer instanceof CudaBuffer cb) || !cb.owner()) {
             throw new IllegalArgumentException("free: not an allocation of this backend (a slice?)");
         }
-        exec.free(cb.address());
+        release(cb.address());
     }
 
-    /** Host memory the small transfers (tokens, losses, logits, partial sums) go through, reused. */
+    private void release(long address) {
+        Long bytes = allocations.remove(address);
+        if (bytes != null) profile.allocated(-bytes);
+        tokenMirrors.remove(address);
+        exec.free(address);
+    }
+
+    @Override
+    public Profile profile() {
+        return profile;
+    }
+
+    @Override
+    public void setProfiling(boolean on) {
+        launcher.setTiming(on);
+    }
+
+    @Override
+    public long[] deviceMemoryInfo() {
+        return exec.memoryInfo();
+    }
+
+    /** Host memory the small synchronous transfers (weights, losses, logits) go through, reused. */
     private Arena stagingArena;
     private MemorySegment staging = MemorySegment.NULL;
 
@@ -191,6 +221,46 @@ public final class CudaBackend implements Backend {
             staging = stagingArena.allocate(Math.max(bytes, 1 << 16), 64);
         }
         return staging.asSlice(0, bytes);
+    }
+
+    /**
+     * Uploads that must not stop the host (tokens, targets, the encoder's gradient plan) go through
+     * a ring of pinned host memory with asynchronous copies. A slot is reused only after the device
+     * has passed its copy: every host synchronization (a device-to-host copy, synchronize) empties
+     * the ring, and the once-per-step read of the loss is one; a ring that fills up before that
+     * waits for the device (counted) and grows, so the next steps fit.
+     */
+    private MemorySegment ring = MemorySegment.NULL;
+    private long ringUsed;
+    private static final long RING_MIN = 8L << 20;
+
+    private MemorySegment ringSlot(long bytes) {
+        long need = (bytes + 255) / 256 * 256;
+        if (ringUsed + need > ring.byteSize()) {
+            if (ringUsed > 0) hostSynchronize();
+            long size = Math.max(RING_MIN, Math.max(2 * ring.byteSize(), 2 * need));
+            if (ring.byteSize() > 0) exec.freeHost(ring);
+            ring = exec.allocateHost(size);
+        }
+        MemorySegment slot = ring.asSlice(ringUsed, bytes);
+        ringUsed += need;
+        return slot;
+    }
+
+    /** The host waits for the device: counted, and the upload ring is free again. */
+    private void hostSynchronize() {
+        exec.synchronize();
+        hostSynced();
+    }
+
+    private void hostSynced() {
+        profile.hostSync();
+        ringUsed = 0;
+    }
+
+    private void copyToHost(MemorySegment host, long address) {
+        exec.copyToHost(host, address);
+        hostSynced();
     }
 
     /** A float32 or bf16 buffer's element type, checked to hold n elements. */
@@ -209,21 +279,27 @@ public final class CudaBackend implements Backend {
             MemorySegment.copy(src, 0, host, ValueLayout.JAVA_FLOAT, 0, src.length);
         }
         exec.copyToDevice(d.address(), host);
+        hostSynced();
     }
 
+    /** The host's copy of what was last written to each int buffer (tokens): the encoder's backward plan. */
+    private final Map<Long, int[]> tokenMirrors = new HashMap<>();
+
+    /** Asynchronous (see the upload ring): tokens and targets go up without stopping the host. */
     @Override
     public void write(Buffer dst, int[] src) {
         CudaBuffer d = expect(dst, DType.I32, src.length, "write");
-        MemorySegment host = staging(4L * src.length);
+        MemorySegment host = ringSlot(4L * src.length);
         MemorySegment.copy(src, 0, host, ValueLayout.JAVA_INT, 0, src.length);
-        exec.copyToDevice(d.address(), host);
+        exec.copyToDeviceAsync(d.address(), host);
+        tokenMirrors.put(d.address(), src.clone());
     }
 
     @Override
     public void read(Buffer src, float[] dst) {
         CudaBuffer s = floats(src, dst.length, "read");
         MemorySegment host = staging((long) dst.length * s.dtype().bytes());
-        exec.copyToHost(host, s.address());
+        copyToHost(host, s.address());
         if (s.dtype() == DType.BF16) {
             for (int i = 0; i < dst.length; i++) dst[i] = BFloat16.toFloat(host.getAtIndex(ValueLayout.JAVA_SHORT, i));
         } else {
@@ -235,7 +311,7 @@ public final class CudaBackend implements Backend {
     public void copyToHost(Buffer src, MemorySegment dst) {
         CudaBuffer s = cuda(src);
         if (dst.byteSize() != s.bytes()) throw new IllegalArgumentException("copyToHost: " + dst.byteSize() + " bytes for " + s.bytes());
-        exec.copyToHost(dst, s.address());
+        copyToHost(dst, s.address());
     }
 
     @Override
@@ -243,12 +319,13 @@ public final class CudaBackend implements Backend {
         CudaBuffer d = cuda(dst);
         if (src.byteSize() != d.bytes()) throw new IllegalArgumentException("copyFromHost: " + src.byteSize() + " bytes for " + d.bytes());
         exec.copyToDevice(d.address(), src);
+        hostSynced();
     }
 
     @Override
     public void zero(Buffer buffer) {
         CudaBuffer b = cuda(buffer);
-        exec.zero(b.address(), b.bytes());
+        launcher.memoryOp("memset", b.bytes(), () -> exec.zero(b.address(), b.bytes()));
     }
 
     @Override
@@ -257,7 +334,7 @@ public final class CudaBackend implements Backend {
         if (d.dtype() != s.dtype() || d.length() < s.length()) {
             throw new IllegalArgumentException("copy: " + s.length() + " x " + s.dtype() + " into " + d.length() + " x " + d.dtype());
         }
-        exec.copyOnDevice(d.address(), s.address(), s.bytes());
+        launcher.memoryOp("memcpy", 2 * s.bytes(), () -> exec.copyOnDevice(d.address(), s.address(), s.bytes()));
     }
 
     @Override
@@ -266,7 +343,7 @@ public final class CudaBackend implements Backend {
         if (s.dtype() == DType.F32 && d.dtype() == DType.F32) {
             copy(d, s);
         } else if (s.dtype() == DType.F32 && d.dtype() == DType.BF16 && d.length() == s.length()) {
-            launch("to_bf16", blocks(s.length(), 256), 256, d, s, s.length());
+            launch("to_bf16", s.length() * 6, blocks(s.length(), 256), 256, d, s, s.length());
         } else {
             throw new IllegalArgumentException("convert: " + s.length() + " x " + s.dtype() + " to " + d.length()
                     + " x " + d.dtype() + " (float32 to float32 or bf16 only)");
@@ -277,7 +354,7 @@ public final class CudaBackend implements Backend {
     private CudaBuffer scratch(String name, DType dtype, long n) {
         CudaBuffer b = scratch.get(name);
         if (b == null || b.length() < n || b.dtype() != dtype) {
-            if (b != null) free(b);
+            if (b != null) release(b.address());
             b = (CudaBuffer) allocate(dtype, n, "scratch " + name);
             scratch.put(name, b);
         }
@@ -287,155 +364,104 @@ public final class CudaBackend implements Backend {
     // ------------------------------------------------------------------ launches
 
     private static int blocks(long n, int threads) {
-        long b = (n + threads - 1) / threads;
-        if (b > Integer.MAX_VALUE) throw new IllegalArgumentException("grid too large: " + n + " elements");
-        return (int) Math.max(1, b);
+        return Launcher.blocks(n, threads);
     }
 
-    /**
-     * Launches a kernel. Arguments in the kernel's order: a Buffer (or null) for each pointer,
-     * Integer for int, Long for i64, Float for float; all checked against the kernel's signature.
-     */
-    private void launch(String kernel, int grid, int block, Object... args) {
-        launch2(kernel, grid, 1, block, args);
+    /** Element bytes of the compute type. */
+    private long x() {
+        return floatX.bytes();
+    }
+
+    /** Launches a kernel moving {@code bytes} (see {@link Launcher#kernel}). */
+    private void launch(String kernel, long bytes, int grid, int block, Object... args) {
+        launcher.kernel(kernel, bytes, grid, 1, block, args);
     }
 
     /** A launch with a (gridX, gridY) grid. */
-    private void launch2(String kernel, int grid, int gridY, int block, Object... args) {
-        List<KernelCompiler.Param> sig = signatures.get(kernel);
-        if (sig == null) throw new IllegalStateException("no kernel " + kernel);
-        if (args.length != sig.size()) {
-            throw new IllegalArgumentException(kernel + ": " + args.length + " arguments for " + sig.size() + " parameters");
-        }
-        Object[] values = new Object[args.length];
-        for (int i = 0; i < args.length; i++) {
-            checkArgument(kernel, i, sig.get(i), args[i]);
-            values[i] = args[i] == null ? (Object) 0L : args[i] instanceof Buffer b ? (Object) addr(b) : args[i];
-        }
-        exec.launch(kernel, sig, grid, gridY, block, values);
-    }
-
-    private void checkArgument(String kernel, int i, KernelCompiler.Param p, Object a) {
-        String where = kernel + " argument " + i + " (" + p + ")";
-        if (p.isPointer()) {
-            if (a == null) return; // optional tensors (a bias) are null pointers
-            if (!(a instanceof Buffer b)) throw new IllegalArgumentException(where + ": expected a buffer, got " + a);
-            DType want = switch (p) {
-                case FLOATX_PTR -> floatX;
-                case F32_PTR -> DType.F32;
-                case BF16_PTR -> DType.BF16;
-                case F64_PTR -> DType.F64;
-                default -> DType.I32;
-            };
-            if (cuda(b).dtype() != want) {
-                throw new IllegalArgumentException(where + ": a " + cuda(b).dtype() + " buffer where the kernel takes "
-                        + want + (p == KernelCompiler.Param.FLOATX_PTR ? " (the compute type)" : ""));
-            }
-            return;
-        }
-        boolean ok = switch (p) {
-            case INT -> a instanceof Integer;
-            case I64 -> a instanceof Long;
-            default -> a instanceof Float;
-        };
-        if (!ok) throw new IllegalArgumentException(where + ": got " + (a == null ? "null" : a.getClass().getSimpleName()));
-    }
-
-    /**
-     * Row-major C (m,n) = op(A) op(B) (+ C when accumulate), written as cuBLAS's column-major call
-     * (see the callers for the transposition tricks, as llm.c). float32 A and B: cublasSgemm (TF32
-     * per the math mode); bf16 A and B: cublasGemmEx on the tensor cores with float32 accumulation,
-     * into a bf16 or float32 C.
-     */
-    private void gemm(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B, int ldb,
-                      Buffer C, int ldc, boolean accumulate) {
-        gemmBatched(transA, transB, m, n, k, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate);
-    }
-
-    private void gemmBatched(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, long strideA,
-                             Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch,
-                             boolean accumulate) {
-        gemmBatched(transA, transB, m, n, k, A, lda, strideA, B, ldb, strideB, C, ldc, strideC, batch, accumulate,
-                null, false, null);
-    }
-
-    /**
-     * A GEMM with cuBLASLt's epilogue: C = op(A) op(B) + bias (per row of the column-major C), then
-     * with gelu C = GELU(that) and the pre-activation into {@code pre}.
-     */
-    private void gemmEpilogue(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
-                              int ldb, Buffer C, int ldc, Buffer bias, boolean gelu, Buffer pre) {
-        gemmBatched(transA, transB, m, n, k, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, false, bias, gelu, pre);
-    }
-
-    private void gemmBatched(boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, long strideA,
-                             Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch,
-                             boolean accumulate, Buffer bias, boolean gelu, Buffer pre) {
-        CudaBuffer a = cuda(A), b = cuda(B), c = cuda(C);
-        extent("A", a, transA ? k : m, transA ? m : k, lda, strideA, batch);
-        extent("B", b, transB ? n : k, transB ? k : n, ldb, strideB, batch);
-        extent("C", c, m, n, ldc, strideC, batch);
-        DType in = a.dtype();
-        if (b.dtype() != in || !(in == DType.F32 && c.dtype() == DType.F32
-                || in == DType.BF16 && (c.dtype() == DType.BF16 || c.dtype() == DType.F32))) {
-            throw new IllegalArgumentException("GEMM of " + a.dtype() + " x " + b.dtype() + " into " + c.dtype()
-                    + " (float32 x float32 into float32, or bf16 x bf16 into bf16 or float32)");
-        }
-        if (bias != null) expect(bias, c.dtype(), m, "GEMM bias");
-        if (gelu) {
-            if (pre == null || cuda(pre).dtype() != c.dtype()) throw new IllegalArgumentException("GEMM with GELU: the pre-activation buffer must match C");
-            extent("pre-activation", cuda(pre), m, n, ldc, strideC, batch);
-        }
-        exec.gemm(new Executor.Gemm(transA, transB, m, n, k, a.address(), lda, strideA, b.address(), ldb, strideB,
-                c.address(), ldc, strideC, batch, in, c.dtype(), accumulate, bias == null ? 0L : addr(bias), gelu,
-                pre == null ? 0L : addr(pre)));
-    }
-
-    /** A column-major (rows x cols) operand with leading dimension ld, batch matrices stride apart, fits its buffer. */
-    private static void extent(String name, CudaBuffer b, int rows, int cols, int ld, long stride, int batch) {
-        long need = (long) ld * (cols - 1) + rows + (batch - 1) * stride;
-        if (ld < rows || need > b.length()) {
-            throw new IllegalArgumentException("GEMM operand " + name + ": " + rows + " x " + cols + " (ld " + ld
-                    + ", " + batch + " of stride " + stride + ") needs " + need + " elements, the buffer has " + b.length());
-        }
+    private void launch2(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
+        launcher.kernel(kernel, bytes, grid, gridY, block, args);
     }
 
     private static final boolean NO_T = false, TRANS = true;
+
+    /**
+     * Row-major GEMMs written as cuBLAS's column-major calls (see the callers for the
+     * transpositions, as llm.c); float32 A and B: cublasSgemm (TF32 per the math mode); bf16:
+     * cublasGemmEx on the tensor cores with float32 accumulation into bf16 or float32 C.
+     */
+    private void gemm(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
+                      int ldb, Buffer C, int ldc, boolean accumulate) {
+        launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate,
+                null, false, null);
+    }
+
+    private void gemmBatched(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda,
+                             long strideA, Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch) {
+        launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, strideA, B, ldb, strideB, C, ldc, strideC,
+                batch, false, null, false, null);
+    }
 
     // ------------------------------------------------------------------ ops
 
     @Override
     public void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C) {
-        launch("encoder_forward", blocks((long) B * T * C, 256), 256, out, tokens, wte, wpe, B, T, C);
+        long n = (long) B * T * C;
+        launch("encoder_forward", 3 * n * x() + 4L * B * T, blocks((long) B * T * ((C + pack() - 1) / pack()), 256), 256,
+                out, tokens, wte, wpe, B, T, C);
     }
 
+    /** Elements of the compute type in one 128-bit pack (the kernels' PACK). */
+    private int pack() {
+        return (int) (16 / x());
+    }
+
+    /**
+     * dwpe: one thread per (t, c) over the batch; dwte: the positions grouped by token on the host
+     * (from the tokens as last written), one block per distinct token adding its positions in order:
+     * parallel over tokens and channels, deterministic, no atomics.
+     */
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C) {
-        launch("encoder_backward", blocks(C, 128), 128, dwte, dwpe, dout, tokens, B, T, C);
+        int N = B * T;
+        int[] host = tokenMirrors.get(addr(tokens));
+        if (host == null || host.length < N) {
+            throw new IllegalStateException("encoder backward: the tokens were not written to this buffer with write(int[])");
+        }
+        int[] plan = EncoderPlan.of(host, N);
+        CudaBuffer d = scratch("encoder_plan", DType.I32, 2L * N + 2 + N);
+        MemorySegment slot = ringSlot(4L * plan.length);
+        MemorySegment.copy(plan, 0, slot, ValueLayout.JAVA_INT, 0, plan.length);
+        exec.copyToDeviceAsync(d.address(), slot);
+        long tc = (long) T * C;
+        launch("encoder_backward_wpe", (long) N * C * x() + 8 * tc, blocks(tc, 256), 256, dwpe, dout, B, T, C);
+        int U = plan[0];
+        launch("encoder_backward_wte", (long) N * C * x() + 8L * U * C + 4L * plan.length, U, 256, dwte, dout, d, C);
     }
 
     @Override
     public void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
                                  int N, int C, float eps) {
-        launch("layernorm_forward", blocks(N, 8), 256, out, mean, rstd, inp, weight, bias, N, C, eps);
+        launch("layernorm_forward", 2L * N * C * x() + 2L * C * x() + 8L * N, blocks(N, 8), 256,
+                out, mean, rstd, inp, weight, bias, N, C, eps);
     }
 
     @Override
     public void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                   Buffer mean, Buffer rstd, int N, int C) {
-        launch("layernorm_backward_dinp", blocks(N, 8), 256, dinp, dout, inp, weight, mean, rstd, N, C);
+        launch("layernorm_backward_dinp", 4L * N * C * x() + 8L * N, blocks(N, 8), 256,
+                dinp, dout, inp, weight, mean, rstd, N, C);
         paramGrads(dweight, dbias, dout, inp, mean, rstd, N, C);
     }
 
     @Override
     public void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps) {
-        launch("rmsnorm_forward", blocks(N, 8), 256, out, rstd, inp, weight, N, C, eps);
+        launch("rmsnorm_forward", 2L * N * C * x() + C * x() + 4L * N, blocks(N, 8), 256, out, rstd, inp, weight, N, C, eps);
     }
 
     @Override
     public void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                                 int N, int C) {
-        launch("rmsnorm_backward_dinp", blocks(N, 8), 256, dinp, dout, inp, weight, rstd, N, C);
+        launch("rmsnorm_backward_dinp", 4L * N * C * x() + 4L * N, blocks(N, 8), 256, dinp, dout, inp, weight, rstd, N, C);
         paramGrads(dweight, null, dout, inp, null, rstd, N, C);
     }
 
@@ -446,28 +472,31 @@ public final class CudaBackend implements Backend {
         int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
         CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * C);
         CudaBuffer pb = dbias == null ? null : scratch("partial_b", DType.F32, (long) chunks * C);
-        launch2("layernorm_params_partial", blocks(C, 128), chunks, 128, pw, pb, dout, inp, mean, rstd, N, C,
-                ROWS_PER_CHUNK);
-        launch("sum_partials", blocks(C, 128), 128, dweight, pw, chunks, C);
-        if (dbias != null) launch("sum_partials", blocks(C, 128), 128, dbias, pb, chunks, C);
+        long partials = 4L * chunks * C * (dbias == null ? 1 : 2);
+        launch2("layernorm_params_partial", 2L * N * C * x() + 8L * N + partials, blocks(C, 128), chunks, 128,
+                pw, pb, dout, inp, mean, rstd, N, C, ROWS_PER_CHUNK);
+        launch("sum_partials", 4L * chunks * C + 8L * C, blocks(C, 128), 128, dweight, pw, chunks, C);
+        if (dbias != null) launch("sum_partials", 4L * chunks * C + 8L * C, blocks(C, 128), 128, dbias, pb, chunks, C);
     }
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N); bias per row of out^T
-        if (bias != null && fusable(C, OC, out, inp, weight, bias)) {
-            gemmEpilogue(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, bias, false, null);
+        if (bias != null && fusable(OC, N, C, out, inp, weight, bias, false, null)) {
+            launcher.gemm("linear fwd (+bias)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out, OC,
+                    0, 1, false, bias, false, null);
             return;
         }
-        gemm(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, false);
-        if (bias != null) launch("add_bias", blocks((long) N * OC, 256), 256, out, bias, N, OC);
+        gemm("linear fwd", TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, false);
+        if (bias != null) launch("add_bias", 2L * N * OC * x() + OC * x(), blocks((long) N * OC, 256), 256, out, bias, N, OC);
     }
 
     /** One GEMM with the bias and GELU in cuBLASLt's epilogue, when it can take these buffers. */
     @Override
     public void matmulGeluForward(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
-        if (fusable(C, OC, out, pre, inp, weight, bias)) {
-            gemmEpilogue(TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, bias, true, pre);
+        if (fusable(OC, N, C, out, inp, weight, bias, true, pre)) {
+            launcher.gemm("linear fwd (+bias+gelu)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out,
+                    OC, 0, 1, false, bias, true, pre);
             return;
         }
         matmulForward(pre, inp, weight, bias, N, C, OC);
@@ -475,29 +504,30 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * Whether cuBLASLt's epilogue is used: when enabled and every pointer is 16-byte aligned and the
-     * leading dimensions are multiples of 8 (what cuBLASLt's fast kernels need; otherwise the same
-     * arithmetic runs as a GEMM plus separate kernels).
+     * Whether cuBLASLt's epilogue is used: when enabled, every pointer is 16-byte aligned, the
+     * leading dimensions are multiples of 8 (what cuBLASLt's fast kernels need), and cuBLASLt has an
+     * algorithm for the shape; otherwise the same arithmetic runs as a GEMM plus separate kernels.
      */
-    private boolean fusable(int C, int OC, Buffer... buffers) {
+    private boolean fusable(int OC, int N, int C, Buffer out, Buffer inp, Buffer weight, Buffer bias, boolean gelu, Buffer pre) {
         if (!fuseEpilogues || C % 8 != 0 || OC % 8 != 0) return false;
-        for (Buffer b : buffers) if (b != null && addr(b) % 16 != 0) return false;
-        return true;
+        for (Buffer b : new Buffer[]{out, inp, weight, bias, pre}) if (b != null && addr(b) % 16 != 0) return false;
+        return launcher.epilogueAvailable(new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, inp, C, out, OC, bias, gelu, pre);
     }
 
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
         // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
-        gemm(NO_T, NO_T, C, N, OC, weight, C, dout, OC, dinp, C, false);
+        gemm("linear dinp", NO_T, NO_T, C, N, OC, weight, C, dout, OC, dinp, C, false);
         // dW^T (C,OC) += inp^T (C,N) x dout (N,OC), into the float32 gradient
         expect(dweight, DType.F32, (long) OC * C, "matmul dweight (parameter gradients are float32)");
-        gemm(NO_T, TRANS, C, OC, N, inp, C, dout, OC, dweight, C, true);
+        gemm("linear dweight", NO_T, TRANS, C, OC, N, inp, C, dout, OC, dweight, C, true);
         if (dbias != null) {
             int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
             CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * OC);
-            launch2("bias_partial", blocks(OC, 128), chunks, 128, pw, dout, N, OC, ROWS_PER_CHUNK);
-            launch("sum_partials", blocks(OC, 128), 128, dbias, pw, chunks, OC);
+            launch2("bias_partial", (long) N * OC * x() + 4L * chunks * OC, blocks(OC, 128), chunks, 128, pw, dout, N, OC,
+                    ROWS_PER_CHUNK);
+            launch("sum_partials", 4L * chunks * OC + 8L * OC, blocks(OC, 128), 128, dbias, pw, chunks, OC);
         }
     }
 
@@ -507,21 +537,22 @@ public final class CudaBackend implements Backend {
         long n = (long) B * T * C, tt = (long) B * NH * T * T;
         CudaBuffer q = scratch("q", floatX, n), k = scratch("k", floatX, n), v = scratch("v", floatX, n);
         CudaBuffer y = scratch("y", floatX, n), pre = scratch("preatt", floatX, tt);
-        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
+        launch("permute_qkv", 6 * n * x(), blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
         // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
-        gemmBatched(TRANS, NO_T, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
-                pre, T, (long) T * T, B * NH, false);
-        launch("softmax_forward", blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T, (float) (1.0 / Math.sqrt(hs)));
+        gemmBatched("attention q.k", TRANS, NO_T, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
+                pre, T, (long) T * T, B * NH);
+        launch("softmax_forward", 2 * tt * x(), blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T,
+                (float) (1.0 / Math.sqrt(hs)));
         Buffer attUsed = att;
         if (dropout != null && !dropout.isOff()) {
             CudaBuffer dropped = scratch("att_dropped", floatX, tt);
-            launch("dropout_copy", blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
+            launch("dropout_copy", 2 * tt * x(), blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
             attUsed = dropped;
         }
         // y (T,hs) = att' (T,T) v (T,hs)
-        gemmBatched(NO_T, NO_T, hs, T, T, v, hs, (long) T * hs, attUsed, T, (long) T * T,
-                y, hs, (long) T * hs, B * NH, false);
-        launch("unpermute", blocks(n, 256), 256, out, y, B, T, NH, hs, 0);
+        gemmBatched("attention att.v", NO_T, NO_T, hs, T, T, v, hs, (long) T * hs, attUsed, T, (long) T * T,
+                y, hs, (long) T * hs, B * NH);
+        launch("unpermute", 2 * n * x(), blocks(n, 256), 256, out, y, B, T, NH, hs, 0);
     }
 
     @Override
@@ -533,29 +564,29 @@ public final class CudaBackend implements Backend {
         CudaBuffer dy = scratch("y", floatX, n);
         CudaBuffer datt = scratch("datt", floatX, tt), dpre = scratch("preatt", floatX, tt);
         CudaBuffer dq = scratch("dq", floatX, n), dk = scratch("dk", floatX, n), dv = scratch("dv", floatX, n);
-        launch("permute_qkv", blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
-        launch("unpermute", blocks(n, 256), 256, dout, dy, B, T, NH, hs, 1);
+        launch("permute_qkv", 6 * n * x(), blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
+        launch("unpermute", 2 * n * x(), blocks(n, 256), 256, dout, dy, B, T, NH, hs, 1);
         boolean drop = dropout != null && !dropout.isOff();
         Buffer attUsed = att;
         if (drop) {
             CudaBuffer dropped = scratch("att_dropped", floatX, tt);
-            launch("dropout_copy", blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
+            launch("dropout_copy", 2 * tt * x(), blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
             attUsed = dropped;
         }
         // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy
-        gemmBatched(TRANS, NO_T, T, T, hs, v, hs, (long) T * hs, dy, hs, (long) T * hs,
-                datt, T, (long) T * T, B * NH, false);
-        gemmBatched(NO_T, TRANS, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
-                dv, hs, (long) T * hs, B * NH, false);
-        if (drop) launch("dropout", blocks(tt, 256), 256, datt, tt, dropout.p(), dropout.key());
-        launch("softmax_backward", blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
+        gemmBatched("attention bwd", TRANS, NO_T, T, T, hs, v, hs, (long) T * hs, dy, hs, (long) T * hs,
+                datt, T, (long) T * T, B * NH);
+        gemmBatched("attention bwd", NO_T, TRANS, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
+                dv, hs, (long) T * hs, B * NH);
+        if (drop) launch("dropout", 2 * tt * x(), blocks(tt, 256), 256, datt, tt, dropout.p(), dropout.key());
+        launch("softmax_backward", 3 * tt * x(), blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
         // dq = dpre k ; dk = dpre^T q
-        gemmBatched(NO_T, NO_T, hs, T, T, k, hs, (long) T * hs, dpre, T, (long) T * T,
-                dq, hs, (long) T * hs, B * NH, false);
-        gemmBatched(NO_T, TRANS, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
-                dk, hs, (long) T * hs, B * NH, false);
-        launch("permute_qkv", blocks(n, 256), 256, dq, dk, dv, dqkv, B, T, NH, hs, 1);
+        gemmBatched("attention bwd", NO_T, NO_T, hs, T, T, k, hs, (long) T * hs, dpre, T, (long) T * T,
+                dq, hs, (long) T * hs, B * NH);
+        gemmBatched("attention bwd", NO_T, TRANS, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
+                dk, hs, (long) T * hs, B * NH);
+        launch("permute_qkv", 6 * n * x(), blocks(n, 256), 256, dq, dk, dv, dqkv, B, T, NH, hs, 1);
     }
 
     @Override
@@ -580,8 +611,9 @@ public final class CudaBackend implements Backend {
     public void flashAttentionForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
         int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
         boolean drop = dropout != null && !dropout.isOff();
-        launch2("flash_forward_" + hs, (T + rows - 1) / rows, B * NH, rows, out, lse, qkv, T, NH,
-                (float) (1.0 / Math.sqrt(hs)), drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
+        long n = (long) B * T * C;
+        launch2("flash_forward_" + hs, 4 * n * x() + 4L * B * NH * T, (T + rows - 1) / rows, B * NH, rows, out, lse, qkv, T,
+                NH, (float) (1.0 / Math.sqrt(hs)), drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
     }
 
     @Override
@@ -590,84 +622,151 @@ public final class CudaBackend implements Backend {
         int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
         boolean drop = dropout != null && !dropout.isOff();
         float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
-        long key = drop ? dropout.key() : 0L;
+        long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
         CudaBuffer delta = scratch("flash_delta", DType.F32, (long) B * NH * T);
-        launch("flash_delta", blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
+        launch("flash_delta", 2 * n * x() + stats, blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
         int grid = (T + rows - 1) / rows;
-        launch2("flash_backward_dq_" + hs, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
-        launch2("flash_backward_dkdv_" + hs, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+        // q, k, v and dout read, dq (or dk and dv) written
+        launch2("flash_backward_dq_" + hs, 5 * n * x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH,
+                scale, p, key);
+        launch2("flash_backward_dkdv_" + hs, 6 * n * x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T,
+                NH, scale, p, key);
     }
 
     @Override
     public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
                                 int NH) {
         if (pos >= 2048) throw new IllegalArgumentException("attention_decode supports positions < 2048, got " + pos);
-        launch("attention_decode", B * NH, 32, out, qkv, kcache, vcache, B, pos, maxT, C, NH);
+        launch("attention_decode", 2L * B * (pos + 1) * C * x() + 5L * B * C * x(), B * NH, 32,
+                out, qkv, kcache, vcache, B, pos, maxT, C, NH);
     }
 
     @Override
     public void geluForward(Buffer out, Buffer inp, long N) {
-        launch("gelu_forward", blocks(N, 256), 256, out, inp, N);
+        launch("gelu_forward", 2 * N * x(), blocks(N, 256), 256, out, inp, N);
     }
 
     @Override
     public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
-        launch("gelu_backward", blocks(N, 256), 256, dinp, inp, dout, N);
+        launch("gelu_backward", 3 * N * x(), blocks(N, 256), 256, dinp, inp, dout, N);
     }
 
     @Override
     public void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N) {
-        launch("residual_forward", blocks(N, 256), 256, out, inp1, inp2, N);
+        launch("residual_forward", 3 * N * x(), blocks(N, 256), 256, out, inp1, inp2, N);
     }
 
     @Override
     public void dropout(Buffer x, long N, Dropout d) {
         if (d == null || d.isOff()) return;
-        launch("dropout", blocks(N, 256), 256, x, N, d.p(), d.key());
+        launch("dropout", 2 * N * x(), blocks(N, 256), 256, x, N, d.p(), d.key());
     }
+
+    /** One block of 1024 threads per row of the logits. */
+    private static final int ROW_THREADS = 1024;
 
     @Override
     public void crossEntropyForward(Buffer losses, Buffer logits, Buffer targets, int N, int V, int Vp) {
-        launch("crossentropy_forward", N, 256, losses, logits, targets, N, V, Vp);
+        launch("crossentropy_forward", (long) N * V * x() + 8L * N, N, ROW_THREADS, losses, logits, targets, N, V, Vp);
     }
 
     @Override
     public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
-        launch("crossentropy_backward", N, 256, logits, targets, dloss, N, V, Vp);
+        crossEntropyFused(scratch("ce_losses", DType.F32, N), logits, targets, dloss, N, V, Vp);
     }
 
-    private static final int SUM_BLOCKS = 256;
+    @Override
+    public void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
+        launch("classifier_fused", 2L * N * Vp * x() + 8L * N, N, ROW_THREADS, losses, logits, targets, dloss, N, V, Vp);
+    }
+
+    @Override
+    public void addSum(Buffer acc, Buffer x, float scale, int n) {
+        expect(acc, DType.F32, 1, "addSum accumulator");
+        expect(x, DType.F32, n, "addSum input");
+        launch("loss_accumulate", 4L * n + 8, 1, ROW_THREADS, acc, x, n, scale);
+    }
+
+    private static final int SUM_THREADS = 512, SUM_MAX_BLOCKS = 1024;
+
+    @Override
+    public void sumOfSquares(Buffer out, Buffer x) {
+        expect(out, DType.F32, 1, "sumOfSquares result");
+        long n = expect(x, DType.F32, x.length(), "sumOfSquares input").length();
+        int grid = (int) Math.min(SUM_MAX_BLOCKS, Math.max(1, n / (SUM_THREADS * 16L)));
+        CudaBuffer partial = scratch("sum_partial", DType.F32, SUM_MAX_BLOCKS);
+        launch("sum_squares_partial", 4 * n + 4L * grid, grid, SUM_THREADS, partial, x, n);
+        launch("sum_squares_final", 4L * grid + 4, 1, 32, out, partial, grid);
+    }
 
     @Override
     public double sumOfSquares(Buffer x) {
-        CudaBuffer partial = scratch("sum_partial", DType.F64, SUM_BLOCKS);
-        launch("sum_squares", SUM_BLOCKS, 512, partial, x, x.length());
-        MemorySegment host = staging(8L * SUM_BLOCKS);
-        exec.copyToHost(host, partial.address());
-        double total = 0;
-        for (int i = 0; i < SUM_BLOCKS; i++) total += host.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
-        return total;
+        CudaBuffer out = scratch("sum_out", DType.F32, 1);
+        sumOfSquares(out, x);
+        float[] r = new float[1];
+        read(out, r);
+        return r[0];
+    }
+
+    /** Device copies of AdamW's run tables, by content. */
+    private final Map<String, CudaBuffer> runTables = new HashMap<>();
+
+    /** One launch over every parameter (see loss.cu's adamw), writing the compute copy in the same pass. */
+    @Override
+    public void adamw(Buffer params, Buffer grads, Buffer m, Buffer v, Buffer copy, long[] runEnds, boolean[] decay,
+                      float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale, int t) {
+        long n = params.length();
+        if (runEnds.length == 0 || runEnds.length > 256 || runEnds[runEnds.length - 1] != n) {
+            throw new IllegalArgumentException("adamw: " + runEnds.length + " runs ending at "
+                    + (runEnds.length == 0 ? "-" : runEnds[runEnds.length - 1]) + " for " + n + " parameters (1..256 runs covering them)");
+        }
+        if (copy != null) expect(copy, floatX, n, "adamw compute copy");
+        String key = java.util.Arrays.toString(runEnds) + java.util.Arrays.toString(decay);
+        CudaBuffer table = runTables.get(key);
+        if (table == null) {
+            table = (CudaBuffer) allocate(DType.I64, runEnds.length, "AdamW run table");
+            MemorySegment slot = ringSlot(8L * runEnds.length);
+            for (int r = 0; r < runEnds.length; r++) {
+                slot.setAtIndex(ValueLayout.JAVA_LONG, r, runEnds[r] | (decay[r] ? 1L << 62 : 0L));
+            }
+            exec.copyToDeviceAsync(table.address(), slot);
+            runTables.put(key, table);
+        }
+        adamwLaunch(params, grads, m, v, copy, table, runEnds.length, lr, beta1, beta2, eps, weightDecay, gradScale, t);
     }
 
     @Override
     public void adamw(Buffer params, Buffer grads, Buffer m, Buffer v, float lr, float beta1, float beta2, float eps,
                       float weightDecay, float gradScale, int t) {
-        float bc1 = 1f - (float) Math.pow(beta1, t), bc2 = 1f - (float) Math.pow(beta2, t);
-        long n = params.length();
-        launch("adamw", blocks(n, 256), 256, params, grads, m, v, n, lr, beta1, beta2, eps, weightDecay, gradScale,
-                bc1, bc2);
+        adamwLaunch(params, grads, m, v, null, null, 0, lr, beta1, beta2, eps, weightDecay, gradScale, t);
     }
 
-    /** Waits for the GPU (for timing). */
+    private void adamwLaunch(Buffer params, Buffer grads, Buffer m, Buffer v, Buffer copy, Buffer table, int runs, float lr,
+                             float beta1, float beta2, float eps, float weightDecay, float gradScale, int t) {
+        float bc1 = 1f - (float) Math.pow(beta1, t), bc2 = 1f - (float) Math.pow(beta2, t);
+        long n = params.length();
+        if (grads.length() != n || m.length() != n || v.length() != n) {
+            throw new IllegalArgumentException("adamw: params, grads, m and v differ in length");
+        }
+        launch("adamw", n * 28 + (copy == null ? 0 : n * x()), blocks(n, 256), 256, params, grads, m, v, copy, table, runs, n,
+                lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2);
+    }
+
+    /** Waits for the GPU (for timing); adds the profiled calls' times to the profile. */
+    @Override
     public void synchronize() {
-        exec.synchronize();
+        hostSynchronize();
+        launcher.collectTimes();
     }
 
     @Override
     public void close() {
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
+        for (CudaBuffer b : runTables.values()) exec.free(b.address());
         scratch.clear();
+        runTables.clear();
         if (stagingArena != null) stagingArena.close();
+        if (ring.byteSize() > 0) exec.freeHost(ring);
         exec.close();
     }
 }

@@ -11,6 +11,21 @@ import java.util.List;
 final class DryExecutor implements Executor {
     private final List<String> trace = new ArrayList<>();
     private long next = 1L << 32;
+    /** Whether GEMM epilogues "have an algorithm" (false: as a cuBLASLt without one). */
+    private final boolean epilogues;
+
+    DryExecutor() {
+        this(true);
+    }
+
+    DryExecutor(boolean epilogues) {
+        this.epilogues = epilogues;
+    }
+
+    @Override
+    public boolean epilogueAvailable(Gemm g) {
+        return epilogues;
+    }
 
     List<String> trace() {
         return trace;
@@ -44,5 +59,8 @@ final class DryExecutor implements Executor {
     }
 
     @Override public void synchronize() { }
+    @Override public MemorySegment allocateHost(long bytes) { return java.lang.foreign.Arena.ofAuto().allocate(bytes, 64); }
+    @Override public void freeHost(MemorySegment host) { }
+    @Override public void copyToDeviceAsync(long dst, MemorySegment src) { }
     @Override public void close() { }
 }

@@ -55,7 +55,52 @@ interface Executor extends AutoCloseable {
 
     void gemm(Gemm g);
 
+    /**
+     * Whether a GEMM with an epilogue can run here (cuBLASLt has an algorithm for its shape, types
+     * and alignment); when not, the backend runs a plain GEMM and the bias and GELU as kernels.
+     */
+    default boolean epilogueAvailable(Gemm g) {
+        return true;
+    }
+
     void synchronize();
+
+    /**
+     * Host memory the device can copy from asynchronously (pinned on a GPU); freed with
+     * {@link #freeHost}. Elsewhere ordinary memory.
+     */
+    MemorySegment allocateHost(long bytes);
+
+    void freeHost(MemorySegment host);
+
+    /**
+     * Queues a copy from host memory of {@link #allocateHost} to the device and returns at once; the
+     * host memory must stay unchanged until the device has passed this point in its queue (the next
+     * {@link #synchronize} or device-to-host copy).
+     */
+    void copyToDeviceAsync(long dst, MemorySegment src);
+
+    /**
+     * Records a timing mark in the device's queue and returns its handle, or -1 where nothing is
+     * timed (dry run, emulator).
+     */
+    default int mark() {
+        return -1;
+    }
+
+    /** Milliseconds between two marks (waits for the later one); NaN where nothing is timed. */
+    default double elapsedMs(int from, int to) {
+        return Double.NaN;
+    }
+
+    /** Forgets every mark, so their events can be reused. */
+    default void clearMarks() {
+    }
+
+    /** {free, total} bytes of device memory as the driver reports them (cudaMemGetInfo), or null. */
+    default long[] memoryInfo() {
+        return null;
+    }
 
     @Override
     void close();

@@ -5,6 +5,7 @@ import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cublas.cublasLtContext;
 import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulPreferenceOpaque_t;
+import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.CUfunc_st;
 import org.bytedeco.cuda.cudart.CUmod_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
@@ -17,6 +18,7 @@ import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerPointer;
+import org.bytedeco.javacpp.SizeTPointer;
 
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
@@ -46,8 +48,6 @@ final class GpuExecutor implements Executor {
     private final cublasLtContext lt = new cublasLtContext();
     private static final long LT_WORKSPACE = 32L << 20;
     private long ltWorkspace;
-    /** cuBLASLt's algorithm choice per GEMM shape, types, epilogue and pointer alignment. */
-    private final Map<String, cublasLtMatmulHeuristicResult_t> algos = new HashMap<>();
 
     GpuExecutor(int device, boolean tf32, boolean bf16) {
         this.tf32 = tf32;
@@ -182,30 +182,54 @@ final class GpuExecutor implements Executor {
         }
     }
 
+    /** A cuBLASLt GEMM shape's descriptors and algorithm (null: cuBLASLt offers none), made once. */
+    private record LtPlan(LtGemm desc, cublasLtMatmulHeuristicResult_t algo) {
+    }
+
+    private final Map<String, LtPlan> ltPlans = new HashMap<>();
+
+    private static String ltKey(Gemm g) {
+        return g.transA() + "," + g.transB() + "," + g.m() + "," + g.n() + "," + g.k() + "," + g.in() + ","
+                + g.out() + "," + LtGemm.epilogue(g) + "," + g.lda() + "," + g.ldb() + "," + g.ldc() + ","
+                + alignment(g.a()) + "," + alignment(g.b()) + "," + alignment(g.c());
+    }
+
+    /** This shape's plan: descriptors built and the algorithm searched on first use, then reused. */
+    private LtPlan ltPlan(Gemm g) {
+        String key = ltKey(g);
+        LtPlan plan = ltPlans.get(key);
+        if (plan == null) {
+            LtGemm d = new LtGemm(g, tf32);
+            cublasLtMatmulPreferenceOpaque_t pref = preference(alignment(g.a()), alignment(g.b()), alignment(g.c()));
+            cublasLtMatmulHeuristicResult_t algo = new cublasLtMatmulHeuristicResult_t();
+            int[] found = new int[1];
+            int status = cublas.cublasLtMatmulAlgoGetHeuristic(lt, d.desc, d.a, d.b, d.c, d.c, pref, 1, algo, found);
+            cublas.cublasLtMatmulPreferenceDestroy(pref);
+            boolean ok = status == cublas.CUBLAS_STATUS_SUCCESS && found[0] > 0;
+            if (!ok) {
+                System.err.println("note: cuBLASLt has no algorithm for a " + g.m() + "x" + g.n() + "x" + g.k() + " "
+                        + g.in() + " GEMM with epilogue " + LtGemm.epilogue(g) + " (status " + status
+                        + "); this shape runs as a GEMM plus separate bias/GELU kernels");
+            }
+            plan = new LtPlan(d, ok ? algo : null);
+            ltPlans.put(key, plan);
+        }
+        return plan;
+    }
+
+    @Override
+    public boolean epilogueAvailable(Gemm g) {
+        return ltPlan(g).algo() != null;
+    }
+
     /** A GEMM with a bias (and GELU) epilogue through cuBLASLt (as llm.c's matmul_cublaslt). */
     private void gemmLt(Gemm g) {
-        try (LtGemm d = new LtGemm(g, tf32)) {
-            int alignA = alignment(g.a()), alignB = alignment(g.b()), alignC = alignment(g.c());
-            String key = g.transA() + "," + g.transB() + "," + g.m() + "," + g.n() + "," + g.k() + "," + g.in() + ","
-                    + g.out() + "," + LtGemm.epilogue(g) + "," + g.lda() + "," + g.ldb() + "," + g.ldc() + ","
-                    + alignA + "," + alignB + "," + alignC;
-            cublasLtMatmulHeuristicResult_t algo = algos.get(key);
-            if (algo == null) {
-                cublasLtMatmulPreferenceOpaque_t pref = preference(alignA, alignB, alignC);
-                algo = new cublasLtMatmulHeuristicResult_t();
-                int[] found = new int[1];
-                int status = cublas.cublasLtMatmulAlgoGetHeuristic(lt, d.desc, d.a, d.b, d.c, d.c, pref, 1, algo, found);
-                cublas.cublasLtMatmulPreferenceDestroy(pref);
-                if (status != cublas.CUBLAS_STATUS_SUCCESS || found[0] == 0) {
-                    throw new Cuda.CudaException("cuBLASLt has no algorithm for a " + g.m() + "x" + g.n() + "x" + g.k() + " "
-                            + g.in() + " GEMM with epilogue " + LtGemm.epilogue(g) + " (status " + status
-                            + "); unset GPT2_CUBLASLT to run the bias and GELU as separate kernels");
-                }
-                algos.put(key, algo);
-            }
-            checkBlas(cublas.cublasLtMatmul(lt, d.desc, one, at(g.a()), d.a, at(g.b()), d.b, zero, at(g.c()), d.c,
-                    at(g.c()), d.c, algo.algo(), at(ltWorkspace), LT_WORKSPACE, (CUstream_st) null), "cublasLtMatmul");
-        }
+        LtPlan plan = ltPlan(g);
+        if (plan.algo() == null) throw new IllegalStateException("cuBLASLt epilogue GEMM without an algorithm (the backend asks first)");
+        LtGemm d = plan.desc();
+        d.pointers(g);
+        checkBlas(cublas.cublasLtMatmul(lt, d.desc, one, at(g.a()), d.a, at(g.b()), d.b, zero, at(g.c()), d.c,
+                at(g.c()), d.c, plan.algo().algo(), at(ltWorkspace), LT_WORKSPACE, (CUstream_st) null), "cublasLtMatmul");
         if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "cublasLtMatmul");
     }
 
@@ -247,7 +271,64 @@ final class GpuExecutor implements Executor {
     }
 
     @Override
+    public MemorySegment allocateHost(long bytes) {
+        Pointer p = new Pointer();
+        check(cudart.cudaMallocHost(p, bytes), "cudaMallocHost(" + bytes + " bytes)");
+        return MemorySegment.ofAddress(p.address()).reinterpret(bytes);
+    }
+
+    @Override
+    public void freeHost(MemorySegment host) {
+        check(cudart.cudaFreeHost(at(host.address())), "cudaFreeHost");
+    }
+
+    @Override
+    public void copyToDeviceAsync(long dst, MemorySegment src) {
+        check(cudart.cudaMemcpyAsync(at(dst), at(src.address()), src.byteSize(), cudart.cudaMemcpyHostToDevice,
+                (CUstream_st) null), "cudaMemcpyAsync(host to device)");
+    }
+
+    /** Timing events, created on first use and reused after {@link #clearMarks}. */
+    private final List<CUevent_st> events = new java.util.ArrayList<>();
+    private int nextEvent;
+
+    @Override
+    public int mark() {
+        if (nextEvent == events.size()) {
+            CUevent_st e = new CUevent_st();
+            check(cudart.cudaEventCreate(e), "cudaEventCreate");
+            events.add(e);
+        }
+        check(cudart.cudaEventRecord(events.get(nextEvent), (CUstream_st) null), "cudaEventRecord");
+        return nextEvent++;
+    }
+
+    private final float[] elapsed = new float[1];
+
+    @Override
+    public double elapsedMs(int from, int to) {
+        check(cudart.cudaEventSynchronize(events.get(to)), "cudaEventSynchronize");
+        check(cudart.cudaEventElapsedTime(elapsed, events.get(from), events.get(to)), "cudaEventElapsedTime");
+        return elapsed[0];
+    }
+
+    @Override
+    public void clearMarks() {
+        nextEvent = 0;
+    }
+
+    @Override
+    public long[] memoryInfo() {
+        try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
+            check(cudart.cudaMemGetInfo(free, total), "cudaMemGetInfo");
+            return new long[]{free.get(), total.get()};
+        }
+    }
+
+    @Override
     public void close() {
+        for (CUevent_st e : events) cudart.cudaEventDestroy(e);
+        for (LtPlan p : ltPlans.values()) p.desc().close();
         free(ltWorkspace);
         cublas.cublasLtDestroy(lt);
         cublas.cublasDestroy_v2(blas);

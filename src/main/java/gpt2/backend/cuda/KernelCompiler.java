@@ -48,7 +48,7 @@ public final class KernelCompiler {
     public enum Param {
         /** floatX*: a buffer of the compute type (F32, or BF16 in the bf16 build). */
         FLOATX_PTR,
-        F32_PTR, BF16_PTR, F64_PTR, I32_PTR,
+        F32_PTR, BF16_PTR, F64_PTR, I32_PTR, I64_PTR,
         INT, I64, FLOAT;
 
         static Param of(String declaration, String kernel) {
@@ -61,6 +61,7 @@ public final class KernelCompiler {
                 case "bf16_t*" -> BF16_PTR;
                 case "double*" -> F64_PTR;
                 case "int*" -> I32_PTR;
+                case "i64*" -> I64_PTR;
                 case "int" -> INT;
                 case "i64" -> I64;
                 case "float" -> FLOAT;
@@ -70,7 +71,7 @@ public final class KernelCompiler {
         }
 
         public boolean isPointer() {
-            return ordinal() <= I32_PTR.ordinal();
+            return ordinal() <= I64_PTR.ordinal();
         }
     }
 

@@ -15,7 +15,8 @@ import static gpt2.backend.cuda.Cuda.checkBlas;
 /**
  * The descriptors of one cuBLASLt matmul with an epilogue (llm.c's matmul_cublaslt): the
  * operation (float32 accumulation, TF32 when asked for float32 inputs; transpositions; bias and
- * GELU epilogue with its pointers) and the layouts of A, B and C (= D). Host-side objects only:
+ * GELU epilogue with its pointers) and the layouts of A, B and C (= D); made once per shape and
+ * kept, with only the pointers set per call. Host-side objects only:
  * building them needs no GPU, which a test checks on CI machines.
  */
 final class LtGemm implements AutoCloseable {
@@ -32,17 +33,21 @@ final class LtGemm implements AutoCloseable {
         setInt(cublas.CUBLASLT_MATMUL_DESC_TRANSA, g.transA() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, "TRANSA");
         setInt(cublas.CUBLASLT_MATMUL_DESC_TRANSB, g.transB() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, "TRANSB");
         setInt(cublas.CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue(g), "EPILOGUE");
-        if (g.bias() != 0) {
-            setLong(cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias(), "BIAS_POINTER");
-            setInt(cublas.CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, type(g.out()), "BIAS_DATA_TYPE");
-        }
-        if (g.gelu()) {
-            setLong(cublas.CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, g.pre(), "EPILOGUE_AUX_POINTER");
-            setLong(cublas.CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, g.ldc(), "EPILOGUE_AUX_LD");
-        }
+        if (g.bias() != 0) setInt(cublas.CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, type(g.out()), "BIAS_DATA_TYPE");
+        if (g.gelu()) setLong(cublas.CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, g.ldc(), "EPILOGUE_AUX_LD");
+        pointers(g);
         a = layout(type(g.in()), g.transA() ? g.k() : g.m(), g.transA() ? g.m() : g.k(), g.lda());
         b = layout(type(g.in()), g.transB() ? g.n() : g.k(), g.transB() ? g.k() : g.n(), g.ldb());
         c = layout(type(g.out()), g.m(), g.n(), g.ldc());
+    }
+
+    /**
+     * Points the epilogue at this call's bias and pre-activation buffers (the rest of the descriptor
+     * depends only on the shape, so one descriptor serves every call of that shape).
+     */
+    void pointers(Executor.Gemm g) {
+        if (g.bias() != 0) setLong(cublas.CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias(), "BIAS_POINTER");
+        if (g.gelu()) setLong(cublas.CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, g.pre(), "EPILOGUE_AUX_POINTER");
     }
 
     /** GELU_AUX(_BIAS) keeps the pre-activation for the backward pass; BIAS adds the bias only. */

@@ -34,6 +34,7 @@ class Bf16RoundingTest {
             #include <cmath>
             #define __device__
             #define __forceinline__ inline
+            #define __align__(n) __attribute__((aligned(n)))
             static inline unsigned int __float_as_uint(float f) { unsigned int u; memcpy(&u, &f, 4); return u; }
             static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4); return f; }
             static inline float __shfl_xor_sync(unsigned int, float v, int) { return v; }

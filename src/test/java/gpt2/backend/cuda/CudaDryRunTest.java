@@ -79,6 +79,11 @@ class CudaDryRunTest {
                 m.backward(0.5f);
                 float[] ns = AdamW.normAndClipScale(be, m.grads(), 1f);
                 opt.step(m.params(), m.grads(), 1e-3f, ns[1]);
+                m.zeroGrad();                  // the trainer's step: fused classifier, one read, one AdamW pass
+                m.trainForward(in, tg, B, T, 9, 0.5f);
+                m.backward(0.5f);
+                m.stepStatistics(0, m.layout().totalSize());
+                opt.step(m, 1e-3f, 1f);
                 m.forward(in, null, B, T, -1); // evaluation pass, logits only
                 m.logits(1, 5);
                 try (Gpt2.KvCache cache = m.newKvCache(2)) {
@@ -96,12 +101,13 @@ class CudaDryRunTest {
             else gemms.add(line.split(" ")[1]);
         }
         System.out.println("  dry run, bf16 " + bf16 + ": " + be.trace().size() + " launches/GEMMs; GEMM types " + gemms);
-        for (String k : List.of("encoder_forward", "encoder_backward", "layernorm_forward", "layernorm_backward_dinp",
+        for (String k : List.of("encoder_forward", "encoder_backward_wpe", "encoder_backward_wte", "layernorm_forward", "layernorm_backward_dinp",
                 "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials",
                 "bias_partial", "permute_qkv", "unpermute", "softmax_forward", "softmax_backward",
                 "attention_decode", "gelu_backward", "residual_forward", "dropout", "dropout_copy", "flash_forward_16",
                 "flash_delta", "flash_backward_dq_16", "flash_backward_dkdv_16",
-                "crossentropy_forward", "crossentropy_backward", "sum_squares", "adamw")) {
+                "crossentropy_forward", "classifier_fused", "loss_accumulate", "sum_squares_partial", "sum_squares_final",
+                "adamw")) {
             assertTrue(kernels.contains(k), k + " never launched");
         }
         if (bf16) {
@@ -192,6 +198,61 @@ class CudaDryRunTest {
         Buffer w2 = be.allocate(DType.F32, 44 * 32, "w2");
         be.matmulForward(out, x, w2, bias.slice(0, 44), 64, 32, 44);
         assertEquals("kernel add_bias", be.trace().getLast());
+    }
+
+    @Test
+    void withoutAnEpilogueAlgorithmTheGemmRunsWithSeparateKernels() {
+        CudaBackend be = new CudaBackend(-1, false, true, true, new DryExecutor(false));
+        Buffer x = be.allocate(DType.BF16, 64 * 32, "x"), w = be.allocate(DType.BF16, 48 * 32, "w");
+        Buffer out = be.allocate(DType.BF16, 64 * 48, "out"), pre = be.allocate(DType.BF16, 64 * 48, "pre");
+        Buffer bias = be.allocate(DType.BF16, 48, "b");
+        be.matmulGeluForward(out, pre, x, w, bias, 64, 32, 48);
+        assertEquals(List.of("gemm BF16->BF16 48x64x32", "kernel add_bias", "kernel gelu_forward"),
+                be.trace().subList(be.trace().size() - 3, be.trace().size()));
+    }
+
+    /**
+     * The trainer's step as the host sees it: one host synchronization (the read of loss and norm),
+     * one AdamW launch that also writes the bf16 weight copy (no separate conversion), the fused
+     * classifier instead of a loss kernel plus a gradient kernel, and the tokens uploaded without
+     * waiting. Checked over two micro-batches of gradient accumulation.
+     */
+    @ParameterizedTest(name = "bf16 {0}")
+    @ValueSource(booleans = {false, true})
+    void theTrainerStepWaitsForTheDeviceOnce(boolean bf16) {
+        CudaBackend be = CudaBackend.dryRun(bf16);
+        int B = 2, T = 32;
+        int[] in = new int[B * T];
+        try (Gpt2 m = new Gpt2(GPT2, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
+            m.initialize(1);
+            for (int step = 0; step < 2; step++) {
+                if (step == 1) {
+                    be.profile().reset();
+                    be.trace().clear();
+                }
+                m.zeroGrad();
+                for (int micro = 0; micro < 2; micro++) {
+                    m.trainForward(in, in, B, T, step * 2 + micro, 0.5f);
+                    m.backward(0.5f);
+                }
+                float[] numbers = m.stepStatistics(0, m.layout().totalSize());
+                opt.step(m, 1e-3f, AdamW.clipScale((float) Math.sqrt(numbers[1]), 1f));
+            }
+            gpt2.backend.Profile p = be.profile();
+            assertEquals(1, p.hostSyncs(), "host synchronizations in a step");
+            assertEquals(p.launches() + p.gemms(), be.trace().size() + count(p, "memset") + count(p, "memcpy"),
+                    "every launch and GEMM is in the profile");
+            assertEquals(1, count(p, "adamw"), "AdamW launches");
+            assertEquals(2, count(p, "classifier_fused"));
+            assertEquals(0, count(p, "crossentropy_forward"), "a separate loss kernel ran");
+            assertEquals(0, count(p, "to_bf16"), "the weight copy was converted separately");
+            assertEquals(1, count(p, "sum_squares_partial"));
+            assertTrue(p.peakDeviceBytes() >= p.deviceBytes() && p.deviceBytes() > 0);
+        }
+    }
+
+    private static long count(gpt2.backend.Profile p, String family) {
+        return p.rows().stream().filter(r -> r.family().equals(family)).mapToLong(gpt2.backend.Profile.Row::calls).sum();
     }
 
     @Test

@@ -118,6 +118,7 @@ final class EmulatedExecutor implements Executor {
                         case BF16_PTR -> "(bf16_t*) a[" + i + "]";
                         case F64_PTR -> "(double*) a[" + i + "]";
                         case I32_PTR -> "(int*) a[" + i + "]";
+                        case I64_PTR -> "(i64*) a[" + i + "]";
                         case INT -> "(int) a[" + i + "]";
                         case I64 -> "(i64) a[" + i + "]";
                         case FLOAT -> "emu::f32(a[" + i + "])";
@@ -284,9 +285,33 @@ final class EmulatedExecutor implements Executor {
 
     @Override public void synchronize() { }
 
+    private final Map<Long, Arena> hostAllocations = new HashMap<>();
+
+    @Override
+    public MemorySegment allocateHost(long bytes) {
+        Arena a = Arena.ofShared();
+        MemorySegment m = a.allocate(bytes, 64);
+        hostAllocations.put(m.address(), a);
+        return m;
+    }
+
+    @Override
+    public void freeHost(MemorySegment host) {
+        Arena a = hostAllocations.remove(host.address());
+        if (a == null) throw new IllegalArgumentException("emulator: freeHost of memory never allocated");
+        a.close();
+    }
+
+    @Override
+    public void copyToDeviceAsync(long dst, MemorySegment src) {
+        copyToDevice(dst, src);
+    }
+
     @Override
     public void close() {
         for (Arena a : allocations.values()) a.close();
         allocations.clear();
+        for (Arena a : hostAllocations.values()) a.close();
+        hostAllocations.clear();
     }
 }

@@ -1,0 +1,152 @@
+package gpt2.backend;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * What a backend did, by kernel family: calls, bytes read and written, floating-point work, and
+ * (when timed, on a GPU) milliseconds; with the counts a step is judged by (kernel launches, GEMM
+ * calls, host synchronizations) and the device memory allocated. The CUDA backend fills one for
+ * every call it makes, in a dry run as on a GPU, so the same table describes a step with or
+ * without a GPU ({@code gpt2 bench --profile 1}, {@code --dry_run 1}).
+ *
+ * <p>Bytes are what a launch must move at least (each input read once, each output written once),
+ * from the shapes the backend passes; achieved GB/s is those bytes over the measured time.
+ */
+public final class Profile {
+
+    /** One kernel family's totals: calls, bytes moved, FLOPs (GEMMs) and milliseconds (NaN: not timed). */
+    public record Row(String family, boolean gemm, long calls, long bytes, double flops, double ms) {
+    }
+
+    private static final class Totals {
+        final boolean gemm;
+        long calls, bytes;
+        double flops, ms;
+
+        Totals(boolean gemm) {
+            this.gemm = gemm;
+        }
+    }
+
+    private final Map<String, Totals> families = new LinkedHashMap<>();
+    private long launches, gemms, hostSyncs;
+    private boolean timed;
+    private long allocated, peakAllocated;
+
+    /** A kernel launch moving {@code bytes}. */
+    public void kernel(String family, long bytes) {
+        launches++;
+        Totals t = families.computeIfAbsent(family, f -> new Totals(false));
+        t.calls++;
+        t.bytes += bytes;
+    }
+
+    /** A GEMM call of {@code flops} moving {@code bytes}. */
+    public void gemm(String family, long bytes, double flops) {
+        gemms++;
+        Totals t = families.computeIfAbsent(family, f -> new Totals(true));
+        t.calls++;
+        t.bytes += bytes;
+        t.flops += flops;
+    }
+
+    /** The host waited for the device (a device-to-host copy, a synchronous upload, a synchronize). */
+    public void hostSync() {
+        hostSyncs++;
+    }
+
+    /** Measured time of one call of a family. */
+    public void time(String family, double ms) {
+        timed = true;
+        families.get(family).ms += ms;
+    }
+
+    /** Device memory allocated (negative: freed). */
+    public void allocated(long bytes) {
+        allocated += bytes;
+        peakAllocated = Math.max(peakAllocated, allocated);
+    }
+
+    /** Forgets the calls and times (not the memory counts): call before the steps to measure. */
+    public void reset() {
+        families.clear();
+        launches = gemms = hostSyncs = 0;
+        timed = false;
+    }
+
+    public long launches() { return launches; }
+    public long gemms() { return gemms; }
+    public long hostSyncs() { return hostSyncs; }
+    public boolean timed() { return timed; }
+    /** Bytes of device memory allocated now. */
+    public long deviceBytes() { return allocated; }
+    /** The most bytes of device memory allocated at once so far. */
+    public long peakDeviceBytes() { return peakAllocated; }
+
+    /** The families, most time first (most bytes first when not timed). */
+    public List<Row> rows() {
+        List<Row> rows = new ArrayList<>();
+        for (Map.Entry<String, Totals> e : families.entrySet()) {
+            Totals t = e.getValue();
+            rows.add(new Row(e.getKey(), t.gemm, t.calls, t.bytes, t.flops, timed ? t.ms : Double.NaN));
+        }
+        rows.sort((a, b) -> timed ? Double.compare(b.ms, a.ms) : Long.compare(b.bytes, a.bytes));
+        return rows;
+    }
+
+    /**
+     * The table per step: calls, bytes (MB), and when timed ms, share of the timed work, GB/s
+     * (kernels) or TFLOP/s (GEMMs).
+     */
+    public String table(int steps) {
+        StringBuilder s = new StringBuilder();
+        double totalMs = 0;
+        for (Row r : rows()) if (timed) totalMs += r.ms;
+        s.append(String.format(Locale.ROOT, "%-34s %7s %10s %10s", "family (per step)", "calls", "MB", "GFLOP"));
+        if (timed) s.append(String.format(Locale.ROOT, " %9s %6s %9s", "ms", "share", "GB/s|TF/s"));
+        s.append('\n');
+        long bytes = 0;
+        double flops = 0;
+        for (Row r : rows()) {
+            bytes += r.bytes;
+            flops += r.flops;
+            s.append(String.format(Locale.ROOT, "%-34s %7.1f %10.1f %10s", (r.gemm ? "gemm " : "") + r.family,
+                    (double) r.calls / steps, r.bytes / 1e6 / steps, r.gemm ? String.format(Locale.ROOT, "%.1f", r.flops / 1e9 / steps) : "-"));
+            if (timed) {
+                double rate = r.gemm ? r.flops / (r.ms / 1e3) / 1e12 : r.bytes / (r.ms / 1e3) / 1e9;
+                s.append(String.format(Locale.ROOT, " %9.3f %5.1f%% %9.1f", r.ms / steps, 100 * r.ms / totalMs, rate));
+            }
+            s.append('\n');
+        }
+        s.append(String.format(Locale.ROOT, "%-34s %7s %10.1f %10.1f", "total", "", bytes / 1e6 / steps, flops / 1e9 / steps));
+        if (timed) s.append(String.format(Locale.ROOT, " %9.3f", totalMs / steps));
+        s.append('\n');
+        s.append(String.format(Locale.ROOT, "per step: %.1f kernel launches + %.1f GEMM calls = %.1f; %.1f host synchronizations; "
+                        + "device memory allocated %.1f MiB (peak %.1f MiB)%n",
+                (double) launches / steps, (double) gemms / steps, (double) (launches + gemms) / steps,
+                (double) hostSyncs / steps, allocated / 1048576.0, peakAllocated / 1048576.0));
+        return s.toString();
+    }
+
+    /** The counts per step and the families as JSON fields (no braces), for bench's --json line. */
+    public String jsonFields(int steps) {
+        StringBuilder s = new StringBuilder();
+        s.append(String.format(Locale.ROOT, "\"launches\":%.1f,\"gemms\":%.1f,\"host_syncs\":%.1f,\"device_bytes\":%d,"
+                        + "\"peak_device_bytes\":%d,\"families\":[",
+                (double) launches / steps, (double) gemms / steps, (double) hostSyncs / steps, allocated, peakAllocated));
+        boolean first = true;
+        for (Row r : rows()) {
+            if (!first) s.append(',');
+            first = false;
+            s.append(String.format(Locale.ROOT, "{\"family\":\"%s\",\"gemm\":%b,\"calls\":%.1f,\"bytes\":%d,\"flops\":%.0f",
+                    r.family, r.gemm, (double) r.calls / steps, r.bytes / steps, r.flops / steps));
+            if (timed) s.append(String.format(Locale.ROOT, ",\"ms\":%.4f", r.ms / steps));
+            s.append('}');
+        }
+        return s.append(']').toString();
+    }
+}
