@@ -1,10 +1,13 @@
 // The parts of a linear layer around cuBLAS's GEMMs: the bias, and precision conversions.
 
-// out (N,OC) += bias (OC)
+// out (N,OC) += bias (OC); one 128-bit pack per thread when OC is a whole number of packs.
 extern "C" __global__ void add_bias(floatX* out, const floatX* bias, int N, int OC) {
-    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (i64) N * OC) return;
-    out[idx] = f2x(x2f(out[idx]) + x2f(bias[idx % OC]));
+    i64 i = ((i64) blockIdx.x * blockDim.x + threadIdx.x) * PACK, n = (i64) N * OC;
+    if (i >= n) return;
+    bool vec = OC % PACK == 0 && aligned16(out) && aligned16(bias);
+    xpack o = load_pack(out, i, n, vec);
+    for (int k = 0; k < PACK && i + k < n; k++) o.v[k] = f2x(x2f(o.v[k]) + x2f(bias[(i + k) % OC]));
+    store_pack(out, i, n, vec, o);
 }
 
 // float -> bfloat16, round to nearest even (the weights' compute copy; GEMM inputs).
@@ -13,13 +16,21 @@ extern "C" __global__ void to_bf16(bf16_t* out, const float* in, i64 N) {
     if (i < N) out[i] = float_to_bf16(in[i]);
 }
 
-// Bias gradient, stage one: partial[chunk][OC] = column sums of dout over a chunk of rows
-// (then sum_partials from norm.cu's family adds the chunks in order).
-extern "C" __global__ void bias_partial(float* partial, const floatX* dout, int N, int OC, int rowsPerChunk) {
-    int o = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
-    if (o >= OC) return;
-    i64 r0 = (i64) chunk * rowsPerChunk, r1 = min((i64) N, r0 + rowsPerChunk);
-    float s = 0.f;
-    for (i64 n = r0; n < r1; n++) s += x2f(dout[n * OC + o]);
-    partial[(i64) chunk * OC + o] = s;
+// Bias gradient, stage one: partial[block] (OC floats) = the column sums of dout over this block's
+// chunk of BIAS_ROWS rows, rows in order, threads across the row's packs (then sum_partials from
+// norm.cu's family adds the chunks in order).
+#define BIAS_ROWS 32
+extern "C" __global__ void bias_partial(float* partial, const floatX* dout, int N, int OC) {
+    int r0 = blockIdx.x * BIAS_ROWS, rows = min(BIAS_ROWS, N - r0);
+    bool vec = OC % PACK == 0 && aligned16(dout);
+    for (int i = threadIdx.x * PACK; i < OC; i += blockDim.x * PACK) {
+        float cs[PACK];
+        for (int k = 0; k < PACK; k++) cs[k] = 0.f;
+        for (int j = 0; j < rows; j++) {
+            xpack g = load_pack(dout + (i64) (r0 + j) * OC, i, OC, vec);
+            for (int k = 0; k < PACK; k++) cs[k] += x2f(g.v[k]);
+        }
+        float* p = partial + (i64) blockIdx.x * OC;
+        for (int k = 0; k < PACK && i + k < OC; k++) p[i + k] = cs[k];
+    }
 }

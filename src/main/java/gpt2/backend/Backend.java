@@ -82,6 +82,23 @@ public interface Backend extends AutoCloseable {
     void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                          int N, int C);
 
+    /**
+     * The residual add fused with the next LayerNorm: res (N,C) = a + b, then out, mean, rstd as
+     * {@link #layerNormForward} of res. The default runs the two ops.
+     */
+    default void residualLayerNormForward(Buffer res, Buffer out, Buffer mean, Buffer rstd, Buffer a, Buffer b,
+                                          Buffer weight, Buffer bias, int N, int C, float eps) {
+        residualForward(res, a, b, (long) N * C);
+        layerNormForward(out, mean, rstd, res, weight, bias, N, C, eps);
+    }
+
+    /** The residual add fused with the next RMSNorm: res = a + b, then {@link #rmsNormForward} of res. */
+    default void residualRmsNormForward(Buffer res, Buffer out, Buffer rstd, Buffer a, Buffer b, Buffer weight, int N,
+                                        int C, float eps) {
+        residualForward(res, a, b, (long) N * C);
+        rmsNormForward(out, rstd, res, weight, N, C, eps);
+    }
+
     /** out (N,OC) = inp (N,C) @ weight (OC,C)^T + bias (OC, optional). */
     void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC);
 
@@ -140,6 +157,14 @@ public interface Backend extends AutoCloseable {
 
     /** dinp (N) = GELU'(inp) * dout; dinp may be the same buffer as dout. */
     void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N);
+
+    /**
+     * {@link #geluBackward(Buffer, Buffer, Buffer, long)} of a (rows, cols) matrix: a backend may do
+     * more in the same pass (CUDA: the column sums for the next linear layer's bias gradient).
+     */
+    default void geluBackward(Buffer dinp, Buffer inp, Buffer dout, int rows, int cols) {
+        geluBackward(dinp, inp, dout, (long) rows * cols);
+    }
 
     /** out (N) = inp1 + inp2. */
     void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N);

@@ -150,6 +150,7 @@ final class BenchCommand implements Callable<Integer> {
                     out.printf("step plan (add --profile 1 for times):%n");
                 }
                 out.print(plan.table(steps));
+                out.flush();
                 planJson = "," + plan.jsonFields(steps);
             }
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
@@ -202,6 +203,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.printf("step plan (dry run: checked launches and GEMMs, no GPU, no times):%n");
         out.print(plan.table(1));
+        out.flush();
         if (json) {
             out.printf(Locale.ROOT, "{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"sequence_length\":%d,\"dry_run\":true,%s}%n",
                     cfg.name(), be.name().replace("\"", "'"), B, T, plan.jsonFields(1));

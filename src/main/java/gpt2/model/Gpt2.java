@@ -265,11 +265,12 @@ public final class Gpt2 implements AutoCloseable {
         Buffer encoded = act(a.encoded());
         backend.encoderForward(encoded, tokens, par(p.wte()), wpe, B, T, C);
         backend.dropout(encoded, (long) N * C, dropout(-1, SITE_EMBED));
+        ActivationLayout.Layer first = a.layer(0);
+        normForward(act(first.ln1()), first.ln1Mean(), first.ln1Rstd(), encoded, p.layer(0).ln1w(), p.layer(0).ln1b(), N);
         for (int l = 0; l < config.numLayers(); l++) {
             ParameterLayout.Layer w = p.layer(l);
             ActivationLayout.Layer x = a.layer(l);
             Buffer residual = act(a.residualIn(l));
-            normForward(act(x.ln1()), x.ln1Mean(), x.ln1Rstd(), residual, w.ln1w(), w.ln1b(), N);
             backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
             if (cache == null && x.att() == null) {
                 backend.flashAttentionForward(act(x.atty()), stat(x.attLse()), act(x.qkv()), B, T, C, NH,
@@ -283,14 +284,22 @@ public final class Gpt2 implements AutoCloseable {
             }
             backend.matmulForward(act(x.attproj()), act(x.atty()), par(w.attprojw()), par(w.attprojb()), N, C, C);
             backend.dropout(act(x.attproj()), (long) N * C, dropout(l, SITE_ATTN_RESID));
-            backend.residualForward(act(x.res2()), residual, act(x.attproj()), (long) N * C);
-            normForward(act(x.ln2()), x.ln2Mean(), x.ln2Rstd(), act(x.res2()), w.ln2w(), w.ln2b(), N);
+            // res2 = residual + attproj, fused with ln2
+            residualNormForward(act(x.res2()), act(x.ln2()), x.ln2Mean(), x.ln2Rstd(), residual, act(x.attproj()),
+                    w.ln2w(), w.ln2b(), N);
             backend.matmulGeluForward(act(x.fchGelu()), act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
             backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
             backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
-            backend.residualForward(act(x.res3()), act(x.res2()), act(x.fcproj()), (long) N * C);
+            // res3 = res2 + fcproj, fused with the next layer's ln1 (or the final norm)
+            if (l + 1 < config.numLayers()) {
+                ActivationLayout.Layer next = a.layer(l + 1);
+                residualNormForward(act(x.res3()), act(next.ln1()), next.ln1Mean(), next.ln1Rstd(), act(x.res2()),
+                        act(x.fcproj()), p.layer(l + 1).ln1w(), p.layer(l + 1).ln1b(), N);
+            } else {
+                residualNormForward(act(x.res3()), act(a.lnf()), a.lnfMean(), a.lnfRstd(), act(x.res2()), act(x.fcproj()),
+                        p.lnfw(), p.lnfb(), N);
+            }
         }
-        normForward(act(a.lnf()), a.lnfMean(), a.lnfRstd(), act(a.residualOut()), p.lnfw(), p.lnfb(), N);
         backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
 
     }
@@ -428,7 +437,7 @@ public final class Gpt2 implements AutoCloseable {
             // x = res2 + dropout(mlp(...)): the branch's gradient is dres through the dropout
             Buffer dbranch = branch(dres, g, dropout(l, SITE_MLP_RESID), (long) N * C);
             backend.matmulBackward(dfch, grad(w.fcprojw()), grad(w.fcprojb()), dbranch, act(x.fchGelu()), par(w.fcprojw()), N, 4 * C, C);
-            backend.geluBackward(dfch, act(x.fch()), dfch, (long) N * 4 * C);
+            backend.geluBackward(dfch, act(x.fch()), dfch, N, 4 * C);
             backend.matmulBackward(dln, grad(w.fcw()), grad(w.fcb()), dfch, act(x.ln2()), par(w.fcw()), N, C, 4 * C);
             normBackward(dres, w.ln2w(), w.ln2b(), dln, act(x.res2()), x.ln2Mean(), x.ln2Rstd(), N);
             // res2 = x_in + dropout(attention(...))
@@ -502,6 +511,17 @@ public final class Gpt2 implements AutoCloseable {
             backend.layerNormForward(out, stat(mean), stat(rstd), inp, par(w), par(b), N, config.channels(), config.normEps());
         } else {
             backend.rmsNormForward(out, stat(rstd), inp, par(w), N, config.channels(), config.normEps());
+        }
+    }
+
+    /** res = a + b, then the norm of res into out: the residual add fused with the next norm. */
+    private void residualNormForward(Buffer res, Buffer out, TensorSpec mean, TensorSpec rstd, Buffer a, Buffer b,
+                                     TensorSpec w, TensorSpec bias, int N) {
+        if (config.norm() == GptConfig.NormType.LAYERNORM) {
+            backend.residualLayerNormForward(res, out, stat(mean), stat(rstd), a, b, par(w), par(bias), N,
+                    config.channels(), config.normEps());
+        } else {
+            backend.residualRmsNormForward(res, out, stat(rstd), a, b, par(w), N, config.channels(), config.normEps());
         }
     }
 

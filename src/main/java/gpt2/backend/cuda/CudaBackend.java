@@ -182,6 +182,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void free(Buffer buffer) {
+        settle();
         if (!(buffer instanceof CudaBuffer cb) || !cb.owner()) {
             throw new IllegalArgumentException("free: not an allocation of this backend (a slice?)");
         }
@@ -271,6 +272,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void write(Buffer dst, float[] src) {
+        settle();
         CudaBuffer d = floats(dst, src.length, "write");
         MemorySegment host = staging((long) src.length * d.dtype().bytes());
         if (d.dtype() == DType.BF16) {
@@ -288,6 +290,7 @@ public final class CudaBackend implements Backend {
     /** Asynchronous (see the upload ring): tokens and targets go up without stopping the host. */
     @Override
     public void write(Buffer dst, int[] src) {
+        settle();
         CudaBuffer d = expect(dst, DType.I32, src.length, "write");
         MemorySegment host = ringSlot(4L * src.length);
         MemorySegment.copy(src, 0, host, ValueLayout.JAVA_INT, 0, src.length);
@@ -297,6 +300,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void read(Buffer src, float[] dst) {
+        settle();
         CudaBuffer s = floats(src, dst.length, "read");
         MemorySegment host = staging((long) dst.length * s.dtype().bytes());
         copyToHost(host, s.address());
@@ -309,6 +313,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copyToHost(Buffer src, MemorySegment dst) {
+        settle();
         CudaBuffer s = cuda(src);
         if (dst.byteSize() != s.bytes()) throw new IllegalArgumentException("copyToHost: " + dst.byteSize() + " bytes for " + s.bytes());
         copyToHost(dst, s.address());
@@ -316,6 +321,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copyFromHost(Buffer dst, MemorySegment src) {
+        settle();
         CudaBuffer d = cuda(dst);
         if (src.byteSize() != d.bytes()) throw new IllegalArgumentException("copyFromHost: " + src.byteSize() + " bytes for " + d.bytes());
         exec.copyToDevice(d.address(), src);
@@ -325,6 +331,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void zero(Buffer buffer) {
         CudaBuffer b = cuda(buffer);
+        settle();
         launcher.memoryOp("memset", b.bytes(), () -> exec.zero(b.address(), b.bytes()));
     }
 
@@ -334,6 +341,7 @@ public final class CudaBackend implements Backend {
         if (d.dtype() != s.dtype() || d.length() < s.length()) {
             throw new IllegalArgumentException("copy: " + s.length() + " x " + s.dtype() + " into " + d.length() + " x " + d.dtype());
         }
+        settle();
         launcher.memoryOp("memcpy", 2 * s.bytes(), () -> exec.copyOnDevice(d.address(), s.address(), s.bytes()));
     }
 
@@ -374,11 +382,12 @@ public final class CudaBackend implements Backend {
 
     /** Launches a kernel moving {@code bytes} (see {@link Launcher#kernel}). */
     private void launch(String kernel, long bytes, int grid, int block, Object... args) {
-        launcher.kernel(kernel, bytes, grid, 1, block, args);
+        launch2(kernel, bytes, grid, 1, block, args);
     }
 
     /** A launch with a (gridX, gridY) grid. */
     private void launch2(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
+        settle(); // any launch may overwrite the buffer they sum or read the gradients pending
         launcher.kernel(kernel, bytes, grid, gridY, block, args);
     }
 
@@ -391,12 +400,14 @@ public final class CudaBackend implements Backend {
      */
     private void gemm(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
                       int ldb, Buffer C, int ldc, boolean accumulate) {
+        settle();
         launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate,
                 null, false, null);
     }
 
     private void gemmBatched(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda,
                              long strideA, Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch) {
+        settle();
         launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, strideA, B, ldb, strideB, C, ldc, strideC,
                 batch, false, null, false, null);
     }
@@ -441,60 +452,111 @@ public final class CudaBackend implements Backend {
     @Override
     public void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
                                  int N, int C, float eps) {
-        launch("layernorm_forward", 2L * N * C * x() + 2L * C * x() + 8L * N, blocks(N, 8), 256,
-                out, mean, rstd, inp, weight, bias, N, C, eps);
+        normForward(out, mean, rstd, null, inp, null, weight, bias, N, C, eps);
+    }
+
+    @Override
+    public void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps) {
+        normForward(out, null, rstd, null, inp, null, weight, null, N, C, eps);
+    }
+
+    /** One kernel: res = a + b (when res is given), then the norm of it; one read, the writes once. */
+    @Override
+    public void residualLayerNormForward(Buffer res, Buffer out, Buffer mean, Buffer rstd, Buffer a, Buffer b,
+                                         Buffer weight, Buffer bias, int N, int C, float eps) {
+        normForward(out, mean, rstd, res, a, b, weight, bias, N, C, eps);
+    }
+
+    @Override
+    public void residualRmsNormForward(Buffer res, Buffer out, Buffer rstd, Buffer a, Buffer b, Buffer weight, int N,
+                                       int C, float eps) {
+        normForward(out, null, rstd, res, a, b, weight, null, N, C, eps);
+    }
+
+    private void normForward(Buffer out, Buffer mean, Buffer rstd, Buffer res, Buffer a, Buffer b, Buffer weight,
+                             Buffer bias, int N, int C, float eps) {
+        long rows = (long) N * C * x();
+        launch("norm_forward", (res == null ? 2 : 4) * rows + 2L * C * x() + 8L * N, blocks(N, 8), 256,
+                out, mean, rstd, res, a, b, weight, bias, N, C, eps);
     }
 
     @Override
     public void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                   Buffer mean, Buffer rstd, int N, int C) {
-        launch("layernorm_backward_dinp", 4L * N * C * x() + 8L * N, blocks(N, 8), 256,
-                dinp, dout, inp, weight, mean, rstd, N, C);
-        paramGrads(dweight, dbias, dout, inp, mean, rstd, N, C);
-    }
-
-    @Override
-    public void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps) {
-        launch("rmsnorm_forward", 2L * N * C * x() + C * x() + 4L * N, blocks(N, 8), 256, out, rstd, inp, weight, N, C, eps);
+        normBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
     }
 
     @Override
     public void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                                 int N, int C) {
-        launch("rmsnorm_backward_dinp", 4L * N * C * x() + 4L * N, blocks(N, 8), 256, dinp, dout, inp, weight, rstd, N, C);
-        paramGrads(dweight, null, dout, inp, null, rstd, N, C);
+        normBackward(dinp, dweight, null, dout, inp, weight, null, rstd, N, C);
     }
 
-    private static final int ROWS_PER_CHUNK = 256;
+    /** Rows per block of the chunked column reductions (NORM_ROWS, GELU_ROWS, BIAS_ROWS in the kernels). */
+    private static final int CHUNK_ROWS = 32;
 
-    /** Norm weight (and bias) gradients +=, in two deterministic stages over chunks of rows. */
-    private void paramGrads(Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer mean, Buffer rstd, int N, int C) {
-        int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
-        CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * C);
-        CudaBuffer pb = dbias == null ? null : scratch("partial_b", DType.F32, (long) chunks * C);
-        long partials = 4L * chunks * C * (dbias == null ? 1 : 2);
-        launch2("layernorm_params_partial", 2L * N * C * x() + 8L * N + partials, blocks(C, 128), chunks, 128,
-                pw, pb, dout, inp, mean, rstd, N, C, ROWS_PER_CHUNK);
-        launch("sum_partials", 4L * chunks * C + 8L * C, blocks(C, 128), 128, dweight, pw, chunks, C);
-        if (dbias != null) launch("sum_partials", 4L * chunks * C + 8L * C, blocks(C, 128), 128, dbias, pb, chunks, C);
+    /**
+     * Column sums of a (rows, cols) buffer that a kernel computed as partials while writing it,
+     * [chunk][stride] from {@code offset}: the next linear layer's bias gradient needs only to add
+     * them up (see {@link #matmulBackward}). A norm's backward leaves its own gradients' sums
+     * pending here too ({@code out0}, {@code out1}), so that one launch adds all three. Any other
+     * call first finishes the pending sums ({@link #settle}) and forgets the column sums.
+     */
+    private record ColumnSums(long address, int rows, int cols, CudaBuffer partial, long offset, int chunks, int stride,
+                              Buffer out0, Buffer out1) {
+    }
+
+    private ColumnSums columnSums;
+
+    /** Before any other call: the pending parameter-gradient sums are launched, the column sums forgotten. */
+    private void settle() {
+        ColumnSums cs = columnSums;
+        columnSums = null;
+        if (cs != null && cs.out0() != null) sumPartials(cs, null);
+    }
+
+    /** One launch adding the chunks of cs's pending gradients and, when given, of the column sums into dbias. */
+    private void sumPartials(ColumnSums cs, Buffer dbias) {
+        int C = cs.cols(), segments = cs.out0() == null ? 1 : 3;
+        long first = cs.out0() == null ? cs.offset() : 0;
+        launcher.kernel("sum_partials", 4L * cs.chunks() * C * segments + 8L * C * segments, blocks((long) segments * C, 128),
+                1, 128, cs.out0() == null ? dbias : cs.out0(), cs.out0() == null ? null : cs.out1(),
+                cs.out0() == null ? null : dbias, cs.partial().slice(first, cs.partial().length() - first), cs.chunks(), C,
+                cs.stride());
+    }
+
+    /**
+     * dinp +=, weight and bias gradients += in one kernel over chunks of rows, plus the column sums
+     * of the new dinp for the next layer's bias; the chunks are added by one launch later (with the
+     * next linear layer's bias gradient when it reads dinp, see {@link ColumnSums}).
+     */
+    private void normBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
+                              Buffer mean, Buffer rstd, int N, int C) {
+        int chunks = (N + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        CudaBuffer partial = scratch("norm_partial", DType.F32, 3L * chunks * C);
+        launch("norm_backward", 4L * N * C * x() + 8L * N + 12L * chunks * C, chunks, 128,
+                dinp, partial, dout, inp, weight, mean, rstd, N, C);
+        columnSums = new ColumnSums(addr(dinp), N, C, partial, 2L * C, chunks, 3 * C, dweight, dbias);
     }
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N); bias per row of out^T
         if (bias != null && fusable(OC, N, C, out, inp, weight, bias, false, null)) {
+            settle();
             launcher.gemm("linear fwd (+bias)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out, OC,
                     0, 1, false, bias, false, null);
             return;
         }
         gemm("linear fwd", TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, false);
-        if (bias != null) launch("add_bias", 2L * N * OC * x() + OC * x(), blocks((long) N * OC, 256), 256, out, bias, N, OC);
+        if (bias != null) launch("add_bias", 2L * N * OC * x() + OC * x(), blocks((long) N * OC, 256 * pack()), 256, out, bias, N, OC);
     }
 
     /** One GEMM with the bias and GELU in cuBLASLt's epilogue, when it can take these buffers. */
     @Override
     public void matmulGeluForward(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         if (fusable(OC, N, C, out, inp, weight, bias, true, pre)) {
+            settle();
             launcher.gemm("linear fwd (+bias+gelu)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out,
                     OC, 0, 1, false, bias, true, pre);
             return;
@@ -517,17 +579,25 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
+        ColumnSums cs = columnSums;
+        ColumnSums sums = cs != null && cs.address() == addr(dout) && cs.rows() == N && cs.cols() == OC ? cs : null;
+        if (sums == null) settle();
+        columnSums = null;
         // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
         gemm("linear dinp", NO_T, NO_T, C, N, OC, weight, C, dout, OC, dinp, C, false);
         // dW^T (C,OC) += inp^T (C,N) x dout (N,OC), into the float32 gradient
         expect(dweight, DType.F32, (long) OC * C, "matmul dweight (parameter gradients are float32)");
         gemm("linear dweight", NO_T, TRANS, C, OC, N, inp, C, dout, OC, dweight, C, true);
         if (dbias != null) {
-            int chunks = (N + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
-            CudaBuffer pw = scratch("partial_w", DType.F32, (long) chunks * OC);
-            launch2("bias_partial", (long) N * OC * x() + 4L * chunks * OC, blocks(OC, 128), chunks, 128, pw, dout, N, OC,
-                    ROWS_PER_CHUNK);
-            launch("sum_partials", 4L * chunks * OC + 8L * OC, blocks(OC, 128), 128, dbias, pw, chunks, OC);
+            if (sums == null) {
+                int chunks = (N + CHUNK_ROWS - 1) / CHUNK_ROWS;
+                CudaBuffer partial = scratch("bias_partial", DType.F32, (long) chunks * OC);
+                launch("bias_partial", (long) N * OC * x() + 4L * chunks * OC, chunks, 128, partial, dout, N, OC);
+                sums = new ColumnSums(addr(dout), N, OC, partial, 0, chunks, OC, null, null);
+            }
+            sumPartials(sums, dbias);
+        } else if (sums != null && sums.out0() != null) {
+            sumPartials(sums, null);
         }
     }
 
@@ -546,7 +616,7 @@ public final class CudaBackend implements Backend {
         Buffer attUsed = att;
         if (dropout != null && !dropout.isOff()) {
             CudaBuffer dropped = scratch("att_dropped", floatX, tt);
-            launch("dropout_copy", 2 * tt * x(), blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
+            launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
             attUsed = dropped;
         }
         // y (T,hs) = att' (T,T) v (T,hs)
@@ -570,7 +640,7 @@ public final class CudaBackend implements Backend {
         Buffer attUsed = att;
         if (drop) {
             CudaBuffer dropped = scratch("att_dropped", floatX, tt);
-            launch("dropout_copy", 2 * tt * x(), blocks(tt, 256), 256, dropped, att, tt, dropout.p(), dropout.key());
+            launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
             attUsed = dropped;
         }
         // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy
@@ -578,7 +648,7 @@ public final class CudaBackend implements Backend {
                 datt, T, (long) T * T, B * NH);
         gemmBatched("attention bwd", NO_T, TRANS, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
                 dv, hs, (long) T * hs, B * NH);
-        if (drop) launch("dropout", 2 * tt * x(), blocks(tt, 256), 256, datt, tt, dropout.p(), dropout.key());
+        if (drop) launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, datt, datt, tt, dropout.p(), dropout.key());
         launch("softmax_backward", 3 * tt * x(), blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
         // dq = dpre k ; dk = dpre^T q
@@ -643,23 +713,33 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void geluForward(Buffer out, Buffer inp, long N) {
-        launch("gelu_forward", 2 * N * x(), blocks(N, 256), 256, out, inp, N);
+        launch("gelu_forward", 2 * N * x(), blocks(N, 256 * pack()), 256, out, inp, N);
     }
 
     @Override
     public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
-        launch("gelu_backward", 3 * N * x(), blocks(N, 256), 256, dinp, inp, dout, N);
+        launch("gelu_backward", 3 * N * x(), blocks(N, 256 * pack()), 256, dinp, inp, dout, N);
+    }
+
+    /** GELU's backward and the column sums of its output for the next linear layer's bias, in one pass. */
+    @Override
+    public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, int rows, int cols) {
+        int chunks = (rows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+        CudaBuffer partial = scratch("gelu_partial", DType.F32, (long) chunks * cols);
+        launch("gelu_backward_colsum", 3L * rows * cols * x() + 4L * chunks * cols, chunks, 128, dinp, partial, inp, dout,
+                rows, cols);
+        columnSums = new ColumnSums(addr(dinp), rows, cols, partial, 0, chunks, cols, null, null);
     }
 
     @Override
     public void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N) {
-        launch("residual_forward", 3 * N * x(), blocks(N, 256), 256, out, inp1, inp2, N);
+        launch("residual_forward", 3 * N * x(), blocks(N, 256 * pack()), 256, out, inp1, inp2, N);
     }
 
     @Override
     public void dropout(Buffer x, long N, Dropout d) {
         if (d == null || d.isOff()) return;
-        launch("dropout", 2 * N * x(), blocks(N, 256), 256, x, N, d.p(), d.key());
+        launch("dropout", 2 * N * x(), blocks(N, 256 * pack()), 256, x, x, N, d.p(), d.key());
     }
 
     /** One block of 1024 threads per row of the logits. */
@@ -755,6 +835,7 @@ public final class CudaBackend implements Backend {
     /** Waits for the GPU (for timing); adds the profiled calls' times to the profile. */
     @Override
     public void synchronize() {
+        settle();
         hostSynchronize();
         launcher.collectTimes();
     }

@@ -42,8 +42,8 @@ class CudaDryRunTest {
     @Test
     void signaturesAreReadFromTheSources() {
         Map<String, List<KernelCompiler.Param>> norm = KernelCompiler.signatures("norm");
-        assertEquals(List.of(FLOATX_PTR, F32_PTR, F32_PTR, FLOATX_PTR, FLOATX_PTR, FLOATX_PTR, INT, INT, FLOAT),
-                norm.get("layernorm_forward"));
+        assertEquals(List.of(FLOATX_PTR, F32_PTR, F32_PTR, FLOATX_PTR, FLOATX_PTR, FLOATX_PTR, FLOATX_PTR, FLOATX_PTR, INT,
+                INT, FLOAT), norm.get("norm_forward"));
         // flash.cu declares its kernels through a macro, once per head size
         Map<String, List<KernelCompiler.Param>> flash = KernelCompiler.signatures("flash");
         for (int hs : new int[]{16, 32, 64, 128}) {
@@ -58,7 +58,7 @@ class CudaDryRunTest {
             assertEquals(KernelCompiler.kernelNames(f), List.copyOf(sigs.keySet()));
             kernels += sigs.size();
         }
-        assertTrue(kernels >= 25, "kernels found: " + kernels);
+        assertTrue(kernels >= 24, "kernels found: " + kernels);
     }
 
     @ParameterizedTest(name = "bf16 {0}")
@@ -101,10 +101,9 @@ class CudaDryRunTest {
             else gemms.add(line.split(" ")[1]);
         }
         System.out.println("  dry run, bf16 " + bf16 + ": " + be.trace().size() + " launches/GEMMs; GEMM types " + gemms);
-        for (String k : List.of("encoder_forward", "encoder_backward_wpe", "encoder_backward_wte", "layernorm_forward", "layernorm_backward_dinp",
-                "rmsnorm_forward", "rmsnorm_backward_dinp", "layernorm_params_partial", "sum_partials",
-                "bias_partial", "permute_qkv", "unpermute", "softmax_forward", "softmax_backward",
-                "attention_decode", "gelu_backward", "residual_forward", "dropout", "dropout_copy", "flash_forward_16",
+        for (String k : List.of("encoder_forward", "encoder_backward_wpe", "encoder_backward_wte", "norm_forward",
+                "norm_backward", "sum_partials", "bias_partial", "permute_qkv", "unpermute", "softmax_forward",
+                "softmax_backward", "attention_decode", "gelu_backward_colsum", "dropout", "flash_forward_16",
                 "flash_delta", "flash_backward_dq_16", "flash_backward_dkdv_16",
                 "crossentropy_forward", "classifier_fused", "loss_accumulate", "sum_squares_partial", "sum_squares_final",
                 "adamw")) {
