@@ -257,6 +257,14 @@ public interface Backend extends AutoCloseable {
     default void synchronize() {
     }
 
+    /**
+     * The device's copy bandwidth in GB/s (bytes read + written per second by a device-to-device
+     * copy of {@code bytes}), the yardstick of memory-bound kernels; NaN where it cannot be timed.
+     */
+    default double copyBandwidth(long bytes) {
+        return Double.NaN;
+    }
+
     /** Device memory {free, total} in bytes as the driver reports it, or null. */
     default long[] deviceMemoryInfo() {
         return null;

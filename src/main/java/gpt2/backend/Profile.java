@@ -103,11 +103,18 @@ public final class Profile {
      * (kernels) or TFLOP/s (GEMMs).
      */
     public String table(int steps) {
+        return table(steps, Double.NaN);
+    }
+
+    /** As {@link #table(int)}, with each kernel family's GB/s also as a share of the device's copy bandwidth. */
+    public String table(int steps, double copyGBs) {
+        boolean share = timed && !Double.isNaN(copyGBs);
         StringBuilder s = new StringBuilder();
         double totalMs = 0;
         for (Row r : rows()) if (timed) totalMs += r.ms;
         s.append(String.format(Locale.ROOT, "%-34s %7s %10s %10s", "family (per step)", "calls", "MB", "GFLOP"));
         if (timed) s.append(String.format(Locale.ROOT, " %9s %6s %9s", "ms", "share", "GB/s|TF/s"));
+        if (share) s.append(String.format(Locale.ROOT, " %7s", "of copy"));
         s.append('\n');
         long bytes = 0;
         double flops = 0;
@@ -119,6 +126,7 @@ public final class Profile {
             if (timed) {
                 double rate = r.gemm ? r.flops / (r.ms / 1e3) / 1e12 : r.bytes / (r.ms / 1e3) / 1e9;
                 s.append(String.format(Locale.ROOT, " %9.3f %5.1f%% %9.1f", r.ms / steps, 100 * r.ms / totalMs, rate));
+                if (share && !r.gemm) s.append(String.format(Locale.ROOT, " %6.0f%%", 100 * rate / copyGBs));
             }
             s.append('\n');
         }

@@ -132,6 +132,7 @@ final class BenchCommand implements Callable<Integer> {
                         median(gemm), 100 * median(gemm) / peak, peak);
             }
             String planJson = "";
+            double copyGBs = Double.NaN;
             if (plan != null) {
                 // the counts of the timed steps (phase synchronizations excluded: the trainer has none)
                 if (profiled) {
@@ -145,13 +146,15 @@ final class BenchCommand implements Callable<Integer> {
                         be.synchronize();
                     }
                     be.setProfiling(false);
-                    out.printf("per-kernel profile over %d steps (device events around every call):%n", steps);
+                    copyGBs = be.copyBandwidth(1L << 30);
+                    out.printf("per-kernel profile over %d steps (device events around every call); "
+                            + "device copy bandwidth %.0f GB/s (device-to-device copy of 1 GiB, read + write):%n", steps, copyGBs);
                 } else {
                     out.printf("step plan (add --profile 1 for times):%n");
                 }
-                out.print(plan.table(steps));
+                out.print(plan.table(steps, copyGBs));
                 out.flush();
-                planJson = "," + plan.jsonFields(steps);
+                planJson = "," + plan.jsonFields(steps) + (Double.isNaN(copyGBs) ? "" : String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs));
             }
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
             double achieved = flops / (median / 1000);

@@ -206,6 +206,26 @@ public final class CudaBackend implements Backend {
         launcher.setTiming(on);
     }
 
+    /** Two probe allocations straight from the executor: not counted in the step's device memory. */
+    @Override
+    public double copyBandwidth(long bytes) {
+        settle();
+        long a = exec.allocate(bytes, "bandwidth probe"), b = exec.allocate(bytes, "bandwidth probe");
+        try {
+            exec.copyOnDevice(b, a, bytes); // warm-up
+            int repeats = 5, m0 = exec.mark();
+            for (int i = 0; i < repeats; i++) exec.copyOnDevice(b, a, bytes);
+            int m1 = exec.mark();
+            double ms = m0 < 0 ? Double.NaN : exec.elapsedMs(m0, m1);
+            exec.clearMarks();
+            return 2.0 * bytes * repeats / (ms / 1e3) / 1e9;
+        } finally {
+            hostSynchronize();
+            exec.free(a);
+            exec.free(b);
+        }
+    }
+
     @Override
     public long[] deviceMemoryInfo() {
         return exec.memoryInfo();
