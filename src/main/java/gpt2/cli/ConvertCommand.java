@@ -18,7 +18,8 @@ import java.util.concurrent.Callable;
 final class ConvertCommand implements Callable<Integer> {
 
     @Option(names = "--from", required = true, paramLabel = "PATH",
-            description = "A checkpoint directory, an llm.c .bin file or a Hugging Face folder (detected).")
+            description = "A checkpoint directory, a run folder (its newest valid checkpoint), an llm.c .bin file or a "
+                    + "Hugging Face folder (detected).")
     Path from;
 
     @Option(names = "--to", required = true, paramLabel = "PATH", description = "Where to write.")
@@ -44,6 +45,7 @@ final class ConvertCommand implements Callable<Integer> {
         if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
             throw new IllegalArgumentException("--to is the same path as --from");
         }
+        from = Path.of(ModelSource.resolve(from.toString(), spec.commandLine().getOut()));
         GptConfig cfg = ModelFiles.config(from);
         try (CpuBackend be = new CpuBackend(); Gpt2 m = new Gpt2(cfg, be)) {
             ModelFiles.loadInto(from, m);

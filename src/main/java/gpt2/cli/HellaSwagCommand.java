@@ -27,8 +27,13 @@ import java.util.concurrent.Callable;
 final class HellaSwagCommand implements Callable<Integer> {
 
     @Option(names = "--model", required = true, arity = "1..*", paramLabel = "CKPT",
-            description = "One or more checkpoint directories (a preset means untrained weights).")
+            description = "One or more checkpoint directories, run folders (their newest valid checkpoint), llm.c model "
+                    + "files or Hugging Face folders (a preset means untrained weights).")
     List<String> models;
+
+    @Option(names = {"--all_checkpoints", "--all-checkpoints"}, defaultValue = "0", paramLabel = "0|1",
+            description = "1: every valid checkpoint of each run folder, oldest first (default: ${DEFAULT-VALUE}: the newest).")
+    int allCheckpoints;
 
     @Option(names = "--input", defaultValue = "data/hellaswag/hellaswag_val.jsonl", paramLabel = "FILE",
             description = "HellaSwag JSONL, made by 'gpt2 prepare hellaswag' (default: ${DEFAULT-VALUE}).")
@@ -55,8 +60,15 @@ final class HellaSwagCommand implements Callable<Integer> {
         dev.check();
         List<HellaSwag.Example> examples = HellaSwag.load(input, limit);
         PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
+        boolean all = ModelOptions.flag("--all_checkpoints", allCheckpoints);
+        List<String> expanded = new java.util.ArrayList<>();
+        for (String model : models) {
+            List<Path> cps = ModelSource.runCheckpoints(model, all);
+            if (cps == null) expanded.add(model);
+            else for (Path c : cps) expanded.add(c.toString());
+        }
         try (Backend be = dev.backend(false)) {
-            for (String model : models) {
+            for (String model : expanded) {
                 try (Gpt2 m = ModelSource.load(model, be, out)) {
                     HellaSwag.Result r = HellaSwag.evaluate(m, examples, batch, verbose, log);
                     log.flush();

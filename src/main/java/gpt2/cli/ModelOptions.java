@@ -7,8 +7,9 @@ import picocli.CommandLine.Option;
 final class ModelOptions {
 
     @Option(names = "--model", defaultValue = "d12", paramLabel = "NAME",
-            description = "Model preset (gpt2, seed-d12, d12, d24, d36, d48, d2, d4) or, for train, a checkpoint "
-                    + "directory to start from (default: ${DEFAULT-VALUE}).")
+            description = "Model preset (gpt2, seed-d12, d12, d24, d36, d48, d2, d4), or weights: a checkpoint directory, "
+                    + "a run folder (its newest valid checkpoint), an llm.c model file or a Hugging Face folder "
+                    + "(default: ${DEFAULT-VALUE}).")
     String model;
 
     @Option(names = {"--n_layer", "--n-layer"}, paramLabel = "L", description = "Override: number of layers.")

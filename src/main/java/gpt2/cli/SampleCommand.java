@@ -61,6 +61,11 @@ final class SampleCommand implements Callable<Integer> {
         promptTokens[0] = Tokenizer.EOT;
         System.arraycopy(body, 0, promptTokens, 1, body.length);
         try (Backend be = dev.backend(false); Gpt2 m = ModelSource.load(model, be, out)) {
+            if (Tokenizer.EOT >= m.config().vocabSize()) {
+                // a model with a vocabulary smaller than GPT-2's (toy data) has no end-of-text token: start from 0, as the trainer's samples
+                out.printf("note: the model's vocabulary (%d) has no end-of-text token; starting from token 0%n", m.config().vocabSize());
+                promptTokens[0] = 0;
+            }
             if (promptTokens.length > m.config().maxSeqLen()) {
                 throw new IllegalArgumentException("--prompt is " + promptTokens.length + " tokens, more than the block size "
                         + m.config().maxSeqLen());

@@ -57,8 +57,14 @@ final class TrainCommand implements Callable<Integer> {
             description = "Continue a run from this checkpoint directory (weights, optimizer, data position, RNG, step).")
     String loadCheckpoint;
 
-    @Option(names = "--resume", description = "Continue from the latest valid checkpoint in --output_dir (from scratch when there is none).")
+    @Option(names = "--resume", description = "Continue from the latest valid checkpoint in --output_dir (from scratch when there is none; "
+            + "refused when checkpoints exist but none is valid).")
     boolean resume;
+
+    @Option(names = "--overwrite", defaultValue = "0", paramLabel = "0|1",
+            description = "1: an --output_dir that holds another run is moved aside to DIR.old-N first (nothing is deleted); "
+                    + "0: such a folder is refused (default: ${DEFAULT-VALUE}).")
+    int overwrite;
 
     @Option(names = {"--batch_size", "--batch-size"}, defaultValue = "4", paramLabel = "B", description = "Sequences per micro-batch (default: ${DEFAULT-VALUE}).")
     int batchSize;
@@ -92,8 +98,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = {"--grad_clip", "--grad-clip"}, defaultValue = "1.0", paramLabel = "NORM", description = "Clip the global gradient norm; 0 = off (default: ${DEFAULT-VALUE}).")
     float gradClip;
 
-    @Option(names = {"--val_loss_every", "--val-loss-every"}, defaultValue = "0", paramLabel = "N",
-            description = "Validation loss at step 0, every N steps and at the end; 0 = never (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--val_loss_every", "--val-loss-every"}, defaultValue = "100", paramLabel = "N",
+            description = "Validation loss (with --input_val_bin) at step 0, every N steps and at the end; 0 = never (default: ${DEFAULT-VALUE}, as the original).")
     int valLossEvery;
 
     @Option(names = {"--val_max_steps", "--val-max-steps"}, defaultValue = "20", paramLabel = "N", description = "Validation batches per evaluation (default: ${DEFAULT-VALUE}).")
@@ -131,11 +137,11 @@ final class TrainCommand implements Callable<Integer> {
             description = "1: at the end, write llm.c model files (fp32 and bf16) into --output_dir (default: 0, unlike the original's 1).")
     int writeTensors;
 
-    @Option(names = {"--save_every_niter", "--save-every-niter"}, defaultValue = "0", paramLabel = "N",
-            description = "A checkpoint every N steps; the end always gets one with --output_dir (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--save_every_niter", "--save-every-niter"}, defaultValue = "100", paramLabel = "N",
+            description = "A checkpoint every N steps (with --output_dir); the end always gets one; 0 = only the end (default: ${DEFAULT-VALUE}, as the original).")
     int saveEvery;
 
-    @Option(names = {"--wandb_log_iters", "--wandb-log-iters"}, defaultValue = "0", paramLabel = "N",
+    @Option(names = {"--wandb_log_iters", "--wandb-log-iters"}, defaultValue = "10", paramLabel = "N",
             description = "Weights & Biases logging in the original; a no-op here, reported: metrics.jsonl holds the same numbers (default: ${DEFAULT-VALUE}).")
     int wandbLogIters;
 
@@ -181,6 +187,8 @@ final class TrainCommand implements Callable<Integer> {
     CommandSpec spec;
 
     private String resolvedDevice;
+    /** --model with a run folder replaced by its newest valid checkpoint (resolved once). */
+    private String resolvedModel;
     /** torchrun's environment (set by scripts/launch.sh). */
     private final boolean launched = System.getenv("RANK") != null;
     private final int rank = envInt("RANK", 0), world = envInt("WORLD_SIZE", 1), localRank = envInt("LOCAL_RANK", 0);
@@ -203,18 +211,32 @@ final class TrainCommand implements Callable<Integer> {
         PrintWriter w = spec.commandLine().getOut();
         List<String> notes = checkFlags();
         Path out = outputDir.isEmpty() ? null : Path.of(outputDir);
+        if (out != null) gpt2.train.RunFolder.checkNotAFile(out);
         Path checkpoint = resumeCheckpoint(out);
         GptConfig config = modelConfig(checkpoint);
         if (seqLen > config.maxSeqLen()) {
             throw new IllegalArgumentException("--sequence_length " + seqLen + " exceeds the model's block_size " + config.maxSeqLen());
         }
+        if (checkpoint != null) {
+            int at = Checkpoint.readState(checkpoint).path("step").asInt();
+            if (at == numIterations) {
+                if (rank == 0) w.printf("already complete at step %d (%s); nothing to do%n", at, checkpoint);
+                return 0;
+            }
+        }
+        // a folder holding a run is written into only to continue that run, or after moving it aside
+        boolean continuing = resume || checkpoint != null && out != null
+                && checkpoint.toAbsolutePath().normalize().startsWith(out.toAbsolutePath().normalize());
+        boolean moveAside = out != null && flag("--overwrite", overwrite) && !continuing && gpt2.train.RunFolder.holdsRun(out);
+        String refusal = out == null ? null : gpt2.train.RunFolder.refusal(out, continuing, flag("--overwrite", overwrite));
+        if (refusal != null) throw new IllegalArgumentException(refusal);
+        if (out == null) notes.add("no --output_dir: nothing is saved (no logs, samples or checkpoints)");
         TrainConfig cfg = new TrainConfig(inputTrainBin, inputValBin.isEmpty() ? null : inputValBin, out,
                 batchSize, seqLen, totalBatchSize, numIterations, flag("--inference_only", inferenceOnly),
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
                 saveEvery, seed, rank, world, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery);
         if (flag("--write_tensors", writeTensors)) gpt2.io.LlmcFormat.checkRepresentable(config, "--write_tensors 1 (llm.c model files)");
-        if (out != null) checkWritable(out);
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
@@ -235,16 +257,22 @@ final class TrainCommand implements Callable<Integer> {
             } else {
                 model.initialize(seed);
             }
+            Trainer trainer = new Trainer(model, optimizer, cfg, log, args()).withCommunicator(comm);
+            // every input is read and checked before the output folder is touched
+            trainer.validateInputs();
+            if (out != null && rank == 0) {
+                if (moveAside) notes.add("--overwrite 1: the run that was in " + out + " is now in " + gpt2.train.RunFolder.moveAside(out));
+                gpt2.train.RunFolder.checkWritable(out);
+            }
             if (rank == 0) {
-                log.printf("model %s: %,d parameters | backend %s%s%s%n", config.name(), config.parameterCount(), backend.name(),
-                        model.flashAttention() ? " | flash attention" : "",
+                log.printf("model %s%s: %,d parameters | backend %s%s%s%n", config.name(), architectureNote(checkpoint, startWeights),
+                        config.parameterCount(), backend.name(), model.flashAttention() ? " | flash attention" : "",
                         world > 1 || launched ? " | rank 0 of " + world + (zeroStage == 1 ? ", ZeRO-1" : "") : "");
                 log.printf("data %s | B %d x T %d x %d micro-batches x %d ranks = %,d tokens per step | %d steps%n",
                         inputTrainBin, batchSize, seqLen, cfg.gradAccumSteps(), world, totalBatchSize, numIterations);
                 if (startWeights != null) log.printf("weights from %s%n", startWeights);
                 for (String n : notes) log.println("note: " + n);
             }
-            Trainer trainer = new Trainer(model, optimizer, cfg, log, args()).withCommunicator(comm);
             if (zeroStage == 1) trainer.zeroStage1();
             StopSignals stop = StopSignals.install();
             trainer.stopWhen(stop::requested, "a stop signal");
@@ -257,9 +285,22 @@ final class TrainCommand implements Callable<Integer> {
                     log.printf("wrote %s (llm.c model file)%n", f);
                 }
             }
+            if (out == null && rank == 0) log.println("note: no --output_dir: nothing was saved");
         }
         log.flush();
         return 0;
+    }
+
+    /**
+     * Without --model, which architecture the default is and where the original's own model is; with
+     * a preset, its architecture in words.
+     */
+    private String architectureNote(Path checkpoint, Path startWeights) {
+        if (checkpoint != null || startWeights != null) return "";
+        boolean given = spec.commandLine().getParseResult().hasMatchedOption("--model");
+        String arch = GptConfig.preset(modelOptions.model).norm() == GptConfig.NormType.LAYERNORM
+                ? "OpenAI's GPT-2 architecture: LayerNorm, biases, tied head" : "the original project's architecture: RMSNorm, untied head";
+        return " (" + arch + (given ? "" : "; the default --model; the original project's own model is --model seed-d12") + ")";
     }
 
     /** Refuses flags whose feature is missing on this device; returns notes for harmless no-ops. */
@@ -297,7 +338,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (flag("--tensorcores", tensorcores) && !cuda) notes.add("--tensorcores 1 has no effect on the CPU");
         if (flag("--compile", compile)) notes.add("--compile 1 has no effect (there is no torch.compile; ops are already fused by hand)");
-        if (wandbLogIters != 0 || !wandbProjectId.isEmpty()) {
+        if (spec.commandLine().getParseResult().hasMatchedOption("--wandb_log_iters") || !wandbProjectId.isEmpty()) {
             notes.add("Weights & Biases is not available; --wandb_* ignored, metrics.jsonl in --output_dir holds the same numbers");
         }
         if (flag("--overfit_single_batch", overfitSingleBatch)) {
@@ -308,47 +349,68 @@ final class TrainCommand implements Callable<Integer> {
         return notes;
     }
 
-    private static void checkWritable(Path out) {
-        try {
-            Files.createDirectories(out);
-            Path probe = Files.createTempFile(out, ".write-check", ".tmp");
-            Files.delete(probe);
-        } catch (java.io.IOException | SecurityException e) {
-            throw new IllegalArgumentException("--output_dir " + out + ": not writable (" + e.getMessage() + ")");
-        }
-    }
-
-    /** The checkpoint to continue from, if any. */
+    /**
+     * The checkpoint to continue from, if any. --resume: the newest valid checkpoint in --output_dir;
+     * none at all starts from scratch (said in one line); checkpoints that all fail to verify are
+     * refused, each named with what is wrong.
+     */
     private Path resumeCheckpoint(Path out) {
         if (!loadCheckpoint.isEmpty()) {
             Path p = Path.of(loadCheckpoint);
             if (!Files.isDirectory(p)) throw new IllegalArgumentException("--load_chkpoint_file " + p + ": no such checkpoint directory");
-            Checkpoint.readState(p);
+            try {
+                Checkpoint.readState(p);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--load_chkpoint_file " + e.getMessage());
+            }
             return p;
         }
         if (resume) {
-            var latest = Checkpoint.latest(out);
-            if (latest.isEmpty()) {
-                spec.commandLine().getOut().printf("no checkpoint in %s; starting from scratch%n", out);
+            List<Checkpoint.Found> found = Checkpoint.scan(out);
+            for (Checkpoint.Found f : found) {
+                if (f.valid()) {
+                    if (f != found.getFirst()) {
+                        for (Checkpoint.Found bad : found.subList(0, found.indexOf(f))) {
+                            spec.commandLine().getErr().printf("warning: skipping %s: %s%n", bad.dir(), bad.problem());
+                        }
+                    }
+                    return f.dir();
+                }
+            }
+            if (found.isEmpty()) {
+                spec.commandLine().getOut().printf("--resume: no checkpoint in %s; starting from scratch%n", out);
                 return null;
             }
-            return latest.get();
+            StringBuilder why = new StringBuilder("--resume: no valid checkpoint in " + out + ":");
+            for (Checkpoint.Found f : found) why.append(" ").append(f.dir().getFileName()).append(" (").append(f.problem()).append(");");
+            throw new IllegalArgumentException(why.substring(0, why.length() - 1));
         }
         return null;
     }
 
     /** --model as model weights (our checkpoint, llm.c file, HF folder), or null for a preset. */
     private Path modelCheckpointDir() {
-        return ModelSource.weights(modelOptions.model);
+        if (resolvedModel == null) resolvedModel = ModelSource.resolve(modelOptions.model, spec.commandLine().getOut());
+        return ModelSource.weights(resolvedModel);
     }
 
+    /**
+     * The model's configuration: a checkpoint's or weights' own (the flags may only repeat it: a
+     * different --model preset or override is refused with both shapes), else the preset's.
+     */
     private GptConfig modelConfig(Path resumeFrom) {
         Path weights = resumeFrom != null ? resumeFrom : modelCheckpointDir();
         if (weights == null) return modelOptions.config();
         GptConfig saved = ModelFiles.config(weights);
-        if (modelOptions.hasOverrides() && !modelOptions.applyTo(saved).equals(saved)) {
+        GptConfig asked = null;
+        if (resumeFrom != null && spec.commandLine().getParseResult().hasMatchedOption("--model") && modelCheckpointDir() == null) {
+            asked = modelOptions.config(); // a preset named beside a checkpoint
+        } else if (modelOptions.hasOverrides()) {
+            asked = modelOptions.applyTo(saved);
+        }
+        if (asked != null && !asked.shape().equals(saved.shape())) {
             throw new IllegalArgumentException(weights + " holds a model of " + saved.shape() + "; the flags ask for "
-                    + modelOptions.applyTo(saved).shape());
+                    + asked.shape());
         }
         return saved;
     }

@@ -158,8 +158,14 @@ public final class Checkpoint {
         ObjectNode state;
         try {
             state = (ObjectNode) JSON.readTree(st.toFile());
-        } catch (IOException | ClassCastException e) {
-            throw new IllegalArgumentException(st + ": unreadable checkpoint state (" + e.getMessage() + ")");
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            var at = e.getLocation();
+            throw new IllegalArgumentException(st + ": invalid JSON" + (at == null ? "" : " at line " + at.getLineNr()
+                    + " column " + at.getColumnNr()));
+        } catch (IOException e) {
+            throw new IllegalArgumentException(st + ": unreadable (" + e.getMessage() + ")");
+        } catch (ClassCastException e) {
+            throw new IllegalArgumentException(st + ": not a JSON object");
         }
         if (!FORMAT.equals(state.path("format").asText())) {
             throw new IllegalArgumentException(st + ": not a " + FORMAT + " file");
@@ -227,19 +233,41 @@ public final class Checkpoint {
         return dirs;
     }
 
-    /** The checkpoint of the highest step in a run directory whose files verify; empty when none. */
-    public static Optional<Path> latest(Path outputDir) {
-        if (!Files.isDirectory(outputDir)) return Optional.empty();
-        List<Path> dirs = newestFirst(outputDir);
-        for (Path d : dirs) {
+    /** A checkpoint directory of a run and, when it does not verify, what is wrong with it (else null). */
+    public record Found(Path dir, int step, String problem) {
+        public boolean valid() {
+            return problem == null;
+        }
+    }
+
+    /** Every checkpoint directory of a run directory, highest step first, each verified. */
+    public static List<Found> scan(Path outputDir) {
+        List<Found> out = new ArrayList<>();
+        if (!Files.isDirectory(outputDir)) return out;
+        for (Path d : newestFirst(outputDir)) {
+            String problem = null;
             try {
                 readState(d);
-                return Optional.of(d);
-            } catch (IllegalArgumentException e) {
-                System.err.println("warning: skipping " + d + ": " + e.getMessage());
+            } catch (IllegalArgumentException | UncheckedIOException e) {
+                problem = e.getMessage();
             }
+            out.add(new Found(d, step(d), problem));
+        }
+        return out;
+    }
+
+    /** The checkpoint of the highest step in a run directory whose files verify; empty when none. */
+    public static Optional<Path> latest(Path outputDir) {
+        for (Found f : scan(outputDir)) {
+            if (f.valid()) return Optional.of(f.dir());
+            System.err.println("warning: skipping " + f.dir() + ": " + f.problem());
         }
         return Optional.empty();
+    }
+
+    /** The step a checkpoint directory is named for (checkpoint_NNNNNNNN), or -1. */
+    public static int stepOf(Path dir) {
+        return step(dir);
     }
 
     static int step(Path dir) {

@@ -128,6 +128,23 @@ public final class Trainer {
         return this;
     }
 
+    /**
+     * Opens the training and validation shards and reads their first batch (headers, sizes, token
+     * ids), so a bad input stops the run before anything in the output folder is written.
+     */
+    public void validateInputs() {
+        int V = model.config().vocabSize();
+        int[] in = new int[inputs.length], tg = new int[targets.length];
+        try (DataLoader t = new DataLoader(cfg.trainPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V)) {
+            t.next(in, tg);
+        }
+        if (cfg.valPattern() != null) {
+            try (DataLoader v = new DataLoader(cfg.valPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V)) {
+                v.next(in, tg);
+            }
+        }
+    }
+
     /** Runs the loop; returns the results of the steps it took. */
     public List<StepResult> run() {
         int V = model.config().vocabSize();
@@ -178,7 +195,7 @@ public final class Trainer {
                 if (val != null && cfg.valLossEvery() > 0 && (step % cfg.valLossEvery() == 0 || last)) {
                     valLoss = validate();
                     log.val(step, valLoss);
-                    if (cfg.isMaster()) out.printf("val loss %.6f%n", valLoss);
+                    if (cfg.isMaster()) out.printf("step %4d/%d | val loss %.6f%n", step, N, valLoss);
                 }
                 if (cfg.sampleEvery() > 0 && (step % cfg.sampleEvery() == 0 || last) && cfg.isMaster()) {
                     String text = sample();
