@@ -69,7 +69,8 @@ final class PrepareCommand implements Runnable {
         Common common;
 
         @Option(names = "--input", paramLabel = "FILE",
-                description = "A local input.txt (default: <output_dir>/input.txt, downloaded when absent).")
+                description = "A local input.txt (default: $GPT2_TINYSHAKESPEARE, else <output_dir>/input.txt, else downloaded; "
+                        + "without --input, shards already in <output_dir> with the same --magic are kept and nothing is fetched).")
         Path input;
 
         @Option(names = "--url", defaultValue = TinyShakespeare.URL, paramLabel = "URL", description = "Where to download from.")
@@ -85,8 +86,17 @@ final class PrepareCommand implements Runnable {
             Path dir = common.dir("tinyshakespeare");
             Path source = input;
             if (source == null) {
-                source = dir.resolve("input.txt");
-                if (!Files.isRegularFile(source)) Download.fetch(url, source);
+                Path val = dir.resolve(TinyShakespeare.VAL_FILE), train = dir.resolve(TinyShakespeare.TRAIN_FILE);
+                if (Files.isRegularFile(val) && Files.isRegularFile(train)) {
+                    try (TokenShard v = TokenShard.open(val); TokenShard t = TokenShard.open(train)) { // headers, sizes checked
+                        if (v.magic() == common.magic && t.magic() == common.magic) {
+                            spec.commandLine().getOut().printf("tinyshakespeare: the shards are already in %s (%,d tokens); "
+                                    + "kept (pass --input FILE to make them again)%n", dir, v.size() + t.size());
+                            return 0;
+                        }
+                    }
+                }
+                source = localCopy(dir);
             } else if (!Files.isRegularFile(source)) {
                 throw new IllegalArgumentException("--input " + source + ": no such file");
             }
@@ -96,6 +106,28 @@ final class PrepareCommand implements Runnable {
                     List.of(TinyShakespeare.VAL_FILE, TinyShakespeare.TRAIN_FILE), 0, (System.nanoTime() - start) / 1e9);
             report(spec, s, dir);
             return 0;
+        }
+
+        /**
+         * input.txt from $GPT2_TINYSHAKESPEARE or the output folder, else downloaded there; when the
+         * download fails too, the error names every place looked at and how to point at a copy.
+         */
+        private Path localCopy(Path dir) {
+            String env = System.getenv("GPT2_TINYSHAKESPEARE");
+            if (env != null && !env.isEmpty()) {
+                if (!Files.isRegularFile(Path.of(env))) throw new IllegalArgumentException("GPT2_TINYSHAKESPEARE=" + env + ": no such file");
+                return Path.of(env);
+            }
+            Path local = dir.resolve("input.txt");
+            if (Files.isRegularFile(local)) return local;
+            try {
+                Download.fetch(url, local);
+            } catch (RuntimeException e) {
+                throw new IllegalStateException("tinyshakespeare: no local input.txt (looked at $GPT2_TINYSHAKESPEARE: unset; "
+                        + local + ": absent) and " + e.getMessage().replaceFirst(" \\(no network\\? .*\\)$", "")
+                        + "; offline, set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE with a copy of input.txt", e);
+            }
+            return local;
         }
     }
 

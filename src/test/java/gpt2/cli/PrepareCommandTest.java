@@ -63,8 +63,15 @@ class PrepareCommandTest {
         return sb.toString();
     }
 
+    /** These tests need prepare to look for input.txt itself, not at a copy the environment names. */
+    private static void withoutLocalCopyVariable() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getenv("GPT2_TINYSHAKESPEARE") == null,
+                "GPT2_TINYSHAKESPEARE is set in this environment");
+    }
+
     @Test
     void tinyShakespeareDownloadsOnceThenUsesTheLocalCopy(@TempDir Path dir) throws Exception {
+        withoutLocalCopyVariable();
         String[] r = InfoCommandTest.run("prepare", "tinyshakespeare", "--output_dir", dir.toString(),
                 "--url", base + "/shakespeare.txt");
         assertEquals("0", r[0], r[2]);
@@ -80,13 +87,26 @@ class PrepareCommandTest {
         try (TokenShard val = TokenShard.open(dir.resolve("tiny_shakespeare_val.bin"))) {
             assertEquals(TokenShard.MAGIC_SEED, val.magic());
         }
+        // offline, with the shards there: nothing is fetched, nothing is rewritten
+        Files.delete(dir.resolve("input.txt"));
+        long modified = Files.getLastModifiedTime(dir.resolve("tiny_shakespeare_train.bin")).toMillis();
+        r = InfoCommandTest.run("prepare", "tinyshakespeare", "--output_dir", dir.toString(), "--url", base + "/missing",
+                "--magic", "20250211");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("the shards are already in " + dir), r[1]);
+        assertEquals(modified, Files.getLastModifiedTime(dir.resolve("tiny_shakespeare_train.bin")).toMillis());
     }
 
     @Test
     void failedDownloadIsAnErrorAndLeavesNothing(@TempDir Path dir) {
+        withoutLocalCopyVariable();
         String[] r = InfoCommandTest.run("prepare", "tinyshakespeare", "--output_dir", dir.toString(), "--url", base + "/missing");
         assertEquals("1", r[0]);
         assertTrue(r[2].contains("HTTP 404"), r[2]);
+        // it says where it looked for a local copy and how to name one
+        assertTrue(r[2].contains("looked at $GPT2_TINYSHAKESPEARE") && r[2].contains(dir.resolve("input.txt") + ": absent")
+                && r[2].contains("set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE"), r[2]);
+        assertEquals(1, r[2].strip().lines().count(), r[2]);
         assertFalse(Files.exists(dir.resolve("input.txt")));
         assertFalse(Files.exists(dir.resolve("input.txt.part")));
     }

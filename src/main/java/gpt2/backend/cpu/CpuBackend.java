@@ -40,6 +40,7 @@ public final class CpuBackend implements Backend {
         }
         this.par = new Parallel(threads);
         this.blas = useBlas;
+        if (useBlas) Blas.setThreads(threads); // OpenBLAS keeps its own pool: bound it too
     }
 
     private final java.util.concurrent.atomic.AtomicLong gemmNanos = new java.util.concurrent.atomic.AtomicLong();

@@ -108,4 +108,16 @@ class MatmulTest {
         }
         assertClose("matmulBackward(zero dout rows)", "dinp", ref, download(be, dinp), 1e-5, 1e-6);
     }
+
+    /** --threads N bounds OpenBLAS's own pool too (it is process-wide and kept its default before). */
+    @Test
+    void theBackendsThreadCountBoundsOpenBlas() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Blas.available(), "OpenBLAS not loadable here: " + Blas.unavailableReason());
+        try (CpuBackend one = new CpuBackend(1)) {
+            org.junit.jupiter.api.Assertions.assertEquals(1, Blas.threads());
+        }
+        try (CpuBackend three = new CpuBackend(3)) {
+            org.junit.jupiter.api.Assertions.assertEquals(3, Blas.threads());
+        }
+    }
 }
