@@ -11,14 +11,17 @@ import java.io.PrintWriter;
         subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, SampleCommand.class,
                 HellaSwagCommand.class, ConvertCommand.class, PlotCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
-public final class Main implements Runnable {
+public final class Main implements java.util.concurrent.Callable<Integer> {
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** Bare {@code gpt2}: a command is missing, so the usage goes to stderr with exit code 2. */
     @Override
-    public void run() {
-        spec.commandLine().usage(spec.commandLine().getOut());
+    public Integer call() {
+        spec.commandLine().getErr().println("gpt2: error: name a command (gpt2 --help lists them)");
+        spec.commandLine().usage(spec.commandLine().getErr());
+        return 2;
     }
 
     public static void main(String[] args) {
@@ -44,7 +47,11 @@ public final class Main implements Runnable {
         cli.setOverwrittenOptionsAllowed(true); // a flag given twice: the last one wins, as argparse does
         cli.setParameterExceptionHandler((ex, args) -> {
             CommandLine cmd = ex.getCommandLine();
-            cmd.getErr().println(cmd.getCommandName() + ": error: " + ex.getMessage()
+            String hint = "";
+            if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
+                hint = "; did you mean " + String.join(" or ", u.getSuggestions().subList(0, Math.min(3, u.getSuggestions().size()))) + "?";
+            }
+            cmd.getErr().println(cmd.getCommandName() + ": error: " + ex.getMessage().strip() + hint
                     + " (see '" + cmd.getCommandSpec().qualifiedName() + " --help')");
             return 2;
         });
