@@ -15,7 +15,6 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Random;
@@ -81,8 +80,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        Path weights = ModelSource.weights(ModelSource.resolve(modelOptions.model, out));
-        GptConfig cfg = weights == null ? modelOptions.config() : modelOptions.applyTo(gpt2.train.ModelFiles.config(weights));
+        GptConfig cfg = ModelSource.resolve(modelOptions.model, out).config(modelOptions);
         if (steps < 1) throw new IllegalArgumentException("--steps must be >= 1");
         boolean dry = ModelOptions.flag("--dry_run", dryRun), profiled = ModelOptions.flag("--profile", profile);
         int B = batchSize, T = seqLen;

@@ -45,13 +45,15 @@ final class ConvertCommand implements Callable<Integer> {
         if (to.toAbsolutePath().normalize().equals(from.toAbsolutePath().normalize())) {
             throw new IllegalArgumentException("--to is the same path as --from");
         }
-        from = Path.of(ModelSource.resolve(from.toString(), spec.commandLine().getOut()));
-        GptConfig cfg = ModelFiles.config(from);
+        if (!java.nio.file.Files.exists(from)) throw new IllegalArgumentException("--from " + from + ": no such file or folder");
+        ModelFiles.Source source = ModelSource.resolve(from.toString(), "--from", spec.commandLine().getOut()).weights();
+        from = source.path();
+        GptConfig cfg = source.config();
         try (CpuBackend be = new CpuBackend(); Gpt2 m = new Gpt2(cfg, be)) {
-            ModelFiles.loadInto(from, m);
+            source.loadInto(m);
             ModelFiles.export(m, to, f, dtype.equals("bfloat16"));
         }
-        spec.commandLine().getOut().printf("%s (%s, %,d parameters) -> %s (%s, %s)%n", from, ModelFiles.detect(from),
+        spec.commandLine().getOut().printf("%s (%s, %,d parameters) -> %s (%s, %s)%n", from, source.format(),
                 cfg.parameterCount(), to, f, dtype);
         return 0;
     }

@@ -26,29 +26,44 @@ final class ModelSource {
     }
 
     /**
-     * --model as weights on disk (our checkpoint, llm.c model file, Hugging Face folder), or null
-     * when it names no file (a preset); a file of another kind is an error. A run folder must be
-     * {@link #resolve resolved} first.
+     * --model resolved once: a run folder becomes its newest valid checkpoint (said on {@code out}),
+     * weights on disk are opened (format detected, configuration read, checksums verified); a name
+     * that is no file stays a preset ({@code weights} null). Every command takes its model from here.
      */
-    static Path weights(String model) {
-        Path p = Path.of(model);
-        if (ModelFiles.detect(p) != null) return p;
-        if (Files.exists(p)) {
-            throw new IllegalArgumentException("--model " + model + ": not a checkpoint directory, run folder (with "
-                    + "checkpoint_NNNNNNNN inside), llm.c model file or Hugging Face folder");
+    record Resolved(String name, ModelFiles.Source weights) {
+        /** The configuration: the weights' own, or the preset with the overrides. */
+        GptConfig config(ModelOptions options) {
+            return weights == null ? options.config() : options.applyTo(weights.config());
         }
-        return null;
+
+        Path path() {
+            return weights == null ? null : weights.path();
+        }
     }
 
-    /**
-     * A run folder (an --output_dir with checkpoint_NNNNNNNN directories) becomes its newest valid
-     * checkpoint, said in one line on {@code out}; any other name is returned as it is.
-     */
-    static String resolve(String model, PrintWriter out) {
+    static Resolved resolve(String model, PrintWriter out) {
+        return resolve(model, "--model", out);
+    }
+
+    /** As {@link #resolve(String, PrintWriter)} for a value of {@code flag} (named in messages). */
+    static Resolved resolve(String model, String flag, PrintWriter out) {
+        String name = model;
         List<Path> cps = runCheckpoints(model, false);
-        if (cps == null) return model;
-        out.printf("--model %s: a run folder; using its newest valid checkpoint, %s%n", model, cps.getFirst().getFileName());
-        return cps.getFirst().toString();
+        if (cps != null) {
+            out.printf("%s %s: a run folder; using its newest valid checkpoint, %s%n", flag, model, cps.getFirst().getFileName());
+            name = cps.getFirst().toString();
+        }
+        Path p = Path.of(name);
+        if (ModelFiles.detect(p) != null) return new Resolved(name, ModelFiles.open(p));
+        if (Files.exists(p)) {
+            throw new IllegalArgumentException(flag + " " + model + ": not a model (a checkpoint directory, run folder "
+                    + "with checkpoint_NNNNNNNN inside, llm.c model file or Hugging Face folder)");
+        }
+        if (name.contains("/") || name.startsWith(".")) {
+            throw new IllegalArgumentException(flag + " " + model + ": no such file or folder (and not a preset name)");
+        }
+        GptConfig.preset(name); // an unknown preset is refused here, by name
+        return new Resolved(name, null);
     }
 
     /**
@@ -70,18 +85,17 @@ final class ModelSource {
     }
 
     /**
-     * Loads the model: our checkpoint, an llm.c model file or a Hugging Face GPT-2 folder; a preset
-     * gets seed-42 random weights and a note saying so.
+     * Loads the model: weights from disk, or for a preset seed-42 random weights and a note saying so.
      */
     static Gpt2 load(String model, Backend backend, PrintWriter out) {
-        Path path = weights(resolve(model, out));
-        if (path != null) {
-            Gpt2 m = new Gpt2(ModelFiles.config(path), backend);
-            ModelFiles.loadInto(path, m);
+        Resolved r = resolve(model, out);
+        if (r.weights() != null) {
+            Gpt2 m = new Gpt2(r.weights().config(), backend);
+            r.weights().loadInto(m);
             return m;
         }
-        GptConfig cfg = GptConfig.preset(model);
-        out.printf("note: --model %s is a preset: untrained random weights%n", model);
+        GptConfig cfg = GptConfig.preset(r.name());
+        out.printf("note: --model %s is a preset: untrained random weights%n", r.name());
         Gpt2 m = new Gpt2(cfg, backend);
         m.initialize(42);
         return m;

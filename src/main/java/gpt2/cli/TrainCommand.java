@@ -187,8 +187,8 @@ final class TrainCommand implements Callable<Integer> {
     CommandSpec spec;
 
     private String resolvedDevice;
-    /** --model with a run folder replaced by its newest valid checkpoint (resolved once). */
-    private String resolvedModel;
+    /** --model resolved once (a run folder to its newest valid checkpoint, weights opened). */
+    private ModelSource.Resolved resolvedModel;
     /** torchrun's environment (set by scripts/launch.sh). */
     private final boolean launched = System.getenv("RANK") != null;
     private final int rank = envInt("RANK", 0), world = envInt("WORLD_SIZE", 1), localRank = envInt("LOCAL_RANK", 0);
@@ -251,9 +251,10 @@ final class TrainCommand implements Callable<Integer> {
                      Communicator.shard(model.layout().totalSize(), rank, world)[1])
                      : new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
             model.setFlashAttention(flag("--flash", flash));
-            Path startWeights = checkpoint == null ? modelCheckpointDir() : null;
-            if (startWeights != null) {
-                ModelFiles.loadInto(startWeights, model);
+            ModelFiles.Source start = checkpoint == null ? modelWeights() : null;
+            Path startWeights = start == null ? null : start.path();
+            if (start != null) {
+                start.loadInto(model);
             } else {
                 model.initialize(seed);
             }
@@ -388,10 +389,10 @@ final class TrainCommand implements Callable<Integer> {
         return null;
     }
 
-    /** --model as model weights (our checkpoint, llm.c file, HF folder), or null for a preset. */
-    private Path modelCheckpointDir() {
+    /** --model as weights on disk (our checkpoint, run folder, llm.c file, HF folder), or null for a preset. */
+    private ModelFiles.Source modelWeights() {
         if (resolvedModel == null) resolvedModel = ModelSource.resolve(modelOptions.model, spec.commandLine().getOut());
-        return ModelSource.weights(resolvedModel);
+        return resolvedModel.weights();
     }
 
     /**
@@ -399,17 +400,17 @@ final class TrainCommand implements Callable<Integer> {
      * different --model preset or override is refused with both shapes), else the preset's.
      */
     private GptConfig modelConfig(Path resumeFrom) {
-        Path weights = resumeFrom != null ? resumeFrom : modelCheckpointDir();
+        ModelFiles.Source weights = resumeFrom != null ? ModelFiles.open(resumeFrom) : modelWeights();
         if (weights == null) return modelOptions.config();
-        GptConfig saved = ModelFiles.config(weights);
+        GptConfig saved = weights.config();
         GptConfig asked = null;
-        if (resumeFrom != null && spec.commandLine().getParseResult().hasMatchedOption("--model") && modelCheckpointDir() == null) {
+        if (resumeFrom != null && spec.commandLine().getParseResult().hasMatchedOption("--model") && modelWeights() == null) {
             asked = modelOptions.config(); // a preset named beside a checkpoint
         } else if (modelOptions.hasOverrides()) {
             asked = modelOptions.applyTo(saved);
         }
         if (asked != null && !asked.shape().equals(saved.shape())) {
-            throw new IllegalArgumentException(weights + " holds a model of " + saved.shape() + "; the flags ask for "
+            throw new IllegalArgumentException(weights.path() + " holds a model of " + saved.shape() + "; the flags ask for "
                     + asked.shape());
         }
         return saved;

@@ -54,27 +54,44 @@ public final class ModelFiles {
         return f;
     }
 
-    public static GptConfig config(Path p) {
-        return switch (require(p)) {
+    /**
+     * Model weights on disk, opened once: the format detected, the configuration read (and a
+     * checkpoint's checksums verified), ready to load into a model of that configuration.
+     */
+    public record Source(Path path, Format format, GptConfig config) {
+
+        /** Loads the weights into a model built with {@link #config()}. */
+        public void loadInto(Gpt2 model) {
+            if (format == Format.OURS) {
+                Checkpoint.loadModel(path, model);
+                return;
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment host = arena.allocate(model.layout().totalSize() * 4, 64);
+                if (format == Format.LLMC) LlmcFormat.read(path, model.config(), host); else HfFormat.read(path, model.config(), host);
+                model.backend().copyFromHost(model.params(), host);
+            }
+        }
+    }
+
+    /** Opens a model path of any format (see {@link Source}); refused when it is none. */
+    public static Source open(Path p) {
+        Format f = require(p);
+        GptConfig config = switch (f) {
             case OURS -> Checkpoint.config(Checkpoint.readState(p));
             case LLMC -> LlmcFormat.readConfig(p);
             case HF -> HfFormat.readConfig(p);
         };
+        return new Source(p, f, config);
+    }
+
+    public static GptConfig config(Path p) {
+        return open(p).config();
     }
 
     /** Loads the weights of {@code p} into a model built with {@link #config}. */
     public static void loadInto(Path p, Gpt2 model) {
-        Format f = require(p);
-        if (f == Format.OURS) {
-            Checkpoint.readState(p);
-            Checkpoint.loadModel(p, model);
-            return;
-        }
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment host = arena.allocate(model.layout().totalSize() * 4, 64);
-            if (f == Format.LLMC) LlmcFormat.read(p, model.config(), host); else HfFormat.read(p, model.config(), host);
-            model.backend().copyFromHost(model.params(), host);
-        }
+        open(p).loadInto(model);
     }
 
     /** Writes the model's weights to {@code to} in a format; bf16 for llm.c and HF only. */

@@ -195,6 +195,6 @@ class RunSafetyTest {
         // a folder with neither weights nor checkpoints is named as such
         r = InfoCommandTest.run("sample", "--model", data.toString(), "--device", "cpu");
         assertEquals("2", r[0]);
-        assertTrue(r[2].contains("run folder (with checkpoint_NNNNNNNN inside)"), r[2]);
+        assertTrue(r[2].contains("not a model (a checkpoint directory, run folder with checkpoint_NNNNNNNN inside"), r[2]);
     }
 }
