@@ -59,7 +59,7 @@ class SampleCommandTest {
     void badArgumentsAreRefused(@TempDir Path dir) throws Exception {
         String[] r = InfoCommandTest.run("sample", "--model", dir.toString());
         assertEquals("2", r[0]);
-        assertTrue(r[2].contains("not a checkpoint directory"), r[2]);
+        assertTrue(r[2].contains("not a model (a checkpoint directory"), r[2]);
         r = InfoCommandTest.run("sample", "--model", "d2", "--top_p", "0", "--device", "cpu");
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("--top_p must be in (0, 1]"), r[2]);
