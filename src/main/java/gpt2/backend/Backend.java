@@ -265,6 +265,35 @@ public interface Backend extends AutoCloseable {
         return Double.NaN;
     }
 
+    /**
+     * The device's dense bf16 tensor-core peak in FLOP/s (the denominator of MFU, as llm.c), or NaN
+     * where unknown (the CPU, an unlisted GPU).
+     */
+    default double bf16PeakFlops() {
+        return Double.NaN;
+    }
+
+    /** What the device is called (a GPU's name; the backend's name elsewhere). */
+    default String deviceName() {
+        return name();
+    }
+
+    /**
+     * Nanoseconds spent in GEMMs and their FLOPs since the last {@link #resetGemmStats()}, where
+     * the backend keeps them (the CPU backend), else null.
+     */
+    default long[] gemmStats() {
+        return null;
+    }
+
+    default void resetGemmStats() {
+    }
+
+    /** GFLOP/s of one square n x n float32 GEMM on this backend's GEMM path, or NaN where not measured. */
+    default double measureGemmPeak(int n, int repeats) {
+        return Double.NaN;
+    }
+
     /** Device memory {free, total} in bytes as the driver reports it, or null. */
     default long[] deviceMemoryInfo() {
         return null;

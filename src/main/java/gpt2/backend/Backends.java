@@ -20,7 +20,7 @@ public final class Backends {
     /** As above; {@code bf16}: bf16 mixed precision on CUDA (refused on the CPU). */
     public static Backend create(String device, int threads, boolean tensorcores, boolean bf16) {
         String d = device == null ? "" : device;
-        if (d.isEmpty()) d = CudaBackend.unavailableReason() == null ? "cuda" : "cpu";
+        if (d.isEmpty()) d = cudaUnavailableReason() == null ? "cuda" : "cpu";
         if (d.equals("cpu")) {
             if (bf16) throw new IllegalArgumentException("--dtype bfloat16: the CPU backend computes in float32");
             return threads > 0 ? new CpuBackend(threads) : new CpuBackend();
@@ -45,6 +45,11 @@ public final class Backends {
      */
     public static Backend dryRun(boolean bf16) {
         return CudaBackend.dryRun(bf16);
+    }
+
+    /** Why no GPU can be used here, or null when one can (the default --device's choice). */
+    public static String cudaUnavailableReason() {
+        return CudaBackend.unavailableReason();
     }
 
     public static boolean isCuda(Backend b) {

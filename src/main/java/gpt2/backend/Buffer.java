@@ -1,7 +1,5 @@
 package gpt2.backend;
 
-import gpt2.model.TensorSpec;
-
 /**
  * A flat run of elements in a backend's memory (off-heap host memory on the CPU, device memory
  * on a GPU). Views made by {@link #slice} share the memory of their parent; the layouts in
@@ -26,7 +24,7 @@ public interface Buffer {
     }
 
     /** The view of one tensor of a layout. */
-    default Buffer slice(TensorSpec tensor) {
+    default Buffer slice(Span tensor) {
         return slice(tensor.offset(), tensor.size());
     }
 }

@@ -3,8 +3,6 @@ package gpt2.cli;
 import gpt2.backend.Backend;
 import gpt2.backend.Backends;
 import gpt2.backend.Profile;
-import gpt2.backend.cpu.CpuBackend;
-import gpt2.backend.cuda.CudaBackend;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.AdamW;
@@ -100,7 +98,7 @@ final class BenchCommand implements Callable<Integer> {
             double[] gemm = new double[steps];
             Profile plan = be.profile();
             for (int s = -2; s < steps; s++) {
-                if (be instanceof CpuBackend cpu) cpu.resetGemmStats();
+                be.resetGemmStats();
                 if (s == 0 && plan != null) plan.reset();
                 long t0 = System.nanoTime();
                 m.zeroGrad();
@@ -118,16 +116,14 @@ final class BenchCommand implements Callable<Integer> {
                     fwd[s] = (t1 - t0) / 1e6;
                     bwd[s] = (t2 - t1) / 1e6;
                     optim[s] = (t3 - t2) / 1e6;
-                    if (be instanceof CpuBackend cpu) {
-                        long[] g = cpu.gemmStats();
-                        gemm[s] = g[1] / (g[0] / 1e9) / 1e9;
-                    }
+                    long[] g = be.gemmStats();
+                    if (g != null) gemm[s] = g[1] / (g[0] / 1e9) / 1e9;
                 }
             }
             double median = median(ms);
             out.printf("phases (median ms): forward %.1f | backward %.1f | optimizer %.1f%n", median(fwd), median(bwd), median(optim));
-            if (be instanceof CpuBackend cpu) {
-                double peak = cpu.measureGemmPeak(1024, 20);
+            if (be.gemmStats() != null) {
+                double peak = be.measureGemmPeak(1024, 20);
                 out.printf("GEMMs in the step: %.1f GFLOP/s median = %.0f%% of this run's sgemm peak (%.1f GFLOP/s, n=1024)%n",
                         median(gemm), 100 * median(gemm) / peak, peak);
             }
@@ -158,8 +154,8 @@ final class BenchCommand implements Callable<Integer> {
             }
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
             double achieved = flops / (median / 1000);
-            String mfu = be instanceof CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())
-                    ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / cb.bf16PeakFlops(), cb.deviceName())
+            String mfu = !Double.isNaN(be.bf16PeakFlops())
+                    ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / be.bf16PeakFlops(), be.deviceName())
                     : "";
             long[] mem = be.deviceMemoryInfo();
             String gpuMem = plan == null ? "" : String.format(Locale.ROOT, " | GPU memory: peak allocated %.0f MiB%s",

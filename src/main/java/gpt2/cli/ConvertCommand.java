@@ -1,6 +1,7 @@
 package gpt2.cli;
 
-import gpt2.backend.cpu.CpuBackend;
+import gpt2.backend.Backend;
+import gpt2.backend.Backends;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
 import gpt2.train.ModelFiles;
@@ -49,7 +50,7 @@ final class ConvertCommand implements Callable<Integer> {
         ModelFiles.Source source = ModelSource.resolve(from.toString(), "--from", spec.commandLine().getOut()).weights();
         from = source.path();
         GptConfig cfg = source.config();
-        try (CpuBackend be = new CpuBackend(); Gpt2 m = new Gpt2(cfg, be)) {
+        try (Backend be = Backends.create("cpu", 0, false); Gpt2 m = new Gpt2(cfg, be)) {
             source.loadInto(m);
             ModelFiles.export(m, to, f, dtype.equals("bfloat16"));
         }

@@ -4,9 +4,8 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import gpt2.backend.Backend;
 import gpt2.backend.Backends;
-import gpt2.backend.cuda.CudaBackend;
-import gpt2.backend.cuda.NcclCommunicator;
-import gpt2.dist.Communicator;
+import gpt2.parallel.Communicator;
+import gpt2.parallel.Communicators;
 import java.time.Duration;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
@@ -241,10 +240,8 @@ final class TrainCommand implements Callable<Integer> {
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
              Gpt2 model = new Gpt2(config, backend);
-             Communicator comm = launched && backend instanceof CudaBackend cb
-                     ? new NcclCommunicator(cb, rank, world, env("MASTER_ADDR", "127.0.0.1"),
-                     Integer.parseInt(env("MASTER_PORT", "29500")), Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))))
-                     : Communicator.single();
+             Communicator comm = Communicators.create(backend, launched, rank, world, env("MASTER_ADDR", "127.0.0.1"),
+                     Integer.parseInt(env("MASTER_PORT", "29500")), Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))));
              AdamW optimizer = zeroStage == 1
                      ? new AdamW(model, beta1, beta2, adamEps, weightDecay,
                      Communicator.shard(model.layout().totalSize(), rank, world)[0],
@@ -307,7 +304,7 @@ final class TrainCommand implements Callable<Integer> {
     /** Refuses flags whose feature is missing on this device; returns notes for harmless no-ops. */
     private List<String> checkFlags() {
         List<String> notes = new ArrayList<>();
-        resolvedDevice = device.isEmpty() ? (CudaBackend.unavailableReason() == null ? "cuda" : "cpu") : device;
+        resolvedDevice = device.isEmpty() ? (Backends.cudaUnavailableReason() == null ? "cuda" : "cpu") : device;
         boolean cuda = resolvedDevice.startsWith("cuda");
         if (world > 1 && !cuda) {
             throw new IllegalArgumentException("WORLD_SIZE " + world + ": data parallelism across processes runs over NCCL, "

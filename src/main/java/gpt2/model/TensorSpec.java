@@ -11,12 +11,13 @@ import java.util.Arrays;
  * @param shape  row-major shape
  * @param layer  the transformer layer it belongs to, or -1
  */
-public record TensorSpec(String name, long offset, long[] shape, int layer) {
+public record TensorSpec(String name, long offset, long[] shape, int layer) implements gpt2.backend.Span {
 
     public TensorSpec {
         shape = shape.clone();
     }
 
+    @Override
     public long size() {
         long n = 1;
         for (long d : shape) n *= d;

@@ -48,7 +48,7 @@ public final class Trainer {
     private int startStep;
     private Path resumeFrom;
     private int lastSaved = -1;
-    private gpt2.dist.Communicator comm = gpt2.dist.Communicator.single();
+    private gpt2.parallel.Communicator comm = gpt2.parallel.Communicator.single();
     private final LrSchedule schedule;
     /** One host batch, reused by every micro-step (and by validation). */
     private final int[] inputs, targets;
@@ -97,7 +97,7 @@ public final class Trainer {
      * The other ranks of a data-parallel run: gradients are averaged over them after the last
      * micro-batch of each step, logged losses too; rank 0 alone logs, samples and saves.
      */
-    public Trainer withCommunicator(gpt2.dist.Communicator c) {
+    public Trainer withCommunicator(gpt2.parallel.Communicator c) {
         if (c.worldSize() != cfg.world() || c.rank() != cfg.rank()) {
             throw new IllegalArgumentException("communicator is rank " + c.rank() + " of " + c.worldSize()
                     + " but the run is rank " + cfg.rank() + " of " + cfg.world());
@@ -113,7 +113,7 @@ public final class Trainer {
      */
     public Trainer zeroStage1() {
         long total = model.layout().totalSize();
-        long[] sh = gpt2.dist.Communicator.shard(total, comm.rank(), comm.worldSize());
+        long[] sh = gpt2.parallel.Communicator.shard(total, comm.rank(), comm.worldSize());
         if (optimizer.shardStart() != sh[0] || optimizer.shardEnd() != sh[1]) {
             throw new IllegalArgumentException("ZeRO-1 needs the optimizer built for this rank's shard [" + sh[0] + ", "
                     + sh[1] + ") (set the communicator first)");

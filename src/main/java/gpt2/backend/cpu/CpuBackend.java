@@ -47,16 +47,19 @@ public final class CpuBackend implements Backend {
     private final java.util.concurrent.atomic.AtomicLong gemmFlops = new java.util.concurrent.atomic.AtomicLong();
 
     /** Time and FLOPs spent in matmul forward/backward since the last reset (for gpt2 bench). */
+    @Override
     public long[] gemmStats() {
         return new long[]{gemmNanos.get(), gemmFlops.get()};
     }
 
+    @Override
     public void resetGemmStats() {
         gemmNanos.set(0);
         gemmFlops.set(0);
     }
 
     /** GFLOP/s of one square n x n sgemm on this backend's GEMM path (the reference rate). */
+    @Override
     public double measureGemmPeak(int n, int repeats) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment x = a.allocate(4L * n * n, 64), y = a.allocate(4L * n * n, 64), z = a.allocate(4L * n * n, 64);

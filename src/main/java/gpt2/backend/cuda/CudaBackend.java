@@ -129,6 +129,7 @@ public final class CudaBackend implements Backend {
         return floatX;
     }
 
+    @Override
     public String deviceName() {
         return exec.deviceName();
     }
@@ -137,6 +138,7 @@ public final class CudaBackend implements Backend {
      * The GPU's dense bf16 tensor-core peak in FLOP/s (the denominator of MFU, as llm.c), or NaN
      * when the device is not in the table.
      */
+    @Override
     public double bf16PeakFlops() {
         return peakFor(exec.deviceName());
     }

@@ -2,8 +2,8 @@ package gpt2.backend.cuda;
 
 import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
-import gpt2.dist.Communicator;
-import gpt2.dist.Rendezvous;
+import gpt2.parallel.Communicator;
+import gpt2.parallel.Rendezvous;
 import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.global.cudart;

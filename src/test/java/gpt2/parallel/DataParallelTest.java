@@ -1,4 +1,4 @@
-package gpt2.dist;
+package gpt2.parallel;
 
 import gpt2.backend.cpu.CpuBackend;
 import gpt2.data.TestShards;

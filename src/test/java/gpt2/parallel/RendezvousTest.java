@@ -1,4 +1,4 @@
-package gpt2.dist;
+package gpt2.parallel;
 
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package gpt2.dist;
+package gpt2.parallel;
 
 import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
