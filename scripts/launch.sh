@@ -6,16 +6,50 @@
 #
 # Each output line is prefixed with its rank. If a rank exits non-zero or dies, the others are
 # stopped and the launcher exits with that rank's code, naming it. SIGINT/SIGTERM reach every rank.
+#
+# Under SLURM:
+#   srun --ntasks-per-node=GPUS scripts/launch.sh COMMAND ...    (one task per GPU; no --nproc_per_node)
+#     each task is one rank: RANK, WORLD_SIZE, LOCAL_RANK come from SLURM_PROCID, SLURM_NTASKS,
+#     SLURM_LOCALID, MASTER_ADDR (unless set) from the first host of SLURM_JOB_NODELIST.
+#   srun --ntasks-per-node=1 scripts/launch.sh --nproc_per_node=GPUS COMMAND ...   (one launcher per node)
+#     --nnodes, --node_rank and --master_addr default to SLURM_NNODES, SLURM_NODEID and that host.
+#   MASTER_PORT (or --master_port) defaults to 29500.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-nproc=1; nnodes=1; node_rank=0; master_addr=127.0.0.1; master_port=29500
+# The first host of a SLURM host list: "gpu[003-010,012],cpu1" -> gpu003 (padding kept).
+first_host() {
+  local s="$1" out="" depth=0 i c in_range=0 skip=0
+  for ((i = 0; i < ${#s}; i++)); do
+    c="${s:i:1}"
+    if [[ $c == "[" ]]; then depth=1; in_range=1; skip=0; continue; fi
+    if [[ $c == "]" ]]; then depth=0; in_range=0; continue; fi
+    if (( depth == 0 )) && [[ $c == "," ]]; then break; fi
+    if (( in_range )); then
+      if [[ $c == "," || $c == "-" ]]; then skip=1; fi
+      (( skip )) || out+="$c"
+    else
+      out+="$c"
+    fi
+  done
+  echo "$out"
+}
+
+slurm_master() {
+  if [[ -n "${MASTER_ADDR:-}" ]]; then echo "$MASTER_ADDR"; return; fi
+  local list="${SLURM_JOB_NODELIST:-${SLURM_NODELIST:-}}"
+  [[ -n "$list" ]] || { echo "launch: under SLURM, neither MASTER_ADDR nor SLURM_JOB_NODELIST names the master host" >&2; exit 2; }
+  first_host "$list"
+}
+
+nproc=1; nnodes=1; node_rank=0; master_addr=127.0.0.1; master_port="${MASTER_PORT:-29500}"
+nproc_given=0; nnodes_given=0; node_rank_given=0; master_given=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --nproc_per_node=*) nproc="${1#*=}" ;;
-    --nnodes=*) nnodes="${1#*=}" ;;
-    --node_rank=*) node_rank="${1#*=}" ;;
-    --master_addr=*) master_addr="${1#*=}" ;;
+    --nproc_per_node=*) nproc="${1#*=}"; nproc_given=1 ;;
+    --nnodes=*) nnodes="${1#*=}"; nnodes_given=1 ;;
+    --node_rank=*) node_rank="${1#*=}"; node_rank_given=1 ;;
+    --master_addr=*) master_addr="${1#*=}"; master_given=1 ;;
     --master_port=*) master_port="${1#*=}" ;;
     --standalone) ;;
     --nproc_per_node|--nnodes|--node_rank|--master_addr|--master_port)
@@ -26,6 +60,21 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ $# -gt 0 ]] || { echo "launch: no command (e.g. train ...)" >&2; exit 2; }
+
+if [[ -n "${SLURM_PROCID:-}" && -z "${RANK:-}" ]]; then
+  if (( ! nproc_given )); then
+    # srun with one task per GPU: this task is one rank
+    [[ -n "${SLURM_NTASKS:-}" ]] || { echo "launch: SLURM_PROCID is set but SLURM_NTASKS is not" >&2; exit 2; }
+    export RANK="$SLURM_PROCID" WORLD_SIZE="$SLURM_NTASKS" LOCAL_RANK="${SLURM_LOCALID:-0}"
+    MASTER_ADDR="$(slurm_master)" || exit 2
+    export MASTER_ADDR MASTER_PORT="$master_port"
+    exec "$root/scripts/gpt2" "$@"
+  fi
+  # one launcher per node
+  (( nnodes_given )) || nnodes="${SLURM_NNODES:-1}"
+  (( node_rank_given )) || node_rank="${SLURM_NODEID:-0}"
+  if (( ! master_given )); then master_addr="$(slurm_master)" || exit 2; fi
+fi
 for v in nproc nnodes node_rank master_port; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "launch: --$v must be a number, got '${!v}'" >&2; exit 2; }
 done

@@ -6,6 +6,7 @@ import gpt2.backend.Backend;
 import gpt2.backend.Backends;
 import gpt2.parallel.Communicator;
 import gpt2.parallel.Communicators;
+import gpt2.parallel.Ranks;
 import java.time.Duration;
 import gpt2.model.Gpt2;
 import gpt2.model.GptConfig;
@@ -188,21 +189,14 @@ final class TrainCommand implements Callable<Integer> {
     private String resolvedDevice;
     /** --model resolved once (a run folder to its newest valid checkpoint, weights opened). */
     private ModelSource.Resolved resolvedModel;
-    /** torchrun's environment (set by scripts/launch.sh). */
-    private final boolean launched = System.getenv("RANK") != null;
-    private final int rank = envInt("RANK", 0), world = envInt("WORLD_SIZE", 1), localRank = envInt("LOCAL_RANK", 0);
+    /** This process's place in a data-parallel run: torchrun's environment (scripts/launch.sh) or SLURM's. */
+    private final Ranks ranks = Ranks.fromEnvironment();
+    private final boolean launched = ranks.launched();
+    private final int rank = ranks.rank(), world = ranks.world(), localRank = ranks.localRank();
 
     private static String env(String name, String dflt) {
         String v = System.getenv(name);
         return v == null || v.isEmpty() ? dflt : v;
-    }
-
-    private static int envInt(String name, int dflt) {
-        try {
-            return Integer.parseInt(env(name, String.valueOf(dflt)));
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("environment " + name + "=" + System.getenv(name) + ": not an integer");
-        }
     }
 
     @Override
@@ -240,8 +234,8 @@ final class TrainCommand implements Callable<Integer> {
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
              Gpt2 model = new Gpt2(config, backend);
-             Communicator comm = Communicators.create(backend, launched, rank, world, env("MASTER_ADDR", "127.0.0.1"),
-                     Integer.parseInt(env("MASTER_PORT", "29500")), Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))));
+             Communicator comm = Communicators.create(backend, launched, rank, world, ranks.masterAddr(), ranks.masterPort(),
+                     Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))));
              AdamW optimizer = zeroStage == 1
                      ? new AdamW(model, beta1, beta2, adamEps, weightDecay,
                      Communicator.shard(model.layout().totalSize(), rank, world)[0],
@@ -310,7 +304,12 @@ final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("WORLD_SIZE " + world + ": data parallelism across processes runs over NCCL, "
                     + "so it needs --device cuda (one GPU per rank)");
         }
-        if (launched && cuda && resolvedDevice.equals("cuda")) resolvedDevice = "cuda:" + localRank;
+        if (launched && cuda && resolvedDevice.equals("cuda")) {
+            // one GPU per rank: the local rank's, unless the launcher (srun --gpus-per-task) left this rank one visible GPU
+            String visible = System.getenv("CUDA_VISIBLE_DEVICES");
+            boolean one = visible != null && !visible.isBlank() && !visible.contains(",");
+            resolvedDevice = "cuda:" + (one ? 0 : localRank);
+        }
         if (!cuda && !resolvedDevice.equals("cpu")) {
             throw new IllegalArgumentException("--device " + device + ": expected cpu, cuda or cuda:N");
         }

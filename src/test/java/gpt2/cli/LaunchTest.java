@@ -14,14 +14,68 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LaunchTest {
 
     static Process launch(String failRank, String... args) throws Exception {
+        return launch(failRank, java.util.Map.of(), args);
+    }
+
+    /** scripts/launch.sh with extra environment variables (a SLURM allocation's, set by the test). */
+    static Process launch(String failRank, java.util.Map<String, String> env, String... args) throws Exception {
         ProcessBuilder pb = new ProcessBuilder();
         pb.command().add("bash");
         pb.command().add(Path.of("scripts", "launch.sh").toString());
         pb.command().addAll(List.of(args));
         pb.environment().put("GPT2_CLASSPATH", System.getProperty("java.class.path"));
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        for (String v : List.of("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
+                "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES", "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_NODELIST")) {
+            pb.environment().remove(v); // the test's own allocation, if any, must not leak in
+        }
+        pb.environment().putAll(env);
         if (failRank != null) pb.environment().put("GPT2_TEST_FAIL_RANK", failRank);
         return pb.redirectErrorStream(true).start();
+    }
+
+    private static int freePort() throws Exception {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static String finish(Process p) throws Exception {
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        return out;
+    }
+
+    /** Two launchers on 127.0.0.1, node ranks 0 and 1, one rank each: they meet as two nodes. */
+    @Test
+    void twoNodesRendezvous() throws Exception {
+        String port = String.valueOf(freePort());
+        Process n1 = launch(null, "--nproc_per_node=1", "--nnodes=2", "--node_rank=1", "--master_addr=127.0.0.1",
+                "--master_port=" + port, "rendezvous", "--timeout", "60");
+        Process n0 = launch(null, "--nproc_per_node=1", "--nnodes=2", "--node_rank=0", "--master_addr=127.0.0.1",
+                "--master_port=" + port, "rendezvous", "--timeout", "60");
+        String out0 = finish(n0), out1 = finish(n1);
+        assertTrue(out0.contains("[rank 0] rank 0 of 2 (local rank 0, from torchrun): every rank reached 127.0.0.1:" + port), out0);
+        assertTrue(out1.contains("[rank 1] rank 1 of 2 (local rank 0, from torchrun): reached rank 0 of 2 at 127.0.0.1:" + port), out1);
+    }
+
+    /** srun with one task per GPU, simulated: each task runs launch.sh with SLURM's variables only. */
+    @Test
+    void srunTasksBecomeRanks() throws Exception {
+        String port = String.valueOf(freePort());
+        java.util.Map<String, String> common = java.util.Map.of("SLURM_NTASKS", "2", "SLURM_JOB_NODELIST", "127.0.0.1",
+                "MASTER_PORT", port);
+        java.util.Map<String, String> t0 = new java.util.HashMap<>(common), t1 = new java.util.HashMap<>(common);
+        t0.put("SLURM_PROCID", "0");
+        t0.put("SLURM_LOCALID", "0");
+        t1.put("SLURM_PROCID", "1");
+        t1.put("SLURM_LOCALID", "1");
+        Process p1 = launch(null, t1, "rendezvous", "--timeout", "60");
+        Process p0 = launch(null, t0, "rendezvous", "--timeout", "60");
+        String out0 = finish(p0), out1 = finish(p1);
+        assertTrue(out0.contains("rank 0 of 2 (local rank 0, from torchrun): every rank reached 127.0.0.1:" + port), out0);
+        assertTrue(out1.contains("rank 1 of 2 (local rank 1, from torchrun): reached rank 0 of 2"), out1);
     }
 
     @Test
@@ -53,5 +107,21 @@ class LaunchTest {
         assertEquals(2, p.exitValue(), out);
         assertTrue(out.contains("WORLD_SIZE 2: data parallelism across processes runs over NCCL"), out);
         assertTrue(new File("scripts/launch.sh").canExecute());
+    }
+
+    /** The checked-in sbatch file: 2 nodes x 8 tasks, srun over the run script, valid bash. */
+    @Test
+    void theSbatchFileRunsTheOriginalsRunOnTwoNodes() throws Exception {
+        Path sbatch = Path.of("scripts", "slurm", "train_gpt2_124M.sbatch");
+        String text = java.nio.file.Files.readString(sbatch);
+        assertTrue(text.contains("#SBATCH --nodes=2") && text.contains("#SBATCH --ntasks-per-node=8")
+                && text.contains("#SBATCH --gpus-per-node=8"), text);
+        assertTrue(text.contains("srun --label --kill-on-bad-exit=1 scripts/run_gpt2_124M.sh"), text);
+        assertTrue(new File("scripts/run_gpt2_124M.sh").canExecute());
+        assertTrue(java.nio.file.Files.readString(Path.of("scripts", "run_gpt2_124M.sh")).contains("exec scripts/launch.sh train"));
+        Process p = new ProcessBuilder("bash", "-n", sbatch.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
     }
 }
