@@ -6,6 +6,7 @@ import gpt2.data.FineWebEdu;
 import gpt2.data.HellaSwagData;
 import gpt2.data.PrepareSummary;
 import gpt2.data.TinyShakespeare;
+import gpt2.io.Hub;
 import gpt2.data.TokenShard;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -132,10 +133,11 @@ final class PrepareCommand implements Runnable {
     }
 
     @Command(name = "fineweb-edu", mixinStandardHelpOptions = true,
-            description = {"FineWeb-Edu (or any corpus) from local parquet, JSONL or text files into shards:",
-                    "edu_fineweb_val_000000.bin, then edu_fineweb_train_NNNNNN.bin.",
-                    "Get the 10BT sample with: huggingface-cli download HuggingFaceFW/fineweb-edu --repo-type dataset "
-                            + "--include \"sample/10BT/*\" --local-dir data/raw/fineweb-edu"})
+            description = {"FineWeb-Edu (or any corpus) into shards: edu_fineweb_val_000000.bin, then edu_fineweb_train_NNNNNN.bin.",
+                    "With no INPUT it downloads the 10BT sample (--remote) from the Hugging Face Hub into --raw_dir, "
+                            + "several files at once, resumable and checked, and tokenizes each file as soon as it is complete.",
+                    "Example: gpt2 prepare fineweb-edu                 (the 10BT sample, about 28 GB of parquet)",
+                    "         gpt2 prepare fineweb-edu data/raw/fineweb-edu/sample/10BT   (local files)"})
     static final class FineWeb implements Callable<Integer> {
         @Mixin
         Common common;
@@ -146,6 +148,23 @@ final class PrepareCommand implements Runnable {
 
         @Option(names = "--input", paramLabel = "INPUT", description = "Same as the positional inputs (repeatable).")
         List<String> inputs = new ArrayList<>();
+
+        @Option(names = "--remote", defaultValue = "sample-10BT", paramLabel = "NAME",
+                description = "With no INPUT: the subset to download: sample-10BT, sample-100BT, sample-350BT, or a folder of "
+                        + "the dataset repo (default: ${DEFAULT-VALUE}).")
+        String remote;
+
+        @Option(names = "--repo", defaultValue = "HuggingFaceFW/fineweb-edu", paramLabel = "OWNER/NAME",
+                description = "The Hub dataset repo to download from (default: ${DEFAULT-VALUE}).")
+        String repo;
+
+        @Option(names = {"--raw_dir", "--raw-dir"}, defaultValue = "data/raw/fineweb-edu", paramLabel = "DIR",
+                description = "Where downloaded parquet files go, under their paths in the repo (default: ${DEFAULT-VALUE}).")
+        Path rawDir;
+
+        @Option(names = "--downloads", defaultValue = "4", paramLabel = "N",
+                description = "Files downloaded at once (default: ${DEFAULT-VALUE}).")
+        int downloads;
 
         @Option(names = {"--shard_size", "--shard-size"}, defaultValue = "100000000", paramLabel = "TOKENS",
                 description = "Tokens per shard (default: ${DEFAULT-VALUE}).")
@@ -171,18 +190,90 @@ final class PrepareCommand implements Runnable {
             common.checkMagic();
             List<String> all = new ArrayList<>(positional);
             all.addAll(inputs);
-            if (all.isEmpty()) {
-                throw new IllegalArgumentException("fineweb-edu needs local input files (parquet, JSONL or text); "
-                        + "see 'gpt2 prepare fineweb-edu --help' for how to download the 10BT sample");
-            }
-            List<Path> files = new ArrayList<>();
-            for (String in : all) files.addAll(expand(in));
             int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
             Path dir = common.dir("fineweb-edu");
-            PrepareSummary s = FineWebEdu.prepare(files, dir,
-                    new FineWebEdu.Options(shardSize, t, common.magic, column, separator));
+            FineWebEdu.Options options = new FineWebEdu.Options(shardSize, t, common.magic, column, separator);
+            if (all.isEmpty()) return fromHub(dir, options);
+            List<Path> files = new ArrayList<>();
+            for (String in : all) files.addAll(expand(in));
+            report(spec, FineWebEdu.prepare(files, dir, options), dir);
+            return 0;
+        }
+
+        /**
+         * The --remote subset from the Hub: the file list from the tree API, then the files
+         * downloaded in the background (several at once, resumable, checked) while the tokenizer
+         * takes each in order as soon as it is complete. HF_HUB_OFFLINE=1: the files already in
+         * --raw_dir.
+         */
+        private int fromHub(Path dir, FineWebEdu.Options options) {
+            if (downloads < 1) throw new IllegalArgumentException("--downloads must be >= 1, got " + downloads);
+            String folder = remote.matches("sample-\\d+BT") ? "sample/" + remote.substring("sample-".length()) : remote;
+            Hub hub = Hub.fromEnvironment();
+            List<Hub.RepoFile> files = hub.offline() ? localParquet(folder)
+                    : hub.list("datasets", repo, "main", folder).stream().filter(f -> f.path().endsWith(".parquet"))
+                    .sorted(java.util.Comparator.comparing(Hub.RepoFile::path)).toList();
+            if (files.isEmpty()) {
+                throw new IllegalArgumentException("--remote " + remote + ": no parquet files under " + folder + " in " + repo);
+            }
+            long total = files.stream().mapToLong(Hub.RepoFile::size).sum();
+            PrintWriter out = spec.commandLine().getOut();
+            out.printf("fineweb-edu: %d parquet files, %.2f GB, from %s/%s into %s%n", files.size(), total / 1e9, repo, folder, rawDir);
+            out.flush();
+            List<Path> targets = files.stream().map(f -> rawDir.resolve(f.path())).toList();
+            List<java.util.concurrent.CompletableFuture<Void>> ready = new ArrayList<>();
+            for (int i = 0; i < files.size(); i++) ready.add(new java.util.concurrent.CompletableFuture<>());
+            Hub.Counter bytes = new Hub.Counter();
+            java.util.concurrent.atomic.AtomicInteger complete = new java.util.concurrent.atomic.AtomicInteger();
+            Thread downloader = new Thread(() -> {
+                try {
+                    hub.downloadAll("datasets", repo, "main", files, targets, downloads, bytes, i -> {
+                        complete.incrementAndGet();
+                        ready.get(i).complete(null);
+                    });
+                } catch (RuntimeException e) {
+                    for (var f : ready) f.completeExceptionally(e);
+                }
+            }, "fineweb-download");
+            downloader.setDaemon(true);
+            downloader.start();
+            List<FineWebEdu.InputFile> fingerprint = new ArrayList<>();
+            for (int i = 0; i < files.size(); i++) {
+                fingerprint.add(new FineWebEdu.InputFile(targets.get(i).toAbsolutePath().normalize().toString(), files.get(i).size(), 0));
+            }
+            FineWebEdu.Incoming incoming = new FineWebEdu.Incoming(fingerprint, i -> {
+                try {
+                    ready.get(i).join();
+                } catch (java.util.concurrent.CompletionException e) {
+                    throw e.getCause() instanceof RuntimeException re ? re : e;
+                }
+            }, () -> String.format(java.util.Locale.ROOT, "downloaded %.2f of %.2f GB (%d of %d files)", bytes.get() / 1e9,
+                    total / 1e9, complete.get(), files.size()));
+            PrepareSummary s = FineWebEdu.prepare(targets, dir, options, incoming);
+            try {
+                downloader.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             report(spec, s, dir);
             return 0;
+        }
+
+        /** HF_HUB_OFFLINE=1: the parquet files already under --raw_dir/folder. */
+        private List<Hub.RepoFile> localParquet(String folder) {
+            Path base = rawDir.resolve(folder);
+            if (!Files.isDirectory(base)) {
+                throw new IllegalArgumentException("HF_HUB_OFFLINE=1: nothing downloaded yet in " + base);
+            }
+            try (Stream<Path> s = Files.list(base)) {
+                List<Hub.RepoFile> out = new ArrayList<>();
+                for (Path f : s.filter(p -> p.getFileName().toString().endsWith(".parquet")).sorted().toList()) {
+                    out.add(new Hub.RepoFile(rawDir.relativize(f).toString(), Files.size(f), null, null));
+                }
+                return out;
+            } catch (IOException e) {
+                throw new UncheckedIOException(base + ": " + e.getMessage(), e);
+            }
         }
 
         private static List<Path> expand(String in) {

@@ -46,10 +46,18 @@ public final class Documents implements Iterator<String>, AutoCloseable {
     private String next;
 
     public Documents(List<Path> files, String column, String separator) {
+        this(files, column, separator, null);
+    }
+
+    /** With {@code beforeOpen}: called with a file's index before it is opened (to wait for a download). */
+    public Documents(List<Path> files, String column, String separator, java.util.function.IntConsumer beforeOpen) {
         this.files = List.copyOf(files);
         this.column = column;
         this.separator = separator;
+        this.beforeOpen = beforeOpen;
     }
+
+    private final java.util.function.IntConsumer beforeOpen;
 
     /** Rows in the parquet files (from their metadata), or -1 when any input is not parquet. */
     public static long countParquetRows(List<Path> files) {
@@ -77,6 +85,7 @@ public final class Documents implements Iterator<String>, AutoCloseable {
             }
             closeCurrent();
             if (++fileIndex >= files.size()) return false;
+            if (beforeOpen != null) beforeOpen.accept(fileIndex);
             openFile(files.get(fileIndex));
         }
         return true;

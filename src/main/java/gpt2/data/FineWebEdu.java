@@ -63,10 +63,23 @@ public final class FineWebEdu {
         return String.format("edu_fineweb_%s_%06d.bin", index == 0 ? "val" : "train", index);
     }
 
+    /**
+     * Inputs still arriving (downloads): their fingerprint from the listing (path, size), a wait
+     * called with a file's index before it is opened, and a status for the progress line. The
+     * tokenizer starts on the first file as soon as it is complete.
+     */
+    public record Incoming(List<InputFile> fingerprint, java.util.function.IntConsumer awaitFile,
+                           java.util.function.Supplier<String> status) {
+    }
+
     public static PrepareSummary prepare(List<Path> inputs, Path outDir, Options o) {
+        return prepare(inputs, outDir, o, null);
+    }
+
+    public static PrepareSummary prepare(List<Path> inputs, Path outDir, Options o, Incoming incoming) {
         long start = System.nanoTime();
         if (inputs.isEmpty()) throw new IllegalArgumentException("--input: no input files given");
-        List<InputFile> fingerprint = fingerprint(inputs);
+        List<InputFile> fingerprint = incoming != null ? incoming.fingerprint() : fingerprint(inputs);
         Manifest old = readManifest(outDir);
         List<ShardEntry> kept = new ArrayList<>();
         if (old != null && old.shardSize() == o.shardSize() && old.magic() == o.magic()
@@ -82,14 +95,14 @@ public final class FineWebEdu {
                         kept.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
             }
         }
-        State st = new State(outDir, o, fingerprint, kept);
+        State st = new State(outDir, o, fingerprint, kept, incoming == null ? null : incoming.status());
         ExecutorService pool = Executors.newFixedThreadPool(o.threads(), r -> {
             Thread t = new Thread(r, "tokenizer");
             t.setDaemon(true);
             return t;
         });
-        long total = Documents.countParquetRows(inputs);
-        try (Documents docs = new Documents(inputs, o.column(), o.separator());
+        long total = incoming != null ? -1 : Documents.countParquetRows(inputs);
+        try (Documents docs = new Documents(inputs, o.column(), o.separator(), incoming == null ? null : incoming.awaitFile());
              Progress bar = new Progress("fineweb-edu", total, "docs")) {
             long skip = st.resumeDoc;
             for (long i = 0; i < skip; i++) {
@@ -129,7 +142,10 @@ public final class FineWebEdu {
         long totalTokens;
         ShardWriter writer;
 
-        State(Path outDir, Options o, List<InputFile> inputs, List<ShardEntry> kept) {
+        final java.util.function.Supplier<String> status;
+
+        State(Path outDir, Options o, List<InputFile> inputs, List<ShardEntry> kept, java.util.function.Supplier<String> status) {
+            this.status = status;
             this.outDir = outDir;
             this.o = o;
             this.inputs = inputs;
@@ -158,7 +174,7 @@ public final class FineWebEdu {
                 docIndex++;
                 bar.step(1);
             }
-            bar.extra("shard " + shards.size());
+            bar.extra("shard " + shards.size() + (status == null ? "" : " | " + status.get()));
         }
 
         void commit(long endDoc, long endOffset) {

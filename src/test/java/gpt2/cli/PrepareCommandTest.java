@@ -132,12 +132,12 @@ class PrepareCommandTest {
 
     @Test
     void badInputsAreOneLineErrors(@TempDir Path dir) {
-        String[] r = InfoCommandTest.run("prepare", "fineweb-edu", "--output_dir", dir.toString());
-        assertEquals("2", r[0]);
-        assertTrue(r[2].contains("needs local input files"), r[2]);
-        r = InfoCommandTest.run("prepare", "fineweb-edu", dir.resolve("nope").toString());
+        String[] r = InfoCommandTest.run("prepare", "fineweb-edu", dir.resolve("nope").toString());
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("nope: no such file or folder"), r[2]);
+        r = InfoCommandTest.run("prepare", "fineweb-edu", "--downloads", "0", "--output_dir", dir.toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--downloads must be >= 1"), r[2]);
         r = InfoCommandTest.run("prepare", "tinyshakespeare", "--magic", "7", "--output_dir", dir.toString());
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("--magic 7"), r[2]);
@@ -149,5 +149,62 @@ class PrepareCommandTest {
     /** One valid HellaSwag example. */
     static final class HellaSwagLine {
         static final String GOOD = "{\"ctx\": \"A man is sitting on a roof. he\", \"endings\": [\"a\", \"b\", \"c\", \"d\"], \"label\": 3}";
+    }
+
+    /** Parquet files of FineWeb-Edu's shape (a text column) made with DuckDB. */
+    static byte[] parquet(Path dir, String name, int first, int count) throws Exception {
+        Path f = dir.resolve(name);
+        try (java.sql.Connection c = java.sql.DriverManager.getConnection("jdbc:duckdb:"); java.sql.Statement st = c.createStatement()) {
+            st.execute("CREATE TABLE t (id INTEGER, text VARCHAR)");
+            for (int i = first; i < first + count; i++) {
+                st.execute("INSERT INTO t VALUES (" + i + ", 'Document number " + i + " is about the sea and the " + (i % 7) + " ships.')");
+            }
+            st.execute("COPY (SELECT * FROM t ORDER BY id) TO '" + f.toString().replace("'", "''") + "' (FORMAT parquet)");
+        }
+        return Files.readAllBytes(f);
+    }
+
+    /**
+     * With no inputs: the subset from the Hub (here one on 127.0.0.1, in a child JVM's HF_ENDPOINT),
+     * a transfer cut and resumed, the shards byte for byte those of the same files prepared locally;
+     * offline, a rerun uses the downloaded files and keeps the shards.
+     */
+    @Test
+    void finewebFromTheHub(@TempDir Path dir) throws Exception {
+        Path made = Files.createDirectories(dir.resolve("made"));
+        byte[] p0 = parquet(made, "000_00000.parquet", 0, 40), p1 = parquet(made, "001_00000.parquet", 40, 30);
+        try (gpt2.io.FakeHub hub = new gpt2.io.FakeHub()) {
+            hub.add("datasets", "test/fineweb", false, java.util.Map.of("sample/10BT/000_00000.parquet", p0,
+                    "sample/10BT/001_00000.parquet", p1, "sample/100BT/000_00000.parquet", p1, "README.md", new byte[3]));
+            hub.cutOnce.add("sample/10BT/000_00000.parquet");
+            Path raw = dir.resolve("raw"), out = dir.resolve("out");
+            String[] r = DownloadCommandTest.child(java.util.Map.of("HF_ENDPOINT", hub.url()), "prepare", "fineweb-edu",
+                    "--repo", "test/fineweb", "--raw_dir", raw.toString(), "--output_dir", out.toString(), "--shard_size", "300",
+                    "--threads", "1", "--downloads", "2");
+            assertEquals("0", r[0], r[1]);
+            assertTrue(r[1].contains("fineweb-edu: 2 parquet files") && r[1].contains("from test/fineweb/sample/10BT"), r[1]);
+            assertTrue(java.util.Arrays.equals(p0, Files.readAllBytes(raw.resolve("sample/10BT/000_00000.parquet"))));
+            assertTrue(hub.log.stream().anyMatch(l -> l.contains("000_00000.parquet range=bytes=")), "resumed with Range: " + hub.log);
+            // the same files prepared from local inputs give the same shards
+            String[] local = InfoCommandTest.run("prepare", "fineweb-edu", made.toString(), "--output_dir", dir.resolve("local").toString(),
+                    "--shard_size", "300", "--threads", "1");
+            assertEquals("0", local[0], local[2]);
+            java.util.List<Path> shards;
+            try (var s = Files.list(out)) {
+                shards = s.filter(f -> f.toString().endsWith(".bin")).sorted().toList();
+            }
+            assertTrue(shards.size() >= 2, "shards: " + shards);
+            for (Path f : shards) {
+                assertTrue(java.util.Arrays.equals(Files.readAllBytes(f), Files.readAllBytes(dir.resolve("local").resolve(f.getFileName()))),
+                        f.getFileName() + " differs from the locally prepared one");
+            }
+            // offline: nothing reaches the Hub, the prepared shards are kept
+            int requests = hub.log.size();
+            r = DownloadCommandTest.child(java.util.Map.of("HF_ENDPOINT", hub.url(), "HF_HUB_OFFLINE", "1"), "prepare", "fineweb-edu",
+                    "--repo", "test/fineweb", "--raw_dir", raw.toString(), "--output_dir", out.toString(), "--shard_size", "300",
+                    "--threads", "1");
+            assertEquals("0", r[0], r[1]);
+            assertEquals(requests, hub.log.size());
+        }
     }
 }
