@@ -1,44 +1,6 @@
 // Causal self-attention around cuBLAS's batched GEMMs (the T x T weights materialized, as floatX;
 // softmax statistics in float).
-// qkv (B,T,3,NH,hs) <-> q, k, v (B,NH,T,hs); att (B,NH,T,T).
-
-// The (b, h, t, i) of element idx of a (B,NH,T,hs) tensor.
-__device__ __forceinline__ void bnth(i64 idx, int T, int NH, int hs, int& b, int& h, int& t, int& i) {
-    i = (int) (idx % hs);
-    t = (int) ((idx / hs) % T);
-    h = (int) ((idx / ((i64) hs * T)) % NH);
-    b = (int) (idx / ((i64) hs * T * NH));
-}
-
-// q, k, v (B,NH,T,hs) from qkv; with back != 0 the other way round (dqkv, overwritten, from dq, dk, dv).
-extern "C" __global__ void permute_qkv(floatX* q, floatX* k, floatX* v, floatX* qkv, int B, int T, int NH, int hs,
-                                       int back) {
-    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (i64) B * NH * T * hs) return;
-    int b, h, t, i;
-    bnth(idx, T, NH, hs, b, h, t, i);
-    int C = NH * hs;
-    i64 o = ((i64) b * T + t) * 3 * C + (i64) h * hs + i;
-    if (back) {
-        qkv[o] = q[idx];
-        qkv[o + C] = k[idx];
-        qkv[o + 2 * C] = v[idx];
-    } else {
-        q[idx] = qkv[o];
-        k[idx] = qkv[o + C];
-        v[idx] = qkv[o + 2 * C];
-    }
-}
-
-// out (B,T,C) from y (B,NH,T,hs); with back != 0 the other way round (dy from dout).
-extern "C" __global__ void unpermute(floatX* out, floatX* y, int B, int T, int NH, int hs, int back) {
-    i64 idx = (i64) blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (i64) B * NH * T * hs) return;
-    int b, h, t, i;
-    bnth(idx, T, NH, hs, b, h, t, i);
-    i64 o = ((i64) b * T + t) * NH * hs + (i64) h * hs + i;
-    if (back) y[idx] = out[o]; else out[o] = y[idx];
-}
+// The GEMMs read q, k and v in place inside qkv (B,T,3,NH,hs) through arrays of pointers; att (B,NH,T,T).
 
 // att = softmax(scale * preatt) over t2 <= t, zero above the diagonal; one warp per row.
 extern "C" __global__ void softmax_forward(floatX* att, const floatX* preatt, int rows, int T, float scale) {

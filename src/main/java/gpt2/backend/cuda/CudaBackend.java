@@ -35,8 +35,8 @@ import java.util.Map;
  * sources compiled for the CPU against the CPU backend.
  *
  * <pre>
- * attention forward:  qkv -permute-> q,k,v (B,NH,T,hs) -GEMM q.k^T-> preatt -softmax-> att (saved)
- *                     -[dropout copy]-> att' -GEMM att'.v-> y (B,NH,T,hs) -unpermute-> out (B,T,C)
+ * attention forward:  qkv (B,T,3C) -GEMM q.k^T, q and k read in place by pointer-> preatt -softmax-> att (saved)
+ *                     -[dropout copy]-> att' -GEMM att'.v, v read in place-> out (B,T,C), each head into its columns
  * </pre>
  */
 public final class CudaBackend implements Backend {
@@ -623,16 +623,56 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Device arrays of pointers to per-head matrices, by buffer and layout (built once, reused every step). */
+    private final Map<String, PointerTable> pointerTables = new HashMap<>();
+
+    /**
+     * The pointers to the B*NH head matrices inside a buffer: head (b, h) starts at element
+     * b*batchStride + h*headStride + shift (q, k, v inside qkv (B,T,3C); a head's columns of (B,T,C);
+     * the (T,T) blocks of (B,NH,T,T)), so batched GEMMs read and write them in place.
+     */
+    private PointerTable heads(Buffer buffer, int B, int NH, long batchStride, long headStride, long shift) {
+        CudaBuffer base = cuda(buffer);
+        String key = base.address() + "," + base.length() + "," + base.dtype() + "," + B + "," + NH + "," + batchStride + ","
+                + headStride + "," + shift;
+        PointerTable t = pointerTables.get(key);
+        if (t == null) {
+            List<Launcher.Operand> ops = new java.util.ArrayList<>(B * NH);
+            CudaBuffer device = (CudaBuffer) allocate(DType.I64, (long) B * NH, "attention pointer table");
+            MemorySegment slot = ringSlot(8L * B * NH);
+            for (int b = 0; b < B; b++) {
+                for (int h = 0; h < NH; h++) {
+                    long offset = b * batchStride + h * headStride + shift;
+                    ops.add(new Launcher.Operand(base, offset));
+                    slot.setAtIndex(ValueLayout.JAVA_LONG, (long) b * NH + h, base.address() + offset * base.dtype().bytes());
+                }
+            }
+            exec.copyToDeviceAsync(device.address(), slot);
+            t = new PointerTable(device, List.copyOf(ops));
+            pointerTables.put(key, t);
+        }
+        return t;
+    }
+
+    private void gemmHeads(String family, boolean transA, boolean transB, int m, int n, int k, PointerTable A, int lda,
+                           PointerTable B, int ldb, PointerTable C, int ldc) {
+        settle();
+        launcher.gemmPointers(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, B, ldb, C, ldc);
+    }
+
+    /**
+     * The materialized attention, with batched GEMMs over pointer arrays that read q, k and v in place
+     * inside qkv (leading dimension 3C) and write each head's output straight into out (leading
+     * dimension C): no permute passes.
+     */
     @Override
     public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
         int hs = C / NH;
-        long n = (long) B * T * C, tt = (long) B * NH * T * T;
-        CudaBuffer q = scratch("q", floatX, n), k = scratch("k", floatX, n), v = scratch("v", floatX, n);
-        CudaBuffer y = scratch("y", floatX, n), pre = scratch("preatt", floatX, tt);
-        launch("permute_qkv", 6 * n * x(), blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
+        long tt = (long) B * NH * T * T, rows = (long) T * 3 * C, blocks = (long) NH * T * T, block = (long) T * T;
+        CudaBuffer pre = scratch("preatt", floatX, tt);
+        PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
         // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
-        gemmBatched("attention q.k", TRANS, NO_T, T, T, hs, k, hs, (long) T * hs, q, hs, (long) T * hs,
-                pre, T, (long) T * T, B * NH);
+        gemmHeads("attention q.k", TRANS, NO_T, T, T, hs, k, 3 * C, q, 3 * C, heads(pre, B, NH, blocks, block, 0), T);
         launch("softmax_forward", 2 * tt * x(), blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
         Buffer attUsed = att;
@@ -641,23 +681,21 @@ public final class CudaBackend implements Backend {
             launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
             attUsed = dropped;
         }
-        // y (T,hs) = att' (T,T) v (T,hs)
-        gemmBatched("attention att.v", NO_T, NO_T, hs, T, T, v, hs, (long) T * hs, attUsed, T, (long) T * T,
-                y, hs, (long) T * hs, B * NH);
-        launch("unpermute", 2 * n * x(), blocks(n, 256), 256, out, y, B, T, NH, hs, 0);
+        // out[b][t][h*hs..] (T,hs) = att' (T,T) v (T,hs)
+        gemmHeads("attention att.v", NO_T, NO_T, hs, T, T, v, 3 * C, heads(attUsed, B, NH, blocks, block, 0), T,
+                heads(out, B, NH, (long) T * C, hs, 0), C);
     }
 
     @Override
     public void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
                                   Dropout dropout) {
         int hs = C / NH;
-        long n = (long) B * T * C, tt = (long) B * NH * T * T;
-        CudaBuffer q = scratch("q", floatX, n), k = scratch("k", floatX, n), v = scratch("v", floatX, n);
-        CudaBuffer dy = scratch("y", floatX, n);
+        long tt = (long) B * NH * T * T, rows = (long) T * 3 * C, blocks = (long) NH * T * T, block = (long) T * T;
         CudaBuffer datt = scratch("datt", floatX, tt), dpre = scratch("preatt", floatX, tt);
-        CudaBuffer dq = scratch("dq", floatX, n), dk = scratch("dk", floatX, n), dv = scratch("dv", floatX, n);
-        launch("permute_qkv", 6 * n * x(), blocks(n, 256), 256, q, k, v, qkv, B, T, NH, hs, 0);
-        launch("unpermute", 2 * n * x(), blocks(n, 256), 256, dout, dy, B, T, NH, hs, 1);
+        PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
+        PointerTable dq = heads(dqkv, B, NH, rows, hs, 0), dk = heads(dqkv, B, NH, rows, hs, C), dv = heads(dqkv, B, NH, rows, hs, 2L * C);
+        PointerTable dy = heads(dout, B, NH, (long) T * C, hs, 0);
+        PointerTable dattT = heads(datt, B, NH, blocks, block, 0), dpreT = heads(dpre, B, NH, blocks, block, 0);
         boolean drop = dropout != null && !dropout.isOff();
         Buffer attUsed = att;
         if (drop) {
@@ -665,20 +703,15 @@ public final class CudaBackend implements Backend {
             launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
             attUsed = dropped;
         }
-        // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy
-        gemmBatched("attention bwd", TRANS, NO_T, T, T, hs, v, hs, (long) T * hs, dy, hs, (long) T * hs,
-                datt, T, (long) T * T, B * NH);
-        gemmBatched("attention bwd", NO_T, TRANS, hs, T, T, dy, hs, (long) T * hs, attUsed, T, (long) T * T,
-                dv, hs, (long) T * hs, B * NH);
+        // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy, written into dqkv's v columns
+        gemmHeads("attention bwd", TRANS, NO_T, T, T, hs, v, 3 * C, dy, C, dattT, T);
+        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, dy, C, heads(attUsed, B, NH, blocks, block, 0), T, dv, 3 * C);
         if (drop) launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, datt, datt, tt, dropout.p(), dropout.key());
         launch("softmax_backward", 3 * tt * x(), blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
-        // dq = dpre k ; dk = dpre^T q
-        gemmBatched("attention bwd", NO_T, NO_T, hs, T, T, k, hs, (long) T * hs, dpre, T, (long) T * T,
-                dq, hs, (long) T * hs, B * NH);
-        gemmBatched("attention bwd", NO_T, TRANS, hs, T, T, q, hs, (long) T * hs, dpre, T, (long) T * T,
-                dk, hs, (long) T * hs, B * NH);
-        launch("permute_qkv", 6 * n * x(), blocks(n, 256), 256, dq, dk, dv, dqkv, B, T, NH, hs, 1);
+        // dq = dpre k ; dk = dpre^T q, into dqkv's q and k columns
+        gemmHeads("attention bwd", NO_T, NO_T, hs, T, T, k, 3 * C, dpreT, T, dq, 3 * C);
+        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, q, 3 * C, dpreT, T, dk, 3 * C);
     }
 
     @Override
@@ -866,6 +899,8 @@ public final class CudaBackend implements Backend {
     public void close() {
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
         for (CudaBuffer b : runTables.values()) exec.free(b.address());
+        for (PointerTable t : pointerTables.values()) exec.free(t.device().address());
+        pointerTables.clear();
         scratch.clear();
         runTables.clear();
         if (stagingArena != null) stagingArena.close();

@@ -55,7 +55,8 @@ final class DryExecutor implements Executor {
     @Override
     public void gemm(Gemm g) {
         trace.add("gemm " + g.in() + "->" + g.out() + " " + g.m() + "x" + g.n() + "x" + g.k()
-                + (g.batch() > 1 ? " batch " + g.batch() : "") + (g.bias() != 0 ? " +bias" : "") + (g.gelu() ? " +gelu" : ""));
+                + (g.batch() > 1 ? " batch " + g.batch() : "") + (g.pointerArrays() ? " by pointers" : "")
+                + (g.bias() != 0 ? " +bias" : "") + (g.gelu() ? " +gelu" : ""));
     }
 
     @Override public void synchronize() { }

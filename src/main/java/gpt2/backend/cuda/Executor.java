@@ -39,14 +39,16 @@ interface Executor extends AutoCloseable {
 
     /**
      * Column-major C = op(A) op(B) (+ C when accumulate), batched with element strides (as
-     * cublasGemmStridedBatchedEx); A and B of type {@code in}, C of type {@code out}, float32
+     * cublasGemmStridedBatchedEx) or, with {@code pointerArrays}, a, b and c the device addresses of
+     * arrays of {@code batch} device pointers, one matrix each (as cublasGemmBatchedEx; strides
+     * unused); A and B of type {@code in}, C of type {@code out}, float32
      * accumulation. With an epilogue (cuBLASLt's; batch 1, no accumulate): {@code bias} (address
      * of m elements of type out, or 0) is added to every column, then with {@code gelu} C =
      * GELU(that) and the pre-activation goes to {@code pre} (same shape and ld as C).
      */
     record Gemm(boolean transA, boolean transB, int m, int n, int k, long a, int lda, long strideA, long b, int ldb,
                 long strideB, long c, int ldc, long strideC, int batch, DType in, DType out, boolean accumulate,
-                long bias, boolean gelu, long pre) {
+                long bias, boolean gelu, long pre, boolean pointerArrays) {
 
         boolean hasEpilogue() {
             return bias != 0 || gelu;

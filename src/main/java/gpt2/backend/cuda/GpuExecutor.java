@@ -158,6 +158,20 @@ final class GpuExecutor implements Executor {
         }
         int opA = g.transA() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N, opB = g.transB() ? cublas.CUBLAS_OP_T : cublas.CUBLAS_OP_N;
         FloatPointer beta = g.accumulate() ? one : zero;
+        if (g.pointerArrays()) {
+            // a, b, c: device arrays of device pointers (the matrices lie anywhere, e.g. heads inside qkv)
+            if (g.in() == DType.F32) {
+                checkBlas(cublas.cublasSgemmBatched(blas, opA, opB, g.m(), g.n(), g.k(), one, floats(g.a()), g.lda(),
+                        floats(g.b()), g.ldb(), beta, floats(g.c()), g.ldc(), g.batch()), "cublasSgemmBatched");
+            } else {
+                int ct = g.out() == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F;
+                checkBlas(cublas.cublasGemmBatchedEx(blas, opA, opB, g.m(), g.n(), g.k(), one, at(g.a()), cudart.CUDA_R_16BF,
+                        g.lda(), at(g.b()), cudart.CUDA_R_16BF, g.ldb(), beta, at(g.c()), ct, g.ldc(), g.batch(),
+                        cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmBatchedEx(bf16)");
+            }
+            if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "batched GEMM");
+            return;
+        }
         if (g.in() == DType.F32) {
             if (g.batch() == 1) {
                 checkBlas(cublas.cublasSgemm_v2(blas, opA, opB, g.m(), g.n(), g.k(), one, floats(g.a()), g.lda(),

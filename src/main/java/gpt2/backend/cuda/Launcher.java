@@ -152,6 +152,38 @@ final class Launcher {
         if (timing && m0 >= 0) pending.add(new Object[]{family, m0, exec.mark()});
     }
 
+    /**
+     * One matrix of a batch given by pointer: the buffer it lies in and the element offset of its
+     * first element. A batch of these becomes a device array of pointers ({@link PointerTable}).
+     */
+    record Operand(CudaBuffer base, long offset) {
+    }
+
+    /**
+     * A batched GEMM whose matrices are anywhere (rows of the qkv activation, heads of the output):
+     * as {@link #gemm} with A, B and C given by device arrays of pointers. The tables were checked
+     * when they were built: every matrix fits its buffer.
+     */
+    void gemmPointers(String family, Shape s, PointerTable A, int lda, PointerTable B, int ldb, PointerTable C, int ldc) {
+        int batch = A.size();
+        if (B.size() != batch || C.size() != batch) throw new IllegalArgumentException("GEMM pointer tables of different batch sizes");
+        DType in = A.dtype(), out = C.dtype();
+        if (B.dtype() != in || !(in == DType.F32 && out == DType.F32 || in == DType.BF16 && (out == DType.BF16 || out == DType.F32))) {
+            throw new IllegalArgumentException("GEMM of " + in + " x " + B.dtype() + " into " + out);
+        }
+        int m = s.m(), n = s.n(), k = s.k();
+        A.checkExtent("A", s.transA() ? k : m, s.transA() ? m : k, lda);
+        B.checkExtent("B", s.transB() ? n : k, s.transB() ? k : n, ldb);
+        C.checkExtent("C", m, n, ldc);
+        Executor.Gemm g = new Executor.Gemm(s.transA(), s.transB(), m, n, k, A.device().address(), lda, 0, B.device().address(),
+                ldb, 0, C.device().address(), ldc, 0, batch, in, out, false, 0, false, 0, true);
+        long bytes = batch * ((long) m * k * in.bytes() + (long) k * n * in.bytes() + (long) m * n * out.bytes());
+        profile.gemm(family, bytes, 2.0 * m * n * k * batch);
+        int m0 = timing ? exec.mark() : -1;
+        exec.gemm(g);
+        if (timing && m0 >= 0) pending.add(new Object[]{family, m0, exec.mark()});
+    }
+
     /** Whether the executor can run this epilogue GEMM (cuBLASLt has an algorithm for it). */
     boolean epilogueAvailable(Shape s, Buffer A, int lda, Buffer B, int ldb, Buffer C, int ldc, Buffer bias, boolean gelu, Buffer pre) {
         return exec.epilogueAvailable(check(s, A, lda, 0, B, ldb, 0, C, ldc, 0, 1, false, bias, gelu, pre));
@@ -178,7 +210,7 @@ final class Launcher {
         }
         return new Executor.Gemm(s.transA(), s.transB(), m, n, k, a.address(), lda, strideA, b.address(), ldb, strideB,
                 c.address(), ldc, strideC, batch, in, c.dtype(), accumulate, bias == null ? 0L : addr(bias), gelu,
-                pre == null ? 0L : addr(pre));
+                pre == null ? 0L : addr(pre), false);
     }
 
     /** A column-major (rows x cols) operand with leading dimension ld, batch matrices stride apart, fits its buffer. */

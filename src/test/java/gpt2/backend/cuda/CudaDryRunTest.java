@@ -102,7 +102,7 @@ class CudaDryRunTest {
         }
         System.out.println("  dry run, bf16 " + bf16 + ": " + be.trace().size() + " launches/GEMMs; GEMM types " + gemms);
         for (String k : List.of("encoder_forward", "encoder_backward_wpe", "encoder_backward_wte", "norm_forward",
-                "norm_backward", "sum_partials", "bias_partial", "permute_qkv", "unpermute", "softmax_forward",
+                "norm_backward", "sum_partials", "bias_partial", "softmax_forward",
                 "softmax_backward", "attention_decode", "gelu_backward_colsum", "dropout", "flash_forward_16",
                 "flash_delta", "flash_backward_dq_16", "flash_backward_dkdv_16",
                 "crossentropy_forward", "classifier_fused", "loss_accumulate", "sum_squares_partial", "sum_squares_final",
@@ -252,6 +252,21 @@ class CudaDryRunTest {
 
     private static long count(gpt2.backend.Profile p, String family) {
         return p.rows().stream().filter(r -> r.family().equals(family)).mapToLong(gpt2.backend.Profile.Row::calls).sum();
+    }
+
+    /** The attention's GEMMs read heads in place through pointer tables; each table is checked against its buffer. */
+    @Test
+    void attentionPointerTablesAreCheckedAgainstTheirBuffers() {
+        CudaBackend be = CudaBackend.dryRun(true);
+        int B = 2, T = 16, C = 32, NH = 4;
+        Buffer out = be.allocate(DType.BF16, (long) B * T * C, "out"), att = be.allocate(DType.BF16, (long) B * NH * T * T, "att");
+        Buffer qkv = be.allocate(DType.BF16, 3L * B * T * C, "qkv"), small = be.allocate(DType.BF16, 3L * B * T * C - 1, "qkv short");
+        be.attentionForward(out, att, qkv, B, T, C, NH, null);
+        assertTrue(be.trace().stream().anyMatch(l -> l.equals("gemm BF16->BF16 16x16x8 batch 8 by pointers")), be.trace().toString());
+        assertFalse(be.trace().stream().anyMatch(l -> l.contains("permute")), "no permute passes: " + be.trace());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> be.attentionForward(out, att, small, B, T, C, NH, null));
+        assertTrue(e.getMessage().contains("GEMM operand") && e.getMessage().contains("does not fit"), e.getMessage());
     }
 
     @Test

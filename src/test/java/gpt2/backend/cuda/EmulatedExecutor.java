@@ -250,6 +250,11 @@ final class EmulatedExecutor implements Executor {
         for (int bi = 0; bi < g.batch(); bi++) {
             long a = g.a() + (long) bi * g.strideA() * ein, b = g.b() + (long) bi * g.strideB() * ein;
             long c = g.c() + (long) bi * g.strideC() * eout;
+            if (g.pointerArrays()) { // the arrays of device pointers live in "device" memory, 8 bytes an entry
+                a = at(g.a(), 8L * g.batch()).getAtIndex(ValueLayout.JAVA_LONG, bi);
+                b = at(g.b(), 8L * g.batch()).getAtIndex(ValueLayout.JAVA_LONG, bi);
+                c = at(g.c(), 8L * g.batch()).getAtIndex(ValueLayout.JAVA_LONG, bi);
+            }
             MemorySegment A = at(a, ein * ((long) g.lda() * (g.transA() ? g.m() : g.k()))),
                     B = at(b, ein * ((long) g.ldb() * (g.transB() ? g.k() : g.n()))),
                     C = at(c, eout * ((long) g.ldc() * g.n()));
