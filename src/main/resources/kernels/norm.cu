@@ -110,16 +110,18 @@ extern "C" __global__ void norm_backward(floatX* dinp, float* partial, const flo
     }
 }
 
-// The second stage of every two-stage parameter gradient: out_s[c] += the sum over chunks of
-// partial[chunk * stride + s * C + c] for s = 0, 1, 2 (out1 and out2 may be null), chunks added in
-// order: deterministic. One launch finishes a norm's weight and bias gradients and the next linear
-// layer's bias gradient.
-extern "C" __global__ void sum_partials(float* out0, float* out1, float* out2, const float* partial, int chunks, int C,
-                                        int stride) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x, seg = c / C;
-    float* out = seg == 0 ? out0 : seg == 1 ? out1 : seg == 2 ? out2 : nullptr;
-    if (!out) return;
+// The second stage of every two-stage parameter gradient, for many gradients in one launch: group g
+// (blockIdx.y) adds, chunks in order (deterministic), partial[chunk * stride + c] into out[c] for
+// c < width. table: 5 i64 per group: out address, partial address, width, stride, chunks.
+extern "C" __global__ void sum_partials(const i64* table, int groups) {
+    int g = blockIdx.y, c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (g >= groups) return;
+    const i64* e = table + 5 * (i64) g;
+    int width = (int) e[2], stride = (int) e[3], chunks = (int) e[4];
+    if (c >= width) return;
+    float* out = (float*) e[0];
+    const float* partial = (const float*) e[1];
     float s = 0.f;
     for (int k = 0; k < chunks; k++) s += partial[(i64) k * stride + c];
-    out[c - seg * C] += s;
+    out[c] += s;
 }

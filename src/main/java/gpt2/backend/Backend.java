@@ -253,6 +253,14 @@ public interface Backend extends AutoCloseable {
         if (on) throw new UnsupportedOperationException("--profile 1: the " + name() + " backend has no per-kernel profile");
     }
 
+    /**
+     * Makes every gradient of the ops so far final in memory: a backend may queue small reductions
+     * (CUDA batches the second stage of its parameter-gradient sums) until then. The model calls it
+     * after each layer's backward, before that layer's gradients are all-reduced.
+     */
+    default void flush() {
+    }
+
     /** Waits until the device has finished everything queued (for timing); nothing to wait for on the CPU. */
     default void synchronize() {
     }

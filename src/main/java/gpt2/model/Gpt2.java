@@ -451,10 +451,12 @@ public final class Gpt2 implements AutoCloseable {
             }
             backend.matmulBackward(dln, grad(w.qkvw()), grad(w.qkvb()), dqkv, act(x.ln1()), par(w.qkvw()), N, C, 3 * C);
             normBackward(dres, w.ln1w(), w.ln1b(), dln, act(a.residualIn(l)), x.ln1Mean(), x.ln1Rstd(), N);
+            backend.flush(); // this layer's gradients are final
             if (backwardHook != null) backwardHook.accept(l);
         }
         Buffer dencoded = branch(dres, g, dropout(-1, SITE_EMBED), (long) N * C);
         backend.encoderBackward(grad(p.wte()), grad(p.wpe()), dencoded, this.inputs, B, T, C);
+        backend.flush();
         if (backwardHook != null) backwardHook.accept(-1);
     }
 

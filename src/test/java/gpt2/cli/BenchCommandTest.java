@@ -41,4 +41,22 @@ class BenchCommandTest {
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("--dry_run 1"), r[2]);
     }
+
+    /**
+     * The budget of "GPU step, part 1", counted without a GPU: GPT-2 124M (d12), B=16, T=1024, bf16,
+     * one step: at most 350 kernel launches + GEMM calls and exactly one host synchronization, with
+     * the materialized attention as with flash attention.
+     */
+    @Test
+    void theD12StepFitsItsLaunchBudget() {
+        for (String flash : new String[]{"0", "1"}) {
+            String[] r = InfoCommandTest.run("bench", "--model", "d12", "--batch_size", "16", "--sequence_length", "1024",
+                    "--device", "cuda", "--dtype", "bfloat16", "--dry_run", "1", "--flash", flash, "--json");
+            assertEquals("0", r[0], r[2]);
+            String json = r[1].lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow();
+            double calls = field(json, "launches") + field(json, "gemms");
+            assertTrue(calls <= 350, "--flash " + flash + ": " + calls + " launches + GEMM calls per step");
+            assertEquals(1.0, field(json, "host_syncs"), json);
+        }
+    }
 }

@@ -369,6 +369,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void convert(Buffer dst, Buffer src) {
+        settle();
         CudaBuffer d = cuda(dst), s = cuda(src);
         if (s.dtype() == DType.F32 && d.dtype() == DType.F32) {
             copy(d, s);
@@ -409,7 +410,7 @@ public final class CudaBackend implements Backend {
 
     /** A launch with a (gridX, gridY) grid. */
     private void launch2(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
-        settle(); // any launch may overwrite the buffer they sum or read the gradients pending
+        sums.forget(); // a launch may overwrite the matrix whose column sums were offered
         launcher.kernel(kernel, bytes, grid, gridY, block, args);
     }
 
@@ -422,14 +423,14 @@ public final class CudaBackend implements Backend {
      */
     private void gemm(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
                       int ldb, Buffer C, int ldc, boolean accumulate) {
-        settle();
+        sums.forget();
         launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate,
                 null, false, null);
     }
 
     private void gemmBatched(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda,
                              long strideA, Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch) {
-        settle();
+        sums.forget();
         launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, strideA, B, ldb, strideB, C, ldc, strideC,
                 batch, false, null, false, null);
     }
@@ -517,55 +518,59 @@ public final class CudaBackend implements Backend {
     /** Rows per block of the chunked column reductions (NORM_ROWS, GELU_ROWS, BIAS_ROWS in the kernels). */
     private static final int CHUNK_ROWS = 32;
 
-    /**
-     * Column sums of a (rows, cols) buffer that a kernel computed as partials while writing it,
-     * [chunk][stride] from {@code offset}: the next linear layer's bias gradient needs only to add
-     * them up (see {@link #matmulBackward}). A norm's backward leaves its own gradients' sums
-     * pending here too ({@code out0}, {@code out1}), so that one launch adds all three. Any other
-     * call first finishes the pending sums ({@link #settle}) and forgets the column sums.
-     */
-    private record ColumnSums(long address, int rows, int cols, CudaBuffer partial, long offset, int chunks, int stride,
-                              Buffer out0, Buffer out1) {
-    }
+    /** The second stage of the parameter-gradient sums, queued and batched (see {@link GradientSums}). */
+    private final GradientSums sums = new GradientSums(new GradientSums.Host() {
+        @Override
+        public CudaBuffer allocate(DType dtype, long n, String what) {
+            return (CudaBuffer) CudaBackend.this.allocate(dtype, n, what);
+        }
 
-    private ColumnSums columnSums;
+        @Override
+        public void uploadAsync(CudaBuffer dst, long[] values) {
+            MemorySegment slot = ringSlot(8L * values.length);
+            MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_LONG, 0, values.length);
+            exec.copyToDeviceAsync(dst.address(), slot);
+        }
 
-    /** Before any other call: the pending parameter-gradient sums are launched, the column sums forgotten. */
+        @Override
+        public void launch(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
+            launcher.kernel(kernel, bytes, grid, gridY, block, args);
+        }
+    });
+
+    /** Before the host or a memory operation touches what the queued sums write or read. */
     private void settle() {
-        ColumnSums cs = columnSums;
-        columnSums = null;
-        if (cs != null && cs.out0() != null) sumPartials(cs, null);
+        sums.forget();
+        sums.flush();
     }
 
-    /** One launch adding the chunks of cs's pending gradients and, when given, of the column sums into dbias. */
-    private void sumPartials(ColumnSums cs, Buffer dbias) {
-        int C = cs.cols(), segments = cs.out0() == null ? 1 : 3;
-        long first = cs.out0() == null ? cs.offset() : 0;
-        launcher.kernel("sum_partials", 4L * cs.chunks() * C * segments + 8L * C * segments, blocks((long) segments * C, 128),
-                1, 128, cs.out0() == null ? dbias : cs.out0(), cs.out0() == null ? null : cs.out1(),
-                cs.out0() == null ? null : dbias, cs.partial().slice(first, cs.partial().length() - first), cs.chunks(), C,
-                cs.stride());
+    /** The queued parameter-gradient sums are added now (the model calls this after each layer's backward). */
+    @Override
+    public void flush() {
+        sums.flush();
     }
 
     /**
-     * dinp +=, weight and bias gradients += in one kernel over chunks of rows, plus the column sums
-     * of the new dinp for the next layer's bias; the chunks are added by one launch later (with the
-     * next linear layer's bias gradient when it reads dinp, see {@link ColumnSums}).
+     * dinp +=, and into a slot the chunks' column sums of the weight gradient, the bias gradient and
+     * the new dinp, in one kernel over chunks of rows; the first two are queued, the third offered
+     * to the next linear layer's bias (it reads dinp as its dout).
      */
     private void normBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                               Buffer mean, Buffer rstd, int N, int C) {
         int chunks = (N + CHUNK_ROWS - 1) / CHUNK_ROWS;
-        CudaBuffer partial = scratch("norm_partial", DType.F32, 3L * chunks * C);
+        CudaBuffer partial = sums.slot(3L * chunks * C);
         launch("norm_backward", 4L * N * C * x() + 8L * N + 12L * chunks * C, chunks, 128,
                 dinp, partial, dout, inp, weight, mean, rstd, N, C);
-        columnSums = new ColumnSums(addr(dinp), N, C, partial, 2L * C, chunks, 3 * C, dweight, dbias);
+        sums.add(dweight, partial, 0, C, 3 * C, chunks);
+        sums.add(dbias, partial, C, C, 3 * C, chunks);
+        sums.offer(new GradientSums.ColumnSums(addr(dinp), N, C, partial, 2L * C, 3 * C, chunks));
     }
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N); bias per row of out^T
         if (bias != null && fusable(OC, N, C, out, inp, weight, bias, false, null)) {
-            settle();
+            sums.forget();
             launcher.gemm("linear fwd (+bias)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out, OC,
                     0, 1, false, bias, false, null);
             return;
@@ -578,7 +583,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmulGeluForward(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         if (fusable(OC, N, C, out, inp, weight, bias, true, pre)) {
-            settle();
+            sums.forget();
             launcher.gemm("linear fwd (+bias+gelu)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out,
                     OC, 0, 1, false, bias, true, pre);
             return;
@@ -601,26 +606,21 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
-        ColumnSums cs = columnSums;
-        ColumnSums sums = cs != null && cs.address() == addr(dout) && cs.rows() == N && cs.cols() == OC ? cs : null;
-        if (sums == null) settle();
-        columnSums = null;
+        // the column sums of dout, when the kernel that wrote it (a norm's or GELU's backward) made them
+        GradientSums.ColumnSums cs = sums.claim(addr(dout), N, OC);
         // dinp^T (C,N) = W^T (C,OC) x dout^T (OC,N)
         gemm("linear dinp", NO_T, NO_T, C, N, OC, weight, C, dout, OC, dinp, C, false);
         // dW^T (C,OC) += inp^T (C,N) x dout (N,OC), into the float32 gradient
         expect(dweight, DType.F32, (long) OC * C, "matmul dweight (parameter gradients are float32)");
         gemm("linear dweight", NO_T, TRANS, C, OC, N, inp, C, dout, OC, dweight, C, true);
-        if (dbias != null) {
-            if (sums == null) {
-                int chunks = (N + CHUNK_ROWS - 1) / CHUNK_ROWS;
-                CudaBuffer partial = scratch("bias_partial", DType.F32, (long) chunks * OC);
-                launch("bias_partial", (long) N * OC * x() + 4L * chunks * OC, chunks, 128, partial, dout, N, OC);
-                sums = new ColumnSums(addr(dout), N, OC, partial, 0, chunks, OC, null, null);
-            }
-            sumPartials(sums, dbias);
-        } else if (sums != null && sums.out0() != null) {
-            sumPartials(sums, null);
+        if (dbias == null) return;
+        if (cs == null) {
+            int chunks = (N + CHUNK_ROWS - 1) / CHUNK_ROWS;
+            CudaBuffer partial = sums.slot((long) chunks * OC);
+            launch("bias_partial", (long) N * OC * x() + 4L * chunks * OC, chunks, 128, partial, dout, N, OC);
+            cs = new GradientSums.ColumnSums(addr(dout), N, OC, partial, 0, OC, chunks);
         }
+        sums.add(dbias, cs.partial(), cs.offset(), OC, cs.stride(), cs.chunks());
     }
 
     /** Device arrays of pointers to per-head matrices, by buffer and layout (built once, reused every step). */
@@ -656,7 +656,7 @@ public final class CudaBackend implements Backend {
 
     private void gemmHeads(String family, boolean transA, boolean transB, int m, int n, int k, PointerTable A, int lda,
                            PointerTable B, int ldb, PointerTable C, int ldc) {
-        settle();
+        sums.forget();
         launcher.gemmPointers(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, B, ldb, C, ldc);
     }
 
@@ -780,10 +780,10 @@ public final class CudaBackend implements Backend {
     @Override
     public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, int rows, int cols) {
         int chunks = (rows + CHUNK_ROWS - 1) / CHUNK_ROWS;
-        CudaBuffer partial = scratch("gelu_partial", DType.F32, (long) chunks * cols);
+        CudaBuffer partial = sums.slot((long) chunks * cols);
         launch("gelu_backward_colsum", 3L * rows * cols * x() + 4L * chunks * cols, chunks, 128, dinp, partial, inp, dout,
                 rows, cols);
-        columnSums = new ColumnSums(addr(dinp), rows, cols, partial, 0, chunks, cols, null, null);
+        sums.offer(new GradientSums.ColumnSums(addr(dinp), rows, cols, partial, 0, cols, chunks));
     }
 
     @Override
@@ -826,6 +826,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void sumOfSquares(Buffer out, Buffer x) {
+        settle(); // the gradients must be whole
         expect(out, DType.F32, 1, "sumOfSquares result");
         long n = expect(x, DType.F32, x.length(), "sumOfSquares input").length();
         int grid = (int) Math.min(SUM_MAX_BLOCKS, Math.max(1, n / (SUM_THREADS * 16L)));
@@ -878,6 +879,7 @@ public final class CudaBackend implements Backend {
 
     private void adamwLaunch(Buffer params, Buffer grads, Buffer m, Buffer v, Buffer copy, Buffer table, int runs, float lr,
                              float beta1, float beta2, float eps, float weightDecay, float gradScale, int t) {
+        settle(); // the gradients must be whole
         float bc1 = 1f - (float) Math.pow(beta1, t), bc2 = 1f - (float) Math.pow(beta2, t);
         long n = params.length();
         if (grads.length() != n || m.length() != n || v.length() != n) {
@@ -897,6 +899,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void close() {
+        settle();
+        for (CudaBuffer b : sums.allocations()) exec.free(b.address());
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
         for (CudaBuffer b : runTables.values()) exec.free(b.address());
         for (PointerTable t : pointerTables.values()) exec.free(t.device().address());
