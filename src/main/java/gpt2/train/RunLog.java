@@ -16,8 +16,9 @@ import java.util.regex.Pattern;
 
 /**
  * The run's files on rank 0: {@code main.log} in the original's format ({@code s:%d trl:%f},
- * {@code s:%d vloss:%f}), {@code metrics.jsonl} (one JSON object per step) and
- * {@code samples.txt}. A resumed run first drops the entries of steps it will redo.
+ * {@code s:%d vloss:%f}), {@code metrics.jsonl} (one JSON object per step, one per validation) and
+ * {@code samples.txt}. Steps are numbered by the updates done (the console's "step s/N"). A resumed
+ * run first drops the entries it will write again.
  */
 public final class RunLog implements AutoCloseable {
 
@@ -43,8 +44,8 @@ public final class RunLog implements AutoCloseable {
     public static RunLog open(Path dir, int fromStep) {
         try {
             Files.createDirectories(dir);
-            keepBefore(dir.resolve(MAIN_LOG), LOG_STEP, fromStep);
-            keepBefore(dir.resolve(METRICS), JSON_STEP, fromStep);
+            keepBefore(dir.resolve(MAIN_LOG), LOG_STEP, " trl:", fromStep);
+            keepBefore(dir.resolve(METRICS), JSON_STEP, "\"loss\":", fromStep);
             keepSamplesBefore(dir.resolve(SAMPLES), fromStep);
             return new RunLog(append(dir.resolve(MAIN_LOG)), append(dir.resolve(METRICS)), append(dir.resolve(SAMPLES)));
         } catch (IOException e) {
@@ -56,11 +57,18 @@ public final class RunLog implements AutoCloseable {
         return Files.newBufferedWriter(f, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     }
 
-    private static void keepBefore(Path f, Pattern step, int fromStep) throws IOException {
+    /**
+     * Keeps what a run resumed after {@code fromStep} updates will not write again: the training
+     * entries (lines containing {@code trainMark}) of steps up to fromStep, the validation entries of
+     * steps before it (the resumed run validates at fromStep again).
+     */
+    private static void keepBefore(Path f, Pattern step, String trainMark, int fromStep) throws IOException {
         if (!Files.exists(f)) return;
         List<String> kept = Files.readAllLines(f, StandardCharsets.UTF_8).stream().filter(l -> {
             Matcher m = step.matcher(l);
-            return m.find() && Long.parseLong(m.group(1)) < fromStep;
+            if (!m.find()) return false;
+            long s = Long.parseLong(m.group(1));
+            return l.contains(trainMark) ? s <= fromStep : s < fromStep;
         }).toList();
         Files.write(f, kept, StandardCharsets.UTF_8);
     }

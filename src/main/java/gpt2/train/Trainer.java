@@ -195,6 +195,7 @@ public final class Trainer {
                 if (val != null && cfg.valLossEvery() > 0 && (step % cfg.valLossEvery() == 0 || last)) {
                     valLoss = validate();
                     log.val(step, valLoss);
+                    log.metrics(record(step).put("val_loss", valLoss));
                     if (cfg.isMaster()) out.printf("step %4d/%d | val loss %.6f%n", step, N, valLoss);
                 }
                 if (cfg.sampleEvery() > 0 && (step % cfg.sampleEvery() == 0 || last) && cfg.isMaster()) {
@@ -202,13 +203,10 @@ public final class Trainer {
                     out.printf("generating:%n---%n%s%n---%n", text);
                     log.sample(step, text);
                 }
-                if (last) {
-                    if (valLoss != null) log.metrics(record(step).put("val_loss", valLoss));
-                    break;
-                }
+                if (last) break;
                 StepResult r = step(step);
                 results.add(r);
-                report(r, valLoss, log);
+                report(r, log);
                 if (stepDelayMs > 0) sleep(stepDelayMs);
                 if (r.skipped() != null) {
                     skippedInARow++;
@@ -364,23 +362,27 @@ public final class Trainer {
         return JsonNodeFactory.instance.objectNode().put("step", step);
     }
 
-    private void report(StepResult r, Float valLoss, RunLog log) {
+    /**
+     * The step's line on the console and its records. One numbering everywhere: a step is named by
+     * the number of updates done after it (the console's "step s/N", main.log's "s:s trl",
+     * metrics.jsonl's "step": s), and a validation by the updates done before it.
+     */
+    private void report(StepResult r, RunLog log) {
         long tokens = cfg.totalBatchSize();
         double tokS = tokens / (r.millis() / 1000.0);
         if (cfg.isMaster()) {
             String mfu = "";
-            if (model.backend() instanceof gpt2.backend.cuda.CudaBackend cb && !Double.isNaN(cb.bf16PeakFlops())) {
+            if (!Double.isNaN(model.backend().bf16PeakFlops())) {
                 double flops = model.config().trainingFlopsPerToken(cfg.seqLen()) * tokS;
-                mfu = String.format(" | MFU %.1f%%", 100 * flops / cb.bf16PeakFlops());
+                mfu = String.format(" | MFU %.1f%%", 100 * flops / model.backend().bf16PeakFlops());
             }
             out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%s%n",
                     r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu);
         }
-        log.train(r.step(), r.loss());
-        ObjectNode rec = record(r.step()).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())
+        log.train(r.step() + 1, r.loss());
+        ObjectNode rec = record(r.step() + 1).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())
                 .put("tok_s", tokS).put("tokens", (r.step() + 1L) * tokens);
         if (Float.isFinite(r.norm())) rec.put("norm", r.norm());
-        if (valLoss != null) rec.put("val_loss", valLoss);
         log.metrics(rec);
     }
 

@@ -79,16 +79,22 @@ class TrainCommandTest {
         List<String> main = Files.readAllLines(out.resolve("main.log"));
         List<Integer> valSteps = main.stream().filter(l -> l.contains("vloss")).map(l -> Integer.parseInt(l.split("[: ]")[1])).toList();
         assertEquals(List.of(0, 5, 10, 12), valSteps);
-        assertEquals(12, main.stream().filter(l -> l.matches("s:\\d+ trl:\\d+\\.\\d{6}")).count(), main.toString());
+        // one numbering: the console's "step s/N" is main.log's "s:s trl" (s = updates done, 1..12)
+        List<Integer> trainSteps = main.stream().filter(l -> l.matches("s:\\d+ trl:\\d+\\.\\d{6}"))
+                .map(l -> Integer.parseInt(l.split("[: ]")[1])).toList();
+        assertEquals(java.util.stream.IntStream.rangeClosed(1, 12).boxed().toList(), trainSteps, main.toString());
+        String consoleStep3 = r[1].lines().filter(l -> l.startsWith("step    3/12 | loss ")).findFirst().orElseThrow();
+        assertTrue(main.contains("s:3 trl:" + consoleStep3.split(" \\| loss ")[1].split(" ")[0]), consoleStep3 + " vs " + main);
 
-        // metrics.jsonl: one record per step (+ the final validation), tokens seen add up
+        // metrics.jsonl: a record per step ("step" as above) and per validation; tokens seen add up
         ObjectMapper json = new ObjectMapper();
         List<JsonNode> metrics = new ArrayList<>();
         for (String l : Files.readAllLines(out.resolve("metrics.jsonl"))) metrics.add(json.readTree(l));
-        assertEquals(13, metrics.size());
-        assertEquals(12 * 128, metrics.get(11).get("tokens").asLong());
-        assertTrue(metrics.get(5).has("val_loss") && !metrics.get(4).has("val_loss"));
-        for (String field : List.of("loss", "lr", "norm", "ms", "tok_s")) assertTrue(metrics.get(3).has(field), field);
+        List<JsonNode> steps = metrics.stream().filter(m -> m.has("loss")).toList();
+        assertEquals(trainSteps, steps.stream().map(m -> m.get("step").asInt()).toList());
+        assertEquals(12 * 128, steps.getLast().get("tokens").asLong());
+        assertEquals(List.of(0, 5, 10, 12), metrics.stream().filter(m -> m.has("val_loss")).map(m -> m.get("step").asInt()).toList());
+        for (String field : List.of("loss", "lr", "norm", "ms", "tok_s")) assertTrue(steps.get(3).has(field), field);
 
         // checkpoints after steps 4, 8 and at the end (12); samples at 0, 6, 12; the plot
         try (Stream<Path> s = Files.list(out)) {
