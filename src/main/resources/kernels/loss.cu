@@ -126,24 +126,31 @@ extern "C" __global__ void sum_squares_final(float* out, const float* partial, i
 // from the updated weights in the same pass. runs (nruns entries): each run's end offset, with bit
 // 62 set where the run decays (matrices and embeddings); nruns 0: every element decays by
 // weight_decay. g = grads * grad_scale (the clip); bias-corrected moments as torch.optim.AdamW.
+// A block finds the run of its first element once (binary search); its threads step forward from
+// there (runs are long, so rarely more than one step): no limit on the number of runs.
 #define RUN_DECAY (1LL << 62)
-#define MAX_RUNS 256
 extern "C" __global__ void adamw(float* params, const float* grads, float* m, float* v, floatX* copy,
                                  const i64* runs, int nruns, i64 N, float lr, float beta1, float beta2, float eps,
                                  float weight_decay, float grad_scale, float bc1, float bc2) {
-    __shared__ i64 ends[MAX_RUNS];
-    for (int r = threadIdx.x; r < nruns; r += blockDim.x) ends[r] = runs[r];
-    __syncthreads();
-    i64 i = (i64) blockIdx.x * blockDim.x + threadIdx.x;
+    __shared__ int first;
+    i64 i0 = (i64) blockIdx.x * blockDim.x, i = i0 + threadIdx.x;
+    if (nruns > 0) {
+        if (threadIdx.x == 0) {
+            int lo = 0, hi = nruns - 1;   // the first run ending after i0
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if ((runs[mid] & ~RUN_DECAY) > i0) hi = mid; else lo = mid + 1;
+            }
+            first = lo;
+        }
+        __syncthreads();
+    }
     if (i >= N) return;
     float wd = weight_decay;
     if (nruns > 0) {
-        int lo = 0, hi = nruns - 1;   // the first run ending after i
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            if ((ends[mid] & ~RUN_DECAY) > i) hi = mid; else lo = mid + 1;
-        }
-        wd = (ends[lo] & RUN_DECAY) ? weight_decay : 0.f;
+        int r = first;
+        while (r < nruns - 1 && (runs[r] & ~RUN_DECAY) <= i) r++;
+        wd = (runs[r] & RUN_DECAY) ? weight_decay : 0.f;
     }
     float g = grads[i] * grad_scale;
     float mi = beta1 * m[i] + (1.f - beta1) * g;

@@ -89,7 +89,7 @@ final class BenchCommand implements Callable<Integer> {
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             if (profiled && be.profile() == null) throw new IllegalArgumentException("--profile 1: CUDA only (the " + be.name() + " backend has no per-kernel profile)");
             m.setFlashAttention(ModelOptions.flag("--flash", flash));
-            m.initialize(1);
+            if (!dry) m.initialize(1); // a dry run moves no data: drawing 1.5B random weights would only take time
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%s%n", cfg.name(), cfg.parameterCount(), B, T, be.name(),
                     m.flashAttention() ? ", flash attention" : "");
             out.flush();

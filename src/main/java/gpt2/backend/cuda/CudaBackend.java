@@ -852,9 +852,9 @@ public final class CudaBackend implements Backend {
     public void adamw(Buffer params, Buffer grads, Buffer m, Buffer v, Buffer copy, long[] runEnds, boolean[] decay,
                       float lr, float beta1, float beta2, float eps, float weightDecay, float gradScale, int t) {
         long n = params.length();
-        if (runEnds.length == 0 || runEnds.length > 256 || runEnds[runEnds.length - 1] != n) {
+        if (runEnds.length == 0 || runEnds[runEnds.length - 1] != n) {
             throw new IllegalArgumentException("adamw: " + runEnds.length + " runs ending at "
-                    + (runEnds.length == 0 ? "-" : runEnds[runEnds.length - 1]) + " for " + n + " parameters (1..256 runs covering them)");
+                    + (runEnds.length == 0 ? "-" : runEnds[runEnds.length - 1]) + " for " + n + " parameters (runs must cover them)");
         }
         if (copy != null) expect(copy, floatX, n, "adamw compute copy");
         String key = java.util.Arrays.toString(runEnds) + java.util.Arrays.toString(decay);

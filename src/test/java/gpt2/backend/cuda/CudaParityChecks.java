@@ -319,6 +319,18 @@ abstract class CudaParityChecks {
                 0.5f, 4));
         assertClose(x, 1e-6, "adamw over runs: params");
         assertClose(v, 1e-6, "adamw over runs: v");
+        // more runs than a block has threads, many shorter than a block (a d48 model has ~400 runs)
+        long[] many = new long[300];
+        boolean[] decays = new boolean[300];
+        long end = 0;
+        for (int i = 0; i < many.length; i++) {
+            end += i == many.length - 1 ? n - end : 1 + r.nextInt(15);
+            many[i] = end;
+            decays[i] = i % 3 != 0;
+        }
+        both((be, c) -> be.adamw(s(x, c), s(y, c), s(m, c), s(v, c), null, many, decays, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                0.5f, 5));
+        assertClose(x, 1e-6, "adamw over 300 runs: params");
     }
 
     /** The compute copy written by AdamW's pass equals converting the updated parameters. */
