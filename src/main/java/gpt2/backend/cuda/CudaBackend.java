@@ -257,7 +257,7 @@ public final class CudaBackend implements Backend {
     private long ringUsed;
     private static final long RING_MIN = 8L << 20;
 
-    private MemorySegment ringSlot(long bytes) {
+    MemorySegment ringSlot(long bytes) {
         long need = (bytes + 255) / 256 * 256;
         if (ringUsed + need > ring.byteSize()) {
             if (ringUsed > 0) hostSynchronize();
@@ -382,7 +382,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** A scratch buffer of at least n elements of a type, reused between calls. */
-    private CudaBuffer scratch(String name, DType dtype, long n) {
+    CudaBuffer scratch(String name, DType dtype, long n) {
         CudaBuffer b = scratch.get(name);
         if (b == null || b.length() < n || b.dtype() != dtype) {
             if (b != null) release(b.address());
@@ -394,22 +394,22 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ launches
 
-    private static int blocks(long n, int threads) {
+    static int blocks(long n, int threads) {
         return Launcher.blocks(n, threads);
     }
 
     /** Element bytes of the compute type. */
-    private long x() {
+    long x() {
         return floatX.bytes();
     }
 
     /** Launches a kernel moving {@code bytes} (see {@link Launcher#kernel}). */
-    private void launch(String kernel, long bytes, int grid, int block, Object... args) {
+    void launch(String kernel, long bytes, int grid, int block, Object... args) {
         launch2(kernel, bytes, grid, 1, block, args);
     }
 
     /** A launch with a (gridX, gridY) grid. */
-    private void launch2(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
+    void launch2(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
         sums.forget(); // a launch may overwrite the matrix whose column sums were offered
         launcher.kernel(kernel, bytes, grid, gridY, block, args);
     }
@@ -445,7 +445,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Elements of the compute type in one 128-bit pack (the kernels' PACK). */
-    private int pack() {
+    int pack() {
         return (int) (16 / x());
     }
 
@@ -527,9 +527,7 @@ public final class CudaBackend implements Backend {
 
         @Override
         public void uploadAsync(CudaBuffer dst, long[] values) {
-            MemorySegment slot = ringSlot(8L * values.length);
-            MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_LONG, 0, values.length);
-            exec.copyToDeviceAsync(dst.address(), slot);
+            CudaBackend.this.uploadAsync(dst, values);
         }
 
         @Override
@@ -623,95 +621,18 @@ public final class CudaBackend implements Backend {
         sums.add(dbias, cs.partial(), cs.offset(), OC, cs.stride(), cs.chunks());
     }
 
-    /** Device arrays of pointers to per-head matrices, by buffer and layout (built once, reused every step). */
-    private final Map<String, PointerTable> pointerTables = new HashMap<>();
+    /** Attention: materialized (batched GEMMs by pointer + softmax kernels), flash, KV-cache decoding. */
+    private final CudaAttention attention = new CudaAttention(this);
 
-    /**
-     * The pointers to the B*NH head matrices inside a buffer: head (b, h) starts at element
-     * b*batchStride + h*headStride + shift (q, k, v inside qkv (B,T,3C); a head's columns of (B,T,C);
-     * the (T,T) blocks of (B,NH,T,T)), so batched GEMMs read and write them in place.
-     */
-    private PointerTable heads(Buffer buffer, int B, int NH, long batchStride, long headStride, long shift) {
-        CudaBuffer base = cuda(buffer);
-        String key = base.address() + "," + base.length() + "," + base.dtype() + "," + B + "," + NH + "," + batchStride + ","
-                + headStride + "," + shift;
-        PointerTable t = pointerTables.get(key);
-        if (t == null) {
-            List<Launcher.Operand> ops = new java.util.ArrayList<>(B * NH);
-            CudaBuffer device = (CudaBuffer) allocate(DType.I64, (long) B * NH, "attention pointer table");
-            MemorySegment slot = ringSlot(8L * B * NH);
-            for (int b = 0; b < B; b++) {
-                for (int h = 0; h < NH; h++) {
-                    long offset = b * batchStride + h * headStride + shift;
-                    ops.add(new Launcher.Operand(base, offset));
-                    slot.setAtIndex(ValueLayout.JAVA_LONG, (long) b * NH + h, base.address() + offset * base.dtype().bytes());
-                }
-            }
-            exec.copyToDeviceAsync(device.address(), slot);
-            t = new PointerTable(device, List.copyOf(ops));
-            pointerTables.put(key, t);
-        }
-        return t;
-    }
-
-    private void gemmHeads(String family, boolean transA, boolean transB, int m, int n, int k, PointerTable A, int lda,
-                           PointerTable B, int ldb, PointerTable C, int ldc) {
-        sums.forget();
-        launcher.gemmPointers(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, B, ldb, C, ldc);
-    }
-
-    /**
-     * The materialized attention, with batched GEMMs over pointer arrays that read q, k and v in place
-     * inside qkv (leading dimension 3C) and write each head's output straight into out (leading
-     * dimension C): no permute passes.
-     */
     @Override
     public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
-        int hs = C / NH;
-        long tt = (long) B * NH * T * T, rows = (long) T * 3 * C, blocks = (long) NH * T * T, block = (long) T * T;
-        CudaBuffer pre = scratch("preatt", floatX, tt);
-        PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
-        // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
-        gemmHeads("attention q.k", TRANS, NO_T, T, T, hs, k, 3 * C, q, 3 * C, heads(pre, B, NH, blocks, block, 0), T);
-        launch("softmax_forward", 2 * tt * x(), blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T,
-                (float) (1.0 / Math.sqrt(hs)));
-        Buffer attUsed = att;
-        if (dropout != null && !dropout.isOff()) {
-            CudaBuffer dropped = scratch("att_dropped", floatX, tt);
-            launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
-            attUsed = dropped;
-        }
-        // out[b][t][h*hs..] (T,hs) = att' (T,T) v (T,hs)
-        gemmHeads("attention att.v", NO_T, NO_T, hs, T, T, v, 3 * C, heads(attUsed, B, NH, blocks, block, 0), T,
-                heads(out, B, NH, (long) T * C, hs, 0), C);
+        attention.forward(out, att, qkv, B, T, C, NH, dropout);
     }
 
     @Override
     public void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
                                   Dropout dropout) {
-        int hs = C / NH;
-        long tt = (long) B * NH * T * T, rows = (long) T * 3 * C, blocks = (long) NH * T * T, block = (long) T * T;
-        CudaBuffer datt = scratch("datt", floatX, tt), dpre = scratch("preatt", floatX, tt);
-        PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
-        PointerTable dq = heads(dqkv, B, NH, rows, hs, 0), dk = heads(dqkv, B, NH, rows, hs, C), dv = heads(dqkv, B, NH, rows, hs, 2L * C);
-        PointerTable dy = heads(dout, B, NH, (long) T * C, hs, 0);
-        PointerTable dattT = heads(datt, B, NH, blocks, block, 0), dpreT = heads(dpre, B, NH, blocks, block, 0);
-        boolean drop = dropout != null && !dropout.isOff();
-        Buffer attUsed = att;
-        if (drop) {
-            CudaBuffer dropped = scratch("att_dropped", floatX, tt);
-            launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
-            attUsed = dropped;
-        }
-        // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy, written into dqkv's v columns
-        gemmHeads("attention bwd", TRANS, NO_T, T, T, hs, v, 3 * C, dy, C, dattT, T);
-        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, dy, C, heads(attUsed, B, NH, blocks, block, 0), T, dv, 3 * C);
-        if (drop) launch("dropout", 2 * tt * x(), blocks(tt, 256 * pack()), 256, datt, datt, tt, dropout.p(), dropout.key());
-        launch("softmax_backward", 3 * tt * x(), blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
-                (float) (1.0 / Math.sqrt(hs)));
-        // dq = dpre k ; dk = dpre^T q, into dqkv's q and k columns
-        gemmHeads("attention bwd", NO_T, NO_T, hs, T, T, k, 3 * C, dpreT, T, dq, 3 * C);
-        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, q, 3 * C, dpreT, T, dk, 3 * C);
+        attention.backward(dqkv, dout, qkv, att, B, T, C, NH, dropout);
     }
 
     @Override
@@ -719,51 +640,35 @@ public final class CudaBackend implements Backend {
         return true;
     }
 
-    /** Head sizes the flash kernels are built for (kernels/flash.cu). */
-    private static final List<Integer> FLASH_HEAD_SIZES = List.of(16, 32, 64, 128);
-
-    /** The head size, checked against the flash kernels'. */
-    private static int flashHeadSize(int C, int NH) {
-        int hs = C / NH;
-        if (!FLASH_HEAD_SIZES.contains(hs)) {
-            throw new IllegalArgumentException("--flash 1: flash attention is built for head sizes " + FLASH_HEAD_SIZES
-                    + "; this model's is " + hs + " (n_embd " + C + " / n_head " + NH + ")");
-        }
-        return hs;
-    }
-
     @Override
     public void flashAttentionForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
-        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
-        boolean drop = dropout != null && !dropout.isOff();
-        long n = (long) B * T * C;
-        launch2("flash_forward_" + hs, 4 * n * x() + 4L * B * NH * T, (T + rows - 1) / rows, B * NH, rows, out, lse, qkv, T,
-                NH, (float) (1.0 / Math.sqrt(hs)), drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
+        attention.flashForward(out, lse, qkv, B, T, C, NH, dropout);
     }
 
     @Override
     public void flashAttentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse, int B, int T, int C,
                                        int NH, Dropout dropout) {
-        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
-        boolean drop = dropout != null && !dropout.isOff();
-        float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
-        long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
-        CudaBuffer delta = scratch("flash_delta", DType.F32, (long) B * NH * T);
-        launch("flash_delta", 2 * n * x() + stats, blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
-        int grid = (T + rows - 1) / rows;
-        // q, k, v and dout read, dq (or dk and dv) written
-        launch2("flash_backward_dq_" + hs, 5 * n * x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH,
-                scale, p, key);
-        launch2("flash_backward_dkdv_" + hs, 6 * n * x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T,
-                NH, scale, p, key);
+        attention.flashBackward(dqkv, dout, qkv, out, lse, B, T, C, NH, dropout);
     }
 
     @Override
     public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
                                 int NH) {
-        if (pos >= 2048) throw new IllegalArgumentException("attention_decode supports positions < 2048, got " + pos);
-        launch("attention_decode", 2L * B * (pos + 1) * C * x() + 5L * B * C * x(), B * NH, 32,
-                out, qkv, kcache, vcache, B, pos, maxT, C, NH);
+        attention.decode(out, qkv, kcache, vcache, B, pos, maxT, C, NH);
+    }
+
+    /** A batched GEMM over pointer tables (see {@link Launcher#gemmPointers}). */
+    void gemmPointers(String family, boolean transA, boolean transB, int m, int n, int k, PointerTable A, int lda,
+                      PointerTable B, int ldb, PointerTable C, int ldc) {
+        sums.forget();
+        launcher.gemmPointers(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, B, ldb, C, ldc);
+    }
+
+    /** Copies values to a device buffer without the host waiting (the upload ring). */
+    void uploadAsync(CudaBuffer dst, long[] values) {
+        MemorySegment slot = ringSlot(8L * values.length);
+        MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_LONG, 0, values.length);
+        exec.copyToDeviceAsync(dst.address(), slot);
     }
 
     @Override
@@ -903,8 +808,7 @@ public final class CudaBackend implements Backend {
         for (CudaBuffer b : sums.allocations()) exec.free(b.address());
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
         for (CudaBuffer b : runTables.values()) exec.free(b.address());
-        for (PointerTable t : pointerTables.values()) exec.free(t.device().address());
-        pointerTables.clear();
+        for (CudaBuffer b : attention.allocations()) exec.free(b.address());
         scratch.clear();
         runTables.clear();
         if (stagingArena != null) stagingArena.close();

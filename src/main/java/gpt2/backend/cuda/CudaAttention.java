@@ -1,0 +1,169 @@
+package gpt2.backend.cuda;
+
+import gpt2.backend.Buffer;
+import gpt2.backend.DType;
+import gpt2.backend.Dropout;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The CUDA backend's attention: the materialized path (batched GEMMs over arrays of pointers that
+ * read q, k and v in place inside qkv and write each head into its columns; softmax kernels between),
+ * flash attention (kernels/flash.cu) and one-position decoding with a KV cache.
+ *
+ * <pre>
+ * forward:  qkv (B,T,3C) -GEMM q.k^T by pointer-> preatt (B,NH,T,T) -softmax-> att (saved)
+ *           -[dropout copy]-> att' -GEMM att'.v by pointer-> out (B,T,C), each head into its columns
+ * backward: dout, att, qkv -4 GEMMs by pointer + softmax backward-> dqkv (B,T,3C), written in place
+ * </pre>
+ */
+final class CudaAttention {
+
+    private static final boolean NO_T = false, TRANS = true;
+
+    private final CudaBackend be;
+
+    CudaAttention(CudaBackend backend) {
+        this.be = backend;
+    }
+
+    /** Device arrays of pointers to per-head matrices, by buffer and layout (built once, reused every step). */
+    private final Map<String, PointerTable> pointerTables = new HashMap<>();
+
+    /**
+     * The pointers to the B*NH head matrices inside a buffer: head (b, h) starts at element
+     * b*batchStride + h*headStride + shift (q, k, v inside qkv (B,T,3C); a head's columns of (B,T,C);
+     * the (T,T) blocks of (B,NH,T,T)), so batched GEMMs read and write them in place.
+     */
+    private PointerTable heads(Buffer buffer, int B, int NH, long batchStride, long headStride, long shift) {
+        CudaBuffer base = Launcher.cuda(buffer);
+        String key = base.address() + "," + base.length() + "," + base.dtype() + "," + B + "," + NH + "," + batchStride + ","
+                + headStride + "," + shift;
+        PointerTable t = pointerTables.get(key);
+        if (t == null) {
+            List<Launcher.Operand> ops = new ArrayList<>(B * NH);
+            CudaBuffer device = (CudaBuffer) be.allocate(DType.I64, (long) B * NH, "attention pointer table");
+            long[] addresses = new long[B * NH];
+            for (int b = 0; b < B; b++) {
+                for (int h = 0; h < NH; h++) {
+                    long offset = b * batchStride + h * headStride + shift;
+                    ops.add(new Launcher.Operand(base, offset));
+                    addresses[b * NH + h] = base.address() + offset * base.dtype().bytes();
+                }
+            }
+            be.uploadAsync(device, addresses);
+            t = new PointerTable(device, List.copyOf(ops));
+            pointerTables.put(key, t);
+        }
+        return t;
+    }
+
+    private void gemmHeads(String family, boolean transA, boolean transB, int m, int n, int k, PointerTable A, int lda,
+                           PointerTable B, int ldb, PointerTable C, int ldc) {
+        be.gemmPointers(family, transA, transB, m, n, k, A, lda, B, ldb, C, ldc);
+    }
+
+    /**
+     * The materialized attention, with batched GEMMs over pointer arrays that read q, k and v in place
+     * inside qkv (leading dimension 3C) and write each head's output straight into out (leading
+     * dimension C): no permute passes.
+     */
+    void forward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
+        int hs = C / NH;
+        long tt = (long) B * NH * T * T, rows = (long) T * 3 * C, blocks = (long) NH * T * T, block = (long) T * T;
+        CudaBuffer pre = be.scratch("preatt", be.computeType(), tt);
+        PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
+        // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
+        gemmHeads("attention q.k", TRANS, NO_T, T, T, hs, k, 3 * C, q, 3 * C, heads(pre, B, NH, blocks, block, 0), T);
+        be.launch("softmax_forward", 2 * tt * be.x(), CudaBackend.blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T,
+                (float) (1.0 / Math.sqrt(hs)));
+        Buffer attUsed = att;
+        if (dropout != null && !dropout.isOff()) {
+            CudaBuffer dropped = be.scratch("att_dropped", be.computeType(), tt);
+            be.launch("dropout", 2 * tt * be.x(), CudaBackend.blocks(tt, 256 * be.pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
+            attUsed = dropped;
+        }
+        // out[b][t][h*hs..] (T,hs) = att' (T,T) v (T,hs)
+        gemmHeads("attention att.v", NO_T, NO_T, hs, T, T, v, 3 * C, heads(attUsed, B, NH, blocks, block, 0), T,
+                heads(out, B, NH, (long) T * C, hs, 0), C);
+    }
+
+    void backward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH, Dropout dropout) {
+        int hs = C / NH;
+        long tt = (long) B * NH * T * T, rows = (long) T * 3 * C, blocks = (long) NH * T * T, block = (long) T * T;
+        CudaBuffer datt = be.scratch("datt", be.computeType(), tt), dpre = be.scratch("preatt", be.computeType(), tt);
+        PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
+        PointerTable dq = heads(dqkv, B, NH, rows, hs, 0), dk = heads(dqkv, B, NH, rows, hs, C), dv = heads(dqkv, B, NH, rows, hs, 2L * C);
+        PointerTable dy = heads(dout, B, NH, (long) T * C, hs, 0);
+        PointerTable dattT = heads(datt, B, NH, blocks, block, 0), dpreT = heads(dpre, B, NH, blocks, block, 0);
+        boolean drop = dropout != null && !dropout.isOff();
+        Buffer attUsed = att;
+        if (drop) {
+            CudaBuffer dropped = be.scratch("att_dropped", be.computeType(), tt);
+            be.launch("dropout", 2 * tt * be.x(), CudaBackend.blocks(tt, 256 * be.pack()), 256, dropped, att, tt, dropout.p(), dropout.key());
+            attUsed = dropped;
+        }
+        // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy, written into dqkv's v columns
+        gemmHeads("attention bwd", TRANS, NO_T, T, T, hs, v, 3 * C, dy, C, dattT, T);
+        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, dy, C, heads(attUsed, B, NH, blocks, block, 0), T, dv, 3 * C);
+        if (drop) be.launch("dropout", 2 * tt * be.x(), CudaBackend.blocks(tt, 256 * be.pack()), 256, datt, datt, tt, dropout.p(), dropout.key());
+        be.launch("softmax_backward", 3 * tt * be.x(), CudaBackend.blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
+                (float) (1.0 / Math.sqrt(hs)));
+        // dq = dpre k ; dk = dpre^T q, into dqkv's q and k columns
+        gemmHeads("attention bwd", NO_T, NO_T, hs, T, T, k, 3 * C, dpreT, T, dq, 3 * C);
+        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, q, 3 * C, dpreT, T, dk, 3 * C);
+    }
+
+    /** Head sizes the flash kernels are built for (kernels/flash.cu). */
+    private static final List<Integer> FLASH_HEAD_SIZES = List.of(16, 32, 64, 128);
+
+    /** The head size, checked against the flash kernels'. */
+    private static int flashHeadSize(int C, int NH) {
+        int hs = C / NH;
+        if (!FLASH_HEAD_SIZES.contains(hs)) {
+            throw new IllegalArgumentException("--flash 1: flash attention is built for head sizes " + FLASH_HEAD_SIZES
+                    + "; this model's is " + hs + " (n_embd " + C + " / n_head " + NH + ")");
+        }
+        return hs;
+    }
+
+    void flashForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
+        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
+        boolean drop = dropout != null && !dropout.isOff();
+        long n = (long) B * T * C;
+        be.launch2("flash_forward_" + hs, 4 * n * be.x() + 4L * B * NH * T, (T + rows - 1) / rows, B * NH, rows, out, lse, qkv, T,
+                NH, (float) (1.0 / Math.sqrt(hs)), drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
+    }
+
+    void flashBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse, int B, int T, int C, int NH,
+                       Dropout dropout) {
+        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
+        boolean drop = dropout != null && !dropout.isOff();
+        float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
+        long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
+        CudaBuffer delta = be.scratch("flash_delta", DType.F32, (long) B * NH * T);
+        be.launch("flash_delta", 2 * n * be.x() + stats, CudaBackend.blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
+        int grid = (T + rows - 1) / rows;
+        // q, k, v and dout read, dq (or dk and dv) written
+        be.launch2("flash_backward_dq_" + hs, 5 * n * be.x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH,
+                scale, p, key);
+        be.launch2("flash_backward_dkdv_" + hs, 6 * n * be.x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T,
+                NH, scale, p, key);
+    }
+
+    void decode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C, int NH) {
+        if (pos >= 2048) throw new IllegalArgumentException("attention_decode supports positions < 2048, got " + pos);
+        be.launch("attention_decode", 2L * B * (pos + 1) * C * be.x() + 5L * B * C * be.x(), B * NH, 32,
+                out, qkv, kcache, vcache, B, pos, maxT, C, NH);
+    }
+
+    /** The pointer tables' device memory, for the backend to free at close. */
+    List<CudaBuffer> allocations() {
+        List<CudaBuffer> all = new ArrayList<>();
+        for (PointerTable t : pointerTables.values()) all.add(t.device());
+        return all;
+    }
+}
