@@ -61,19 +61,20 @@ final class HellaSwagCommand implements Callable<Integer> {
         List<HellaSwag.Example> examples = HellaSwag.load(input, limit);
         PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
         boolean all = ModelOptions.flag("--all_checkpoints", allCheckpoints);
-        List<String> expanded = new java.util.ArrayList<>();
+        // run folders become their checkpoints, each verified once
+        List<ModelSource.Resolved> expanded = new java.util.ArrayList<>();
         for (String model : models) {
-            List<Path> cps = ModelSource.runCheckpoints(model, all);
-            if (cps == null) expanded.add(model);
-            else for (Path c : cps) expanded.add(c.toString());
+            List<gpt2.train.Checkpoint.Found> cps = ModelSource.runCheckpoints(model, all);
+            if (cps == null) expanded.add(ModelSource.resolve(model, out));
+            else for (gpt2.train.Checkpoint.Found c : cps) expanded.add(ModelSource.of(c));
         }
         try (Backend be = dev.backend(false)) {
-            for (String model : expanded) {
+            for (ModelSource.Resolved model : expanded) {
                 try (Gpt2 m = ModelSource.load(model, be, out)) {
                     HellaSwag.Result r = HellaSwag.evaluate(m, examples, batch, verbose, log);
                     log.flush();
-                    out.printf("%s: %s%n", model, r.line());
-                    if (ModelSource.isCheckpoint(model)) out.printf("wrote %s%n", write(Path.of(model), r));
+                    out.printf("%s: %s%n", model.name(), r.line());
+                    if (ModelSource.isCheckpoint(model.name())) out.printf("wrote %s%n", write(Path.of(model.name()), r));
                     out.flush();
                 }
             }

@@ -9,6 +9,7 @@ import gpt2.train.ModelFiles;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -47,48 +48,63 @@ final class ModelSource {
 
     /** As {@link #resolve(String, PrintWriter)} for a value of {@code flag} (named in messages). */
     static Resolved resolve(String model, String flag, PrintWriter out) {
-        String name = model;
-        List<Path> cps = runCheckpoints(model, false);
-        if (cps != null) {
-            out.printf("%s %s: a run folder; using its newest valid checkpoint, %s%n", flag, model, cps.getFirst().getFileName());
-            name = cps.getFirst().toString();
+        List<Checkpoint.Found> newest = runCheckpoints(model, false);
+        if (newest != null) {
+            Checkpoint.Found f = newest.getFirst();
+            out.printf("%s %s: a run folder; using its newest valid checkpoint, %s%n", flag, model, f.dir().getFileName());
+            return of(f);
         }
-        Path p = Path.of(name);
-        if (ModelFiles.detect(p) != null) return new Resolved(name, ModelFiles.open(p));
+        Path p = Path.of(model);
+        if (ModelFiles.detect(p) != null) return new Resolved(model, ModelFiles.open(p));
         if (Files.exists(p)) {
             throw new IllegalArgumentException(flag + " " + model + ": not a model (a checkpoint directory, run folder "
                     + "with checkpoint_NNNNNNNN inside, llm.c model file or Hugging Face folder)");
         }
-        if (name.contains("/") || name.startsWith(".")) {
+        if (model.contains("/") || model.startsWith(".")) {
             throw new IllegalArgumentException(flag + " " + model + ": no such file or folder (and not a preset name)");
         }
-        GptConfig.preset(name); // an unknown preset is refused here, by name
-        return new Resolved(name, null);
+        GptConfig.preset(model); // an unknown preset is refused here, by name
+        return new Resolved(model, null);
+    }
+
+    /** A checkpoint verified already: its state gives the configuration (nothing is read again). */
+    static Resolved of(Checkpoint.Found f) {
+        return new Resolved(f.dir().toString(), new ModelFiles.Source(f.dir(), ModelFiles.Format.OURS, Checkpoint.config(f.state())));
     }
 
     /**
-     * The valid checkpoints of a run folder: all, oldest first, or only the newest; null when
-     * {@code model} is not a run folder. A run folder whose checkpoints all fail to verify is refused.
+     * The valid checkpoints of a run folder: all, oldest first, or only the newest (the others are
+     * then not read); null when {@code model} is not a run folder. A run folder whose checkpoints all
+     * fail to verify is refused, each named.
      */
-    static List<Path> runCheckpoints(String model, boolean all) {
+    static List<Checkpoint.Found> runCheckpoints(String model, boolean all) {
         Path p = Path.of(model);
         if (!Files.isDirectory(p) || ModelFiles.detect(p) != null) return null;
-        List<Checkpoint.Found> found = Checkpoint.scan(p);
-        if (found.isEmpty()) return null;
-        List<Path> valid = found.stream().filter(Checkpoint.Found::valid).map(Checkpoint.Found::dir).toList();
-        if (valid.isEmpty()) {
-            StringBuilder why = new StringBuilder("--model " + model + ": a run folder with no valid checkpoint:");
-            for (Checkpoint.Found f : found) why.append(' ').append(f.dir().getFileName()).append(" (").append(f.problem()).append(')');
-            throw new IllegalArgumentException(why.toString());
+        List<Path> dirs = Checkpoint.directories(p);
+        if (dirs.isEmpty()) return null;
+        List<Checkpoint.Found> bad = new ArrayList<>(), valid = new ArrayList<>();
+        if (all) {
+            for (Path d : dirs.reversed()) {
+                Checkpoint.Found f = Checkpoint.verify(d);
+                (f.valid() ? valid : bad).add(f);
+            }
+        } else {
+            Checkpoint.newestValid(p, bad::add).ifPresent(valid::add);
         }
-        return all ? valid.reversed() : List.of(valid.getFirst());
+        if (valid.isEmpty()) {
+            throw new IllegalArgumentException("--model " + model + ": a run folder with no valid checkpoint: " + Checkpoint.problems(bad));
+        }
+        return valid;
     }
 
     /**
      * Loads the model: weights from disk, or for a preset seed-42 random weights and a note saying so.
      */
     static Gpt2 load(String model, Backend backend, PrintWriter out) {
-        Resolved r = resolve(model, out);
+        return load(resolve(model, out), backend, out);
+    }
+
+    static Gpt2 load(Resolved r, Backend backend, PrintWriter out) {
         if (r.weights() != null) {
             Gpt2 m = new Gpt2(r.weights().config(), backend);
             r.weights().loadInto(m);

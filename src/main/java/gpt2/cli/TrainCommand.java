@@ -205,13 +205,14 @@ final class TrainCommand implements Callable<Integer> {
         List<String> notes = checkFlags();
         Path out = outputDir.isEmpty() ? null : Path.of(outputDir);
         if (out != null) gpt2.train.RunFolder.checkNotAFile(out);
-        Path checkpoint = resumeCheckpoint(out);
-        GptConfig config = modelConfig(checkpoint);
+        Checkpoint.Found resumeFrom = resumeCheckpoint(out); // verified once; its state gives step and config
+        Path checkpoint = resumeFrom == null ? null : resumeFrom.dir();
+        GptConfig config = modelConfig(resumeFrom);
         if (seqLen > config.maxSeqLen()) {
             throw new IllegalArgumentException("--sequence_length " + seqLen + " exceeds the model's block_size " + config.maxSeqLen());
         }
-        if (checkpoint != null) {
-            int at = Checkpoint.readState(checkpoint).path("step").asInt();
+        if (resumeFrom != null) {
+            int at = resumeFrom.state().path("step").asInt();
             if (at == numIterations) {
                 if (rank == 0) w.printf("already complete at step %d (%s); nothing to do%n", at, checkpoint);
                 return 0;
@@ -351,38 +352,26 @@ final class TrainCommand implements Callable<Integer> {
      * none at all starts from scratch (said in one line); checkpoints that all fail to verify are
      * refused, each named with what is wrong.
      */
-    private Path resumeCheckpoint(Path out) {
+    private Checkpoint.Found resumeCheckpoint(Path out) {
         if (!loadCheckpoint.isEmpty()) {
             Path p = Path.of(loadCheckpoint);
             if (!Files.isDirectory(p)) throw new IllegalArgumentException("--load_chkpoint_file " + p + ": no such checkpoint directory");
-            try {
-                Checkpoint.readState(p);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("--load_chkpoint_file " + e.getMessage());
-            }
-            return p;
+            Checkpoint.Found f = Checkpoint.verify(p);
+            if (!f.valid()) throw new IllegalArgumentException("--load_chkpoint_file " + f.problem());
+            return f;
         }
-        if (resume) {
-            List<Checkpoint.Found> found = Checkpoint.scan(out);
-            for (Checkpoint.Found f : found) {
-                if (f.valid()) {
-                    if (f != found.getFirst()) {
-                        for (Checkpoint.Found bad : found.subList(0, found.indexOf(f))) {
-                            spec.commandLine().getErr().printf("warning: skipping %s: %s%n", bad.dir(), bad.problem());
-                        }
-                    }
-                    return f.dir();
-                }
-            }
-            if (found.isEmpty()) {
-                spec.commandLine().getOut().printf("--resume: no checkpoint in %s; starting from scratch%n", out);
-                return null;
-            }
-            StringBuilder why = new StringBuilder("--resume: no valid checkpoint in " + out + ":");
-            for (Checkpoint.Found f : found) why.append(" ").append(f.dir().getFileName()).append(" (").append(f.problem()).append(");");
-            throw new IllegalArgumentException(why.substring(0, why.length() - 1));
+        if (!resume) return null;
+        List<Checkpoint.Found> bad = new ArrayList<>();
+        var newest = Checkpoint.newestValid(out, bad::add);
+        if (newest.isPresent()) {
+            for (Checkpoint.Found b : bad) spec.commandLine().getErr().printf("warning: skipping %s: %s%n", b.dir(), b.problem());
+            return newest.get();
         }
-        return null;
+        if (bad.isEmpty()) {
+            spec.commandLine().getOut().printf("--resume: no checkpoint in %s; starting from scratch%n", out);
+            return null;
+        }
+        throw new IllegalArgumentException("--resume: no valid checkpoint in " + out + ": " + Checkpoint.problems(bad));
     }
 
     /** --model as weights on disk (our checkpoint, run folder, llm.c file, HF folder), or null for a preset. */
@@ -395,10 +384,11 @@ final class TrainCommand implements Callable<Integer> {
      * The model's configuration: a checkpoint's or weights' own (the flags may only repeat it: a
      * different --model preset or override is refused with both shapes), else the preset's.
      */
-    private GptConfig modelConfig(Path resumeFrom) {
-        ModelFiles.Source weights = resumeFrom != null ? ModelFiles.open(resumeFrom) : modelWeights();
-        if (weights == null) return modelOptions.config();
-        GptConfig saved = weights.config();
+    private GptConfig modelConfig(Checkpoint.Found resumeFrom) {
+        ModelFiles.Source weights = resumeFrom == null ? modelWeights() : null;
+        if (resumeFrom == null && weights == null) return modelOptions.config();
+        GptConfig saved = resumeFrom != null ? Checkpoint.config(resumeFrom.state()) : weights.config();
+        Path from = resumeFrom != null ? resumeFrom.dir() : weights.path();
         GptConfig asked = null;
         if (resumeFrom != null && spec.commandLine().getParseResult().hasMatchedOption("--model") && modelWeights() == null) {
             asked = modelOptions.config(); // a preset named beside a checkpoint
@@ -406,8 +396,7 @@ final class TrainCommand implements Callable<Integer> {
             asked = modelOptions.applyTo(saved);
         }
         if (asked != null && !asked.shape().equals(saved.shape())) {
-            throw new IllegalArgumentException(weights.path() + " holds a model of " + saved.shape() + "; the flags ask for "
-                    + asked.shape());
+            throw new IllegalArgumentException(from + " holds a model of " + saved.shape() + "; the flags ask for " + asked.shape());
         }
         return saved;
     }

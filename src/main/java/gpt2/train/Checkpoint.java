@@ -25,6 +25,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -233,41 +234,52 @@ public final class Checkpoint {
         return dirs;
     }
 
-    /** A checkpoint directory of a run and, when it does not verify, what is wrong with it (else null). */
-    public record Found(Path dir, int step, String problem) {
+    /** A checkpoint directory with its verified state.json, or (state null) what is wrong with it. */
+    public record Found(Path dir, int step, ObjectNode state, String problem) {
         public boolean valid() {
             return problem == null;
         }
     }
 
-    /** Every checkpoint directory of a run directory, highest step first, each verified. */
-    public static List<Found> scan(Path outputDir) {
-        List<Found> out = new ArrayList<>();
-        if (!Files.isDirectory(outputDir)) return out;
-        for (Path d : newestFirst(outputDir)) {
-            String problem = null;
-            try {
-                readState(d);
-            } catch (IllegalArgumentException | UncheckedIOException e) {
-                problem = e.getMessage();
-            }
-            out.add(new Found(d, step(d), problem));
-        }
-        return out;
+    /** A run directory's checkpoint directories, highest step first, not verified (none when it is no directory). */
+    public static List<Path> directories(Path outputDir) {
+        return Files.isDirectory(outputDir) ? newestFirst(outputDir) : List.of();
     }
 
-    /** The checkpoint of the highest step in a run directory whose files verify; empty when none. */
-    public static Optional<Path> latest(Path outputDir) {
-        for (Found f : scan(outputDir)) {
-            if (f.valid()) return Optional.of(f.dir());
-            System.err.println("warning: skipping " + f.dir() + ": " + f.problem());
+    /** Verifies one checkpoint directory (its files' checksums): its state, or the problem. */
+    public static Found verify(Path dir) {
+        try {
+            return new Found(dir, step(dir), readState(dir), null);
+        } catch (IllegalArgumentException | UncheckedIOException e) {
+            return new Found(dir, step(dir), null, e.getMessage());
+        }
+    }
+
+    /**
+     * The newest checkpoint of a run directory whose files verify: checked from the highest step
+     * down, stopping at the first good one (a checkpoint's checksums read all its bytes); those
+     * that failed on the way go to {@code skipped}. Empty when none verifies.
+     */
+    public static Optional<Found> newestValid(Path outputDir, Consumer<Found> skipped) {
+        for (Path d : directories(outputDir)) {
+            Found f = verify(d);
+            if (f.valid()) return Optional.of(f);
+            skipped.accept(f);
         }
         return Optional.empty();
     }
 
-    /** The step a checkpoint directory is named for (checkpoint_NNNNNNNN), or -1. */
-    public static int stepOf(Path dir) {
-        return step(dir);
+    /** "checkpoint_N (what is wrong); ..." for checkpoints that failed to verify, for one-line errors. */
+    public static String problems(List<Found> bad) {
+        StringBuilder s = new StringBuilder();
+        for (Found b : bad) s.append(s.isEmpty() ? "" : "; ").append(b.dir().getFileName()).append(" (").append(b.problem()).append(')');
+        return s.toString();
+    }
+
+    /** The checkpoint of the highest step in a run directory whose files verify (skipped ones said on stderr). */
+    public static Optional<Path> latest(Path outputDir) {
+        return newestValid(outputDir, f -> System.err.println("warning: skipping " + f.dir() + ": " + f.problem()))
+                .map(Found::dir);
     }
 
     static int step(Path dir) {

@@ -29,14 +29,14 @@ public final class RunFolder {
     public static boolean holdsRun(Path dir) {
         if (!Files.isDirectory(dir)) return false;
         for (String f : RUN_FILES) if (Files.exists(dir.resolve(f))) return true;
-        return !Checkpoint.scan(dir).isEmpty();
+        return !Checkpoint.directories(dir).isEmpty();
     }
 
     /** "last checkpoint: step N", or why there is none. */
     public static String describe(Path dir) {
-        List<Checkpoint.Found> found = Checkpoint.scan(dir);
-        for (Checkpoint.Found f : found) if (f.valid()) return "last checkpoint: step " + f.step();
-        return found.isEmpty() ? "logs, no checkpoint" : found.size() + " checkpoint(s), none valid";
+        int dirs = Checkpoint.directories(dir).size();
+        return Checkpoint.newestValid(dir, f -> { }).map(f -> "last checkpoint: step " + f.step())
+                .orElse(dirs == 0 ? "logs, no checkpoint" : dirs + " checkpoint(s), none valid");
     }
 
     /**
