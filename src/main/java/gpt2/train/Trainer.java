@@ -133,24 +133,25 @@ public final class Trainer {
      * ids), so a bad input stops the run before anything in the output folder is written.
      */
     public void validateInputs() {
-        int V = model.config().vocabSize();
-        int[] in = new int[inputs.length], tg = new int[targets.length];
-        try (DataLoader t = new DataLoader(cfg.trainPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V)) {
-            t.next(in, tg);
-        }
-        if (cfg.valPattern() != null) {
-            try (DataLoader v = new DataLoader(cfg.valPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V)) {
-                v.next(in, tg);
-            }
+        openLoaders();
+        for (DataLoader d : val == null ? List.of(train) : List.of(train, val)) {
+            d.next(inputs, targets);
+            d.reset(); // the run starts at the first batch (or where a checkpoint says)
         }
     }
 
-    /** Runs the loop; returns the results of the steps it took. */
-    public List<StepResult> run() {
+    /** The training and validation loaders, opened once (by {@link #validateInputs} or the run). */
+    private void openLoaders() {
+        if (train != null) return;
         int V = model.config().vocabSize();
         train = new DataLoader(cfg.trainPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V);
         val = cfg.valPattern() == null ? null
                 : new DataLoader(cfg.valPattern(), cfg.batchSize(), cfg.seqLen(), cfg.rank(), cfg.world(), V);
+    }
+
+    /** Runs the loop; returns the results of the steps it took. */
+    public List<StepResult> run() {
+        openLoaders();
         try {
             if (resumeFrom != null) restore(resumeFrom);
             if (comm.worldSize() > 1) comm.broadcast(model.backend(), model.params()); // every rank starts identical

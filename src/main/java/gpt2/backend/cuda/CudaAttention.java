@@ -30,8 +30,13 @@ final class CudaAttention {
         this.be = backend;
     }
 
+    /** A pointer table's identity: the buffer and where the heads lie in it. */
+    private record HeadsKey(long address, long length, DType dtype, int B, int NH, long batchStride, long headStride,
+                            long shift) {
+    }
+
     /** Device arrays of pointers to per-head matrices, by buffer and layout (built once, reused every step). */
-    private final Map<String, PointerTable> pointerTables = new HashMap<>();
+    private final Map<HeadsKey, PointerTable> pointerTables = new HashMap<>();
 
     /**
      * The pointers to the B*NH head matrices inside a buffer: head (b, h) starts at element
@@ -40,8 +45,7 @@ final class CudaAttention {
      */
     private PointerTable heads(Buffer buffer, int B, int NH, long batchStride, long headStride, long shift) {
         CudaBuffer base = Launcher.cuda(buffer);
-        String key = base.address() + "," + base.length() + "," + base.dtype() + "," + B + "," + NH + "," + batchStride + ","
-                + headStride + "," + shift;
+        HeadsKey key = new HeadsKey(base.address(), base.length(), base.dtype(), B, NH, batchStride, headStride, shift);
         PointerTable t = pointerTables.get(key);
         if (t == null) {
             List<Launcher.Operand> ops = new ArrayList<>(B * NH);

@@ -308,16 +308,17 @@ public final class CudaBackend implements Backend {
 
     /** The host's copy of what was last written to each int buffer (tokens): the encoder's backward plan. */
     private final Map<Long, int[]> tokenMirrors = new HashMap<>();
+    private final EncoderPlan encoderPlan = new EncoderPlan();
 
     /** Asynchronous (see the upload ring): tokens and targets go up without stopping the host. */
     @Override
     public void write(Buffer dst, int[] src) {
         settle();
         CudaBuffer d = expect(dst, DType.I32, src.length, "write");
-        MemorySegment host = ringSlot(4L * src.length);
-        MemorySegment.copy(src, 0, host, ValueLayout.JAVA_INT, 0, src.length);
-        exec.copyToDeviceAsync(d.address(), host);
-        tokenMirrors.put(d.address(), src.clone());
+        uploadAsync(d, src, src.length);
+        int[] mirror = tokenMirrors.get(d.address());
+        if (mirror == null || mirror.length != src.length) tokenMirrors.put(d.address(), mirror = new int[src.length]);
+        System.arraycopy(src, 0, mirror, 0, src.length);
     }
 
     @Override
@@ -428,13 +429,6 @@ public final class CudaBackend implements Backend {
                 null, false, null);
     }
 
-    private void gemmBatched(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda,
-                             long strideA, Buffer B, int ldb, long strideB, Buffer C, int ldc, long strideC, int batch) {
-        sums.forget();
-        launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, strideA, B, ldb, strideB, C, ldc, strideC,
-                batch, false, null, false, null);
-    }
-
     // ------------------------------------------------------------------ ops
 
     @Override
@@ -461,15 +455,14 @@ public final class CudaBackend implements Backend {
         if (host == null || host.length < N) {
             throw new IllegalStateException("encoder backward: the tokens were not written to this buffer with write(int[])");
         }
-        int[] plan = EncoderPlan.of(host, N);
+        int[] plan = encoderPlan.of(host, N);
+        int length = EncoderPlan.length(plan);
         CudaBuffer d = scratch("encoder_plan", DType.I32, 2L * N + 2 + N);
-        MemorySegment slot = ringSlot(4L * plan.length);
-        MemorySegment.copy(plan, 0, slot, ValueLayout.JAVA_INT, 0, plan.length);
-        exec.copyToDeviceAsync(d.address(), slot);
+        uploadAsync(d, plan, length);
         long tc = (long) T * C;
         launch("encoder_backward_wpe", (long) N * C * x() + 8 * tc, blocks(tc, 256), 256, dwpe, dout, B, T, C);
         int U = plan[0];
-        launch("encoder_backward_wte", (long) N * C * x() + 8L * U * C + 4L * plan.length, U, 256, dwte, dout, d, C);
+        launch("encoder_backward_wte", (long) N * C * x() + 8L * U * C + 4L * length, U, 256, dwte, dout, d, C);
     }
 
     @Override
@@ -567,12 +560,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N); bias per row of out^T
-        if (bias != null && fusable(OC, N, C, out, inp, weight, bias, false, null)) {
-            sums.forget();
-            launcher.gemm("linear fwd (+bias)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out, OC,
-                    0, 1, false, bias, false, null);
-            return;
-        }
+        if (bias != null && epilogueGemm(out, null, inp, weight, bias, false, N, C, OC)) return;
         gemm("linear fwd", TRANS, NO_T, OC, N, C, weight, C, inp, C, out, OC, false);
         if (bias != null) launch("add_bias", 2L * N * OC * x() + OC * x(), blocks((long) N * OC, 256 * pack()), 256, out, bias, N, OC);
     }
@@ -580,25 +568,28 @@ public final class CudaBackend implements Backend {
     /** One GEMM with the bias and GELU in cuBLASLt's epilogue, when it can take these buffers. */
     @Override
     public void matmulGeluForward(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
-        if (fusable(OC, N, C, out, inp, weight, bias, true, pre)) {
-            sums.forget();
-            launcher.gemm("linear fwd (+bias+gelu)", new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, 0, inp, C, 0, out,
-                    OC, 0, 1, false, bias, true, pre);
-            return;
-        }
+        if (epilogueGemm(out, pre, inp, weight, bias, true, N, C, OC)) return;
         matmulForward(pre, inp, weight, bias, N, C, OC);
         geluForward(out, pre, (long) N * OC);
     }
 
     /**
-     * Whether cuBLASLt's epilogue is used: when enabled, every pointer is 16-byte aligned, the
-     * leading dimensions are multiples of 8 (what cuBLASLt's fast kernels need), and cuBLASLt has an
-     * algorithm for the shape; otherwise the same arithmetic runs as a GEMM plus separate kernels.
+     * out (N,OC) = inp @ W^T + bias, with gelu GELU of it (pre-activation into pre), as one GEMM with
+     * cuBLASLt's epilogue, when enabled, every pointer is 16-byte aligned, the leading dimensions are
+     * multiples of 8 (what cuBLASLt's fast kernels need) and cuBLASLt has an algorithm for the shape;
+     * false otherwise, and the caller runs the same arithmetic as a GEMM plus kernels.
      */
-    private boolean fusable(int OC, int N, int C, Buffer out, Buffer inp, Buffer weight, Buffer bias, boolean gelu, Buffer pre) {
+    private boolean epilogueGemm(Buffer out, Buffer pre, Buffer inp, Buffer weight, Buffer bias, boolean gelu, int N, int C,
+                                 int OC) {
         if (!fuseEpilogues || C % 8 != 0 || OC % 8 != 0) return false;
         for (Buffer b : new Buffer[]{out, inp, weight, bias, pre}) if (b != null && addr(b) % 16 != 0) return false;
-        return launcher.epilogueAvailable(new Launcher.Shape(TRANS, NO_T, OC, N, C), weight, C, inp, C, out, OC, bias, gelu, pre);
+        // column-major: out^T (OC,N) = W (OC,C) [stored (C,OC), op T] x inp^T (C,N); bias per row of out^T
+        Launcher.Shape shape = new Launcher.Shape(TRANS, NO_T, OC, N, C);
+        if (!launcher.epilogueAvailable(shape, weight, C, inp, C, out, OC, bias, gelu, pre)) return false;
+        sums.forget();
+        launcher.gemm(gelu ? "linear fwd (+bias+gelu)" : "linear fwd (+bias)", shape, weight, C, 0, inp, C, 0, out, OC, 0, 1,
+                false, bias, gelu, pre);
+        return true;
     }
 
     @Override
@@ -668,6 +659,13 @@ public final class CudaBackend implements Backend {
     void uploadAsync(CudaBuffer dst, long[] values) {
         MemorySegment slot = ringSlot(8L * values.length);
         MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_LONG, 0, values.length);
+        exec.copyToDeviceAsync(dst.address(), slot);
+    }
+
+    /** The first n values, the same way. */
+    private void uploadAsync(CudaBuffer dst, int[] values, int n) {
+        MemorySegment slot = ringSlot(4L * n);
+        MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_INT, 0, n);
         exec.copyToDeviceAsync(dst.address(), slot);
     }
 
@@ -749,8 +747,11 @@ public final class CudaBackend implements Backend {
         return r[0];
     }
 
-    /** Device copies of AdamW's run tables, by content. */
-    private final Map<String, CudaBuffer> runTables = new HashMap<>();
+    /** A device copy of AdamW's runs: made once for the arrays an optimizer passes every step. */
+    private record RunTable(long[] ends, boolean[] decay, CudaBuffer device) {
+    }
+
+    private final List<RunTable> runTables = new java.util.ArrayList<>();
 
     /** One launch over every parameter (see loss.cu's adamw), writing the compute copy in the same pass. */
     @Override
@@ -762,18 +763,21 @@ public final class CudaBackend implements Backend {
                     + (runEnds.length == 0 ? "-" : runEnds[runEnds.length - 1]) + " for " + n + " parameters (runs must cover them)");
         }
         if (copy != null) expect(copy, floatX, n, "adamw compute copy");
-        String key = java.util.Arrays.toString(runEnds) + java.util.Arrays.toString(decay);
-        CudaBuffer table = runTables.get(key);
-        if (table == null) {
-            table = (CudaBuffer) allocate(DType.I64, runEnds.length, "AdamW run table");
-            MemorySegment slot = ringSlot(8L * runEnds.length);
-            for (int r = 0; r < runEnds.length; r++) {
-                slot.setAtIndex(ValueLayout.JAVA_LONG, r, runEnds[r] | (decay[r] ? 1L << 62 : 0L));
-            }
-            exec.copyToDeviceAsync(table.address(), slot);
-            runTables.put(key, table);
+        adamwLaunch(params, grads, m, v, copy, runTable(runEnds, decay), runEnds.length, lr, beta1, beta2, eps, weightDecay,
+                gradScale, t);
+    }
+
+    /** The device table of these runs (end | decay bit 62), uploaded the first time they are seen. */
+    private CudaBuffer runTable(long[] ends, boolean[] decay) {
+        for (RunTable r : runTables) {
+            if (java.util.Arrays.equals(r.ends(), ends) && java.util.Arrays.equals(r.decay(), decay)) return r.device();
         }
-        adamwLaunch(params, grads, m, v, copy, table, runEnds.length, lr, beta1, beta2, eps, weightDecay, gradScale, t);
+        long[] encoded = new long[ends.length];
+        for (int r = 0; r < ends.length; r++) encoded[r] = ends[r] | (decay[r] ? 1L << 62 : 0L);
+        CudaBuffer device = (CudaBuffer) allocate(DType.I64, ends.length, "AdamW run table");
+        uploadAsync(device, encoded);
+        runTables.add(new RunTable(ends.clone(), decay.clone(), device));
+        return device;
     }
 
     @Override
@@ -807,7 +811,7 @@ public final class CudaBackend implements Backend {
         settle();
         for (CudaBuffer b : sums.allocations()) exec.free(b.address());
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
-        for (CudaBuffer b : runTables.values()) exec.free(b.address());
+        for (RunTable r : runTables) exec.free(r.device().address());
         for (CudaBuffer b : attention.allocations()) exec.free(b.address());
         scratch.clear();
         runTables.clear();

@@ -200,21 +200,24 @@ final class GpuExecutor implements Executor {
     private record LtPlan(LtGemm desc, cublasLtMatmulHeuristicResult_t algo) {
     }
 
-    private final Map<String, LtPlan> ltPlans = new HashMap<>();
-
-    private static String ltKey(Gemm g) {
-        return g.transA() + "," + g.transB() + "," + g.m() + "," + g.n() + "," + g.k() + "," + g.in() + ","
-                + g.out() + "," + LtGemm.epilogue(g) + "," + g.lda() + "," + g.ldb() + "," + g.ldc() + ","
-                + alignment(g.a()) + "," + alignment(g.b()) + "," + alignment(g.c());
+    /** What a cuBLASLt plan depends on: shape, types, epilogue, leading dimensions, pointer alignment. */
+    private record LtKey(boolean transA, boolean transB, int m, int n, int k, DType in, DType out, int epilogue, int lda,
+                         int ldb, int ldc, int alignA, int alignB, int alignC) {
+        LtKey(Gemm g) {
+            this(g.transA(), g.transB(), g.m(), g.n(), g.k(), g.in(), g.out(), LtGemm.epilogue(g), g.lda(), g.ldb(), g.ldc(),
+                    alignment(g.a()), alignment(g.b()), alignment(g.c()));
+        }
     }
+
+    private final Map<LtKey, LtPlan> ltPlans = new HashMap<>();
 
     /** This shape's plan: descriptors built and the algorithm searched on first use, then reused. */
     private LtPlan ltPlan(Gemm g) {
-        String key = ltKey(g);
+        LtKey key = new LtKey(g);
         LtPlan plan = ltPlans.get(key);
         if (plan == null) {
             LtGemm d = new LtGemm(g, tf32);
-            cublasLtMatmulPreferenceOpaque_t pref = preference(alignment(g.a()), alignment(g.b()), alignment(g.c()));
+            cublasLtMatmulPreferenceOpaque_t pref = preference(key.alignA(), key.alignB(), key.alignC());
             cublasLtMatmulHeuristicResult_t algo = new cublasLtMatmulHeuristicResult_t();
             int[] found = new int[1];
             int status = cublas.cublasLtMatmulAlgoGetHeuristic(lt, d.desc, d.a, d.b, d.c, d.c, pref, 1, algo, found);

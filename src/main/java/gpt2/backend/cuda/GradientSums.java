@@ -48,7 +48,20 @@ final class GradientSums {
     private final List<Group> pending = new ArrayList<>();
     private final List<CudaBuffer> slots = new ArrayList<>();
     private final List<Boolean> inUse = new ArrayList<>();
-    private final Map<String, CudaBuffer> tables = new HashMap<>();
+    /** Uploaded tables by content (a long[] compared by value). */
+    private record TableKey(long[] values) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof TableKey k && java.util.Arrays.equals(values, k.values);
+        }
+
+        @Override
+        public int hashCode() {
+            return java.util.Arrays.hashCode(values);
+        }
+    }
+
+    private final Map<TableKey, CudaBuffer> tables = new HashMap<>();
     private ColumnSums claimable;
 
     GradientSums(Host host) {
@@ -96,7 +109,6 @@ final class GradientSums {
     void flush() {
         if (!pending.isEmpty()) {
             long[] table = new long[5 * pending.size()];
-            StringBuilder key = new StringBuilder();
             int maxWidth = 0;
             long bytes = 0;
             for (int g = 0; g < pending.size(); g++) {
@@ -109,12 +121,12 @@ final class GradientSums {
                 maxWidth = Math.max(maxWidth, p.width());
                 bytes += 4L * p.chunks() * p.width() + 8L * p.width();
             }
-            for (long v : table) key.append(v).append(',');
-            CudaBuffer device = tables.get(key.toString());
+            TableKey key = new TableKey(table);
+            CudaBuffer device = tables.get(key);
             if (device == null) { // the same groups come back every step: uploaded once
                 device = host.allocate(DType.I64, table.length, "gradient sum table");
                 host.uploadAsync(device, table);
-                tables.put(key.toString(), device);
+                tables.put(key, device);
             }
             host.launch("sum_partials", bytes, Launcher.blocks(maxWidth, 128), pending.size(), 128, device, pending.size());
             pending.clear();

@@ -27,8 +27,11 @@ final class Launcher {
     private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
     private final Profile profile = new Profile();
     private boolean timing;
-    /** Timed calls waiting for their events: family, start mark, end mark. */
-    private final List<Object[]> pending = new ArrayList<>();
+    /** A timed call waiting for its events. */
+    private record Timed(String family, int from, int to) {
+    }
+
+    private final List<Timed> pending = new ArrayList<>();
 
     Launcher(Executor exec, DType floatX) {
         this.exec = exec;
@@ -47,9 +50,9 @@ final class Launcher {
 
     /** Adds the times of the calls so far to the profile (waits for the device). */
     void collectTimes() {
-        for (Object[] p : pending) {
-            double ms = exec.elapsedMs((Integer) p[1], (Integer) p[2]);
-            if (!Double.isNaN(ms)) profile.time((String) p[0], ms);
+        for (Timed p : pending) {
+            double ms = exec.elapsedMs(p.from(), p.to());
+            if (!Double.isNaN(ms)) profile.time(p.family(), ms);
         }
         pending.clear();
         exec.clearMarks();
@@ -89,9 +92,7 @@ final class Launcher {
             values[i] = args[i] == null ? (Object) 0L : args[i] instanceof Buffer b ? (Object) addr(b) : args[i];
         }
         profile.kernel(kernel, bytes);
-        int m0 = timing ? exec.mark() : -1;
-        exec.launch(kernel, sig, grid, gridY, block, values);
-        if (timing && m0 >= 0) pending.add(new Object[]{kernel, m0, exec.mark()});
+        timed(kernel, () -> exec.launch(kernel, sig, grid, gridY, block, values));
     }
 
     private void checkArgument(String kernel, int i, KernelCompiler.Param p, Object a) {
@@ -124,9 +125,14 @@ final class Launcher {
     /** A memset or device-to-device copy: counted and timed like a launch. */
     void memoryOp(String family, long bytes, Runnable op) {
         profile.kernel(family, bytes);
-        int m0 = timing ? exec.mark() : -1;
+        timed(family, op);
+    }
+
+    /** Runs op between two device events when timing (the times are read at {@link #collectTimes}). */
+    private void timed(String family, Runnable op) {
+        int from = timing ? exec.mark() : -1;
         op.run();
-        if (timing && m0 >= 0) pending.add(new Object[]{family, m0, exec.mark()});
+        if (from >= 0) pending.add(new Timed(family, from, exec.mark()));
     }
 
     // ------------------------------------------------------------------ GEMMs
@@ -147,9 +153,7 @@ final class Launcher {
         long bytes = batch * ((long) s.m() * s.k() * in + (long) s.k() * s.n() * in + (long) s.m() * s.n() * out * (accumulate ? 2 : 1))
                 + (gelu ? (long) s.m() * s.n() * out : 0);
         profile.gemm(family, bytes, 2.0 * s.m() * s.n() * s.k() * batch);
-        int m0 = timing ? exec.mark() : -1;
-        exec.gemm(g);
-        if (timing && m0 >= 0) pending.add(new Object[]{family, m0, exec.mark()});
+        timed(family, () -> exec.gemm(g));
     }
 
     /**
@@ -179,9 +183,7 @@ final class Launcher {
                 ldb, 0, C.device().address(), ldc, 0, batch, in, out, false, 0, false, 0, true);
         long bytes = batch * ((long) m * k * in.bytes() + (long) k * n * in.bytes() + (long) m * n * out.bytes());
         profile.gemm(family, bytes, 2.0 * m * n * k * batch);
-        int m0 = timing ? exec.mark() : -1;
-        exec.gemm(g);
-        if (timing && m0 >= 0) pending.add(new Object[]{family, m0, exec.mark()});
+        timed(family, () -> exec.gemm(g));
     }
 
     /** Whether the executor can run this epilogue GEMM (cuBLASLt has an algorithm for it). */
