@@ -246,8 +246,9 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
-     * Times every call from now on (CUDA: device events around each launch and GEMM); the times go
-     * into {@link #profile()} at {@link #synchronize()}. Refused where nothing can be timed.
+     * Times every call from now on (CUDA: device events around each launch and GEMM); turning it off
+     * waits for those events and adds their times to {@link #profile()}. Refused where nothing can be
+     * timed.
      */
     default void setProfiling(boolean on) {
         if (on) throw new UnsupportedOperationException("--profile 1: the " + name() + " backend has no per-kernel profile");

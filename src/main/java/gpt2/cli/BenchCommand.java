@@ -99,7 +99,6 @@ final class BenchCommand implements Callable<Integer> {
             Profile plan = be.profile();
             for (int s = -2; s < steps; s++) {
                 be.resetGemmStats();
-                if (s == 0 && plan != null) plan.reset();
                 long t0 = System.nanoTime();
                 m.zeroGrad();
                 m.trainForward(in, tg, B, T, s + 2, 1f);
@@ -130,27 +129,23 @@ final class BenchCommand implements Callable<Integer> {
             String planJson = "";
             double copyGBs = Double.NaN;
             if (plan != null) {
-                // the counts of the timed steps (phase synchronizations excluded: the trainer has none)
+                // the plan as the trainer runs a step (no phase synchronizations): one step, or with
+                // --profile 1 as many as were timed, every call between device events
+                int counted = profiled ? steps : 1;
+                plan.reset();
+                be.setProfiling(profiled);
+                for (int s = 0; s < counted; s++) trainStep(m, opt, in, tg, B, T, s + 2);
+                be.setProfiling(false); // waits for the events and adds their times
                 if (profiled) {
-                    plan.reset();
-                    be.setProfiling(true);
-                    for (int s = 0; s < steps; s++) {
-                        m.zeroGrad();
-                        m.trainForward(in, tg, B, T, s + 2, 1f);
-                        m.backward(1f);
-                        step(m, opt);
-                        be.synchronize();
-                    }
-                    be.setProfiling(false);
                     copyGBs = be.copyBandwidth(1L << 30);
                     out.printf("per-kernel profile over %d steps (device events around every call); "
                             + "device copy bandwidth %.0f GB/s (device-to-device copy of 1 GiB, read + write):%n", steps, copyGBs);
                 } else {
-                    out.printf("step plan (add --profile 1 for times):%n");
+                    out.printf("step plan (one step as the trainer runs it; add --profile 1 for times):%n");
                 }
-                out.print(plan.table(steps, copyGBs));
+                out.print(plan.table(counted, copyGBs));
                 out.flush();
-                planJson = "," + plan.jsonFields(steps) + (Double.isNaN(copyGBs) ? "" : String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs));
+                planJson = "," + plan.jsonFields(counted) + (Double.isNaN(copyGBs) ? "" : String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs));
             }
             double flops = cfg.trainingFlopsPerToken(T) * B * T;
             double achieved = flops / (median / 1000);
@@ -176,6 +171,14 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** The trainer's step, one micro-batch: zero, forward, backward, one read of loss and norm, AdamW. */
+    private static void trainStep(Gpt2 m, AdamW opt, int[] in, int[] tg, int B, int T, long key) {
+        m.zeroGrad();
+        m.trainForward(in, tg, B, T, key, 1f);
+        m.backward(1f);
+        step(m, opt);
+    }
+
     /** The trainer's step after backward: one read of loss and norm, then AdamW with clipping at 1. */
     private static void step(Gpt2 m, AdamW opt) {
         float[] numbers = m.stepStatistics(0, m.layout().totalSize());
@@ -195,10 +198,7 @@ final class BenchCommand implements Callable<Integer> {
         Profile plan = be.profile();
         for (int s = 0; s < 2; s++) {
             if (s == 1) plan.reset();
-            m.zeroGrad();
-            m.trainForward(in, tg, B, T, s, 1f);
-            m.backward(1f);
-            step(m, opt);
+            trainStep(m, opt, in, tg, B, T, s);
         }
         out.printf("step plan (dry run: checked launches and GEMMs, no GPU, no times):%n");
         out.print(plan.table(1));

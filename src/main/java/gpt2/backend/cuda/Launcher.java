@@ -43,13 +43,16 @@ final class Launcher {
         return profile;
     }
 
-    /** Times every call with device events from now on (a GPU only; elsewhere there is nothing to time). */
+    /**
+     * Times every call with device events from now on (a GPU only; elsewhere there is nothing to
+     * time); turning it off adds the times of the timed calls to the profile (waiting for them).
+     */
     void setTiming(boolean on) {
         timing = on;
+        if (!on) collectTimes();
     }
 
-    /** Adds the times of the calls so far to the profile (waits for the device). */
-    void collectTimes() {
+    private void collectTimes() {
         for (Timed p : pending) {
             double ms = exec.elapsedMs(p.from(), p.to());
             if (!Double.isNaN(ms)) profile.time(p.family(), ms);
