@@ -54,17 +54,12 @@ final class DownloadCommand implements Callable<Integer> {
         }
         Path dir = to != null ? to : Path.of("models", repo.substring(repo.indexOf('/') + 1));
         Hub hub = Hub.fromEnvironment();
-        List<Hub.RepoFile> files = new ArrayList<>();
-        if (hub.offline()) {
-            // nothing to ask the Hub: the files must be there already
-            for (String f : FILES) files.add(new Hub.RepoFile(f, sizeOrFail(dir.resolve(f)), null, null));
-        } else {
-            List<Hub.RepoFile> listing = hub.list("models", repo, revision, "");
-            for (String name : FILES) {
-                files.add(listing.stream().filter(f -> f.path().equals(name)).findFirst().orElseThrow(() ->
-                        new IllegalArgumentException(repo + " has no " + name + " (not a GPT-2 repo in safetensors? files: "
-                                + listing.stream().map(Hub.RepoFile::path).limit(8).toList() + ")")));
-            }
+        List<Hub.RepoFile> listing = hub.listOrLocal("models", repo, revision, "", dir), files = new ArrayList<>();
+        for (String name : FILES) {
+            files.add(listing.stream().filter(f -> f.path().equals(name)).findFirst().orElseThrow(() -> hub.offline()
+                    ? new IllegalStateException("HF_HUB_OFFLINE=1: " + dir.resolve(name) + " is not downloaded yet")
+                    : new IllegalArgumentException(repo + " has no " + name + " (not a GPT-2 repo in safetensors? files: "
+                    + listing.stream().map(Hub.RepoFile::path).limit(8).toList() + ")")));
         }
         long total = files.stream().mapToLong(Hub.RepoFile::size).sum();
         try (Progress bar = new Progress("download", total, "B")) {
@@ -76,11 +71,4 @@ final class DownloadCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static long sizeOrFail(Path f) {
-        try {
-            return java.nio.file.Files.size(f);
-        } catch (java.io.IOException e) {
-            throw new IllegalStateException("HF_HUB_OFFLINE=1: " + f + " is not downloaded yet");
-        }
-    }
 }

@@ -210,9 +210,8 @@ final class PrepareCommand implements Runnable {
             if (downloads < 1) throw new IllegalArgumentException("--downloads must be >= 1, got " + downloads);
             String folder = remote.matches("sample-\\d+BT") ? "sample/" + remote.substring("sample-".length()) : remote;
             Hub hub = Hub.fromEnvironment();
-            List<Hub.RepoFile> files = hub.offline() ? localParquet(folder)
-                    : hub.list("datasets", repo, "main", folder).stream().filter(f -> f.path().endsWith(".parquet"))
-                    .sorted(java.util.Comparator.comparing(Hub.RepoFile::path)).toList();
+            List<Hub.RepoFile> files = hub.listOrLocal("datasets", repo, "main", folder, rawDir).stream()
+                    .filter(f -> f.path().endsWith(".parquet")).sorted(java.util.Comparator.comparing(Hub.RepoFile::path)).toList();
             if (files.isEmpty()) {
                 throw new IllegalArgumentException("--remote " + remote + ": no parquet files under " + folder + " in " + repo);
             }
@@ -257,23 +256,6 @@ final class PrepareCommand implements Runnable {
             }
             report(spec, s, dir);
             return 0;
-        }
-
-        /** HF_HUB_OFFLINE=1: the parquet files already under --raw_dir/folder. */
-        private List<Hub.RepoFile> localParquet(String folder) {
-            Path base = rawDir.resolve(folder);
-            if (!Files.isDirectory(base)) {
-                throw new IllegalArgumentException("HF_HUB_OFFLINE=1: nothing downloaded yet in " + base);
-            }
-            try (Stream<Path> s = Files.list(base)) {
-                List<Hub.RepoFile> out = new ArrayList<>();
-                for (Path f : s.filter(p -> p.getFileName().toString().endsWith(".parquet")).sorted().toList()) {
-                    out.add(new Hub.RepoFile(rawDir.relativize(f).toString(), Files.size(f), null, null));
-                }
-                return out;
-            } catch (IOException e) {
-                throw new UncheckedIOException(base + ": " + e.getMessage(), e);
-            }
         }
 
         private static List<Path> expand(String in) {

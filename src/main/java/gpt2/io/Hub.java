@@ -150,6 +150,25 @@ public final class Hub {
         return out;
     }
 
+    /**
+     * {@link #list}, or with HF_HUB_OFFLINE=1 the files an earlier download left under
+     * {@code localRoot}/{@code dir} (paths relative to localRoot, sizes; no hashes to check).
+     */
+    public List<RepoFile> listOrLocal(String kind, String repo, String revision, String dir, Path localRoot) {
+        if (!offline) return list(kind, repo, revision, dir);
+        Path base = localRoot.resolve(dir);
+        if (!Files.isDirectory(base)) throw new IllegalStateException("HF_HUB_OFFLINE=1: nothing downloaded yet in " + base);
+        List<RepoFile> out = new ArrayList<>();
+        try (java.util.stream.Stream<Path> s = Files.walk(base)) {
+            for (Path f : s.filter(Files::isRegularFile).filter(f -> !f.toString().endsWith(".incomplete")).sorted().toList()) {
+                out.add(new RepoFile(localRoot.relativize(f).toString().replace('\\', '/'), Files.size(f), null, null));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(base + ": " + e.getMessage(), e);
+        }
+        return out;
+    }
+
     /** The resolve URL of a file. */
     public String fileUrl(String kind, String repo, String revision, String path) {
         return endpoint + (kind.equals("datasets") ? "/datasets/" : "/") + repo + "/resolve/" + encode(revision) + "/" + encodePath(path);
