@@ -301,10 +301,7 @@ final class TrainCommand implements Callable<Integer> {
         List<String> notes = new ArrayList<>();
         resolvedDevice = device.isEmpty() ? (Backends.cudaUnavailableReason() == null ? "cuda" : "cpu") : device;
         boolean cuda = resolvedDevice.startsWith("cuda");
-        if (world > 1 && !cuda) {
-            throw new IllegalArgumentException("WORLD_SIZE " + world + ": data parallelism across processes runs over NCCL, "
-                    + "so it needs --device cuda (one GPU per rank)");
-        }
+        Communicators.check(world, cuda);
         if (launched && cuda && resolvedDevice.equals("cuda")) {
             // one GPU per rank: the local rank's, unless the launcher (srun --gpus-per-task) left this rank one visible GPU
             String visible = System.getenv("CUDA_VISIBLE_DEVICES");

@@ -24,10 +24,15 @@ public final class Communicators {
         if (launched && backend instanceof CudaBackend cuda) {
             return new NcclCommunicator(cuda, rank, world, masterAddr, masterPort, timeout);
         }
-        if (world > 1) {
+        check(world, false);
+        return Communicator.single();
+    }
+
+    /** Refuses several processes without CUDA (callers check it early, before anything slow). */
+    public static void check(int world, boolean cuda) {
+        if (world > 1 && !cuda) {
             throw new IllegalArgumentException("WORLD_SIZE " + world + ": data parallelism across processes runs over NCCL, "
                     + "so it needs --device cuda (one GPU per rank)");
         }
-        return Communicator.single();
     }
 }
