@@ -11,7 +11,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -25,11 +24,7 @@ class DownloadCommandTest {
 
     /** Runs gpt2 in a child JVM with extra environment variables; returns {exit code, output}. */
     static String[] child(Map<String, String> env, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-                "-cp", System.getProperty("java.class.path"), "gpt2.cli.Main"));
-        cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        ProcessBuilder pb = new ProcessBuilder(ReliabilityTest.gpt2Command(List.of(), List.of(args))).redirectErrorStream(true);
         for (String v : List.of("HF_ENDPOINT", "HF_TOKEN", "HF_HOME", "HF_TOKEN_PATH", "HF_HUB_OFFLINE")) pb.environment().remove(v);
         pb.environment().putAll(env);
         Process p = pb.start();

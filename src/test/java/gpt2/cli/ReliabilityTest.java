@@ -36,13 +36,19 @@ class ReliabilityTest {
         return a;
     }
 
-    /** A child JVM running gpt2 with its output in a file; {@code shellPrefix} runs before (e.g. ulimit). */
-    static Process child(Path log, String shellPrefix, List<String> jvmProps, List<String> args) throws Exception {
+    /** The command line of a child JVM running gpt2 on this test run's classes. */
+    static List<String> gpt2Command(List<String> jvmProps, List<String> args) {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"));
         cmd.addAll(jvmProps);
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "gpt2.cli.Main"));
         cmd.addAll(args);
+        return cmd;
+    }
+
+    /** A child JVM running gpt2 with its output in a file; {@code shellPrefix} runs before (e.g. ulimit). */
+    static Process child(Path log, String shellPrefix, List<String> jvmProps, List<String> args) throws Exception {
+        List<String> cmd = gpt2Command(jvmProps, args);
         ProcessBuilder pb;
         if (shellPrefix == null) {
             pb = new ProcessBuilder(cmd);
