@@ -125,7 +125,7 @@ final class PrepareCommand implements Runnable {
                 Download.fetch(url, local);
             } catch (RuntimeException e) {
                 throw new IllegalStateException("tinyshakespeare: no local input.txt (looked at $GPT2_TINYSHAKESPEARE: unset; "
-                        + local + ": absent) and " + e.getMessage().replaceFirst(" \\(no network\\? .*\\)$", "")
+                        + local + ": absent) and " + e.getMessage()
                         + "; offline, set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE with a copy of input.txt", e);
             }
             return local;
