@@ -17,13 +17,12 @@ import java.util.List;
  */
 public final class AdamW implements AutoCloseable {
 
-    /** A run of adjacent tensors with the same weight-decay rule, updated by one backend call. */
+    /** A run of adjacent tensors with the same weight-decay rule. */
     private record Run(long offset, long length, boolean decay) {
     }
 
     private final Backend backend;
     private final Buffer m, v;
-    private final List<Run> runs = new ArrayList<>();
     private final float beta1, beta2, eps, weightDecay;
     private final long lo, hi, totalSize;
     /** The runs as the backend takes them: end offsets relative to lo, and whether each decays. */
@@ -56,6 +55,7 @@ public final class AdamW implements AutoCloseable {
         this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
+        List<Run> runs = new ArrayList<>();
         for (TensorSpec ts : layout.tensors()) {
             long s = Math.max(lo, ts.offset()), e = Math.min(hi, ts.end());
             if (s >= e) continue; // outside this shard
