@@ -77,3 +77,63 @@ __device__ __forceinline__ float dropout_scale(i64 key, i64 i, float p) {
     float u = (float) (z >> 40) * (1.0f / 16777216.0f);
     return u >= p ? 1.0f / (1.0f - p) : 0.0f;
 }
+
+// ---- Warp-level matrix instructions (sm_80 and newer): bf16 inputs, float32 accumulation ----
+// mma_bf16_16816(d, a, b): d (16x8, float) += A (16x16) B (16x8), one warp together. Fragments as
+// the PTX ISA lays them out for mma.m16n8k16 (lane = 4g + c): each 32-bit word holds two bf16, the
+// lower column (A) or row (B) in its low half;
+//   A: a[0] = A[g][2c, 2c+1], a[1] = A[g+8][2c, 2c+1], a[2] = A[g][2c+8, 2c+9], a[3] = A[g+8][2c+8, 2c+9]
+//   B: b[0] = B[2c, 2c+1][g], b[1] = B[2c+8, 2c+9][g]
+//   D: d[0], d[1] = D[g][2c, 2c+1], d[2], d[3] = D[g+8][2c, 2c+1]
+// ldmatrix_x4(r, p): four 8x8 bf16 matrices from shared memory; lanes 8i..8i+7 give the addresses of
+// matrix i's rows (16 bytes each); r[i] = M_i[g][2c, 2c+1]; ldmatrix_x4_trans: r[i] = M_i[2c, 2c+1][g].
+// The tests' CPU emulator (emulator/cuda_emu.h) defines the same functions as whole-warp exchanges.
+#ifndef GPT2_EMULATOR
+__device__ __forceinline__ void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    __trap();  // the backend only launches tensor-core kernels on sm_80 and newer
+#endif
+}
+
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+    unsigned r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
+}
+
+// 2^x on the special-function unit (about 2 ulp; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+#endif
+
+// Two floats as a word of two bf16 (round to nearest even), lo in the low half.
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    return (unsigned) bf16_bits(lo) | ((unsigned) bf16_bits(hi) << 16);
+}
+
+// A floatX's value as bf16 bits (exact in the bf16 build, rounded to nearest even in the float one).
+__device__ __forceinline__ unsigned short x2bf16_bits(floatX v) {
+#ifdef GPT2_BF16
+    return v.bits;
+#else
+    return bf16_bits(v);
+#endif
+}

@@ -190,3 +190,299 @@ FLASH_KERNELS(16)
 FLASH_KERNELS(32)
 FLASH_KERNELS(64)
 FLASH_KERNELS(128)
+
+// ---- Flash attention on the tensor cores (bf16 mma.sync, FlashAttention-2's tiling) ----
+// A block of WARPS warps owns BR = 16 WARPS rows (queries for the forward and dq, keys for dk and
+// dv); each warp computes its 16-row strip against tiles of BR rows of the other side. Operands
+// are staged in shared memory as bf16 with rows of HS + 8 elements (ldmatrix's eight 16-byte rows
+// then fall in different banks), and every product is an m16n8k16 mma with float32 accumulation:
+//   strip_dot: S (16 x BR) = X_strip (16 x HS) Y_tile^T        (q.k, dout.v, k.q, v.dout)
+//   strip_acc: O (16 x HS) += P (16 x BR, registers) Z_tile    (p.v, ds.k, p^T.dout, ds^T.q)
+// Weights above the diagonal are masked (only the diagonal tile has any), q, k and v are read in
+// place in qkv and out/dqkv written in place: no permutes. Rows past T are staged as zeros; their
+// results are not written. Dropout: the same element index and hash as the other paths.
+// Deterministic: each output element is accumulated by one lane in a fixed order; no atomics.
+template <int HS> struct TcTile {
+    static const int WARPS = HS <= 64 ? 4 : 2, BR = 16 * WARPS, LD = HS + 8;
+};
+
+#define TC_INF __uint_as_float(0x7f800000u)
+
+// Rows [r0, r0 + BR) of one head (head row 0 at src + base, `stride` elements between rows) into
+// dst as bf16; rows at or past T as zeros. 16 bytes per thread and step.
+template <int HS, int BR>
+__device__ __forceinline__ void tc_stage(unsigned short (*dst)[HS + 8], const floatX* src, i64 base, int stride, int r0,
+                                         int T) {
+    for (int e = threadIdx.x; e < BR * HS / 8; e += blockDim.x) {
+        int r = e / (HS / 8), d = e % (HS / 8) * 8;
+        unsigned w[4] = {0u, 0u, 0u, 0u};
+        if (r0 + r < T) {
+            const floatX* p = src + base + (i64) (r0 + r) * stride + d;
+            unsigned short v[8];
+            for (int k = 0; k < 8; k += PACK) {
+                xpack x = load_pack(p + k, 0, PACK, aligned16(p + k));
+                for (int j = 0; j < PACK; j++) v[k + j] = x2bf16_bits(x.v[j]);
+            }
+            for (int j = 0; j < 4; j++) w[j] = (unsigned) v[2 * j] | ((unsigned) v[2 * j + 1] << 16);
+        }
+        unsigned* out = (unsigned*) &dst[r][d];
+        for (int j = 0; j < 4; j++) out[j] = w[j];
+    }
+}
+
+// S (16 x BR, as BR/8 accumulator fragments) = X (this warp's 16 rows) Y^T (Y: BR rows), over HS.
+template <int HS, int BR>
+__device__ __forceinline__ void tc_strip_dot(float (*s)[4], const unsigned short (*x)[HS + 8],
+                                             const unsigned short (*y)[HS + 8], int lane) {
+#pragma unroll
+    for (int j = 0; j < BR / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HS / 16; kk++) {
+        unsigned a[4];
+        // matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15): a[0..3]
+        ldmatrix_x4(a, &x[(lane & 7) + ((lane >> 3) & 1) * 8][kk * 16 + (lane >> 4) * 8]);
+#pragma unroll
+        for (int j = 0; j < BR / 8; j += 2) {
+            unsigned b[4];
+            // B[k][n] = Y[n][k]: matrices (n-tile j, k 0-7), (j, 8-15), (j+1, 0-7), (j+1, 8-15)
+            ldmatrix_x4(b, &y[j * 8 + (lane & 7) + (lane >> 4) * 8][kk * 16 + ((lane >> 3) & 1) * 8]);
+            mma_bf16_16816(s[j], a, b);
+            mma_bf16_16816(s[j + 1], a, b + 2);
+        }
+    }
+}
+
+// O (16 x HS) += P Z, P (16 x BR) given as accumulator fragments (rounded to bf16 here), Z (BR x HS).
+template <int HS, int BR>
+__device__ __forceinline__ void tc_strip_acc(float (*o)[4], const float (*p)[4], const unsigned short (*z)[HS + 8],
+                                             int lane) {
+#pragma unroll
+    for (int kk = 0; kk < BR / 16; kk++) {
+        // two accumulator tiles (columns 16kk..16kk+15) are one A fragment
+        unsigned a[4] = {pack_bf16x2(p[2 * kk][0], p[2 * kk][1]), pack_bf16x2(p[2 * kk][2], p[2 * kk][3]),
+                         pack_bf16x2(p[2 * kk + 1][0], p[2 * kk + 1][1]), pack_bf16x2(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+        for (int dn = 0; dn < HS / 8; dn += 2) {
+            unsigned b[4];
+            // B[k][n] = Z[k][n], transposed loads: (k 0-7, n-tile dn), (8-15, dn), (0-7, dn+1), (8-15, dn+1)
+            ldmatrix_x4_trans(b, &z[kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][dn * 8 + (lane >> 4) * 8]);
+            mma_bf16_16816(o[dn], a, b);
+            mma_bf16_16816(o[dn + 1], a, b + 2);
+        }
+    }
+}
+
+// Stores a pair of adjacent elements (one 32-bit store in the bf16 build when aligned).
+__device__ __forceinline__ void tc_store2(floatX* p, float a, float b) {
+#ifdef GPT2_BF16
+    if (((u64) p & 3u) == 0) { *(unsigned*) p = pack_bf16x2(a, b); return; }
+#endif
+    p[0] = f2x(a);
+    p[1] = f2x(b);
+}
+
+// Writes a warp's 16 x HS accumulator (scaled per row by mul[0] for row g, mul[1] for row g + 8) to
+// rows row[0], row[1] (those below T) at dst + row * stride.
+template <int HS>
+__device__ __forceinline__ void tc_store_rows(floatX* dst, i64 stride, const float (*o)[4], const int* row,
+                                              const float* mul, int T, int lane) {
+    int c = lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (row[r] >= T) continue;
+        floatX* p = dst + (i64) row[r] * stride + 2 * c;
+#pragma unroll
+        for (int dn = 0; dn < HS / 8; dn++) tc_store2(p + dn * 8, o[dn][2 * r] * mul[r], o[dn][2 * r + 1] * mul[r]);
+    }
+}
+
+template <int HS>
+__device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale, float p, i64 key) {
+    const int BR = TcTile<HS>::BR, NT = BR / 8;
+    __shared__ __align__(16) unsigned short qs[BR][HS + 8], ks[BR][HS + 8], vs[BR][HS + 8];
+    int q0 = (gridDim.x - 1 - blockIdx.x) * BR;  // the longest rows first
+    int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+    i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS;  // q of row 0 of this head; k at +C, v at +2C
+    const float sl2 = scale * 1.4426950408889634f;     // scores to base-2 exponents
+    int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    float o[HS / 8][4], m[2] = {-TC_INF, -TC_INF}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int dn = 0; dn < HS / 8; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
+    tc_stage<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T);
+    for (int k0 = 0; k0 <= q0; k0 += BR) {
+        __syncthreads();  // the previous tile is used up
+        tc_stage<HS, BR>(ks, qkv, rowBase + C, 3 * C, k0, T);
+        tc_stage<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
+        __syncthreads();
+        float s[NT][4];
+        tc_strip_dot<HS, BR>(s, qs + warp * 16, ks, lane);
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, col = k0 + j * 8 + 2 * c + (e & 1);
+                if (k0 == q0 && col > row[r]) s[j][e] = -TC_INF;
+                mx[r] = fmaxf(mx[r], s[j][e]);
+            }
+        }
+        float alpha[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            alpha[r] = fast_exp2((m[r] - mx[r]) * sl2);
+            m[r] = mx[r];
+            l[r] *= alpha[r];
+        }
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1;
+                float w = fast_exp2(fmaf(s[j][e], sl2, -m[r] * sl2));
+                l[r] += w;
+                if (p > 0.f) w *= dropout_scale(key, ((i64) bh * T + row[r]) * T + k0 + j * 8 + 2 * c + (e & 1), p);
+                s[j][e] = w;
+            }
+        }
+#pragma unroll
+        for (int dn = 0; dn < HS / 8; dn++) {
+            o[dn][0] *= alpha[0]; o[dn][1] *= alpha[0];
+            o[dn][2] *= alpha[1]; o[dn][3] *= alpha[1];
+        }
+        tc_strip_acc<HS, BR>(o, s, vs, lane);
+    }
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = 1.f / l[r];
+        if (c == 0 && row[r] < T) lse[(i64) bh * T + row[r]] = m[r] * scale + logf(l[r]);
+    }
+    tc_store_rows<HS>(out + (i64) b * T * C + (i64) h * HS, C, o, row, inv, T, lane);
+}
+
+// dq of a block's query rows: over key tiles up to the diagonal, S = q k^T, dP = dout v^T,
+// dS = P (mask dP - delta) scale, dq += dS k.
+template <int HS>
+__device__ void flash_tc_backward_dq(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                     const float* delta, int T, int NH, float scale, float p, i64 key) {
+    const int BR = TcTile<HS>::BR, NT = BR / 8;
+    __shared__ __align__(16) unsigned short qs[BR][HS + 8], gs[BR][HS + 8], ks[BR][HS + 8], vs[BR][HS + 8];
+    int q0 = (gridDim.x - 1 - blockIdx.x) * BR;
+    int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+    i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS, outBase = (i64) b * T * C + (i64) h * HS;
+    const float sl2 = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
+    int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    float L[2], D[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        L[r] = row[r] < T ? lse[(i64) bh * T + row[r]] * log2e : 0.f;
+        D[r] = row[r] < T ? delta[(i64) bh * T + row[r]] : 0.f;
+    }
+    float dq[HS / 8][4];
+#pragma unroll
+    for (int dn = 0; dn < HS / 8; dn++) dq[dn][0] = dq[dn][1] = dq[dn][2] = dq[dn][3] = 0.f;
+    tc_stage<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T);
+    tc_stage<HS, BR>(gs, dout, outBase, C, q0, T);
+    for (int k0 = 0; k0 <= q0; k0 += BR) {
+        __syncthreads();
+        tc_stage<HS, BR>(ks, qkv, rowBase + C, 3 * C, k0, T);
+        tc_stage<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
+        __syncthreads();
+        float s[NT][4], dp[NT][4];
+        tc_strip_dot<HS, BR>(s, qs + warp * 16, ks, lane);
+        tc_strip_dot<HS, BR>(dp, gs + warp * 16, vs, lane);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, col = k0 + j * 8 + 2 * c + (e & 1);
+                float w = k0 == q0 && col > row[r] ? 0.f : fast_exp2(fmaf(s[j][e], sl2, -L[r]));
+                float d = dp[j][e];
+                if (p > 0.f) d *= dropout_scale(key, ((i64) bh * T + row[r]) * T + col, p);
+                s[j][e] = w * (d - D[r]) * scale;
+            }
+        }
+        tc_strip_acc<HS, BR>(dq, s, ks, lane);
+    }
+    const float one[2] = {1.f, 1.f};
+    tc_store_rows<HS>(dqkv + rowBase, 3 * C, dq, row, one, T, lane);
+}
+
+// dk and dv of a block's key rows: over query tiles from the diagonal on, S^T = k q^T,
+// dP^T = v dout^T, dv += (mask P)^T dout, dk += dS^T q.
+template <int HS>
+__device__ void flash_tc_backward_dkdv(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                       const float* delta, int T, int NH, float scale, float p, i64 key) {
+    const int BR = TcTile<HS>::BR, NT = BR / 8;
+    __shared__ __align__(16) unsigned short ks[BR][HS + 8], vs[BR][HS + 8], qs[BR][HS + 8], gs[BR][HS + 8];
+    __shared__ float ls[BR], dl[BR];
+    int j0 = blockIdx.x * BR;  // the first key blocks have the most queries: they go first
+    int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+    i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS, outBase = (i64) b * T * C + (i64) h * HS;
+    const float sl2 = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
+    int row[2] = {j0 + warp * 16 + g, j0 + warp * 16 + g + 8};  // key rows
+    float dk[HS / 8][4], dv[HS / 8][4];
+#pragma unroll
+    for (int dn = 0; dn < HS / 8; dn++) {
+        dk[dn][0] = dk[dn][1] = dk[dn][2] = dk[dn][3] = 0.f;
+        dv[dn][0] = dv[dn][1] = dv[dn][2] = dv[dn][3] = 0.f;
+    }
+    tc_stage<HS, BR>(ks, qkv, rowBase + C, 3 * C, j0, T);
+    tc_stage<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, j0, T);
+    for (int q0 = j0; q0 < T; q0 += BR) {
+        __syncthreads();
+        tc_stage<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T);
+        tc_stage<HS, BR>(gs, dout, outBase, C, q0, T);
+        for (int i = threadIdx.x; i < BR; i += blockDim.x) {
+            ls[i] = q0 + i < T ? lse[(i64) bh * T + q0 + i] * log2e : TC_INF;  // no weight for rows past T
+            dl[i] = q0 + i < T ? delta[(i64) bh * T + q0 + i] : 0.f;
+        }
+        __syncthreads();
+        float s[NT][4], dp[NT][4];
+        tc_strip_dot<HS, BR>(s, ks + warp * 16, qs, lane);
+        tc_strip_dot<HS, BR>(dp, vs + warp * 16, gs, lane);
+#pragma unroll
+        for (int j = 0; j < NT; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = e >> 1, col = j * 8 + 2 * c + (e & 1), t = q0 + col;
+                float w = q0 == j0 && t < row[r] ? 0.f : fast_exp2(fmaf(s[j][e], sl2, -ls[col]));
+                float mask = p > 0.f && t < T ? dropout_scale(key, ((i64) bh * T + t) * T + row[r], p) : 1.f;
+                s[j][e] = w * mask;                                  // for dv
+                dp[j][e] = w * (dp[j][e] * mask - dl[col]) * scale;  // dS^T, for dk
+            }
+        }
+        tc_strip_acc<HS, BR>(dv, s, gs, lane);
+        tc_strip_acc<HS, BR>(dk, dp, qs, lane);
+    }
+    const float one[2] = {1.f, 1.f};
+    tc_store_rows<HS>(dqkv + rowBase + C, 3 * C, dk, row, one, T, lane);
+    tc_store_rows<HS>(dqkv + rowBase + 2 * C, 3 * C, dv, row, one, T, lane);
+}
+
+// Tensor-core kernels for the head sizes that fill whole mma tiles (GPT-2's 64, and 128).
+#define FLASH_TC_KERNELS(HS)                                                                                 \
+extern "C" __global__ void flash_tc_forward_##HS(floatX* out, float* lse, const floatX* qkv, int T, int NH,   \
+                                                 float scale, float p, i64 key) {                             \
+    flash_tc_forward<HS>(out, lse, qkv, T, NH, scale, p, key);                                               \
+}                                                                                                            \
+extern "C" __global__ void flash_tc_backward_dq_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,    \
+                                                     const float* lse, const float* delta, int T, int NH,    \
+                                                     float scale, float p, i64 key) {                         \
+    flash_tc_backward_dq<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);                             \
+}                                                                                                            \
+extern "C" __global__ void flash_tc_backward_dkdv_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,  \
+                                                       const float* lse, const float* delta, int T, int NH,  \
+                                                       float scale, float p, i64 key) {                       \
+    flash_tc_backward_dkdv<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);                           \
+}
+
+FLASH_TC_KERNELS(64)
+FLASH_TC_KERNELS(128)

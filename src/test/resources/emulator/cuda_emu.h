@@ -6,7 +6,12 @@
 // calls). Since one block runs at a time, __shared__ arrays
 // can be plain static storage. Warp shuffles exchange values among the 32 lanes of a warp after
 // every live lane has arrived (double-buffered, so a lane that runs ahead cannot overwrite a value
-// not yet read); a barrier no thread can pass aborts with a message.
+// not yet read); a barrier no thread can pass aborts with a message. The warp-level matrix
+// instructions of common.cuh (mma.m16n8k16 with bf16 inputs, ldmatrix) are such exchanges too:
+// each lane deposits its fragment registers (or its row address), and once the whole warp has
+// arrived each lane computes its own result registers from the others' deposits, with the
+// fragment layouts the PTX ISA documents.
+#define GPT2_EMULATOR 1
 #include <setjmp.h>
 #include <ucontext.h>
 #include <math.h>
@@ -42,7 +47,7 @@ struct Fiber {
     bool started;
     State state;
     unsigned int round;   // warp exchanges done, for the double buffer
-    float value[2];
+    uint32_t words[2][6]; // what this lane deposited in the last two exchanges
 };
 
 static const size_t STACK_BYTES = 128 * 1024;
@@ -71,14 +76,63 @@ static void wait(State s) {
     if (!_setjmp(fibers[current].at)) _longjmp(scheduler, 1);
 }
 
-static float shfl_xor(float v, int mask) {
-    int me = current;
-    unsigned int slot = fibers[me].round & 1u;
-    fibers[me].value[slot] = v;
+// Deposits `bytes` of this lane's data, waits for the whole warp and returns the slot in which
+// every lane's deposit can be read; call done() after reading.
+static unsigned int deposit(const void* data, size_t bytes) {
+    unsigned int slot = fibers[current].round & 1u;
+    memcpy(fibers[current].words[slot], data, bytes);
     wait(AT_WARP);
-    float r = fibers[me ^ mask].value[slot];
-    fibers[me].round++;
+    return slot;
+}
+
+static void done() { fibers[current].round++; }
+
+static float shfl_xor(float v, int mask) {
+    unsigned int slot = deposit(&v, 4);
+    float r;
+    memcpy(&r, fibers[current ^ mask].words[slot], 4);
+    done();
     return r;
+}
+
+static inline float bf16_value(uint32_t word, int high) {
+    return __uint_as_float((high ? word >> 16 : word & 0xffffu) << 16);
+}
+
+// d += A B for the warp (mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32): A from the lanes' a[4], B from
+// their b[2], this lane's four D elements summed in k order in float (the products of two bf16 are
+// exact in float).
+static void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
+    uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
+    unsigned int slot = deposit(mine, sizeof mine);
+    int lane = current & 31, base = current - lane, g = lane >> 2, c = lane & 3;
+    for (int i = 0; i < 4; i++) {
+        int row = g + (i >= 2 ? 8 : 0), col = 2 * c + (i & 1);
+        float s = 0.f;
+        for (int k = 0; k < 16; k++) {
+            // A[row][k]: lane 4 (row % 8) + (k % 8) / 2, register (row >= 8) + 2 (k >= 8)
+            uint32_t aw = fibers[base + 4 * (row & 7) + ((k & 7) >> 1)].words[slot][(row >> 3) + 2 * (k >> 3)];
+            // B[k][col]: lane 4 col + (k % 8) / 2, register 4 + (k >= 8)
+            uint32_t bw = fibers[base + 4 * col + ((k & 7) >> 1)].words[slot][4 + (k >> 3)];
+            s += bf16_value(aw, k & 1) * bf16_value(bw, k & 1);
+        }
+        d[i] += s;
+    }
+    done();
+}
+
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane 8i + j gave row j of matrix i.
+static void ldmatrix(unsigned* r, const void* p, bool trans) {
+    unsigned int slot = deposit(&p, sizeof p);
+    int lane = current & 31, base = current - lane, g = lane >> 2, c = lane & 3;
+    for (int i = 0; i < 4; i++) {
+        const uint16_t* rows[8];
+        for (int j = 0; j < 8; j++) memcpy(&rows[j], fibers[base + 8 * i + j].words[slot], sizeof(void*));
+        uint32_t lo = trans ? rows[2 * c][g] : rows[g][2 * c];
+        uint32_t hi = trans ? rows[2 * c + 1][g] : rows[g][2 * c + 1];
+        r[i] = lo | (hi << 16);
+    }
+    done();
 }
 
 #if defined(__x86_64__)
@@ -186,3 +240,7 @@ static inline float f32(int64_t bits) { return __uint_as_float((unsigned int) bi
 static inline float __shfl_xor_sync(unsigned int, float v, int mask) { return emu::shfl_xor(v, mask); }
 static inline void __syncthreads() { emu::wait(emu::AT_BLOCK); }
 static inline void __syncwarp() { emu::wait(emu::AT_WARP); }
+static inline void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) { emu::mma_bf16_16816(d, a, b); }
+static inline void ldmatrix_x4(unsigned* r, const void* p) { emu::ldmatrix(r, p, false); }
+static inline void ldmatrix_x4_trans(unsigned* r, const void* p) { emu::ldmatrix(r, p, true); }
+static inline float fast_exp2(float x) { return exp2f(x); }

@@ -18,7 +18,10 @@ import java.util.Map;
  */
 public final class Profile {
 
-    /** One kernel family's totals: calls, bytes moved, FLOPs (GEMMs) and milliseconds (NaN: not timed). */
+    /**
+     * One kernel family's totals: calls, bytes moved, FLOPs (GEMMs, and kernels doing matrix work on
+     * the tensor cores such as flash attention) and milliseconds (NaN: not timed).
+     */
     public record Row(String family, boolean gemm, long calls, long bytes, double flops, double ms) {
     }
 
@@ -39,10 +42,16 @@ public final class Profile {
 
     /** A kernel launch moving {@code bytes}. */
     public void kernel(String family, long bytes) {
+        kernel(family, bytes, 0);
+    }
+
+    /** A kernel launch moving {@code bytes} and doing {@code flops} of matrix work (reported as TFLOP/s). */
+    public void kernel(String family, long bytes, double flops) {
         launches++;
         Totals t = families.computeIfAbsent(family, f -> new Totals(false));
         t.calls++;
         t.bytes += bytes;
+        t.flops += flops;
     }
 
     /** A GEMM call of {@code flops} moving {@code bytes}. */
@@ -100,7 +109,7 @@ public final class Profile {
 
     /**
      * The table per step: calls, bytes (MB), and when timed ms, share of the timed work, GB/s
-     * (kernels) or TFLOP/s (GEMMs).
+     * (memory-bound kernels) or TFLOP/s (GEMMs and kernels with matrix work).
      */
     public String table(int steps) {
         return table(steps, Double.NaN);
@@ -122,11 +131,11 @@ public final class Profile {
             bytes += r.bytes;
             flops += r.flops;
             s.append(String.format(Locale.ROOT, "%-34s %7.1f %10.1f %10s", (r.gemm ? "gemm " : "") + r.family,
-                    (double) r.calls / steps, r.bytes / 1e6 / steps, r.gemm ? String.format(Locale.ROOT, "%.1f", r.flops / 1e9 / steps) : "-"));
+                    (double) r.calls / steps, r.bytes / 1e6 / steps, r.flops > 0 ? String.format(Locale.ROOT, "%.1f", r.flops / 1e9 / steps) : "-"));
             if (timed) {
-                double rate = r.gemm ? r.flops / (r.ms / 1e3) / 1e12 : r.bytes / (r.ms / 1e3) / 1e9;
+                double rate = r.flops > 0 ? r.flops / (r.ms / 1e3) / 1e12 : r.bytes / (r.ms / 1e3) / 1e9;
                 s.append(String.format(Locale.ROOT, " %9.3f %5.1f%% %9.1f", r.ms / steps, 100 * r.ms / totalMs, rate));
-                if (share && !r.gemm) s.append(String.format(Locale.ROOT, " %6.0f%%", 100 * rate / copyGBs));
+                if (share && r.flops == 0) s.append(String.format(Locale.ROOT, " %6.0f%%", 100 * rate / copyGBs));
             }
             s.append('\n');
         }

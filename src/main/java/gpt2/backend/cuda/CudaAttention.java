@@ -134,28 +134,58 @@ final class CudaAttention {
         return hs;
     }
 
+    /** Head sizes with tensor-core flash kernels (flash_tc_*: bf16 mma.sync, sm_80 and newer). */
+    static final List<Integer> TENSOR_CORE_HEAD_SIZES = List.of(64, 128);
+
+    /**
+     * Whether flash attention runs on the tensor cores: bf16, a head size of
+     * {@link #TENSOR_CORE_HEAD_SIZES}, and a GPU with bf16 mma (sm_80+; the CPU emulator has it).
+     * Otherwise the one-thread-per-row kernels (float32, other head sizes).
+     */
+    boolean tensorCoreFlash(int hs) {
+        return be.computeType() == DType.BF16 && TENSOR_CORE_HEAD_SIZES.contains(hs) && be.hasBf16Mma();
+    }
+
+    /** Query (or key) rows per block of the tensor-core kernels: 16 per warp (kernels/flash.cu, TcTile). */
+    private static int tensorCoreRows(int hs) {
+        return hs <= 64 ? 64 : 32;
+    }
+
+    /**
+     * The matrix work of {@code products} (T x T x hs) products over the causal triangle, for the
+     * profile: 2 FLOPs per multiply-add, T(T+1)/2 query-key pairs per head. The forward does two
+     * (q.k, p.v), the dq kernel three (q.k, dout.v, ds.k), the dk/dv kernel four.
+     */
+    private static double causalFlops(int products, int B, int NH, int T, int hs) {
+        return 2.0 * products * B * NH * (T * (T + 1.0) / 2) * hs;
+    }
+
     void flashForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
-        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
-        boolean drop = dropout != null && !dropout.isOff();
+        int hs = flashHeadSize(C, NH);
+        boolean drop = dropout != null && !dropout.isOff(), tc = tensorCoreFlash(hs);
+        int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, threads = tc ? rows * 2 : rows;
         long n = (long) B * T * C;
-        be.launch2("flash_forward_" + hs, 4 * n * be.x() + 4L * B * NH * T, (T + rows - 1) / rows, B * NH, rows, out, lse, qkv, T,
-                NH, (float) (1.0 / Math.sqrt(hs)), drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
+        be.launchMatrix((tc ? "flash_tc_forward_" : "flash_forward_") + hs, 4 * n * be.x() + 4L * B * NH * T,
+                causalFlops(2, B, NH, T, hs), (T + rows - 1) / rows, B * NH, threads, out, lse, qkv, T, NH, (float) (1.0 / Math.sqrt(hs)),
+                drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
     }
 
     void flashBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse, int B, int T, int C, int NH,
                        Dropout dropout) {
-        int hs = flashHeadSize(C, NH), rows = hs <= 64 ? 64 : 32;
-        boolean drop = dropout != null && !dropout.isOff();
+        int hs = flashHeadSize(C, NH);
+        boolean drop = dropout != null && !dropout.isOff(), tc = tensorCoreFlash(hs);
+        int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, threads = tc ? rows * 2 : rows;
+        String prefix = tc ? "flash_tc_" : "flash_";
         float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
         long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
         CudaBuffer delta = be.scratch("flash_delta", DType.F32, (long) B * NH * T);
         be.launch("flash_delta", 2 * n * be.x() + stats, CudaBackend.blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
         int grid = (T + rows - 1) / rows;
         // q, k, v and dout read, dq (or dk and dv) written
-        be.launch2("flash_backward_dq_" + hs, 5 * n * be.x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T, NH,
-                scale, p, key);
-        be.launch2("flash_backward_dkdv_" + hs, 6 * n * be.x() + 2 * stats, grid, B * NH, rows, dqkv, dout, qkv, lse, delta, T,
-                NH, scale, p, key);
+        be.launchMatrix(prefix + "backward_dq_" + hs, 5 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid, B * NH,
+                threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+        be.launchMatrix(prefix + "backward_dkdv_" + hs, 6 * n * be.x() + 2 * stats, causalFlops(4, B, NH, T, hs), grid,
+                B * NH, threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
     }
 
     void decode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C, int NH) {

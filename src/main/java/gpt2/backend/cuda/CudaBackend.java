@@ -124,6 +124,16 @@ public final class CudaBackend implements Backend {
                 + (fuseEpilogues ? ", cuBLASLt epilogues" : "") + ")";
     }
 
+    /**
+     * Whether the kernels may use bf16 mma.sync and ldmatrix: an sm_80 or newer GPU, or the CPU
+     * emulator (arch "host"), which implements them.
+     */
+    boolean hasBf16Mma() {
+        String arch = exec.arch();
+        if (arch.equals("host")) return true;
+        return arch.startsWith("sm_") && Integer.parseInt(arch.substring(3).replaceAll("\\D.*", "")) >= 80;
+    }
+
     @Override
     public DType computeType() {
         return floatX;
@@ -411,8 +421,13 @@ public final class CudaBackend implements Backend {
 
     /** A launch with a (gridX, gridY) grid. */
     void launch2(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
+        launchMatrix(kernel, bytes, 0, grid, gridY, block, args);
+    }
+
+    /** A launch doing {@code flops} of matrix work on the tensor cores (the profile reports its TFLOP/s). */
+    void launchMatrix(String kernel, long bytes, double flops, int grid, int gridY, int block, Object... args) {
         sums.forget(); // a launch may overwrite the matrix whose column sums were offered
-        launcher.kernel(kernel, bytes, grid, gridY, block, args);
+        launcher.kernel(kernel, bytes, flops, grid, gridY, block, args);
     }
 
     private static final boolean NO_T = false, TRANS = true;
@@ -614,6 +629,10 @@ public final class CudaBackend implements Backend {
 
     /** Attention: materialized (batched GEMMs by pointer + softmax kernels), flash, KV-cache decoding. */
     private final CudaAttention attention = new CudaAttention(this);
+
+    CudaAttention attention() {
+        return attention;
+    }
 
     @Override
     public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {

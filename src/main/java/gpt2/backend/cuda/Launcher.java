@@ -84,6 +84,11 @@ final class Launcher {
      * all checked against the kernel's signature.
      */
     void kernel(String kernel, long bytes, int grid, int gridY, int block, Object... args) {
+        kernel(kernel, bytes, 0, grid, gridY, block, args);
+    }
+
+    /** A launch that also does {@code flops} of matrix work (counted in the profile as a GEMM's are). */
+    void kernel(String kernel, long bytes, double flops, int grid, int gridY, int block, Object... args) {
         List<KernelCompiler.Param> sig = signatures.get(kernel);
         if (sig == null) throw new IllegalStateException("no kernel " + kernel);
         if (args.length != sig.size()) {
@@ -94,7 +99,7 @@ final class Launcher {
             checkArgument(kernel, i, sig.get(i), args[i]);
             values[i] = args[i] == null ? (Object) 0L : args[i] instanceof Buffer b ? (Object) addr(b) : args[i];
         }
-        profile.kernel(kernel, bytes);
+        profile.kernel(kernel, bytes, flops);
         timed(kernel, () -> exec.launch(kernel, sig, grid, gridY, block, values));
     }
 

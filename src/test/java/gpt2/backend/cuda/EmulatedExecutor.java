@@ -132,7 +132,7 @@ final class EmulatedExecutor implements Executor {
     }
 
     private static final java.util.regex.Pattern SYNC = java.util.regex.Pattern.compile(
-            "__syncthreads|__syncwarp|__shfl|warp_sum|warp_max|block_sum|block_max");
+            "__syncthreads|__syncwarp|__shfl|warp_sum|warp_max|block_sum|block_max|mma_bf16|ldmatrix");
 
     /**
      * Whether a kernel's body synchronizes its threads (directly or through the helpers that do);
