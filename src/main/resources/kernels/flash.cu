@@ -366,23 +366,39 @@ __device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int
 }
 
 // dq of a block's query rows: over key tiles up to the diagonal, S = q k^T, dP = dout v^T,
-// dS = P (mask dP - delta) scale, dq += dS k.
+// dS = P (mask dP - delta) scale, dq += dS k. It also computes its rows' delta = rowsum(dout * out)
+// (the softmax backward's sum of att * datt) into `delta`, for the dk/dv kernel launched after it.
 template <int HS>
-__device__ void flash_tc_backward_dq(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                     const float* delta, int T, int NH, float scale, float p, i64 key) {
+__device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* dout, const floatX* qkv,
+                                     const floatX* out, const float* lse, int T, int NH, float scale, float p, i64 key) {
     const int BR = TcTile<HS>::BR, NT = BR / 8;
     __shared__ __align__(16) unsigned short qs[BR][HS + 8], gs[BR][HS + 8], ks[BR][HS + 8], vs[BR][HS + 8];
+    __shared__ float ds_[BR];
     int q0 = (gridDim.x - 1 - blockIdx.x) * BR;
     int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
     i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS, outBase = (i64) b * T * C + (i64) h * HS;
     const float sl2 = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
     int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    for (int i = threadIdx.x; i < BR; i += blockDim.x) {
+        float d = 0.f;
+        if (q0 + i < T) {
+            const floatX* go = dout + outBase + (i64) (q0 + i) * C;
+            const floatX* o = out + outBase + (i64) (q0 + i) * C;
+            for (int e = 0; e < HS; e += PACK) {
+                xpack x = load_pack(go + e, 0, PACK, aligned16(go + e)), y = load_pack(o + e, 0, PACK, aligned16(o + e));
+                for (int k = 0; k < PACK; k++) d += x2f(x.v[k]) * x2f(y.v[k]);
+            }
+            delta[(i64) bh * T + q0 + i] = d;
+        }
+        ds_[i] = d;
+    }
+    __syncthreads();
     float L[2], D[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         L[r] = row[r] < T ? lse[(i64) bh * T + row[r]] * log2e : 0.f;
-        D[r] = row[r] < T ? delta[(i64) bh * T + row[r]] : 0.f;
+        D[r] = ds_[warp * 16 + g + 8 * r];
     }
     float dq[HS / 8][4];
 #pragma unroll
@@ -473,10 +489,10 @@ extern "C" __global__ void flash_tc_forward_##HS(floatX* out, float* lse, const 
                                                  float scale, float p, i64 key) {                             \
     flash_tc_forward<HS>(out, lse, qkv, T, NH, scale, p, key);                                               \
 }                                                                                                            \
-extern "C" __global__ void flash_tc_backward_dq_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,    \
-                                                     const float* lse, const float* delta, int T, int NH,    \
-                                                     float scale, float p, i64 key) {                         \
-    flash_tc_backward_dq<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);                             \
+extern "C" __global__ void flash_tc_backward_dq_##HS(floatX* dqkv, float* delta, const floatX* dout,        \
+                                                     const floatX* qkv, const floatX* out, const float* lse, \
+                                                     int T, int NH, float scale, float p, i64 key) {          \
+    flash_tc_backward_dq<HS>(dqkv, delta, dout, qkv, out, lse, T, NH, scale, p, key);                        \
 }                                                                                                            \
 extern "C" __global__ void flash_tc_backward_dkdv_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,  \
                                                        const float* lse, const float* delta, int T, int NH,  \

@@ -144,6 +144,7 @@ final class BenchCommand implements Callable<Integer> {
                     out.printf("step plan (one step as the trainer runs it; add --profile 1 for times):%n");
                 }
                 out.print(plan.table(counted, copyGBs));
+                if (profiled) out.println(attentionLine(plan, counted, cfg, B, T));
                 out.flush();
                 planJson = "," + plan.jsonFields(counted) + (Double.isNaN(copyGBs) ? "" : String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs));
             }
@@ -169,6 +170,23 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The attention's share of a profiled step: its families' time (flash_*, or attention GEMMs and
+     * softmax kernels) and the rate on the causal attention's FLOPs as FlashAttention-2 counts them
+     * (forward two T x T x hs products over the causal triangle, backward five; 2 FLOPs each).
+     */
+    static String attentionLine(Profile plan, int steps, GptConfig cfg, int B, int T) {
+        double ms = 0;
+        for (Profile.Row r : plan.rows()) {
+            String f = r.family();
+            if (f.startsWith("flash") || f.startsWith("attention") || f.startsWith("softmax")) ms += r.ms();
+        }
+        ms /= steps;
+        double flops = 7 * 2.0 * cfg.numLayers() * B * cfg.numHeads() * (T * (T + 1.0) / 2) * (cfg.channels() / cfg.numHeads());
+        return String.format(Locale.ROOT, "attention: %.2f ms per step = %.1f TFLOP/s on its %.2f TFLOP (causal, forward + "
+                + "backward, FlashAttention-2's count)", ms, flops / (ms / 1e3) / 1e12, flops / 1e12);
     }
 
     /** The trainer's step, one micro-batch: zero, forward, backward, one read of loss and norm, AdamW. */

@@ -47,8 +47,14 @@ class BenchCommandTest {
      * one step: at most 350 kernel launches + GEMM calls and exactly one host synchronization, with
      * the materialized attention as with flash attention.
      */
+    /**
+     * The d12 step (B=16, T=1024, bf16) within 350 launches + GEMM calls and one host sync, with and
+     * without flash attention; with it, the tensor-core kernels run and the plan's peak device memory
+     * is at least 35% below the materialized attention's.
+     */
     @Test
     void theD12StepFitsItsLaunchBudget() {
+        double[] peak = new double[2];
         for (String flash : new String[]{"0", "1"}) {
             String[] r = InfoCommandTest.run("bench", "--model", "d12", "--batch_size", "16", "--sequence_length", "1024",
                     "--device", "cuda", "--dtype", "bfloat16", "--dry_run", "1", "--flash", flash, "--json");
@@ -57,6 +63,32 @@ class BenchCommandTest {
             double calls = field(json, "launches") + field(json, "gemms");
             assertTrue(calls <= 350, "--flash " + flash + ": " + calls + " launches + GEMM calls per step");
             assertEquals(1.0, field(json, "host_syncs"), json);
+            peak[Integer.parseInt(flash)] = field(json, "peak_device_bytes");
+            if (flash.equals("1")) {
+                for (String k : new String[]{"flash_tc_forward_64", "flash_tc_backward_dq_64", "flash_tc_backward_dkdv_64"}) {
+                    assertTrue(json.contains("\"family\":\"" + k + "\""), k + " missing from " + json);
+                }
+            }
         }
+        assertTrue(peak[1] <= 0.65 * peak[0], "flash peak " + peak[1] + " vs materialized " + peak[0]);
+    }
+
+    /** The attention line of a profiled bench: its families' time and the rate on FlashAttention-2's FLOP count. */
+    @Test
+    void theAttentionLineAddsTheAttentionFamilies() {
+        gpt2.backend.Profile p = new gpt2.backend.Profile();
+        for (int step = 0; step < 2; step++) {
+            p.kernel("flash_tc_forward_64", 100, 1e9);
+            p.time("flash_tc_forward_64", 2.0);
+            p.kernel("flash_tc_backward_dkdv_64", 100, 1e9);
+            p.time("flash_tc_backward_dkdv_64", 3.0);
+            p.kernel("norm_forward", 100);
+            p.time("norm_forward", 7.0);
+        }
+        gpt2.model.GptConfig d12 = gpt2.model.GptConfig.preset("d12");
+        String line = BenchCommand.attentionLine(p, 2, d12, 16, 1024);
+        // 7 products x 2 FLOPs x 12 layers x 16 x 12 heads x 524,800 pairs x 64 = 1.083 TFLOP in 5 ms
+        assertEquals("attention: 5.00 ms per step = 216.7 TFLOP/s on its 1.08 TFLOP (causal, forward + backward, "
+                + "FlashAttention-2's count)", line);
     }
 }

@@ -179,11 +179,18 @@ final class CudaAttention {
         float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
         long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
         CudaBuffer delta = be.scratch("flash_delta", DType.F32, (long) B * NH * T);
-        be.launch("flash_delta", 2 * n * be.x() + stats, CudaBackend.blocks((long) B * NH * T, 256), 256, delta, dout, out, B, T, NH, hs);
         int grid = (T + rows - 1) / rows;
-        // q, k, v and dout read, dq (or dk and dv) written
-        be.launchMatrix(prefix + "backward_dq_" + hs, 5 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid, B * NH,
-                threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+        // q, k, v and dout read, dq (or dk and dv) written; the tensor-core dq kernel also reads out
+        // and writes delta (rowsum(dout * out)), which the others get from flash_delta
+        if (tc) {
+            be.launchMatrix(prefix + "backward_dq_" + hs, 6 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid,
+                    B * NH, threads, dqkv, delta, dout, qkv, out, lse, T, NH, scale, p, key);
+        } else {
+            be.launch("flash_delta", 2 * n * be.x() + stats, CudaBackend.blocks((long) B * NH * T, 256), 256, delta, dout, out,
+                    B, T, NH, hs);
+            be.launchMatrix(prefix + "backward_dq_" + hs, 5 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid,
+                    B * NH, threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+        }
         be.launchMatrix(prefix + "backward_dkdv_" + hs, 6 * n * be.x() + 2 * stats, causalFlops(4, B, NH, T, hs), grid,
                 B * NH, threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
     }
