@@ -4,11 +4,11 @@
 # what it measured as it goes: every summary line is printed and appended to $GPU_CHECK_OUT/summary.txt
 # the moment it is known, with every phase's log beside it; every phase runs under its own timeout.
 #
-#   --quick  the first look (< 3 min): versions, the d12 bf16 bench with the per-kernel profile,
-#            the gpu-tagged tests
-#   (full)   the check after a change (< 8 min): the above, more bench modes (float32/TF32, without
-#            cuBLASLt, flash, B=32), training + resume on the GPU (float32; bf16 with flash),
-#            scripts/launch.sh with NCCL (world size 1)
+#   --quick  the first look (< 4 min): versions, the d12 bf16 bench with the per-kernel profile
+#            with flash attention (tensor cores) and with the materialized attention, the gpu-tagged tests
+#   (full)   the check after a change (< 10 min): the above, more bench modes (B=32 flash, without
+#            cuBLASLt, float32/TF32), d24 and d48 in bf16 with flash, training + resume on the GPU
+#            (float32; bf16 with flash), scripts/launch.sh with NCCL (world size 1)
 #
 # Usage: source .gpu-bundle/env.sh; GPU_CHECK_OUT=DIR scripts/gpu-check.sh [--quick]
 # Without a GPU it says so, writes that to the summary and exits 0.
@@ -73,31 +73,38 @@ nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 gpt2=($JAVA $JAVA_OPTS -cp "$CP" gpt2.cli.Main)
 
 # ---------------------------------------------------------------- benches (before the tests)
-# bench NAME LIMIT ENV... -- ARGS...: a d12 T=1024 bench; its "median step" line and plan line go to the summary.
+# bench NAME LIMIT ENV... -- ARGS...: a T=1024 bench (d12 unless ARGS name a --model); its "median step",
+# plan and attention lines go to the summary, and with --profile 1 the whole per-kernel table.
 bench() {
   local name="$1" limit="$2"; shift 2
   local envs=()
   while [[ $# -gt 0 && "$1" != "--" ]]; do envs+=("$1"); shift; done
   shift
-  phase "$name" "$limit" env "${envs[@]}" "${gpt2[@]}" bench --model d12 \
+  local model=(--model d12)
+  [[ " $* " == *" --model "* ]] && model=()
+  phase "$name" "$limit" env "${envs[@]}" "${gpt2[@]}" bench "${model[@]}" \
     --sequence_length 1024 --device cuda --json "$@"
-  local line plan
+  local line plan attention
   line="$(grep -E '^median step' "$out/$name.log" | sed -E 's/ \| peak memory [^|]*//')"
   plan="$(grep -E '^per step:' "$out/$name.log" | head -1)"
-  if [[ -n "$line" ]]; then say "$name: $line"; [[ -n "$plan" ]] && say "$name: $plan"
+  attention="$(grep -E '^attention:' "$out/$name.log" | head -1)"
+  if [[ -n "$line" ]]; then
+    say "$name: $line"; [[ -n "$plan" ]] && say "$name: $plan"; [[ -n "$attention" ]] && say "$name: $attention"
+    # the profile table, whole, into the summary: it is what the GPU minutes are for
+    [[ " $* " == *" --profile 1 "* ]] && awk '/^per-kernel profile/,/^per step:/' "$out/$name.log" >> "$summary_file"
   else say "$name: FAILED ($(grep -E 'rror|Exception' "$out/$name.log" | head -1))"; failures=$((failures + 1)); fi
 }
 
-bench bench-bf16-b16-profile 150 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --profile 1
-if [[ -f "$out/bench-bf16-b16-profile.log" ]]; then
-  # the profile table, whole, into the summary: it is what the GPU minutes are for
-  awk '/^per-kernel profile/,/^per step:/' "$out/bench-bf16-b16-profile.log" >> "$summary_file"
-fi
+# the step with flash attention on the tensor cores, and the materialized attention beside it
+bench bench-bf16-b16-flash-profile 150 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1 --profile 1
+bench bench-bf16-b16-profile 90 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 0 --profile 1
 if [[ $quick == 0 ]]; then
+  bench bench-bf16-b32-flash 90 GPT2_CUBLASLT=1 -- --batch_size 32 --dtype bfloat16 --steps 10 --flash 1
   bench bench-bf16-b16-nolt 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype bfloat16 --steps 10
-  bench bench-bf16-b16-flash 90 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1
-  bench bench-bf16-b32 90 GPT2_CUBLASLT=1 -- --batch_size 32 --dtype bfloat16 --steps 10
   bench bench-fp32-tf32-b16 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype float32 --tensorcores 1 --steps 5
+  # bigger models on one GPU: GPT-2 medium (350M) and XL (1.5B) shapes, bf16, flash attention
+  bench bench-d24-bf16-b16-flash 120 GPT2_CUBLASLT=1 -- --model d24 --batch_size 16 --dtype bfloat16 --steps 5 --flash 1
+  bench bench-d48-bf16-b8-flash 180 GPT2_CUBLASLT=1 -- --model d48 --batch_size 8 --dtype bfloat16 --steps 3 --flash 1
 fi
 
 # ---------------------------------------------------------------- gpu-tagged tests
