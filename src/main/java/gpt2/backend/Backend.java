@@ -255,6 +255,19 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Opens a segment of work that repeats with the same shapes every time {@code key} comes back (a
+     * training micro-batch's forward and backward): a backend may capture it once and replay it
+     * (CUDA graphs). Its results must be exactly those of the calls made one by one. Closed by
+     * {@link #endReplayable}; any read of device data in between simply ends it early.
+     */
+    default void beginReplayable(String key) {
+    }
+
+    /** Closes the segment {@link #beginReplayable} opened (runs what it held back). */
+    default void endReplayable() {
+    }
+
+    /**
      * Makes every gradient of the ops so far final in memory: a backend may queue small reductions
      * (CUDA batches the second stage of its parameter-gradient sums) until then. The model calls it
      * after each layer's backward, before that layer's gradients are all-reduced.

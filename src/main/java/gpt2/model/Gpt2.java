@@ -196,7 +196,12 @@ public final class Gpt2 implements AutoCloseable {
     public void trainForward(int[] inputs, int[] targets, int B, int T, long passKey, float lossScale) {
         if (targets == null) throw new IllegalArgumentException("trainForward needs targets");
         int V = config.vocabSize(), Vp = config.paddedVocabSize(), N = B * T;
+        // the forward and backward of a training micro-batch repeat with the same shapes: one segment
+        // a backend may capture and replay (CUDA graphs), closed at the end of backward; not with a
+        // backward hook (data parallelism's all-reduces go to another stream as layers finish)
+        replayable = backwardHook == null;
         validTargets = run(inputs, targets, B, T, passKey);
+        replayable = false;
         fusedLossScale = lossScale;
         if (validTargets == 0) return;
         float scale = lossScale / validTargets;
@@ -246,9 +251,10 @@ public final class Gpt2 implements AutoCloseable {
         this.passKey = passKey;
         this.training = passKey >= 0 && config.dropout() > 0;
         backend.write(this.inputs, inputs);
+        if (targets != null) backend.write(this.targets, targets);
+        if (replayable) backend.beginReplayable("train B=" + B + " T=" + T + (flash ? " flash" : ""));
         trunk(B, T, this.inputs, par(layout.wpe()), null, 0);
         forwardHasTargets = targets != null;
-        if (targets != null) backend.write(this.targets, targets);
         return valid;
     }
 
@@ -413,7 +419,10 @@ public final class Gpt2 implements AutoCloseable {
         int C = config.channels(), NH = config.numHeads(), V = config.vocabSize(), Vp = config.paddedVocabSize();
         int N = B * T;
         int valid = validTargets;
-        if (valid == 0) return;
+        if (valid == 0) {
+            backend.endReplayable();
+            return;
+        }
         grads();
         ParameterLayout p = layout;
         ActivationLayout a = acts;
@@ -457,6 +466,7 @@ public final class Gpt2 implements AutoCloseable {
         Buffer dencoded = branch(dres, g, dropout(-1, SITE_EMBED), (long) N * C);
         backend.encoderBackward(grad(p.wte()), grad(p.wpe()), dencoded, this.inputs, B, T, C);
         backend.flush();
+        backend.endReplayable();
         if (backwardHook != null) backwardHook.accept(-1);
     }
 
@@ -473,6 +483,8 @@ public final class Gpt2 implements AutoCloseable {
     }
 
     private java.util.function.IntConsumer backwardHook;
+    /** Set while {@link #trainForward} runs: its pass opens a replayable segment (see there). */
+    private boolean replayable;
 
     /**
      * Called during backward as gradients become final: with layer l after that layer's backward,

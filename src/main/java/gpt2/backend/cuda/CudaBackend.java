@@ -42,7 +42,10 @@ import java.util.Map;
 public final class CudaBackend implements Backend {
 
     private final int device;
+    /** Where every call goes: the executor, or the graph layer over it. */
     private final Executor exec;
+    private final Executor base;
+    private final GraphExecutor graphs;
     private final boolean tf32;
     private final DType floatX;
     /** cuBLASLt epilogues: bias (and GELU) fused into the linear layers' GEMMs. */
@@ -77,7 +80,8 @@ public final class CudaBackend implements Backend {
      * @param bf16 bf16 mixed precision (see the class comment); float32 throughout otherwise
      */
     public CudaBackend(int device, boolean tf32, boolean bf16) {
-        this(device, tf32, bf16, "1".equals(System.getenv("GPT2_CUBLASLT")), gpu(device, tf32, bf16));
+        this(device, tf32, bf16, "1".equals(System.getenv("GPT2_CUBLASLT")), gpu(device, tf32, bf16),
+                "1".equals(System.getenv("GPT2_CUDA_GRAPHS")));
     }
 
     private static Executor gpu(int device, boolean tf32, boolean bf16) {
@@ -93,12 +97,22 @@ public final class CudaBackend implements Backend {
      * only the CPU emulator and a dry run have.
      */
     CudaBackend(int device, boolean tf32, boolean bf16, boolean fuseEpilogues, Executor exec) {
+        this(device, tf32, bf16, fuseEpilogues, exec, false);
+    }
+
+    /**
+     * As above; {@code graphs}: training micro-batches captured into CUDA graphs and replayed
+     * ({@link GraphExecutor}). On a GPU opt-in (GPT2_CUDA_GRAPHS=1) until a GPU run has verified it.
+     */
+    CudaBackend(int device, boolean tf32, boolean bf16, boolean fuseEpilogues, Executor exec, boolean graphs) {
         this.device = device;
         this.tf32 = tf32;
         this.fuseEpilogues = fuseEpilogues;
         this.floatX = bf16 ? DType.BF16 : DType.F32;
-        this.exec = exec;
-        this.launcher = new Launcher(exec, floatX);
+        this.base = exec;
+        this.graphs = graphs ? new GraphExecutor(exec) : null;
+        this.exec = graphs ? this.graphs : exec;
+        this.launcher = new Launcher(this.exec, floatX);
         this.profile = launcher.profile();
     }
 
@@ -113,7 +127,7 @@ public final class CudaBackend implements Backend {
 
     /** Dry run: the launches and GEMMs so far, in order ("kernel NAME" / "gemm TYPES ..."). */
     List<String> trace() {
-        return ((DryExecutor) exec).trace();
+        return ((DryExecutor) base).trace();
     }
 
     @Override
@@ -121,7 +135,7 @@ public final class CudaBackend implements Backend {
         return "cuda:" + device + " (" + exec.deviceName() + ", " + exec.arch()
                 + (floatX == DType.BF16 ? ", bf16 mixed precision" : ", float32")
                 + (tf32 ? ", TF32 GEMMs" : floatX == DType.BF16 ? "" : ", FP32 GEMMs")
-                + (fuseEpilogues ? ", cuBLASLt epilogues" : "") + ")";
+                + (fuseEpilogues ? ", cuBLASLt epilogues" : "") + (graphs != null ? ", CUDA graphs" : "") + ")";
     }
 
     /**
@@ -205,6 +219,8 @@ public final class CudaBackend implements Backend {
         Long bytes = allocations.remove(address);
         if (bytes != null) profile.allocated(-bytes);
         tokenMirrors.remove(address);
+        TokenPlan plan = encoderPlans.remove(address);
+        if (plan != null) release(plan.device.address());
         exec.free(address);
     }
 
@@ -329,6 +345,34 @@ public final class CudaBackend implements Backend {
         int[] mirror = tokenMirrors.get(d.address());
         if (mirror == null || mirror.length != src.length) tokenMirrors.put(d.address(), mirror = new int[src.length]);
         System.arraycopy(src, 0, mirror, 0, src.length);
+        if (encoderPlans.containsKey(d.address())) planEncoderBackward(d.address(), mirror, src.length);
+    }
+
+    /** A token buffer's encoder backward plan on the device, and its number of distinct tokens. */
+    private static final class TokenPlan {
+        CudaBuffer device;
+        int n, distinct, length;
+    }
+
+    /**
+     * Plans of the token buffers the encoder's backward has used: from then on made and uploaded
+     * when the tokens are written, so the backward itself only launches (a graph can replay it).
+     */
+    private final Map<Long, TokenPlan> encoderPlans = new HashMap<>();
+
+    private TokenPlan planEncoderBackward(long tokens, int[] host, int N) {
+        TokenPlan t = encoderPlans.computeIfAbsent(tokens, a -> new TokenPlan());
+        int[] plan = encoderPlan.of(host, N);
+        int length = EncoderPlan.length(plan);
+        if (t.device == null || t.device.length() < 3L * N + 2) {
+            if (t.device != null) free(t.device);
+            t.device = (CudaBuffer) allocate(DType.I32, 3L * N + 2, "encoder backward plan");
+        }
+        uploadAsync(t.device, plan, length);
+        t.n = N;
+        t.distinct = plan[0];
+        t.length = length;
+        return t;
     }
 
     @Override
@@ -470,14 +514,12 @@ public final class CudaBackend implements Backend {
         if (host == null || host.length < N) {
             throw new IllegalStateException("encoder backward: the tokens were not written to this buffer with write(int[])");
         }
-        int[] plan = encoderPlan.of(host, N);
-        int length = EncoderPlan.length(plan);
-        CudaBuffer d = scratch("encoder_plan", DType.I32, 2L * N + 2 + N);
-        uploadAsync(d, plan, length);
+        TokenPlan plan = encoderPlans.get(addr(tokens));
+        if (plan == null || plan.n != N) plan = planEncoderBackward(addr(tokens), host, N);
         long tc = (long) T * C;
         launch("encoder_backward_wpe", (long) N * C * x() + 8 * tc, blocks(tc, 256), 256, dwpe, dout, B, T, C);
-        int U = plan[0];
-        launch("encoder_backward_wte", (long) N * C * x() + 8L * U * C + 4L * length, U, 256, dwte, dout, d, C);
+        int U = plan.distinct;
+        launch("encoder_backward_wte", (long) N * C * x() + 8L * U * C + 4L * plan.length, U, 256, dwte, dout, plan.device, C);
     }
 
     @Override
@@ -625,6 +667,36 @@ public final class CudaBackend implements Backend {
             cs = new GradientSums.ColumnSums(addr(dout), N, OC, partial, 0, OC, chunks);
         }
         sums.add(dbias, cs.partial(), cs.offset(), OC, cs.stride(), cs.chunks());
+    }
+
+    /**
+     * With graphs on and no per-call timing: the segment is captured or replayed (GraphExecutor).
+     * Timing needs events around every call, so a profiled step runs its calls one by one.
+     */
+    @Override
+    public void beginReplayable(String key) {
+        if (graphs != null && !launcher.timing()) {
+            settle();
+            graphs.begin(key);
+        }
+    }
+
+    @Override
+    public void endReplayable() {
+        if (graphs != null) {
+            settle();
+            graphs.end();
+        }
+    }
+
+    /** The GPU stream all of this backend's work goes to (null without a GPU). */
+    org.bytedeco.cuda.cudart.CUstream_st stream() {
+        return base instanceof GpuExecutor g ? g.stream() : null;
+    }
+
+    /** {graph launches, calls they stood for} so far, or null without graphs. */
+    long[] graphStats() {
+        return graphs == null ? null : new long[]{graphs.graphLaunches(), graphs.replayedCalls()};
     }
 
     /** Attention: materialized (batched GEMMs by pointer + softmax kernels), flash, KV-cache decoding. */
@@ -829,6 +901,7 @@ public final class CudaBackend implements Backend {
         settle();
         for (CudaBuffer b : sums.allocations()) exec.free(b.address());
         for (CudaBuffer b : scratch.values()) exec.free(b.address());
+        for (TokenPlan t : encoderPlans.values()) exec.free(t.device.address());
         for (RunTable r : runTables) exec.free(r.device().address());
         for (CudaBuffer b : attention.allocations()) exec.free(b.address());
         scratch.clear();

@@ -99,6 +99,32 @@ interface Executor extends AutoCloseable {
     default void clearMarks() {
     }
 
+    /**
+     * From now on launches, GEMMs, memsets and device copies are captured into a graph instead of
+     * run (a CUDA stream capture), until {@link #endCapture}; no other call may come in between.
+     * False where this executor has no graphs of its own ({@link GraphExecutor} then keeps the calls
+     * in a list).
+     */
+    default boolean beginCapture() {
+        return false;
+    }
+
+    /** Ends the capture: the graph of the calls since {@link #beginCapture}, instantiated; none of them ran. */
+    default Graph endCapture() {
+        throw new UnsupportedOperationException("no graphs here");
+    }
+
+    /** A captured graph, launched as one call; its kernel nodes can take new arguments and grids. */
+    interface Graph {
+        /** The {@code launch}-th kernel launch of the capture runs with this grid and these arguments from now on. */
+        void update(int launch, int grid, int gridY, Object[] args);
+
+        /** Queues the whole graph on the device. */
+        void launch();
+
+        void close();
+    }
+
     /** {free, total} bytes of device memory as the driver reports them (cudaMemGetInfo), or null. */
     default long[] memoryInfo() {
         return null;

@@ -5,8 +5,12 @@ import org.bytedeco.cuda.cublas.cublasContext;
 import org.bytedeco.cuda.cublas.cublasLtContext;
 import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulPreferenceOpaque_t;
+import org.bytedeco.cuda.cudart.CUDA_KERNEL_NODE_PARAMS_v2;
 import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.CUfunc_st;
+import org.bytedeco.cuda.cudart.CUgraphExec_st;
+import org.bytedeco.cuda.cudart.CUgraphNode_st;
+import org.bytedeco.cuda.cudart.CUgraph_st;
 import org.bytedeco.cuda.cudart.CUmod_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.cudart.cudaDeviceProp;
@@ -36,7 +40,9 @@ import static gpt2.backend.cuda.Cuda.checkDriver;
  * architecture, floatX = float or bf16) through the driver API, GEMMs through cuBLAS (cuBLASLt for
  * those with a bias or GELU epilogue). Every call
  * is checked; GPT2_CUDA_SYNC=1 synchronizes after each launch so an asynchronous error names its
- * kernel.
+ * kernel. All work goes to one stream of ours (a blocking one, so the synchronous copies on the
+ * legacy default stream still wait for it and it for them), which a stream capture can record
+ * into a CUDA graph ({@link #beginCapture}).
  */
 final class GpuExecutor implements Executor {
     private final String deviceName, arch;
@@ -47,7 +53,8 @@ final class GpuExecutor implements Executor {
     private final boolean tf32;
     private final cublasLtContext lt = new cublasLtContext();
     private static final long LT_WORKSPACE = 32L << 20;
-    private long ltWorkspace;
+    private long ltWorkspace, blasWorkspace;
+    private final CUstream_st stream = new CUstream_st();
 
     GpuExecutor(int device, boolean tf32, boolean bf16) {
         this.tf32 = tf32;
@@ -64,6 +71,11 @@ final class GpuExecutor implements Executor {
         checkBlas(cublas.cublasSetMathMode(blas, mathMode), "cublasSetMathMode");
         checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
         ltWorkspace = allocate(LT_WORKSPACE, "cuBLASLt workspace");
+        check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamDefault), "cudaStreamCreateWithFlags");
+        checkBlas(cublas.cublasSetStream_v2(blas, stream), "cublasSetStream");
+        // a workspace of our own (set after the stream, which resets it): nothing allocated while capturing
+        blasWorkspace = allocate(LT_WORKSPACE, "cuBLAS workspace");
+        checkBlas(cublas.cublasSetWorkspace_v2(blas, at(blasWorkspace), LT_WORKSPACE), "cublasSetWorkspace");
         for (String family : KernelCompiler.FAMILIES) {
             byte[] bin = KernelCompiler.cubin(family, arch, bf16, KernelCompiler.defaultCacheDir());
             CUmod_st module = new CUmod_st();
@@ -100,7 +112,7 @@ final class GpuExecutor implements Executor {
 
     @Override
     public void zero(long address, long bytes) {
-        check(cudart.cudaMemset(at(address), 0, bytes), "cudaMemset");
+        check(cudart.cudaMemsetAsync(at(address), 0, bytes, stream), "cudaMemsetAsync");
     }
 
     @Override
@@ -117,7 +129,8 @@ final class GpuExecutor implements Executor {
 
     @Override
     public void copyOnDevice(long dst, long src, long bytes) {
-        check(cudart.cudaMemcpy(at(dst), at(src), bytes, cudart.cudaMemcpyDeviceToDevice), "cudaMemcpy(device to device)");
+        check(cudart.cudaMemcpyAsync(at(dst), at(src), bytes, cudart.cudaMemcpyDeviceToDevice, stream),
+                "cudaMemcpyAsync(device to device)");
     }
 
     /**
@@ -134,8 +147,8 @@ final class GpuExecutor implements Executor {
         for (int i = 0; i < MAX_ARGS; i++) argPointers.put(i, at(argSlots.address() + 8L * i));
     }
 
-    @Override
-    public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
+    /** Puts a launch's arguments into the argument slots. */
+    private void arguments(String kernel, Object[] args) {
         if (args.length > MAX_ARGS) throw new IllegalArgumentException(kernel + ": more than " + MAX_ARGS + " arguments");
         for (int i = 0; i < args.length; i++) {
             argSlots.put(i, switch (args[i]) {
@@ -145,9 +158,92 @@ final class GpuExecutor implements Executor {
                 default -> throw new IllegalArgumentException(kernel + ": unsupported argument " + args[i]);
             });
         }
-        checkDriver(cudart.cuLaunchKernel(kernels.get(kernel), grid, gridY, 1, block, 1, 1, 0, (CUstream_st) null,
+    }
+
+    @Override
+    public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
+        arguments(kernel, args);
+        checkDriver(cudart.cuLaunchKernel(kernels.get(kernel), grid, gridY, 1, block, 1, 1, 0, stream,
                 argPointers, null), "cuLaunchKernel(" + kernel + ")");
-        if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
+        if (capture != null) {
+            capture.add(new CapturedLaunch(kernel, block, lastCapturedNode()));
+        } else if (syncEachLaunch) {
+            check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
+        }
+    }
+
+    // ---------------------------------------------------------------- CUDA graphs
+
+    /** A kernel launch in a capture: its node, to update its arguments later. */
+    private record CapturedLaunch(String kernel, int block, CUgraphNode_st node) {
+    }
+
+    /** The launches of the capture in progress, or null. */
+    private List<CapturedLaunch> capture;
+
+    @Override
+    public boolean beginCapture() {
+        checkDriver(cudart.cuStreamBeginCapture(stream, cudart.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+        capture = new java.util.ArrayList<>();
+        return true;
+    }
+
+    /** The node the last call added to the capture (in a one-stream capture, the stream's one dependency). */
+    private CUgraphNode_st lastCapturedNode() {
+        try (PointerPointer<Pointer> deps = new PointerPointer<>(1); SizeTPointer n = new SizeTPointer(1);
+             IntPointer status = new IntPointer(1)) {
+            checkDriver(cudart.cuStreamGetCaptureInfo(stream, status, (LongPointer) null, (CUgraph_st) null, deps,
+                    (PointerPointer<?>) null, n), "cuStreamGetCaptureInfo");
+            if (n.get() != 1) throw new Cuda.CudaException("stream capture: " + n.get() + " dependencies after a launch, expected 1");
+            try (LongPointer nodes = new LongPointer(deps.get(0))) {
+                return new CUgraphNode_st(at(nodes.get(0)));
+            }
+        }
+    }
+
+    @Override
+    public Graph endCapture() {
+        List<CapturedLaunch> launches = capture;
+        capture = null;
+        CUgraph_st graph = new CUgraph_st();
+        int status = cudart.cuStreamEndCapture(stream, graph);
+        if (status != 0) {
+            cudart.cudaGetLastError();
+            checkDriver(status, "cuStreamEndCapture");
+        }
+        CUgraphExec_st instance = new CUgraphExec_st();
+        int inst = cudart.cuGraphInstantiate(instance, graph, 0);
+        if (inst != 0) {
+            cudart.cuGraphDestroy(graph);
+            checkDriver(inst, "cuGraphInstantiate");
+        }
+        return new Graph() {
+            private final CUDA_KERNEL_NODE_PARAMS_v2 params = new CUDA_KERNEL_NODE_PARAMS_v2();
+
+            @Override
+            public void update(int launch, int grid, int gridY, Object[] args) {
+                CapturedLaunch l = launches.get(launch);
+                arguments(l.kernel(), args);
+                params.func(kernels.get(l.kernel())).gridDimX(grid).gridDimY(gridY).gridDimZ(1)
+                        .blockDimX(l.block()).blockDimY(1).blockDimZ(1).sharedMemBytes(0)
+                        .kernelParams(argPointers).extra((PointerPointer<?>) null).kern(null).ctx(null);
+                checkDriver(cudart.cuGraphExecKernelNodeSetParams(instance, l.node(), params),
+                        "cuGraphExecKernelNodeSetParams(" + l.kernel() + ")");
+            }
+
+            @Override
+            public void launch() {
+                checkDriver(cudart.cuGraphLaunch(instance, stream), "cuGraphLaunch");
+                if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "CUDA graph");
+            }
+
+            @Override
+            public void close() {
+                cudart.cuGraphExecDestroy(instance);
+                cudart.cuGraphDestroy(graph);
+                params.close();
+            }
+        };
     }
 
     @Override
@@ -169,7 +265,7 @@ final class GpuExecutor implements Executor {
                         g.lda(), at(g.b()), cudart.CUDA_R_16BF, g.ldb(), beta, at(g.c()), ct, g.ldc(), g.batch(),
                         cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmBatchedEx(bf16)");
             }
-            if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "batched GEMM");
+            if (syncEachLaunch && capture == null) check(cudart.cudaDeviceSynchronize(), "batched GEMM");
             return;
         }
         if (g.in() == DType.F32) {
@@ -246,8 +342,8 @@ final class GpuExecutor implements Executor {
         LtGemm d = plan.desc();
         d.pointers(g);
         checkBlas(cublas.cublasLtMatmul(lt, d.desc, one, at(g.a()), d.a, at(g.b()), d.b, zero, at(g.c()), d.c,
-                at(g.c()), d.c, plan.algo().algo(), at(ltWorkspace), LT_WORKSPACE, (CUstream_st) null), "cublasLtMatmul");
-        if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "cublasLtMatmul");
+                at(g.c()), d.c, plan.algo().algo(), at(ltWorkspace), LT_WORKSPACE, stream), "cublasLtMatmul");
+        if (syncEachLaunch && capture == null) check(cudart.cudaDeviceSynchronize(), "cublasLtMatmul");
     }
 
     /** The largest power of two up to 256 dividing an address: what cuBLASLt may assume of it. */
@@ -302,7 +398,7 @@ final class GpuExecutor implements Executor {
     @Override
     public void copyToDeviceAsync(long dst, MemorySegment src) {
         check(cudart.cudaMemcpyAsync(at(dst), at(src.address()), src.byteSize(), cudart.cudaMemcpyHostToDevice,
-                (CUstream_st) null), "cudaMemcpyAsync(host to device)");
+                stream), "cudaMemcpyAsync(host to device)");
     }
 
     /** Timing events, created on first use and reused after {@link #clearMarks}. */
@@ -316,7 +412,7 @@ final class GpuExecutor implements Executor {
             check(cudart.cudaEventCreate(e), "cudaEventCreate");
             events.add(e);
         }
-        check(cudart.cudaEventRecord(events.get(nextEvent), (CUstream_st) null), "cudaEventRecord");
+        check(cudart.cudaEventRecord(events.get(nextEvent), stream), "cudaEventRecord");
         return nextEvent++;
     }
 
@@ -347,7 +443,14 @@ final class GpuExecutor implements Executor {
         for (CUevent_st e : events) cudart.cudaEventDestroy(e);
         for (LtPlan p : ltPlans.values()) p.desc().close();
         free(ltWorkspace);
+        free(blasWorkspace);
         cublas.cublasLtDestroy(lt);
         cublas.cublasDestroy_v2(blas);
+        cudart.cudaStreamDestroy(stream);
+    }
+
+    /** The stream all work goes to (NCCL's buckets wait for it). */
+    CUstream_st stream() {
+        return stream;
     }
 }

@@ -47,6 +47,10 @@ final class Launcher {
      * Times every call with device events from now on (a GPU only; elsewhere there is nothing to
      * time); turning it off adds the times of the timed calls to the profile (waiting for them).
      */
+    boolean timing() {
+        return timing;
+    }
+
     void setTiming(boolean on) {
         timing = on;
         if (!on) collectTimes();

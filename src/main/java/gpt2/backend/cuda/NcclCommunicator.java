@@ -57,7 +57,7 @@ public final class NcclCommunicator implements Communicator {
         Cuda.check(cudart.cudaStreamCreateWithFlags(commStream, cudart.cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     }
 
-    /** Buckets run here, beside the backward pass on the default stream. */
+    /** Buckets run here, beside the backward pass on the backend's stream. */
     private final CUstream_st commStream = new CUstream_st();
     private final java.util.List<CUevent_st> pending = new java.util.ArrayList<>();
 
@@ -69,19 +69,19 @@ public final class NcclCommunicator implements Communicator {
         return ev;
     }
 
-    /** The bucket's gradients are final on the default stream: the comm stream waits for them, then reduces. */
+    /** The bucket's gradients are final on the backend's stream: the comm stream waits for them, then reduces. */
     @Override
     public void allReduceAverageAsync(Backend be, Buffer bucket) {
-        Cuda.check(cudart.cudaStreamWaitEvent(commStream, record(null), 0), "cudaStreamWaitEvent");
+        Cuda.check(cudart.cudaStreamWaitEvent(commStream, record(backend.stream()), 0), "cudaStreamWaitEvent");
         check(nccl.ncclAllReduce(at(addr(bucket)), at(addr(bucket)), bucket.length(), nccl.ncclFloat32, nccl.ncclAvg, comm,
                 commStream), "ncclAllReduce(bucket)");
     }
 
-    /** The default stream (the optimizer) waits for every bucket. */
+    /** The backend's stream (the optimizer) waits for every bucket. */
     @Override
     public void finishPending() {
         if (pending.isEmpty()) return;
-        Cuda.check(cudart.cudaStreamWaitEvent(null, record(commStream), 0), "cudaStreamWaitEvent");
+        Cuda.check(cudart.cudaStreamWaitEvent(backend.stream(), record(commStream), 0), "cudaStreamWaitEvent");
         Cuda.check(cudart.cudaStreamSynchronize(commStream), "cudaStreamSynchronize(comm)");
         for (CUevent_st ev : pending) cudart.cudaEventDestroy(ev);
         pending.clear();
@@ -107,7 +107,7 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public void allReduceAverage(Backend be, Buffer buffer) {
         check(nccl.ncclAllReduce(at(addr(buffer)), at(addr(buffer)), buffer.length(), nccl.ncclFloat32, nccl.ncclAvg, comm,
-                (CUstream_st) null), "ncclAllReduce");
+                backend.stream()), "ncclAllReduce");
     }
 
     @Override
@@ -121,7 +121,7 @@ public final class NcclCommunicator implements Communicator {
         for (int k = 0; k < world; k++) {
             long[] sh = Communicator.shard(buffer.length(), k, world);
             Pointer p = at(addr(buffer) + sh[0] * 4);
-            check(nccl.ncclBroadcast(p, p, sh[1] - sh[0], nccl.ncclFloat32, k, comm, (CUstream_st) null), "ncclBroadcast");
+            check(nccl.ncclBroadcast(p, p, sh[1] - sh[0], nccl.ncclFloat32, k, comm, backend.stream()), "ncclBroadcast");
         }
         check(nccl.ncclGroupEnd(), "ncclGroupEnd");
     }
@@ -141,7 +141,7 @@ public final class NcclCommunicator implements Communicator {
     @Override
     public void broadcast(Backend be, Buffer buffer) {
         check(nccl.ncclBroadcast(at(addr(buffer)), at(addr(buffer)), buffer.length(), nccl.ncclFloat32, 0, comm,
-                (CUstream_st) null), "ncclBroadcast");
+                backend.stream()), "ncclBroadcast");
     }
 
     @Override

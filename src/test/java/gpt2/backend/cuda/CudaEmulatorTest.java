@@ -15,7 +15,7 @@ class CudaEmulatorTest extends CudaParityChecks {
     }
 
     @Override
-    CudaBackend newBackend(boolean tf32, boolean bf16) {
-        return new CudaBackend(-1, tf32, bf16, true, new EmulatedExecutor(bf16));
+    CudaBackend newBackend(boolean tf32, boolean bf16, boolean graphs) {
+        return new CudaBackend(-1, tf32, bf16, true, new EmulatedExecutor(bf16), graphs);
     }
 }

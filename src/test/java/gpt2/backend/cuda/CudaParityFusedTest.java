@@ -7,7 +7,7 @@ package gpt2.backend.cuda;
 class CudaParityFusedTest extends CudaParityTest {
 
     @Override
-    CudaBackend newBackend(boolean tf32, boolean bf16) {
-        return new CudaBackend(0, tf32, bf16, true, new GpuExecutor(0, tf32, bf16));
+    CudaBackend newBackend(boolean tf32, boolean bf16, boolean graphs) {
+        return new CudaBackend(0, tf32, bf16, true, new GpuExecutor(0, tf32, bf16), graphs);
     }
 }

@@ -21,8 +21,8 @@ class CudaParityTest extends CudaParityChecks {
     }
 
     @Override
-    CudaBackend newBackend(boolean tf32, boolean bf16) {
-        return new CudaBackend(0, tf32, bf16, false, new GpuExecutor(0, tf32, bf16));
+    CudaBackend newBackend(boolean tf32, boolean bf16, boolean graphs) {
+        return new CudaBackend(0, tf32, bf16, false, new GpuExecutor(0, tf32, bf16), graphs);
     }
 
     /** NCCL through the full path with world size 1 (our GPU machines have one GPU). */
