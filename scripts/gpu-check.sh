@@ -4,8 +4,9 @@
 # what it measured as it goes: every summary line is printed and appended to $GPU_CHECK_OUT/summary.txt
 # the moment it is known, with every phase's log beside it; every phase runs under its own timeout.
 #
-#   --quick  the first look (< 4 min): versions, the d12 bf16 bench with the per-kernel profile
-#            with flash attention (tensor cores) and with the materialized attention, the gpu-tagged tests
+#   --quick  the first look (< 5 min): versions, the d12 bf16 bench with the per-kernel profile
+#            with flash attention (tensor cores) and with the materialized attention, flash with
+#            CUDA graphs, the gpu-tagged tests
 #   (full)   the check after a change (< 10 min): the above, more bench modes (B=32 flash, without
 #            cuBLASLt, float32/TF32), d24 and d48 in bf16 with flash, training + resume on the GPU
 #            (float32; bf16 with flash), scripts/launch.sh with NCCL (world size 1)
@@ -84,12 +85,14 @@ bench() {
   [[ " $* " == *" --model "* ]] && model=()
   phase "$name" "$limit" env "${envs[@]}" "${gpt2[@]}" bench "${model[@]}" \
     --sequence_length 1024 --device cuda --json "$@"
-  local line plan attention
+  local line plan attention graphs
   line="$(grep -E '^median step' "$out/$name.log" | sed -E 's/ \| peak memory [^|]*//')"
   plan="$(grep -E '^per step:' "$out/$name.log" | head -1)"
   attention="$(grep -E '^attention:' "$out/$name.log" | head -1)"
+  graphs="$(grep -E '^CUDA graphs:' "$out/$name.log" | head -1)"
   if [[ -n "$line" ]]; then
     say "$name: $line"; [[ -n "$plan" ]] && say "$name: $plan"; [[ -n "$attention" ]] && say "$name: $attention"
+    [[ -n "$graphs" ]] && say "$name: $graphs"
     # the profile table, whole, into the summary: it is what the GPU minutes are for
     [[ " $* " == *" --profile 1 "* ]] && awk '/^per-kernel profile/,/^per step:/' "$out/$name.log" >> "$summary_file"
   else say "$name: FAILED ($(grep -E 'rror|Exception' "$out/$name.log" | head -1))"; failures=$((failures + 1)); fi
@@ -98,6 +101,8 @@ bench() {
 # the step with flash attention on the tensor cores, and the materialized attention beside it
 bench bench-bf16-b16-flash-profile 150 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1 --profile 1
 bench bench-bf16-b16-profile 90 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 0 --profile 1
+# the flash step again with its micro-batches replayed as CUDA graphs (the gpu tests check the bits)
+bench bench-bf16-b16-flash-graphs 90 GPT2_CUBLASLT=1 GPT2_CUDA_GRAPHS=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1
 if [[ $quick == 0 ]]; then
   bench bench-bf16-b32-flash 90 GPT2_CUBLASLT=1 -- --batch_size 32 --dtype bfloat16 --steps 10 --flash 1
   bench bench-bf16-b16-nolt 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype bfloat16 --steps 10
@@ -150,6 +155,10 @@ resume_check() {
 }
 resume_check train-fp32
 resume_check train-bf16-flash --dtype bfloat16 --flash 1
+GPT2_CUDA_GRAPHS=1 resume_check train-bf16-flash-graphs --dtype bfloat16 --flash 1
+if [[ -n "$(steps "$out/train-bf16-flash-graphs.log")" && "$(steps "$out/train-bf16-flash-graphs.log")" == "$(steps "$out/train-bf16-flash.log")" ]]; then
+  say "train bf16 flash with CUDA graphs: PASS (steps 4-6 equal the run without)"
+else say "train bf16 flash with CUDA graphs: FAIL"; failures=$((failures + 1)); fi
 
 export GPT2_CLASSPATH="$CP" JAVA_HOME="$(dirname "$(dirname "$JAVA")")" GPT2_JAVA_OPTS="$JAVA_OPTS"
 phase launch-nccl 60 scripts/launch.sh --nproc_per_node=1 --master_port=29611 train "${common[@]}" \

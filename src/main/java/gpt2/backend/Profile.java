@@ -36,7 +36,7 @@ public final class Profile {
     }
 
     private final Map<String, Totals> families = new LinkedHashMap<>();
-    private long launches, gemms, hostSyncs;
+    private long launches, gemms, hostSyncs, graphLaunches, graphCalls;
     private boolean timed;
     private long allocated, peakAllocated;
 
@@ -63,6 +63,12 @@ public final class Profile {
         t.flops += flops;
     }
 
+    /** A CUDA graph was launched in place of {@code calls} launches and GEMM calls (counted above as usual). */
+    public void graphLaunch(long calls) {
+        graphLaunches++;
+        graphCalls += calls;
+    }
+
     /** The host waited for the device (a device-to-host copy, a synchronous upload, a synchronize). */
     public void hostSync() {
         hostSyncs++;
@@ -83,13 +89,14 @@ public final class Profile {
     /** Forgets the calls and times (not the memory counts): call before the steps to measure. */
     public void reset() {
         families.clear();
-        launches = gemms = hostSyncs = 0;
+        launches = gemms = hostSyncs = graphLaunches = graphCalls = 0;
         timed = false;
     }
 
     public long launches() { return launches; }
     public long gemms() { return gemms; }
     public long hostSyncs() { return hostSyncs; }
+    public long graphLaunches() { return graphLaunches; }
     public boolean timed() { return timed; }
     /** Bytes of device memory allocated now. */
     public long deviceBytes() { return allocated; }
@@ -146,6 +153,10 @@ public final class Profile {
                         + "device memory allocated %.1f MiB (peak %.1f MiB)%n",
                 (double) launches / steps, (double) gemms / steps, (double) (launches + gemms) / steps,
                 (double) hostSyncs / steps, allocated / 1048576.0, peakAllocated / 1048576.0));
+        if (graphLaunches > 0) {
+            s.append(String.format(Locale.ROOT, "CUDA graphs: %.1f graph launches per step ran %.1f of those calls%n",
+                    (double) graphLaunches / steps, (double) graphCalls / steps));
+        }
         return s.toString();
     }
 
@@ -153,8 +164,9 @@ public final class Profile {
     public String jsonFields(int steps) {
         StringBuilder s = new StringBuilder();
         s.append(String.format(Locale.ROOT, "\"launches\":%.1f,\"gemms\":%.1f,\"host_syncs\":%.1f,\"device_bytes\":%d,"
-                        + "\"peak_device_bytes\":%d,\"families\":[",
-                (double) launches / steps, (double) gemms / steps, (double) hostSyncs / steps, allocated, peakAllocated));
+                        + "\"peak_device_bytes\":%d,\"graph_launches\":%.1f,\"graph_calls\":%.1f,\"families\":[",
+                (double) launches / steps, (double) gemms / steps, (double) hostSyncs / steps, allocated, peakAllocated,
+                (double) graphLaunches / steps, (double) graphCalls / steps));
         boolean first = true;
         for (Row r : rows()) {
             if (!first) s.append(',');

@@ -114,6 +114,7 @@ public final class CudaBackend implements Backend {
         this.exec = graphs ? this.graphs : exec;
         this.launcher = new Launcher(this.exec, floatX);
         this.profile = launcher.profile();
+        if (this.graphs != null) this.graphs.countIn(profile);
     }
 
     /**

@@ -106,6 +106,7 @@ final class GraphExecutor implements Executor {
     }
 
     private final Executor inner;
+    private gpt2.backend.Profile profile = new gpt2.backend.Profile();
     private boolean enabled = true;
 
     private final Map<String, Captured> graphs = new HashMap<>();
@@ -123,6 +124,11 @@ final class GraphExecutor implements Executor {
 
     GraphExecutor(Executor inner) {
         this.inner = inner;
+    }
+
+    /** Graph launches are counted in {@code profile} from now on. */
+    void countIn(gpt2.backend.Profile profile) {
+        this.profile = profile;
     }
 
     /** Graph launches so far, and the calls they stood for. */
@@ -188,6 +194,7 @@ final class GraphExecutor implements Executor {
         if (guard(() -> { g.launch(); return true; }, false)) {
             graphLaunches++;
             replayedCalls += calls;
+            profile.graphLaunch(calls);
         } else {
             runHeld();
         }

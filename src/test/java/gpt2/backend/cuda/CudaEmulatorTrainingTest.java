@@ -24,7 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The trainer on the CUDA backend in bf16 mixed precision with flash attention, on the CPU
  * emulator: 6 steps with validation and a checkpoint at step 3, then a fresh model resumed from
  * that checkpoint must repeat steps 4 to 6 bit for bit (the bf16 weight copy is rebuilt from the
- * float32 master weights the checkpoint holds; every kernel is deterministic).
+ * float32 master weights the checkpoint holds; every kernel is deterministic), the resumed run with
+ * its micro-batches replayed as CUDA graphs.
  */
 class CudaEmulatorTrainingTest {
 
@@ -42,10 +43,10 @@ class CudaEmulatorTrainingTest {
         Path shard = dir.resolve("train.bin");
         ShardWriter.write(shard, TokenShard.MAGIC_LLMC, t, 0, t.length);
 
-        List<Trainer.StepResult> full = run(shard, dir.resolve("full"), null);
+        List<Trainer.StepResult> full = run(shard, dir.resolve("full"), null, false);
         Path ckpt = dir.resolve("full").resolve("checkpoint_00000003");
         assertTrue(ckpt.toFile().isDirectory(), "no checkpoint at step 3");
-        List<Trainer.StepResult> resumed = run(shard, dir.resolve("resumed"), ckpt);
+        List<Trainer.StepResult> resumed = run(shard, dir.resolve("resumed"), ckpt, true);
         System.out.println("  emulated bf16 + flash: " + full.stream().map(s -> s.step() + ":" + s.loss()).toList());
         assertTrue(full.getLast().loss() < full.getFirst().loss(), "the loss falls: " + full);
         int compared = 0;
@@ -61,16 +62,18 @@ class CudaEmulatorTrainingTest {
         assertTrue(compared >= 3, "steps compared: " + compared + " of " + resumed);
     }
 
-    private static List<Trainer.StepResult> run(Path shard, Path out, Path resumeFrom) {
+    private static List<Trainer.StepResult> run(Path shard, Path out, Path resumeFrom, boolean graphs) {
         TrainConfig cfg = new TrainConfig(shard.toString(), shard.toString(), out, 2, 32, 128, 6, false, 3e-3f, 1, 0.1f,
                 0.1f, 1f, 0.9f, 0.95f, 1e-8f, 3, 1, 0, false, 3, 7, 0, 1);
-        try (CudaBackend be = new CudaBackend(-1, false, true, true, new EmulatedExecutor(true));
+        try (CudaBackend be = new CudaBackend(-1, false, true, true, new EmulatedExecutor(true), graphs);
              Gpt2 model = new Gpt2(TINY, be); AdamW opt = new AdamW(model, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             model.setFlashAttention(true);
             model.initialize(9);
             Trainer tr = new Trainer(model, opt, cfg, new PrintStream(new ByteArrayOutputStream()), null);
             if (resumeFrom != null) tr.resumeFrom(resumeFrom);
-            return tr.run();
+            List<Trainer.StepResult> steps = tr.run();
+            if (graphs) assertTrue(be.profile().graphLaunches() > 0, "the micro-batches ran as CUDA graphs");
+            return steps;
         }
     }
 }

@@ -718,6 +718,7 @@ abstract class CudaParityChecks {
                 numbers[run] = bits.stream().mapToInt(Integer::intValue).toArray();
                 long[] g = be.graphStats();
                 graphLaunches[run] = g == null ? 0 : g[0];
+                assertEquals(graphLaunches[run], be.profile().graphLaunches(), "graph launches in the profile");
                 if (g != null) System.out.printf("  CUDA graphs: %d graph launches for %d calls%n", g[0], g[1]);
             }
         }
