@@ -123,7 +123,7 @@ public final class CudaBackend implements Backend {
      * then only recorded in {@link #trace()}. For testing the model's and this backend's plumbing.
      */
     public static CudaBackend dryRun(boolean bf16) {
-        return new CudaBackend(-1, false, bf16, true, new DryExecutor());
+        return new CudaBackend(-1, false, bf16, true, new DryExecutor(), "1".equals(System.getenv("GPT2_CUDA_GRAPHS")));
     }
 
     /** Dry run: the launches and GEMMs so far, in order ("kernel NAME" / "gemm TYPES ..."). */
