@@ -87,8 +87,9 @@ __device__ __forceinline__ float dropout_scale(i64 key, i64 i, float p) {
 //   D: d[0], d[1] = D[g][2c, 2c+1], d[2], d[3] = D[g+8][2c, 2c+1]
 // ldmatrix_x4(r, p): four 8x8 bf16 matrices from shared memory; lanes 8i..8i+7 give the addresses of
 // matrix i's rows (16 bytes each); r[i] = M_i[g][2c, 2c+1]; ldmatrix_x4_trans: r[i] = M_i[2c, 2c+1][g].
-// The tests' CPU emulator (emulator/cuda_emu.h) defines the same functions as whole-warp exchanges.
-#ifndef GPT2_EMULATOR
+// Defined here for NVRTC and nvcc only; the tests' CPU emulator (emulator/cuda_emu.h, g++) defines
+// the same functions as whole-warp exchanges.
+#ifdef __CUDACC__
 __device__ __forceinline__ void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
 #if __CUDA_ARCH__ >= 800
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "

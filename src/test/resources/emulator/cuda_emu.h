@@ -11,7 +11,6 @@
 // each lane deposits its fragment registers (or its row address), and once the whole warp has
 // arrived each lane computes its own result registers from the others' deposits, with the
 // fragment layouts the PTX ISA documents.
-#define GPT2_EMULATOR 1
 #include <setjmp.h>
 #include <ucontext.h>
 #include <math.h>
