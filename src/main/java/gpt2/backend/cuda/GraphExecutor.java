@@ -138,17 +138,20 @@ final class GraphExecutor implements Executor {
     /** Opens a segment of repeatable work named {@code key} (shapes and settings that fix its calls). */
     void begin(String key) {
         interrupt();
-        if (!enabled || misses.getOrDefault(key, 0) >= 2) return;
-        if (!seen.add(key)) {
+        // the first segment of a key runs call by call (its one-time allocations and uploads)
+        if (!enabled || misses.getOrDefault(key, 0) >= 2 || seen.add(key)) return;
+        Captured g = graphs.get(key);
+        if (g != null) {
             this.key = key;
-            replaying = graphs.get(key);
-            if (replaying == null) {
-                capturing = true;
-                nativeCapture = guard(inner::beginCapture, false);
-                if (!enabled) capturing = false;
-            }
+            replaying = g;
             launchIndex = 0;
+            return;
         }
+        boolean nativeGraph = guard(inner::beginCapture, false);
+        if (!enabled) return;
+        this.key = key;
+        capturing = true;
+        nativeCapture = nativeGraph;
     }
 
     /** Closes the segment: the captured graph or the replay is launched. */

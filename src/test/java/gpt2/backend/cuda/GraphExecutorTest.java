@@ -183,5 +183,17 @@ class GraphExecutorTest {
         assertEquals(0, g.graphLaunches());
         assertEquals(12, log.ran.size(), log.ran.toString());
         assertEquals("a grid 1 [1]", log.ran.get(5));
+        // the same when the capture cannot even start
+        Log refuses = new Log(true) {
+            @Override
+            public boolean beginCapture() {
+                throw new Cuda.CudaException("cuStreamBeginCapture failed");
+            }
+        };
+        GraphExecutor h = new GraphExecutor(refuses);
+        for (int step = 0; step < 3; step++) segment(h, step, 2);
+        assertEquals(0, h.graphLaunches());
+        assertEquals(12, refuses.ran.size(), refuses.ran.toString());
+        assertEquals("b grid 2 [7]", refuses.ran.get(11));
     }
 }
