@@ -1,8 +1,10 @@
 // Flash attention (causal, as FlashAttention-2 computes it): the T x T weights are never stored.
 // Forward keeps a running max and sum per query row (online softmax) and saves only
 // lse = max + log(sum) per row (float); backward recomputes the weights from q, k and lse.
-// One thread per query row (forward, dq) or key row (dk, dv), tiles of the other side's rows in
-// shared memory, head size HS fixed at compile time so a row lives in registers. Dropout on the
+// Two sets of kernels: flash_tc_* (second half of this file) on the tensor cores, for bf16 and
+// head sizes 64 and 128 on sm_80+; and these, one thread per query row (forward, dq) or key row
+// (dk, dv) on CUDA cores for the rest (float32, other head sizes), tiles of the other side's rows
+// in shared memory, head size HS fixed at compile time so a row lives in registers. Dropout on the
 // weights uses the same element index ((b*NH+h)*T+t)*T+t2 as the materialized path, so the masks
 // are identical. qkv (B,T,3,NH,HS); out (B,T,NH*HS); lse, delta (B,NH,T). Deterministic: every
 // output element is written by one thread, summing in a fixed order.
