@@ -171,36 +171,40 @@ static void run_block(int threads) {
         fibers[i].state = READY;
         fibers[i].round = 0;
     }
-    for (;;) {
-        for (int i = 0; i < threads; i++) if (fibers[i].state == READY) resume(i);
-        bool all_done = true, block_ready = true, released = false;
+    // Warps run one after another, each as far as it can (through its warp exchanges) before the
+    // next starts, in index order between one pair of block barriers and in reverse order between
+    // the next (starting with the block's parity, so neighbouring blocks run each stretch both
+    // ways). A warp that reads what another warp writes without a barrier between (a race on a
+    // GPU) then reads the value from before the write in one of the two orders, and the kernel's
+    // results change.
+    int warps = (threads + 31) / 32;
+    for (unsigned int pass = (blockIdx.x + blockIdx.y) & 1u;; pass++) {
+        for (int k = 0; k < warps; k++) {
+            int w = ((pass & 1u) ? warps - 1 - k : k) * 32, end = min(threads, w + 32);
+            for (;;) {
+                for (int i = w; i < end; i++) if (fibers[i].state == READY) resume(i);
+                bool at_warp = true, any = false;
+                for (int i = w; i < end; i++) {
+                    if (fibers[i].state == DONE) continue;
+                    if (fibers[i].state != AT_WARP) { at_warp = false; break; }
+                    any = true;
+                }
+                if (!at_warp || !any) break;
+                for (int i = w; i < end; i++) if (fibers[i].state == AT_WARP) fibers[i].state = READY;
+            }
+        }
+        bool all_done = true, block_ready = true;
         for (int i = 0; i < threads; i++) {
             if (fibers[i].state != DONE) all_done = false;
             if (fibers[i].state != DONE && fibers[i].state != AT_BLOCK) block_ready = false;
         }
         if (all_done) return;
-        if (block_ready) {
-            for (int i = 0; i < threads; i++) if (fibers[i].state == AT_BLOCK) fibers[i].state = READY;
-            released = true;
-        }
-        for (int w = 0; w < threads; w += 32) {
-            int end = min(threads, w + 32);
-            bool ready = true, any = false;
-            for (int i = w; i < end; i++) {
-                if (fibers[i].state == DONE) continue;
-                if (fibers[i].state != AT_WARP) { ready = false; break; }
-                any = true;
-            }
-            if (ready && any) {
-                for (int i = w; i < end; i++) if (fibers[i].state == AT_WARP) fibers[i].state = READY;
-                released = true;
-            }
-        }
-        if (!released) {
+        if (!block_ready) {
             fprintf(stderr, "emulator: kernel %s block (%u,%u): threads wait at barriers no one can pass\n",
                     kernel_name, blockIdx.x, blockIdx.y);
             abort();
         }
+        for (int i = 0; i < threads; i++) if (fibers[i].state == AT_BLOCK) fibers[i].state = READY;
     }
 }
 
