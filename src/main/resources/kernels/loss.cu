@@ -75,8 +75,11 @@ extern "C" __global__ void classifier_fused(float* losses, floatX* logits, const
     floatX* x = logits + (i64) n * Vp;
     bool vec = aligned16(x);
     float m = 0.f, s = 1.f;
+    // the target's logit is read before the barrier that ends the statistics: after it, other
+    // warps overwrite the row with its gradient
+    float xt = target >= 0 && threadIdx.x == 0 ? x2f(x[target]) : 0.f;
     if (target >= 0) row_softmax_stats(x, V, vec, sh, m, s);
-    if (threadIdx.x == 0) losses[n] = target >= 0 ? logf(s) + m - x2f(x[target]) : 0.f;
+    if (threadIdx.x == 0) losses[n] = target >= 0 ? logf(s) + m - xt : 0.f;
     float inv = 1.f / s;
     for (int i = threadIdx.x * PACK; i < Vp; i += blockDim.x * PACK) {
         xpack p = load_pack(x, i, Vp, vec);
