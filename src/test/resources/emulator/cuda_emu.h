@@ -182,7 +182,10 @@ static void run_block(int threads) {
         for (int k = 0; k < warps; k++) {
             int w = ((pass & 1u) ? warps - 1 - k : k) * 32, end = min(threads, w + 32);
             for (;;) {
-                for (int i = w; i < end; i++) if (fibers[i].state == READY) resume(i);
+                for (int k2 = w; k2 < end; k2++) {
+                    int i = (pass & 1u) ? end - 1 - (k2 - w) : k2;  // the lanes too, both ways
+                    if (fibers[i].state == READY) resume(i);
+                }
                 bool at_warp = true, any = false;
                 for (int i = w; i < end; i++) {
                     if (fibers[i].state == DONE) continue;
