@@ -97,7 +97,7 @@ __device__ __forceinline__ void mma_bf16_16816(float* d, const unsigned* a, cons
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #else
-    __trap();  // the backend only launches tensor-core kernels on sm_80 and newer
+    __trap();  // the backend only launches tensor-core kernels on sm_80 and newer (older GPUs still compile)
 #endif
 }
 
@@ -108,13 +108,21 @@ __device__ __forceinline__ unsigned shared_address(const void* p) {
 }
 
 __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* p) {
+#if __CUDA_ARCH__ >= 800
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
+#else
+    __trap();
+#endif
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* p) {
+#if __CUDA_ARCH__ >= 800
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
+#else
+    __trap();
+#endif
 }
 
 // 2^x on the special-function unit (about 2 ulp; 2^-inf = 0).
