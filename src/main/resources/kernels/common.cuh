@@ -125,6 +125,36 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* p) {
 #endif
 }
 
+// Asynchronous 16-byte copies global -> shared (sm_80+): cp_async16 queues one (zero-fill when
+// !valid; src must still be a valid address), cp_async_commit closes this thread's group of queued
+// copies, cp_async_wait<N> waits until at most the N most recent groups are still in flight. The
+// copied data is this thread's to read after the wait, the block's after a __syncthreads that
+// follows it. (The emulator makes each copy land exactly at the wait.)
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"
+                 :: "r"(shared_address(dst)), "l"(src), "r"(valid ? 16 : 0));
+#else
+    __trap();
+#endif
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
+#endif
+}
+
+// Dynamic shared memory (its size given at launch; over 48 KB the executor raises the kernel's limit).
+#define DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+
 // 2^x on the special-function unit (about 2 ulp; 2^-inf = 0).
 __device__ __forceinline__ float fast_exp2(float x) {
     float y;

@@ -232,6 +232,24 @@ __device__ __forceinline__ void tc_stage(unsigned short (*dst)[HS + 8], const fl
     }
 }
 
+// As tc_stage, with `async` (the bf16 build, rows on 16-byte boundaries) as cp.async copies that
+// land at this thread's next cp_async_wait, so the copy overlaps what the block does until then.
+template <int HS, int BR>
+__device__ __forceinline__ void tc_load(unsigned short (*dst)[HS + 8], const floatX* src, i64 base, int stride, int r0,
+                                        int T, bool async) {
+#ifdef GPT2_BF16
+    if (async && aligned16(src + base) && stride % 8 == 0) {
+        for (int e = threadIdx.x; e < BR * HS / 8; e += blockDim.x) {
+            int r = e / (HS / 8), d = e % (HS / 8) * 8;
+            bool valid = r0 + r < T;  // rows past T: zero-filled (the source address is row 0's, unread)
+            cp_async16(&dst[r][d], src + base + (i64) (valid ? r0 + r : 0) * stride + d, valid);
+        }
+        return;
+    }
+#endif
+    tc_stage<HS, BR>(dst, src, base, stride, r0, T);
+}
+
 // S (16 x BR, as BR/8 accumulator fragments) = X (this warp's 16 rows) Y^T (Y: BR rows), over HS.
 template <int HS, int BR>
 __device__ __forceinline__ void tc_strip_dot(float (*s)[4], const unsigned short (*x)[HS + 8],
@@ -298,25 +316,56 @@ __device__ __forceinline__ void tc_store_rows(floatX* dst, i64 stride, const flo
     }
 }
 
+// The tile pipeline of the three kernels: the fixed side's rows and the first tile are loaded,
+// then each step starts the next tile's copies into the other buffer before waiting for its own
+// (cp.async, double-buffered; `async` 0 or the float build: loaded through registers instead):
+//   load fixed, tile 0 -> buffer 0; commit
+//   step i: [load tile i+1 -> buffer (i+1)%2; commit; wait for all but 1] | [wait for all]
+//           barrier; compute on buffer i%2; barrier (buffer i%2 is refilled in step i+1)
+// Shared memory (dynamic, TcTile<HS>::BR rows of HS + 8 bf16 per tile): the forward 5 tiles, the
+// backward kernels 6 and their per-row statistics.
+template <int HS> struct TcShared {
+    static const int BR = TcTile<HS>::BR, TILE = BR * (HS + 8) * 2;
+    static const int FORWARD = 5 * TILE, DQ = 6 * TILE + BR * 4, DKDV = 6 * TILE + 4 * BR * 4;
+};
+
 template <int HS>
-__device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale, float p, i64 key) {
+__device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale, float p, i64 key,
+                                 int async) {
     const int BR = TcTile<HS>::BR, NT = BR / 8;
-    __shared__ __align__(16) unsigned short qs[BR][HS + 8], ks[BR][HS + 8], vs[BR][HS + 8];
+    typedef unsigned short Row[HS + 8];
+    DYNAMIC_SHARED(smem);
+    Row* qs = (Row*) smem;  // BR rows of q, then two buffers of (BR rows of k, BR rows of v)
+    Row* kv = qs + BR;
     int q0 = (gridDim.x - 1 - blockIdx.x) * BR;  // the longest rows first
     int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = lane & 3;
     i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS;  // q of row 0 of this head; k at +C, v at +2C
     const float sl2 = scale * 1.4426950408889634f;     // scores to base-2 exponents
-    int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    int row[2] = {q0 + warp * 16 + (lane >> 2), q0 + warp * 16 + (lane >> 2) + 8};
     float o[HS / 8][4], m[2] = {-TC_INF, -TC_INF}, l[2] = {0.f, 0.f};
 #pragma unroll
     for (int dn = 0; dn < HS / 8; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
-    tc_stage<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T);
-    for (int k0 = 0; k0 <= q0; k0 += BR) {
-        __syncthreads();  // the previous tile is used up
-        tc_stage<HS, BR>(ks, qkv, rowBase + C, 3 * C, k0, T);
-        tc_stage<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
-        __syncthreads();
+    bool cp = async != 0;
+    tc_load<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T, cp);
+    tc_load<HS, BR>(kv, qkv, rowBase + C, 3 * C, 0, T, cp);
+    tc_load<HS, BR>(kv + BR, qkv, rowBase + 2 * C, 3 * C, 0, T, cp);
+    cp_async_commit();
+    int tiles = q0 / BR + 1;
+    for (int it = 0; it < tiles; it++) {
+        int k0 = it * BR;
+        Row* ks = kv + (it & 1) * 2 * BR;
+        Row* vs = ks + BR;
+        if (it + 1 < tiles) {
+            Row* next = kv + ((it + 1) & 1) * 2 * BR;
+            tc_load<HS, BR>(next, qkv, rowBase + C, 3 * C, k0 + BR, T, cp);
+            tc_load<HS, BR>(next + BR, qkv, rowBase + 2 * C, 3 * C, k0 + BR, T, cp);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // tile it (and q) in shared memory for every warp
         float s[NT][4];
         tc_strip_dot<HS, BR>(s, qs + warp * 16, ks, lane);
         float mx[2] = {m[0], m[1]};
@@ -355,6 +404,7 @@ __device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int
             o[dn][2] *= alpha[1]; o[dn][3] *= alpha[1];
         }
         tc_strip_acc<HS, BR>(o, s, vs, lane);
+        __syncthreads();  // every warp is done with this buffer before step it + 1 refills it
     }
     float inv[2];
 #pragma unroll
@@ -372,16 +422,28 @@ __device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int
 // (the softmax backward's sum of att * datt) into `delta`, for the dk/dv kernel launched after it.
 template <int HS>
 __device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* dout, const floatX* qkv,
-                                     const floatX* out, const float* lse, int T, int NH, float scale, float p, i64 key) {
+                                     const floatX* out, const float* lse, int T, int NH, float scale, float p, i64 key,
+                                     int async) {
     const int BR = TcTile<HS>::BR, NT = BR / 8;
-    __shared__ __align__(16) unsigned short qs[BR][HS + 8], gs[BR][HS + 8], ks[BR][HS + 8], vs[BR][HS + 8];
-    __shared__ float ds_[BR];
+    typedef unsigned short Row[HS + 8];
+    DYNAMIC_SHARED(smem);
+    Row* qs = (Row*) smem;  // q, dout, then two buffers of (k, v); then the rows' delta
+    Row* gs = qs + BR;
+    Row* kv = gs + BR;
+    float* ds_ = (float*) (kv + 4 * BR);
     int q0 = (gridDim.x - 1 - blockIdx.x) * BR;
     int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = lane & 3;
     i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS, outBase = (i64) b * T * C + (i64) h * HS;
     const float sl2 = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
-    int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    int row[2] = {q0 + warp * 16 + (lane >> 2), q0 + warp * 16 + (lane >> 2) + 8};
+    bool cp = async != 0;
+    tc_load<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T, cp);
+    tc_load<HS, BR>(gs, dout, outBase, C, q0, T, cp);
+    tc_load<HS, BR>(kv, qkv, rowBase + C, 3 * C, 0, T, cp);
+    tc_load<HS, BR>(kv + BR, qkv, rowBase + 2 * C, 3 * C, 0, T, cp);
+    cp_async_commit();
+    // while those copies fly: delta of the block's rows, from global memory
     for (int i = threadIdx.x; i < BR; i += blockDim.x) {
         float d = 0.f;
         if (q0 + i < T) {
@@ -395,23 +457,31 @@ __device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* d
         }
         ds_[i] = d;
     }
-    __syncthreads();
     float L[2], D[2];
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        L[r] = row[r] < T ? lse[(i64) bh * T + row[r]] * log2e : 0.f;
-        D[r] = ds_[warp * 16 + g + 8 * r];
-    }
+    for (int r = 0; r < 2; r++) L[r] = row[r] < T ? lse[(i64) bh * T + row[r]] * log2e : 0.f;
     float dq[HS / 8][4];
 #pragma unroll
     for (int dn = 0; dn < HS / 8; dn++) dq[dn][0] = dq[dn][1] = dq[dn][2] = dq[dn][3] = 0.f;
-    tc_stage<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T);
-    tc_stage<HS, BR>(gs, dout, outBase, C, q0, T);
-    for (int k0 = 0; k0 <= q0; k0 += BR) {
-        __syncthreads();
-        tc_stage<HS, BR>(ks, qkv, rowBase + C, 3 * C, k0, T);
-        tc_stage<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, k0, T);
-        __syncthreads();
+    int tiles = q0 / BR + 1;
+    for (int it = 0; it < tiles; it++) {
+        int k0 = it * BR;
+        Row* ks = kv + (it & 1) * 2 * BR;
+        Row* vs = ks + BR;
+        if (it + 1 < tiles) {
+            Row* next = kv + ((it + 1) & 1) * 2 * BR;
+            tc_load<HS, BR>(next, qkv, rowBase + C, 3 * C, k0 + BR, T, cp);
+            tc_load<HS, BR>(next + BR, qkv, rowBase + 2 * C, 3 * C, k0 + BR, T, cp);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // tile it, q, dout and the deltas in shared memory
+        if (it == 0) {
+            D[0] = ds_[warp * 16 + (lane >> 2)];
+            D[1] = ds_[warp * 16 + (lane >> 2) + 8];
+        }
         float s[NT][4], dp[NT][4];
         tc_strip_dot<HS, BR>(s, qs + warp * 16, ks, lane);
         tc_strip_dot<HS, BR>(dp, gs + warp * 16, vs, lane);
@@ -427,6 +497,7 @@ __device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* d
             }
         }
         tc_strip_acc<HS, BR>(dq, s, ks, lane);
+        __syncthreads();  // every warp is done with this buffer before step it + 1 refills it
     }
     const float one[2] = {1.f, 1.f};
     tc_store_rows<HS>(dqkv + rowBase, 3 * C, dq, row, one, T, lane);
@@ -436,33 +507,56 @@ __device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* d
 // dP^T = v dout^T, dv += (mask P)^T dout, dk += dS^T q.
 template <int HS>
 __device__ void flash_tc_backward_dkdv(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                       const float* delta, int T, int NH, float scale, float p, i64 key) {
+                                       const float* delta, int T, int NH, float scale, float p, i64 key, int async) {
     const int BR = TcTile<HS>::BR, NT = BR / 8;
-    __shared__ __align__(16) unsigned short ks[BR][HS + 8], vs[BR][HS + 8], qs[BR][HS + 8], gs[BR][HS + 8];
-    __shared__ float ls[BR], dl[BR];
+    typedef unsigned short Row[HS + 8];
+    DYNAMIC_SHARED(smem);
+    Row* ks = (Row*) smem;  // k, v, then two buffers of (q, dout); then two buffers of (lse, delta)
+    Row* vs = ks + BR;
+    Row* qg = vs + BR;
+    float* stats = (float*) (qg + 4 * BR);
     int j0 = blockIdx.x * BR;  // the first key blocks have the most queries: they go first
     int bh = blockIdx.y, b = bh / NH, h = bh % NH, C = NH * HS;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, c = lane & 3;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, c = lane & 3;
     i64 rowBase = (i64) b * T * 3 * C + (i64) h * HS, outBase = (i64) b * T * C + (i64) h * HS;
     const float sl2 = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
-    int row[2] = {j0 + warp * 16 + g, j0 + warp * 16 + g + 8};  // key rows
+    int row[2] = {j0 + warp * 16 + (lane >> 2), j0 + warp * 16 + (lane >> 2) + 8};  // key rows
     float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
     for (int dn = 0; dn < HS / 8; dn++) {
         dk[dn][0] = dk[dn][1] = dk[dn][2] = dk[dn][3] = 0.f;
         dv[dn][0] = dv[dn][1] = dv[dn][2] = dv[dn][3] = 0.f;
     }
-    tc_stage<HS, BR>(ks, qkv, rowBase + C, 3 * C, j0, T);
-    tc_stage<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, j0, T);
-    for (int q0 = j0; q0 < T; q0 += BR) {
-        __syncthreads();
-        tc_stage<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T);
-        tc_stage<HS, BR>(gs, dout, outBase, C, q0, T);
+    bool cp = async != 0;
+    // one query tile's rows, their lse (base 2) and delta into buffer `buf`
+    auto load_tile = [&](int q0, int buf) {
+        tc_load<HS, BR>(qg + buf * 2 * BR, qkv, rowBase, 3 * C, q0, T, cp);
+        tc_load<HS, BR>(qg + buf * 2 * BR + BR, dout, outBase, C, q0, T, cp);
+        float* ls = stats + buf * 2 * BR;
         for (int i = threadIdx.x; i < BR; i += blockDim.x) {
             ls[i] = q0 + i < T ? lse[(i64) bh * T + q0 + i] * log2e : TC_INF;  // no weight for rows past T
-            dl[i] = q0 + i < T ? delta[(i64) bh * T + q0 + i] : 0.f;
+            ls[BR + i] = q0 + i < T ? delta[(i64) bh * T + q0 + i] : 0.f;
         }
-        __syncthreads();
+    };
+    tc_load<HS, BR>(ks, qkv, rowBase + C, 3 * C, j0, T, cp);
+    tc_load<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, j0, T, cp);
+    load_tile(j0, 0);
+    cp_async_commit();
+    int tiles = (T - j0 + BR - 1) / BR;
+    for (int it = 0; it < tiles; it++) {
+        int q0 = j0 + it * BR, buf = it & 1;
+        if (it + 1 < tiles) {
+            load_tile(q0 + BR, buf ^ 1);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();  // k, v and query tile it in shared memory
+        Row* qs = qg + buf * 2 * BR;
+        Row* gs = qs + BR;
+        const float* ls = stats + buf * 2 * BR;
+        const float* dl = ls + BR;
         float s[NT][4], dp[NT][4];
         tc_strip_dot<HS, BR>(s, ks + warp * 16, qs, lane);
         tc_strip_dot<HS, BR>(dp, vs + warp * 16, gs, lane);
@@ -479,27 +573,30 @@ __device__ void flash_tc_backward_dkdv(floatX* dqkv, const floatX* dout, const f
         }
         tc_strip_acc<HS, BR>(dv, s, gs, lane);
         tc_strip_acc<HS, BR>(dk, dp, qs, lane);
+        __syncthreads();  // every warp is done with this buffer before step it + 1 refills it
     }
     const float one[2] = {1.f, 1.f};
     tc_store_rows<HS>(dqkv + rowBase + C, 3 * C, dk, row, one, T, lane);
     tc_store_rows<HS>(dqkv + rowBase + 2 * C, 3 * C, dv, row, one, T, lane);
 }
 
-// Tensor-core kernels for the head sizes that fill whole mma tiles (GPT-2's 64, and 128).
+// Tensor-core kernels for the head sizes that fill whole mma tiles (GPT-2's 64, and 128); `async`
+// 0 loads the tiles through registers instead of cp.async (GPT2_FLASH_ASYNC=0, for comparing).
 #define FLASH_TC_KERNELS(HS)                                                                                 \
 extern "C" __global__ void flash_tc_forward_##HS(floatX* out, float* lse, const floatX* qkv, int T, int NH,   \
-                                                 float scale, float p, i64 key) {                             \
-    flash_tc_forward<HS>(out, lse, qkv, T, NH, scale, p, key);                                               \
+                                                 float scale, float p, i64 key, int async) {                  \
+    flash_tc_forward<HS>(out, lse, qkv, T, NH, scale, p, key, async);                                        \
 }                                                                                                            \
 extern "C" __global__ void flash_tc_backward_dq_##HS(floatX* dqkv, float* delta, const floatX* dout,        \
                                                      const floatX* qkv, const floatX* out, const float* lse, \
-                                                     int T, int NH, float scale, float p, i64 key) {          \
-    flash_tc_backward_dq<HS>(dqkv, delta, dout, qkv, out, lse, T, NH, scale, p, key);                        \
+                                                     int T, int NH, float scale, float p, i64 key,            \
+                                                     int async) {                                             \
+    flash_tc_backward_dq<HS>(dqkv, delta, dout, qkv, out, lse, T, NH, scale, p, key, async);                 \
 }                                                                                                            \
 extern "C" __global__ void flash_tc_backward_dkdv_##HS(floatX* dqkv, const floatX* dout, const floatX* qkv,  \
                                                        const float* lse, const float* delta, int T, int NH,  \
-                                                       float scale, float p, i64 key) {                       \
-    flash_tc_backward_dkdv<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);                           \
+                                                       float scale, float p, i64 key, int async) {            \
+    flash_tc_backward_dkdv<HS>(dqkv, dout, qkv, lse, delta, T, NH, scale, p, key, async);                    \
 }
 
 FLASH_TC_KERNELS(64)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <algorithm>
 #include <functional>
+#include <vector>
 using std::max;
 using std::min;
 
@@ -47,9 +48,14 @@ struct Fiber {
     State state;
     unsigned int round;   // warp exchanges done, for the double buffer
     uint32_t words[2][6]; // what this lane deposited in the last two exchanges
+    // cp.async: the copies this thread queued, and where each committed group ends
+    struct Copy { void* dst; const void* src; bool valid; };
+    std::vector<Copy> copies;
+    std::vector<size_t> groups;
 };
 
 static const size_t STACK_BYTES = 128 * 1024;
+#define EMU_DYNAMIC_SHARED (96 * 1024)
 static const int MAX_THREADS = 1024;
 static Fiber fibers[MAX_THREADS];
 static char* stacks[MAX_THREADS];
@@ -170,6 +176,8 @@ static void run_block(int threads) {
         fibers[i].started = false;
         fibers[i].state = READY;
         fibers[i].round = 0;
+        fibers[i].copies.clear();
+        fibers[i].groups.clear();
     }
     // Warps run one after another, each as far as it can (through its warp exchanges) before the
     // next starts, in index order between one pair of block barriers and in reverse order between
@@ -250,3 +258,35 @@ static inline void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b
 static inline void ldmatrix_x4(unsigned* r, const void* p) { emu::ldmatrix(r, p, false); }
 static inline void ldmatrix_x4_trans(unsigned* r, const void* p) { emu::ldmatrix(r, p, true); }
 static inline float fast_exp2(float x) { return exp2f(x); }
+// cp.async at its two extremes, alternating between blocks (decorrelated from the warp order's
+// parity): in some blocks a copy lands as soon as it is issued, so a buffer refilled while other
+// warps still read it changes their results; in the others it lands only when a wait lets it, so
+// reading the destination before the wait (or, from another warp, before the barrier after it)
+// sees the old contents.
+static inline void cp_async16(void* dst, const void* src, bool valid) {
+    if (((blockIdx.x >> 1) + blockIdx.y) & 1u) {
+        if (valid) memcpy(dst, src, 16);
+        else memset(dst, 0, 16);
+        return;
+    }
+    emu::fibers[emu::current].copies.push_back({dst, src, valid});
+}
+static inline void cp_async_commit() {
+    emu::Fiber& f = emu::fibers[emu::current];
+    f.groups.push_back(f.copies.size());
+}
+template <int N>
+static inline void cp_async_wait() {
+    emu::Fiber& f = emu::fibers[emu::current];
+    if (f.groups.size() <= (size_t) N) return;
+    size_t upto = f.groups[f.groups.size() - N - 1];
+    for (size_t i = 0; i < upto; i++) {
+        if (f.copies[i].valid) memcpy(f.copies[i].dst, f.copies[i].src, 16);
+        else memset(f.copies[i].dst, 0, 16);
+    }
+    f.copies.erase(f.copies.begin(), f.copies.begin() + upto);
+    f.groups.erase(f.groups.begin(), f.groups.end() - N);
+    for (size_t& g : f.groups) g -= upto;
+}
+// Dynamic shared memory: one static area (blocks run one at a time), checked against the launch's size.
+#define DYNAMIC_SHARED(name) static __align__(16) unsigned char name[EMU_DYNAMIC_SHARED]

@@ -152,6 +152,29 @@ final class CudaAttention {
     }
 
     /**
+     * Dynamic shared memory of a tensor-core kernel (kernels/flash.cu, TcShared): tiles of
+     * {@code rows} rows of hs + 8 bf16; the forward holds q and two buffers of (k, v), dq also dout
+     * and its rows' delta, dk/dv k, v, two buffers of (q, dout) and of the rows' (lse, delta).
+     */
+    static int tensorCoreShared(String kernel, int hs) {
+        int rows = tensorCoreRows(hs), tile = rows * (hs + 8) * 2;
+        if (kernel.startsWith("flash_tc_forward")) return 5 * tile;
+        if (kernel.startsWith("flash_tc_backward_dq")) return 6 * tile + rows * 4;
+        return 6 * tile + 4 * rows * 4;
+    }
+
+    /** The tiles go to shared memory by cp.async, overlapping the previous tile's work (GPT2_FLASH_ASYNC=0: through registers). */
+    private static final int ASYNC = "0".equals(System.getenv("GPT2_FLASH_ASYNC")) ? 0 : 1;
+
+    /** A tensor-core kernel's launch: its shared memory set, the async switch appended. */
+    private void launchTensorCore(String kernel, int hs, long bytes, double flops, int grid, int gridY, Object... args) {
+        be.sharedMemory(kernel, tensorCoreShared(kernel, hs));
+        Object[] all = java.util.Arrays.copyOf(args, args.length + 1);
+        all[args.length] = ASYNC;
+        be.launchMatrix(kernel, bytes, flops, grid, gridY, tensorCoreRows(hs) * 2, all);
+    }
+
+    /**
      * The matrix work of {@code products} (T x T x hs) products over the causal triangle, for the
      * profile: 2 FLOPs per multiply-add, T(T+1)/2 query-key pairs per head. The forward does two
      * (q.k, p.v), the dq kernel three (q.k, dout.v, ds.k), the dk/dv kernel four.
@@ -164,35 +187,41 @@ final class CudaAttention {
         int hs = flashHeadSize(C, NH);
         boolean drop = dropout != null && !dropout.isOff(), tc = tensorCoreFlash(hs);
         int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, threads = tc ? rows * 2 : rows;
-        long n = (long) B * T * C;
-        be.launchMatrix((tc ? "flash_tc_forward_" : "flash_forward_") + hs, 4 * n * be.x() + 4L * B * NH * T,
-                causalFlops(2, B, NH, T, hs), (T + rows - 1) / rows, B * NH, threads, out, lse, qkv, T, NH, (float) (1.0 / Math.sqrt(hs)),
-                drop ? dropout.p() : 0f, drop ? dropout.key() : 0L);
+        long n = (long) B * T * C, bytes = 4 * n * be.x() + 4L * B * NH * T;
+        float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
+        long key = drop ? dropout.key() : 0L;
+        if (tc) {
+            launchTensorCore("flash_tc_forward_" + hs, hs, bytes, causalFlops(2, B, NH, T, hs), (T + rows - 1) / rows, B * NH,
+                    out, lse, qkv, T, NH, scale, p, key);
+        } else {
+            be.launchMatrix("flash_forward_" + hs, bytes, causalFlops(2, B, NH, T, hs), (T + rows - 1) / rows, B * NH, threads,
+                    out, lse, qkv, T, NH, scale, p, key);
+        }
     }
 
     void flashBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer out, Buffer lse, int B, int T, int C, int NH,
                        Dropout dropout) {
         int hs = flashHeadSize(C, NH);
         boolean drop = dropout != null && !dropout.isOff(), tc = tensorCoreFlash(hs);
-        int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, threads = tc ? rows * 2 : rows;
-        String prefix = tc ? "flash_tc_" : "flash_";
+        int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, grid = (T + rows - 1) / rows;
         float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
         long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
         CudaBuffer delta = be.scratch("flash_delta", DType.F32, (long) B * NH * T);
-        int grid = (T + rows - 1) / rows;
-        // q, k, v and dout read, dq (or dk and dv) written; the tensor-core dq kernel also reads out
-        // and writes delta (rowsum(dout * out)), which the others get from flash_delta
+        // q, k, v and dout read, dq (or dk and dv) written
         if (tc) {
-            be.launchMatrix(prefix + "backward_dq_" + hs, 6 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid,
-                    B * NH, threads, dqkv, delta, dout, qkv, out, lse, T, NH, scale, p, key);
+            // the dq kernel also reads out and writes delta = rowsum(dout * out), which dk/dv reads
+            launchTensorCore("flash_tc_backward_dq_" + hs, hs, 6 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid,
+                    B * NH, dqkv, delta, dout, qkv, out, lse, T, NH, scale, p, key);
+            launchTensorCore("flash_tc_backward_dkdv_" + hs, hs, 6 * n * be.x() + 2 * stats, causalFlops(4, B, NH, T, hs), grid,
+                    B * NH, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
         } else {
             be.launch("flash_delta", 2 * n * be.x() + stats, CudaBackend.blocks((long) B * NH * T, 256), 256, delta, dout, out,
                     B, T, NH, hs);
-            be.launchMatrix(prefix + "backward_dq_" + hs, 5 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid,
-                    B * NH, threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+            be.launchMatrix("flash_backward_dq_" + hs, 5 * n * be.x() + 2 * stats, causalFlops(3, B, NH, T, hs), grid, B * NH,
+                    rows, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
+            be.launchMatrix("flash_backward_dkdv_" + hs, 6 * n * be.x() + 2 * stats, causalFlops(4, B, NH, T, hs), grid, B * NH,
+                    rows, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
         }
-        be.launchMatrix(prefix + "backward_dkdv_" + hs, 6 * n * be.x() + 2 * stats, causalFlops(4, B, NH, T, hs), grid,
-                B * NH, threads, dqkv, dout, qkv, lse, delta, T, NH, scale, p, key);
     }
 
     void decode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C, int NH) {

@@ -469,6 +469,11 @@ public final class CudaBackend implements Backend {
         launchMatrix(kernel, bytes, 0, grid, gridY, block, args);
     }
 
+    /** {@code kernel} uses {@code bytes} of dynamic shared memory (DYNAMIC_SHARED in its source). */
+    void sharedMemory(String kernel, int bytes) {
+        launcher.sharedMemory(kernel, bytes);
+    }
+
     /** A launch doing {@code flops} of matrix work on the tensor cores (the profile reports its TFLOP/s). */
     void launchMatrix(String kernel, long bytes, double flops, int grid, int gridY, int block, Object... args) {
         sums.forget(); // a launch may overwrite the matrix whose column sums were offered

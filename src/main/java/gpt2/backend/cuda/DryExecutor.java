@@ -47,6 +47,16 @@ final class DryExecutor implements Executor {
     @Override public void copyToHost(MemorySegment dst, long src) { dst.fill((byte) 0); }
     @Override public void copyOnDevice(long dst, long src, long bytes) { }
 
+    /** An H100's and H200's limit on a block's shared memory. */
+    static final int MAX_SHARED = 227 * 1024;
+
+    @Override
+    public void sharedMemory(String kernel, int bytes) {
+        if (bytes > MAX_SHARED) {
+            throw new IllegalArgumentException(kernel + ": " + bytes + " bytes of shared memory, more than sm_90's " + MAX_SHARED);
+        }
+    }
+
     @Override
     public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
         trace.add("kernel " + kernel);

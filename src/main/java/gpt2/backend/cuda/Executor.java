@@ -38,6 +38,13 @@ interface Executor extends AutoCloseable {
     void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args);
 
     /**
+     * {@code kernel} launches from now on with {@code bytes} of dynamic shared memory (its
+     * DYNAMIC_SHARED area; over 48 KB the kernel's limit is raised first).
+     */
+    default void sharedMemory(String kernel, int bytes) {
+    }
+
+    /**
      * Column-major C = op(A) op(B) (+ C when accumulate), batched with element strides (as
      * cublasGemmStridedBatchedEx) or, with {@code pointerArrays}, a, b and c the device addresses of
      * arrays of {@code batch} device pointers, one matrix each (as cublasGemmBatchedEx; strides

@@ -160,11 +160,23 @@ final class GpuExecutor implements Executor {
         }
     }
 
+    /** Dynamic shared memory per kernel (absent: none). */
+    private final Map<String, Integer> shared = new HashMap<>();
+
+    @Override
+    public void sharedMemory(String kernel, int bytes) {
+        if (bytes > 48 * 1024) {
+            checkDriver(cudart.cuFuncSetAttribute(kernels.get(kernel), cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    bytes), "cuFuncSetAttribute(" + kernel + ", " + bytes + " bytes of shared memory)");
+        }
+        shared.put(kernel, bytes);
+    }
+
     @Override
     public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
         arguments(kernel, args);
-        checkDriver(cudart.cuLaunchKernel(kernels.get(kernel), grid, gridY, 1, block, 1, 1, 0, stream,
-                argPointers, null), "cuLaunchKernel(" + kernel + ")");
+        checkDriver(cudart.cuLaunchKernel(kernels.get(kernel), grid, gridY, 1, block, 1, 1, shared.getOrDefault(kernel, 0),
+                stream, argPointers, null), "cuLaunchKernel(" + kernel + ")");
         if (capture != null) {
             capture.add(new CapturedLaunch(kernel, block, lastCapturedNode()));
         } else if (syncEachLaunch) {
@@ -225,7 +237,7 @@ final class GpuExecutor implements Executor {
                 CapturedLaunch l = launches.get(launch);
                 arguments(l.kernel(), args);
                 params.func(kernels.get(l.kernel())).gridDimX(grid).gridDimY(gridY).gridDimZ(1)
-                        .blockDimX(l.block()).blockDimY(1).blockDimZ(1).sharedMemBytes(0)
+                        .blockDimX(l.block()).blockDimY(1).blockDimZ(1).sharedMemBytes(shared.getOrDefault(l.kernel(), 0))
                         .kernelParams(argPointers).extra((PointerPointer<?>) null).kern(null).ctx(null);
                 checkDriver(cudart.cuGraphExecKernelNodeSetParams(instance, l.node(), params),
                         "cuGraphExecKernelNodeSetParams(" + l.kernel() + ")");

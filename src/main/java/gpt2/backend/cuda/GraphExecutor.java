@@ -314,6 +314,12 @@ final class GraphExecutor implements Executor {
         call(new Copy(dst, src, bytes));
     }
 
+    @Override
+    public void sharedMemory(String kernel, int bytes) {
+        interrupt();
+        inner.sharedMemory(kernel, bytes);
+    }
+
     @Override public String deviceName() { return inner.deviceName(); }
     @Override public String arch() { return inner.arch(); }
     @Override public boolean epilogueAvailable(Gemm g) { return inner.epilogueAvailable(g); }

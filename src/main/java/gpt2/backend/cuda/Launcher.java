@@ -47,6 +47,14 @@ final class Launcher {
      * Times every call with device events from now on (a GPU only; elsewhere there is nothing to
      * time); turning it off adds the times of the timed calls to the profile (waiting for them).
      */
+    private final Map<String, Integer> sharedBytes = new HashMap<>();
+
+    /** {@code kernel}'s dynamic shared memory, told to the executor once (it is fixed per kernel). */
+    void sharedMemory(String kernel, int bytes) {
+        Integer had = sharedBytes.put(kernel, bytes);
+        if (had == null || had != bytes) exec.sharedMemory(kernel, bytes);
+    }
+
     boolean timing() {
         return timing;
     }

@@ -574,16 +574,19 @@ abstract class CudaParityChecks {
 
     /**
      * The tensor-core flash kernels (bf16 mma.sync and ldmatrix; the emulator runs those warp-level
-     * instructions lane by lane as the PTX ISA lays out their fragments) against the CPU's float32
+     * instructions lane by lane as the PTX ISA lays out their fragments, and cp.async as copies that
+     * land at issue in some blocks and only at the wait in others) against the CPU's float32
      * attention on the same bf16 inputs: head sizes 64 and 128, T across the tiles' edges (64 and 32
-     * rows) and below one tile, with and without dropout. The log-sum-exp against a double-precision
+     * rows), below one tile and over three, with and without dropout. The log-sum-exp against a double-precision
      * sum; the backward run twice gives the same bits (no atomics).
      */
     @Test
     void tensorCoreFlashAttentionMatchesTheCpu() {
         try (CudaBackend bf = newBackend(false, true)) {
             DType X = DType.BF16, F = DType.F32;
-            int[][] shapes = {{2, 70, 128, 2}, {1, 130, 64, 1}, {1, 45, 256, 2}, {1, 96, 128, 1}, {1, 20, 128, 1}}; // B, T, C, NH
+            // B, T, C, NH: hs 64 and 128 (tiles of 64 and 32 rows), T below one tile, across tile edges and
+            // over three tiles (the pipeline refills a buffer) in blocks of both emulated cp.async modes
+            int[][] shapes = {{2, 70, 128, 2}, {2, 200, 128, 2}, {1, 45, 256, 2}, {1, 100, 256, 2}, {1, 20, 128, 1}};
             for (int[] sh : shapes) {
                 int B = sh[0], T = sh[1], C = sh[2], NH = sh[3], hs = C / NH;
                 assertTrue(bf.attention().tensorCoreFlash(hs), "tensor-core flash for head size " + hs);

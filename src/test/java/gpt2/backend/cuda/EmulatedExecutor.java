@@ -225,6 +225,17 @@ final class EmulatedExecutor implements Executor {
         MemorySegment.copy(at(src, bytes), 0, at(dst, bytes), 0, bytes);
     }
 
+    /** The emulator's one DYNAMIC_SHARED area (EMU_DYNAMIC_SHARED in cuda_emu.h). */
+    private static final int DYNAMIC_SHARED = 96 * 1024;
+
+    @Override
+    public void sharedMemory(String kernel, int bytes) {
+        if (bytes > DYNAMIC_SHARED) {
+            throw new IllegalArgumentException("emulator: " + kernel + " wants " + bytes + " bytes of dynamic shared memory, "
+                    + "more than the " + DYNAMIC_SHARED + " it has");
+        }
+    }
+
     @Override
     public void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args) {
         try (Arena a = Arena.ofConfined()) {
