@@ -105,6 +105,8 @@ bench bench-bf16-b16-profile 90 GPT2_CUBLASLT=1 -- --batch_size 16 --dtype bfloa
 bench bench-bf16-b16-flash-graphs 90 GPT2_CUBLASLT=1 GPT2_CUDA_GRAPHS=1 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1
 if [[ $quick == 0 ]]; then
   bench bench-bf16-b32-flash 90 GPT2_CUBLASLT=1 -- --batch_size 32 --dtype bfloat16 --steps 10 --flash 1
+  # the tensor-core kernels with their tiles loaded through registers instead of cp.async
+  bench bench-bf16-b16-flash-sync-profile 90 GPT2_CUBLASLT=1 GPT2_FLASH_ASYNC=0 -- --batch_size 16 --dtype bfloat16 --steps 10 --flash 1 --profile 1
   bench bench-bf16-b16-nolt 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype bfloat16 --steps 10
   bench bench-fp32-tf32-b16 90 GPT2_CUBLASLT=0 -- --batch_size 16 --dtype float32 --tensorcores 1 --steps 5
   # bigger models on one GPU: GPT-2 medium (350M) and XL (1.5B) shapes, bf16, flash attention
