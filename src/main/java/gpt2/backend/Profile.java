@@ -48,16 +48,17 @@ public final class Profile {
     /** A kernel launch moving {@code bytes} and doing {@code flops} of matrix work (reported as TFLOP/s). */
     public void kernel(String family, long bytes, double flops) {
         launches++;
-        Totals t = families.computeIfAbsent(family, f -> new Totals(false));
-        t.calls++;
-        t.bytes += bytes;
-        t.flops += flops;
+        add(family, false, bytes, flops);
     }
 
     /** A GEMM call of {@code flops} moving {@code bytes}. */
     public void gemm(String family, long bytes, double flops) {
         gemms++;
-        Totals t = families.computeIfAbsent(family, f -> new Totals(true));
+        add(family, true, bytes, flops);
+    }
+
+    private void add(String family, boolean gemm, long bytes, double flops) {
+        Totals t = families.computeIfAbsent(family, f -> new Totals(gemm));
         t.calls++;
         t.bytes += bytes;
         t.flops += flops;
@@ -97,6 +98,8 @@ public final class Profile {
     public long gemms() { return gemms; }
     public long hostSyncs() { return hostSyncs; }
     public long graphLaunches() { return graphLaunches; }
+    /** The launches and GEMM calls the graph launches stood for. */
+    public long graphCalls() { return graphCalls; }
     public boolean timed() { return timed; }
     /** Bytes of device memory allocated now. */
     public long deviceBytes() { return allocated; }
@@ -126,15 +129,16 @@ public final class Profile {
     public String table(int steps, double copyGBs) {
         boolean share = timed && !Double.isNaN(copyGBs);
         StringBuilder s = new StringBuilder();
+        List<Row> rows = rows();
         double totalMs = 0;
-        for (Row r : rows()) if (timed) totalMs += r.ms;
+        for (Row r : rows) if (timed) totalMs += r.ms;
         s.append(String.format(Locale.ROOT, "%-34s %7s %10s %10s", "family (per step)", "calls", "MB", "GFLOP"));
         if (timed) s.append(String.format(Locale.ROOT, " %9s %6s %9s", "ms", "share", "GB/s|TF/s"));
         if (share) s.append(String.format(Locale.ROOT, " %7s", "of copy"));
         s.append('\n');
         long bytes = 0;
         double flops = 0;
-        for (Row r : rows()) {
+        for (Row r : rows) {
             bytes += r.bytes;
             flops += r.flops;
             s.append(String.format(Locale.ROOT, "%-34s %7.1f %10.1f %10s", (r.gemm ? "gemm " : "") + r.family,

@@ -110,11 +110,10 @@ public final class CudaBackend implements Backend {
         this.fuseEpilogues = fuseEpilogues;
         this.floatX = bf16 ? DType.BF16 : DType.F32;
         this.base = exec;
-        this.graphs = graphs ? new GraphExecutor(exec) : null;
+        this.profile = new Profile();
+        this.graphs = graphs ? new GraphExecutor(exec, profile) : null;
         this.exec = graphs ? this.graphs : exec;
-        this.launcher = new Launcher(this.exec, floatX);
-        this.profile = launcher.profile();
-        if (this.graphs != null) this.graphs.countIn(profile);
+        this.launcher = new Launcher(this.exec, floatX, profile);
     }
 
     /**
@@ -698,11 +697,6 @@ public final class CudaBackend implements Backend {
     /** The GPU stream all of this backend's work goes to (null without a GPU). */
     org.bytedeco.cuda.cudart.CUstream_st stream() {
         return base instanceof GpuExecutor g ? g.stream() : null;
-    }
-
-    /** {graph launches, calls they stood for} so far, or null without graphs. */
-    long[] graphStats() {
-        return graphs == null ? null : new long[]{graphs.graphLaunches(), graphs.replayedCalls()};
     }
 
     /** Attention: materialized (batched GEMMs by pointer + softmax kernels), flash, KV-cache decoding. */

@@ -1,5 +1,7 @@
 package gpt2.backend.cuda;
 
+import gpt2.backend.Profile;
+
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -106,34 +108,24 @@ final class GraphExecutor implements Executor {
     }
 
     private final Executor inner;
-    private gpt2.backend.Profile profile = new gpt2.backend.Profile();
+    private final Profile profile;
     private boolean enabled = true;
 
     private final Map<String, Captured> graphs = new HashMap<>();
     private final Set<String> seen = new HashSet<>();
     private final Map<String, Integer> misses = new HashMap<>();
-    private long graphLaunches, replayedCalls;
 
     // the open segment: its key, the calls so far (captured, or held back while replaying)
     private String key;
     private boolean capturing, nativeCapture;
     private Captured replaying;
     private final List<Call> held = new ArrayList<>();
-    private final List<int[]> updates = new ArrayList<>();      // {launch index, position in held}
-    private int launchIndex;
 
-    GraphExecutor(Executor inner) {
+    /** Graph launches, and the calls they stand for, are counted in {@code profile}. */
+    GraphExecutor(Executor inner, Profile profile) {
         this.inner = inner;
-    }
-
-    /** Graph launches are counted in {@code profile} from now on. */
-    void countIn(gpt2.backend.Profile profile) {
         this.profile = profile;
     }
-
-    /** Graph launches so far, and the calls they stood for. */
-    long graphLaunches() { return graphLaunches; }
-    long replayedCalls() { return replayedCalls; }
 
     /** Opens a segment of repeatable work named {@code key} (shapes and settings that fix its calls). */
     void begin(String key) {
@@ -144,7 +136,6 @@ final class GraphExecutor implements Executor {
         if (g != null) {
             this.key = key;
             replaying = g;
-            launchIndex = 0;
             return;
         }
         boolean nativeGraph = guard(inner::beginCapture, false);
@@ -160,29 +151,34 @@ final class GraphExecutor implements Executor {
         if (capturing) {
             List<Call> calls = List.copyOf(held);
             Graph g = nativeCapture ? guard(inner::endCapture, null) : new ListGraph(inner, calls);
-            if (g == null) {                           // the capture failed: nothing of it ran
-                misses.merge(key, 1, Integer::sum);
-                runHeld();
-            } else if (calls.isEmpty()) {
-                guard(() -> { g.close(); return true; }, false);
+            if (g == null) {          // the capture failed: nothing of it ran
+                miss();
+                return;
+            }
+            if (calls.isEmpty()) {
+                close(g);
             } else {
                 graphs.put(key, new Captured(calls, g));
                 launch(g, calls.size());
             }
-        } else if (replaying != null) {
-            if (held.size() != replaying.calls().size()) {
+        } else {
+            List<Call> want = replaying.calls();
+            if (held.size() != want.size()) {
                 miss();
                 return;
             }
             Graph g = replaying.graph();
-            boolean ok = guard(() -> {
-                for (int[] u : updates) {
-                    Launch l = (Launch) held.get(u[1]);
-                    g.update(u[0], l.grid(), l.gridY(), l.args());
+            // the kernels whose grid or arguments changed get them in the graph (the i-th launch, its node)
+            boolean updated = guard(() -> {
+                int launch = 0;
+                for (int i = 0; i < held.size(); i++) {
+                    if (!(held.get(i) instanceof Launch l)) continue;
+                    if (!l.sameParameters((Launch) want.get(i))) g.update(launch, l.grid(), l.gridY(), l.args());
+                    launch++;
                 }
                 return true;
             }, false);
-            if (ok) {
+            if (updated) {
                 // what the graph's nodes hold now: the next segment is compared with this
                 graphs.put(key, new Captured(List.copyOf(held), g));
                 launch(g, held.size());
@@ -195,8 +191,6 @@ final class GraphExecutor implements Executor {
 
     private void launch(Graph g, int calls) {
         if (guard(() -> { g.launch(); return true; }, false)) {
-            graphLaunches++;
-            replayedCalls += calls;
             profile.graphLaunch(calls);
         } else {
             runHeld();
@@ -211,23 +205,12 @@ final class GraphExecutor implements Executor {
         }
         if (capturing) {
             held.add(c);
-            if (nativeCapture && !guard(() -> { c.run(inner); return true; }, false)) {
-                // the capture broke (nothing of it ran): drop it, run the calls one by one
-                Graph g = guard(inner::endCapture, null);
-                if (g != null) guard(() -> { g.close(); return true; }, false);
-                runHeld();
-                reset();
-            }
+            // a capture that breaks (nothing of it ran) is dropped; its calls run one by one
+            if (nativeCapture && !guard(() -> { c.run(inner); return true; }, false)) interrupt();
             return;
         }
-        List<Call> want = replaying.calls();
-        int i = held.size();
-        Call w = i < want.size() ? want.get(i) : null;
-        if (c instanceof Launch l && w instanceof Launch wl && l.sameNode(wl)) {
-            if (!l.sameParameters(wl)) updates.add(new int[]{launchIndex, i});
-            launchIndex++;
-            held.add(c);
-        } else if (!(c instanceof Launch) && c.equals(w)) {
+        Call w = held.size() < replaying.calls().size() ? replaying.calls().get(held.size()) : null;
+        if (c instanceof Launch l ? w instanceof Launch wl && l.sameNode(wl) : c.equals(w)) {
             held.add(c);
         } else {
             miss();
@@ -235,29 +218,27 @@ final class GraphExecutor implements Executor {
         }
     }
 
-    /** The replay does not fit: held-back calls run now, the segment goes on without a graph. */
+    /** Any other device operation: the open segment ends here (a capture is dropped, held calls run). */
+    private void interrupt() {
+        if (key == null) return;
+        if (capturing && nativeCapture) {
+            Graph g = guard(inner::endCapture, null);
+            if (g != null) close(g);
+        }
+        miss();
+    }
+
+    /** The segment does not fit its graph: held-back calls run now, the segment goes on without one. */
     private void miss() {
         misses.merge(key, 1, Integer::sum);
         Captured g = graphs.remove(key);
-        if (g != null) guard(() -> { g.graph().close(); return true; }, false);
+        if (g != null) close(g.graph());
         runHeld();
         reset();
     }
 
-    /** Any other device operation: the open segment ends here (a capture is dropped, held calls run). */
-    private void interrupt() {
-        if (key == null) return;
-        if (capturing) {
-            if (nativeCapture) {
-                Graph g = guard(inner::endCapture, null);
-                if (g != null) guard(() -> { g.close(); return true; }, false);
-            }
-            misses.merge(key, 1, Integer::sum);
-            runHeld();
-            reset();
-        } else {
-            miss();
-        }
+    private void close(Graph g) {
+        guard(() -> { g.close(); return true; }, false);
     }
 
     private void runHeld() {
@@ -271,8 +252,6 @@ final class GraphExecutor implements Executor {
         capturing = nativeCapture = false;
         replaying = null;
         held.clear();
-        updates.clear();
-        launchIndex = 0;
     }
 
     private interface Action<T> {
@@ -324,80 +303,24 @@ final class GraphExecutor implements Executor {
     @Override public String arch() { return inner.arch(); }
     @Override public boolean epilogueAvailable(Gemm g) { return inner.epilogueAvailable(g); }
 
-    @Override
-    public long allocate(long bytes, String what) {
-        interrupt();
-        return inner.allocate(bytes, what);
-    }
-
-    @Override
-    public void free(long address) {
-        interrupt();
-        inner.free(address);
-    }
-
-    @Override
-    public void copyToDevice(long dst, MemorySegment src) {
-        interrupt();
-        inner.copyToDevice(dst, src);
-    }
-
-    @Override
-    public void copyToHost(MemorySegment dst, long src) {
-        interrupt();
-        inner.copyToHost(dst, src);
-    }
-
-    @Override
-    public void synchronize() {
-        interrupt();
-        inner.synchronize();
-    }
-
-    @Override
-    public MemorySegment allocateHost(long bytes) {
-        interrupt();
-        return inner.allocateHost(bytes);
-    }
-
-    @Override
-    public void freeHost(MemorySegment host) {
-        interrupt();
-        inner.freeHost(host);
-    }
-
-    @Override
-    public void copyToDeviceAsync(long dst, MemorySegment src) {
-        interrupt();
-        inner.copyToDeviceAsync(dst, src);
-    }
-
-    @Override
-    public int mark() {
-        interrupt();
-        return inner.mark();
-    }
-
-    @Override
-    public double elapsedMs(int from, int to) {
-        interrupt();
-        return inner.elapsedMs(from, to);
-    }
-
-    @Override
-    public void clearMarks() {
-        inner.clearMarks();
-    }
-
-    @Override
-    public long[] memoryInfo() {
-        return inner.memoryInfo();
-    }
+    // any other device operation ends the open segment first (see interrupt)
+    @Override public long allocate(long bytes, String what) { interrupt(); return inner.allocate(bytes, what); }
+    @Override public void free(long address) { interrupt(); inner.free(address); }
+    @Override public void copyToDevice(long dst, MemorySegment src) { interrupt(); inner.copyToDevice(dst, src); }
+    @Override public void copyToHost(MemorySegment dst, long src) { interrupt(); inner.copyToHost(dst, src); }
+    @Override public void synchronize() { interrupt(); inner.synchronize(); }
+    @Override public MemorySegment allocateHost(long bytes) { interrupt(); return inner.allocateHost(bytes); }
+    @Override public void freeHost(MemorySegment host) { interrupt(); inner.freeHost(host); }
+    @Override public void copyToDeviceAsync(long dst, MemorySegment src) { interrupt(); inner.copyToDeviceAsync(dst, src); }
+    @Override public int mark() { interrupt(); return inner.mark(); }
+    @Override public double elapsedMs(int from, int to) { interrupt(); return inner.elapsedMs(from, to); }
+    @Override public void clearMarks() { inner.clearMarks(); }
+    @Override public long[] memoryInfo() { return inner.memoryInfo(); }
 
     @Override
     public void close() {
         interrupt();
-        for (Captured c : graphs.values()) guard(() -> { c.graph().close(); return true; }, false);
+        for (Captured c : graphs.values()) close(c.graph());
         graphs.clear();
         inner.close();
     }

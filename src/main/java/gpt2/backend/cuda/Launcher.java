@@ -25,7 +25,7 @@ final class Launcher {
     private final Executor exec;
     private final DType floatX;
     private final Map<String, List<KernelCompiler.Param>> signatures = new HashMap<>();
-    private final Profile profile = new Profile();
+    private final Profile profile;
     private boolean timing;
     /** A timed call waiting for its events. */
     private record Timed(String family, int from, int to) {
@@ -33,14 +33,12 @@ final class Launcher {
 
     private final List<Timed> pending = new ArrayList<>();
 
-    Launcher(Executor exec, DType floatX) {
+    /** Calls go to {@code exec} and are counted in {@code profile}. */
+    Launcher(Executor exec, DType floatX, Profile profile) {
         this.exec = exec;
         this.floatX = floatX;
+        this.profile = profile;
         for (String family : KernelCompiler.FAMILIES) signatures.putAll(KernelCompiler.signatures(family));
-    }
-
-    Profile profile() {
-        return profile;
     }
 
     /**

@@ -1,5 +1,6 @@
 package gpt2.backend.cuda;
 
+import gpt2.backend.Profile;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
@@ -111,7 +112,8 @@ class GraphExecutorTest {
     void replaysRunTheSameCallsWithTheNewArguments() {
         for (boolean nativeGraphs : new boolean[]{false, true}) {
             Log eager = new Log(nativeGraphs), graphed = new Log(nativeGraphs);
-            GraphExecutor g = new GraphExecutor(graphed);
+            Profile profile = new Profile();
+            GraphExecutor g = new GraphExecutor(graphed, profile);
             for (int step = 0; step < 4; step++) {
                 int n = step == 3 ? 5 : 2;
                 segment(g, 100 + step, n);
@@ -121,8 +123,8 @@ class GraphExecutorTest {
                 eager.launch("b", List.of(), n, 1, 32, new Object[]{7});
             }
             assertEquals(eager.ran, plain(graphed.ran), "native " + nativeGraphs);
-            assertEquals(3, g.graphLaunches(), "segments 2-4 run as a graph");
-            assertEquals(12, g.replayedCalls());
+            assertEquals(3, profile.graphLaunches(), "segments 2-4 run as a graph");
+            assertEquals(12, profile.graphCalls());
             if (nativeGraphs) {
                 assertEquals(3, graphed.graphLaunches);
                 // the first segment ran call by call, the others through the graph
@@ -136,7 +138,8 @@ class GraphExecutorTest {
     @Test
     void whatBreaksAReplayRunsAfterTheHeldCalls() {
         Log log = new Log(true);
-        GraphExecutor g = new GraphExecutor(log);
+        Profile profile = new Profile();
+        GraphExecutor g = new GraphExecutor(log, profile);
         segment(g, 1, 2);
         segment(g, 2, 2);                       // captured
         log.ran.clear();
@@ -161,10 +164,10 @@ class GraphExecutorTest {
         assertEquals(List.of("zero 16", "a grid 1 [4]", "gemm 32", "b grid 2 [7]"), log.ran);
         // two misses: the key is no longer graphed
         log.ran.clear();
-        long before = g.graphLaunches();
+        long before = profile.graphLaunches();
         segment(g, 5, 2);
         segment(g, 6, 2);
-        assertEquals(before, g.graphLaunches());
+        assertEquals(before, profile.graphLaunches());
         assertEquals(8, log.ran.size());
         for (String s : log.ran) assertEquals(-1, s.indexOf("(graph)"), s);
     }
@@ -178,9 +181,10 @@ class GraphExecutorTest {
                 throw new Cuda.CudaException("cuGraphInstantiate failed");
             }
         };
-        GraphExecutor g = new GraphExecutor(log);
+        Profile profile = new Profile();
+        GraphExecutor g = new GraphExecutor(log, profile);
         for (int step = 0; step < 3; step++) segment(g, step, 2);
-        assertEquals(0, g.graphLaunches());
+        assertEquals(0, profile.graphLaunches());
         assertEquals(12, log.ran.size(), log.ran.toString());
         assertEquals("a grid 1 [1]", log.ran.get(5));
         // the same when the capture cannot even start
@@ -190,9 +194,9 @@ class GraphExecutorTest {
                 throw new Cuda.CudaException("cuStreamBeginCapture failed");
             }
         };
-        GraphExecutor h = new GraphExecutor(refuses);
+        GraphExecutor h = new GraphExecutor(refuses, profile);
         for (int step = 0; step < 3; step++) segment(h, step, 2);
-        assertEquals(0, h.graphLaunches());
+        assertEquals(0, profile.graphLaunches());
         assertEquals(12, refuses.ran.size(), refuses.ran.toString());
         assertEquals("b grid 2 [7]", refuses.ran.get(11));
     }
