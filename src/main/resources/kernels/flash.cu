@@ -211,14 +211,25 @@ template <int HS> struct TcTile {
 #define TC_INF __uint_as_float(0x7f800000u)
 
 // Rows [r0, r0 + BR) of one head (head row 0 at src + base, `stride` elements between rows) into
-// dst as bf16; rows at or past T as zeros. 16 bytes per thread and step.
+// dst as bf16; rows at or past T as zeros; 16 bytes per thread and step. With `async` (the bf16
+// build, rows on 16-byte boundaries) as cp.async copies that land at this thread's next
+// cp_async_wait, so the copy overlaps what the block does until then; otherwise through registers.
 template <int HS, int BR>
-__device__ __forceinline__ void tc_stage(unsigned short (*dst)[HS + 8], const floatX* src, i64 base, int stride, int r0,
-                                         int T) {
+__device__ __forceinline__ void tc_load(unsigned short (*dst)[HS + 8], const floatX* src, i64 base, int stride, int r0,
+                                        int T, bool async) {
+#ifndef GPT2_BF16
+    async = false;
+#endif
+    async = async && aligned16(src + base) && stride % 8 == 0;
     for (int e = threadIdx.x; e < BR * HS / 8; e += blockDim.x) {
         int r = e / (HS / 8), d = e % (HS / 8) * 8;
+        bool valid = r0 + r < T;
+        if (async) {  // rows past T: zero-filled (the source address is row 0's, unread)
+            cp_async16(&dst[r][d], src + base + (i64) (valid ? r0 + r : 0) * stride + d, valid);
+            continue;
+        }
         unsigned w[4] = {0u, 0u, 0u, 0u};
-        if (r0 + r < T) {
+        if (valid) {
             const floatX* p = src + base + (i64) (r0 + r) * stride + d;
             unsigned short v[8];
             for (int k = 0; k < 8; k += PACK) {
@@ -232,30 +243,27 @@ __device__ __forceinline__ void tc_stage(unsigned short (*dst)[HS + 8], const fl
     }
 }
 
-// As tc_stage, with `async` (the bf16 build, rows on 16-byte boundaries) as cp.async copies that
-// land at this thread's next cp_async_wait, so the copy overlaps what the block does until then.
+// Key rows [k0, k0 + BR) of one head into kv and their value rows into kv + BR (rowBase: the head's q
+// of row 0 in qkv; k at +C, v at +2C).
 template <int HS, int BR>
-__device__ __forceinline__ void tc_load(unsigned short (*dst)[HS + 8], const floatX* src, i64 base, int stride, int r0,
-                                        int T, bool async) {
-#ifdef GPT2_BF16
-    if (async && aligned16(src + base) && stride % 8 == 0) {
-        for (int e = threadIdx.x; e < BR * HS / 8; e += blockDim.x) {
-            int r = e / (HS / 8), d = e % (HS / 8) * 8;
-            bool valid = r0 + r < T;  // rows past T: zero-filled (the source address is row 0's, unread)
-            cp_async16(&dst[r][d], src + base + (i64) (valid ? r0 + r : 0) * stride + d, valid);
-        }
-        return;
-    }
-#endif
-    tc_stage<HS, BR>(dst, src, base, stride, r0, T);
+__device__ __forceinline__ void tc_load_kv(unsigned short (*kv)[HS + 8], const floatX* qkv, i64 rowBase, int C, int k0,
+                                           int T, bool async) {
+    tc_load<HS, BR>(kv, qkv, rowBase + C, 3 * C, k0, T, async);
+    tc_load<HS, BR>(kv + BR, qkv, rowBase + 2 * C, 3 * C, k0, T, async);
+}
+
+// N accumulator fragments set to 0.
+template <int N>
+__device__ __forceinline__ void tc_zero(float (*a)[4]) {
+#pragma unroll
+    for (int j = 0; j < N; j++) a[j][0] = a[j][1] = a[j][2] = a[j][3] = 0.f;
 }
 
 // S (16 x BR, as BR/8 accumulator fragments) = X (this warp's 16 rows) Y^T (Y: BR rows), over HS.
 template <int HS, int BR>
 __device__ __forceinline__ void tc_strip_dot(float (*s)[4], const unsigned short (*x)[HS + 8],
                                              const unsigned short (*y)[HS + 8], int lane) {
-#pragma unroll
-    for (int j = 0; j < BR / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    tc_zero<BR / 8>(s);
 #pragma unroll
     for (int kk = 0; kk < HS / 16; kk++) {
         unsigned a[4];
@@ -320,14 +328,22 @@ __device__ __forceinline__ void tc_store_rows(floatX* dst, i64 stride, const flo
 // then each step starts the next tile's copies into the other buffer before waiting for its own
 // (cp.async, double-buffered; `async` 0 or the float build: loaded through registers instead):
 //   load fixed, tile 0 -> buffer 0; commit
-//   step i: [load tile i+1 -> buffer (i+1)%2; commit; wait for all but 1] | [wait for all]
+//   step i: tc_next_tile: [load tile i+1 -> buffer (i+1)%2; commit; wait for all but 1] | [wait for all];
 //           barrier; compute on buffer i%2; barrier (buffer i%2 is refilled in step i+1)
-// Shared memory (dynamic, TcTile<HS>::BR rows of HS + 8 bf16 per tile): the forward 5 tiles, the
-// backward kernels 6 and their per-row statistics.
-template <int HS> struct TcShared {
-    static const int BR = TcTile<HS>::BR, TILE = BR * (HS + 8) * 2;
-    static const int FORWARD = 5 * TILE, DQ = 6 * TILE + BR * 4, DKDV = 6 * TILE + 4 * BR * 4;
-};
+// Shared memory (dynamic, BR rows of HS + 8 bf16 a tile): the forward q and two buffers of (k, v),
+// 5 tiles; dq q, dout, two buffers of (k, v) and BR deltas; dk/dv k, v, two buffers of (q, dout)
+// and two of BR (lse, delta). (CudaAttention.tensorCoreShared gives the launches these sizes.)
+template <typename Load>
+__device__ __forceinline__ void tc_next_tile(bool more, Load load_next) {
+    if (more) {
+        load_next();
+        cp_async_commit();
+        cp_async_wait<1>();
+    } else {
+        cp_async_wait<0>();
+    }
+    __syncthreads();  // this step's tile (and what was loaded with the first) in shared memory for every warp
+}
 
 template <int HS>
 __device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int T, int NH, float scale, float p, i64 key,
@@ -344,28 +360,17 @@ __device__ void flash_tc_forward(floatX* out, float* lse, const floatX* qkv, int
     const float sl2 = scale * 1.4426950408889634f;     // scores to base-2 exponents
     int row[2] = {q0 + warp * 16 + (lane >> 2), q0 + warp * 16 + (lane >> 2) + 8};
     float o[HS / 8][4], m[2] = {-TC_INF, -TC_INF}, l[2] = {0.f, 0.f};
-#pragma unroll
-    for (int dn = 0; dn < HS / 8; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.f;
+    tc_zero<HS / 8>(o);
     bool cp = async != 0;
     tc_load<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T, cp);
-    tc_load<HS, BR>(kv, qkv, rowBase + C, 3 * C, 0, T, cp);
-    tc_load<HS, BR>(kv + BR, qkv, rowBase + 2 * C, 3 * C, 0, T, cp);
+    tc_load_kv<HS, BR>(kv, qkv, rowBase, C, 0, T, cp);
     cp_async_commit();
     int tiles = q0 / BR + 1;
     for (int it = 0; it < tiles; it++) {
         int k0 = it * BR;
         Row* ks = kv + (it & 1) * 2 * BR;
         Row* vs = ks + BR;
-        if (it + 1 < tiles) {
-            Row* next = kv + ((it + 1) & 1) * 2 * BR;
-            tc_load<HS, BR>(next, qkv, rowBase + C, 3 * C, k0 + BR, T, cp);
-            tc_load<HS, BR>(next + BR, qkv, rowBase + 2 * C, 3 * C, k0 + BR, T, cp);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // tile it (and q) in shared memory for every warp
+        tc_next_tile(it + 1 < tiles, [&] { tc_load_kv<HS, BR>(kv + ((it + 1) & 1) * 2 * BR, qkv, rowBase, C, k0 + BR, T, cp); });
         float s[NT][4];
         tc_strip_dot<HS, BR>(s, qs + warp * 16, ks, lane);
         float mx[2] = {m[0], m[1]};
@@ -440,8 +445,7 @@ __device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* d
     bool cp = async != 0;
     tc_load<HS, BR>(qs, qkv, rowBase, 3 * C, q0, T, cp);
     tc_load<HS, BR>(gs, dout, outBase, C, q0, T, cp);
-    tc_load<HS, BR>(kv, qkv, rowBase + C, 3 * C, 0, T, cp);
-    tc_load<HS, BR>(kv + BR, qkv, rowBase + 2 * C, 3 * C, 0, T, cp);
+    tc_load_kv<HS, BR>(kv, qkv, rowBase, C, 0, T, cp);
     cp_async_commit();
     // while those copies fly: delta of the block's rows, from global memory
     for (int i = threadIdx.x; i < BR; i += blockDim.x) {
@@ -461,24 +465,14 @@ __device__ void flash_tc_backward_dq(floatX* dqkv, float* delta, const floatX* d
 #pragma unroll
     for (int r = 0; r < 2; r++) L[r] = row[r] < T ? lse[(i64) bh * T + row[r]] * log2e : 0.f;
     float dq[HS / 8][4];
-#pragma unroll
-    for (int dn = 0; dn < HS / 8; dn++) dq[dn][0] = dq[dn][1] = dq[dn][2] = dq[dn][3] = 0.f;
+    tc_zero<HS / 8>(dq);
     int tiles = q0 / BR + 1;
     for (int it = 0; it < tiles; it++) {
         int k0 = it * BR;
         Row* ks = kv + (it & 1) * 2 * BR;
         Row* vs = ks + BR;
-        if (it + 1 < tiles) {
-            Row* next = kv + ((it + 1) & 1) * 2 * BR;
-            tc_load<HS, BR>(next, qkv, rowBase + C, 3 * C, k0 + BR, T, cp);
-            tc_load<HS, BR>(next + BR, qkv, rowBase + 2 * C, 3 * C, k0 + BR, T, cp);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // tile it, q, dout and the deltas in shared memory
-        if (it == 0) {
+        tc_next_tile(it + 1 < tiles, [&] { tc_load_kv<HS, BR>(kv + ((it + 1) & 1) * 2 * BR, qkv, rowBase, C, k0 + BR, T, cp); });
+        if (it == 0) {  // the deltas, written before the first barrier
             D[0] = ds_[warp * 16 + (lane >> 2)];
             D[1] = ds_[warp * 16 + (lane >> 2) + 8];
         }
@@ -522,11 +516,8 @@ __device__ void flash_tc_backward_dkdv(floatX* dqkv, const floatX* dout, const f
     const float sl2 = scale * 1.4426950408889634f, log2e = 1.4426950408889634f;
     int row[2] = {j0 + warp * 16 + (lane >> 2), j0 + warp * 16 + (lane >> 2) + 8};  // key rows
     float dk[HS / 8][4], dv[HS / 8][4];
-#pragma unroll
-    for (int dn = 0; dn < HS / 8; dn++) {
-        dk[dn][0] = dk[dn][1] = dk[dn][2] = dk[dn][3] = 0.f;
-        dv[dn][0] = dv[dn][1] = dv[dn][2] = dv[dn][3] = 0.f;
-    }
+    tc_zero<HS / 8>(dk);
+    tc_zero<HS / 8>(dv);
     bool cp = async != 0;
     // one query tile's rows, their lse (base 2) and delta into buffer `buf`
     auto load_tile = [&](int q0, int buf) {
@@ -538,21 +529,13 @@ __device__ void flash_tc_backward_dkdv(floatX* dqkv, const floatX* dout, const f
             ls[BR + i] = q0 + i < T ? delta[(i64) bh * T + q0 + i] : 0.f;
         }
     };
-    tc_load<HS, BR>(ks, qkv, rowBase + C, 3 * C, j0, T, cp);
-    tc_load<HS, BR>(vs, qkv, rowBase + 2 * C, 3 * C, j0, T, cp);
+    tc_load_kv<HS, BR>(ks, qkv, rowBase, C, j0, T, cp);
     load_tile(j0, 0);
     cp_async_commit();
     int tiles = (T - j0 + BR - 1) / BR;
     for (int it = 0; it < tiles; it++) {
         int q0 = j0 + it * BR, buf = it & 1;
-        if (it + 1 < tiles) {
-            load_tile(q0 + BR, buf ^ 1);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        __syncthreads();  // k, v and query tile it in shared memory
+        tc_next_tile(it + 1 < tiles, [&] { load_tile(q0 + BR, buf ^ 1); });
         Row* qs = qg + buf * 2 * BR;
         Row* gs = qs + BR;
         const float* ls = stats + buf * 2 * BR;

@@ -65,11 +65,6 @@ final class CudaAttention {
         return t;
     }
 
-    private void gemmHeads(String family, boolean transA, boolean transB, int m, int n, int k, PointerTable A, int lda,
-                           PointerTable B, int ldb, PointerTable C, int ldc) {
-        be.gemmPointers(family, transA, transB, m, n, k, A, lda, B, ldb, C, ldc);
-    }
-
     /**
      * The materialized attention, with batched GEMMs over pointer arrays that read q, k and v in place
      * inside qkv (leading dimension 3C) and write each head's output straight into out (leading
@@ -81,7 +76,7 @@ final class CudaAttention {
         CudaBuffer pre = be.scratch("preatt", be.computeType(), tt);
         PointerTable q = heads(qkv, B, NH, rows, hs, 0), k = heads(qkv, B, NH, rows, hs, C), v = heads(qkv, B, NH, rows, hs, 2L * C);
         // preatt[t][t2] = q_t . k_t2 (llm.c's layout)
-        gemmHeads("attention q.k", TRANS, NO_T, T, T, hs, k, 3 * C, q, 3 * C, heads(pre, B, NH, blocks, block, 0), T);
+        be.gemmPointers("attention q.k", TRANS, NO_T, T, T, hs, k, 3 * C, q, 3 * C, heads(pre, B, NH, blocks, block, 0), T);
         be.launch("softmax_forward", 2 * tt * be.x(), CudaBackend.blocks((long) B * NH * T, 8), 256, att, pre, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
         Buffer attUsed = att;
@@ -91,7 +86,7 @@ final class CudaAttention {
             attUsed = dropped;
         }
         // out[b][t][h*hs..] (T,hs) = att' (T,T) v (T,hs)
-        gemmHeads("attention att.v", NO_T, NO_T, hs, T, T, v, 3 * C, heads(attUsed, B, NH, blocks, block, 0), T,
+        be.gemmPointers("attention att.v", NO_T, NO_T, hs, T, T, v, 3 * C, heads(attUsed, B, NH, blocks, block, 0), T,
                 heads(out, B, NH, (long) T * C, hs, 0), C);
     }
 
@@ -111,14 +106,14 @@ final class CudaAttention {
             attUsed = dropped;
         }
         // datt'[t][t2] = dy_t . v_t2 ; dv = att'^T dy, written into dqkv's v columns
-        gemmHeads("attention bwd", TRANS, NO_T, T, T, hs, v, 3 * C, dy, C, dattT, T);
-        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, dy, C, heads(attUsed, B, NH, blocks, block, 0), T, dv, 3 * C);
+        be.gemmPointers("attention bwd", TRANS, NO_T, T, T, hs, v, 3 * C, dy, C, dattT, T);
+        be.gemmPointers("attention bwd", NO_T, TRANS, hs, T, T, dy, C, heads(attUsed, B, NH, blocks, block, 0), T, dv, 3 * C);
         if (drop) be.launch("dropout", 2 * tt * be.x(), CudaBackend.blocks(tt, 256 * be.pack()), 256, datt, datt, tt, dropout.p(), dropout.key());
         be.launch("softmax_backward", 3 * tt * be.x(), CudaBackend.blocks((long) B * NH * T, 8), 256, dpre, datt, att, B * NH * T, T,
                 (float) (1.0 / Math.sqrt(hs)));
         // dq = dpre k ; dk = dpre^T q, into dqkv's q and k columns
-        gemmHeads("attention bwd", NO_T, NO_T, hs, T, T, k, 3 * C, dpreT, T, dq, 3 * C);
-        gemmHeads("attention bwd", NO_T, TRANS, hs, T, T, q, 3 * C, dpreT, T, dk, 3 * C);
+        be.gemmPointers("attention bwd", NO_T, NO_T, hs, T, T, k, 3 * C, dpreT, T, dq, 3 * C);
+        be.gemmPointers("attention bwd", NO_T, TRANS, hs, T, T, q, 3 * C, dpreT, T, dk, 3 * C);
     }
 
     /** Head sizes the flash kernels are built for (kernels/flash.cu). */
@@ -146,18 +141,21 @@ final class CudaAttention {
         return be.computeType() == DType.BF16 && TENSOR_CORE_HEAD_SIZES.contains(hs) && be.hasBf16Mma();
     }
 
-    /** Query (or key) rows per block of the tensor-core kernels: 16 per warp (kernels/flash.cu, TcTile). */
-    private static int tensorCoreRows(int hs) {
+    /**
+     * Query (or key) rows per block of both flash kernel sets (kernels/flash.cu: FlashTile, one
+     * thread a row; TcTile, 16 rows a warp).
+     */
+    private static int flashRows(int hs) {
         return hs <= 64 ? 64 : 32;
     }
 
     /**
-     * Dynamic shared memory of a tensor-core kernel (kernels/flash.cu, TcShared): tiles of
+     * Dynamic shared memory of a tensor-core kernel (kernels/flash.cu, the tile pipeline): tiles of
      * {@code rows} rows of hs + 8 bf16; the forward holds q and two buffers of (k, v), dq also dout
      * and its rows' delta, dk/dv k, v, two buffers of (q, dout) and of the rows' (lse, delta).
      */
     static int tensorCoreShared(String kernel, int hs) {
-        int rows = tensorCoreRows(hs), tile = rows * (hs + 8) * 2;
+        int rows = flashRows(hs), tile = rows * (hs + 8) * 2;
         if (kernel.startsWith("flash_tc_forward")) return 5 * tile;
         if (kernel.startsWith("flash_tc_backward_dq")) return 6 * tile + rows * 4;
         return 6 * tile + 4 * rows * 4;
@@ -171,7 +169,7 @@ final class CudaAttention {
         be.sharedMemory(kernel, tensorCoreShared(kernel, hs));
         Object[] all = java.util.Arrays.copyOf(args, args.length + 1);
         all[args.length] = ASYNC;
-        be.launchMatrix(kernel, bytes, flops, grid, gridY, tensorCoreRows(hs) * 2, all);
+        be.launchMatrix(kernel, bytes, flops, grid, gridY, flashRows(hs) * 2, all);
     }
 
     /**
@@ -186,15 +184,15 @@ final class CudaAttention {
     void flashForward(Buffer out, Buffer lse, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
         int hs = flashHeadSize(C, NH);
         boolean drop = dropout != null && !dropout.isOff(), tc = tensorCoreFlash(hs);
-        int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, threads = tc ? rows * 2 : rows;
+        int rows = flashRows(hs), grid = (T + rows - 1) / rows;
         long n = (long) B * T * C, bytes = 4 * n * be.x() + 4L * B * NH * T;
         float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
         long key = drop ? dropout.key() : 0L;
         if (tc) {
-            launchTensorCore("flash_tc_forward_" + hs, hs, bytes, causalFlops(2, B, NH, T, hs), (T + rows - 1) / rows, B * NH,
+            launchTensorCore("flash_tc_forward_" + hs, hs, bytes, causalFlops(2, B, NH, T, hs), grid, B * NH,
                     out, lse, qkv, T, NH, scale, p, key);
         } else {
-            be.launchMatrix("flash_forward_" + hs, bytes, causalFlops(2, B, NH, T, hs), (T + rows - 1) / rows, B * NH, threads,
+            be.launchMatrix("flash_forward_" + hs, bytes, causalFlops(2, B, NH, T, hs), grid, B * NH, rows,
                     out, lse, qkv, T, NH, scale, p, key);
         }
     }
@@ -203,7 +201,7 @@ final class CudaAttention {
                        Dropout dropout) {
         int hs = flashHeadSize(C, NH);
         boolean drop = dropout != null && !dropout.isOff(), tc = tensorCoreFlash(hs);
-        int rows = tc ? tensorCoreRows(hs) : hs <= 64 ? 64 : 32, grid = (T + rows - 1) / rows;
+        int rows = flashRows(hs), grid = (T + rows - 1) / rows;
         float scale = (float) (1.0 / Math.sqrt(hs)), p = drop ? dropout.p() : 0f;
         long key = drop ? dropout.key() : 0L, n = (long) B * T * C, stats = 4L * B * NH * T;
         CudaBuffer delta = be.scratch("flash_delta", DType.F32, (long) B * NH * T);

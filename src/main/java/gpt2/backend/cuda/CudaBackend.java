@@ -365,7 +365,7 @@ public final class CudaBackend implements Backend {
         int[] plan = encoderPlan.of(host, N);
         int length = EncoderPlan.length(plan);
         if (t.device == null || t.device.length() < 3L * N + 2) {
-            if (t.device != null) free(t.device);
+            if (t.device != null) release(t.device.address());
             t.device = (CudaBuffer) allocate(DType.I32, 3L * N + 2, "encoder backward plan");
         }
         uploadAsync(t.device, plan, length);

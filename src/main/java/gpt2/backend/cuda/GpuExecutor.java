@@ -177,11 +177,13 @@ final class GpuExecutor implements Executor {
         arguments(kernel, args);
         checkDriver(cudart.cuLaunchKernel(kernels.get(kernel), grid, gridY, 1, block, 1, 1, shared.getOrDefault(kernel, 0),
                 stream, argPointers, null), "cuLaunchKernel(" + kernel + ")");
-        if (capture != null) {
-            capture.add(new CapturedLaunch(kernel, block, lastCapturedNode()));
-        } else if (syncEachLaunch) {
-            check(cudart.cudaDeviceSynchronize(), "kernel " + kernel);
-        }
+        if (capture != null) capture.add(new CapturedLaunch(kernel, block, lastCapturedNode()));
+        synchronizeIfAsked("kernel " + kernel);
+    }
+
+    /** With GPT2_CUDA_SYNC set, waits for the call just queued so an asynchronous error names it (not while capturing). */
+    private void synchronizeIfAsked(String what) {
+        if (syncEachLaunch && capture == null) check(cudart.cudaDeviceSynchronize(), what);
     }
 
     // ---------------------------------------------------------------- CUDA graphs
@@ -246,7 +248,7 @@ final class GpuExecutor implements Executor {
             @Override
             public void launch() {
                 checkDriver(cudart.cuGraphLaunch(instance, stream), "cuGraphLaunch");
-                if (syncEachLaunch) check(cudart.cudaDeviceSynchronize(), "CUDA graph");
+                synchronizeIfAsked("CUDA graph");
             }
 
             @Override
@@ -277,7 +279,7 @@ final class GpuExecutor implements Executor {
                         g.lda(), at(g.b()), cudart.CUDA_R_16BF, g.ldb(), beta, at(g.c()), ct, g.ldc(), g.batch(),
                         cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmBatchedEx(bf16)");
             }
-            if (syncEachLaunch && capture == null) check(cudart.cudaDeviceSynchronize(), "batched GEMM");
+            synchronizeIfAsked("batched GEMM");
             return;
         }
         if (g.in() == DType.F32) {
@@ -355,7 +357,7 @@ final class GpuExecutor implements Executor {
         d.pointers(g);
         checkBlas(cublas.cublasLtMatmul(lt, d.desc, one, at(g.a()), d.a, at(g.b()), d.b, zero, at(g.c()), d.c,
                 at(g.c()), d.c, plan.algo().algo(), at(ltWorkspace), LT_WORKSPACE, stream), "cublasLtMatmul");
-        if (syncEachLaunch && capture == null) check(cudart.cudaDeviceSynchronize(), "cublasLtMatmul");
+        synchronizeIfAsked("cublasLtMatmul");
     }
 
     /** The largest power of two up to 256 dividing an address: what cuBLASLt may assume of it. */

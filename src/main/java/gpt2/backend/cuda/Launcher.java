@@ -41,10 +41,6 @@ final class Launcher {
         for (String family : KernelCompiler.FAMILIES) signatures.putAll(KernelCompiler.signatures(family));
     }
 
-    /**
-     * Times every call with device events from now on (a GPU only; elsewhere there is nothing to
-     * time); turning it off adds the times of the timed calls to the profile (waiting for them).
-     */
     private final Map<String, Integer> sharedBytes = new HashMap<>();
 
     /** {@code kernel}'s dynamic shared memory, told to the executor once (it is fixed per kernel). */
@@ -57,6 +53,10 @@ final class Launcher {
         return timing;
     }
 
+    /**
+     * Times every call with device events from now on (a GPU only; elsewhere there is nothing to
+     * time); turning it off adds the times of the timed calls to the profile (waiting for them).
+     */
     void setTiming(boolean on) {
         timing = on;
         if (!on) collectTimes();
@@ -166,12 +166,24 @@ final class Launcher {
      */
     void gemm(String family, Shape s, Buffer A, int lda, long strideA, Buffer B, int ldb, long strideB, Buffer C, int ldc,
               long strideC, int batch, boolean accumulate, Buffer bias, boolean gelu, Buffer pre) {
-        Executor.Gemm g = check(s, A, lda, strideA, B, ldb, strideB, C, ldc, strideC, batch, accumulate, bias, gelu, pre);
-        long in = g.in().bytes(), out = g.out().bytes();
-        long bytes = batch * ((long) s.m() * s.k() * in + (long) s.k() * s.n() * in + (long) s.m() * s.n() * out * (accumulate ? 2 : 1))
-                + (gelu ? (long) s.m() * s.n() * out : 0);
-        profile.gemm(family, bytes, 2.0 * s.m() * s.n() * s.k() * batch);
+        run(family, check(s, A, lda, strideA, B, ldb, strideB, C, ldc, strideC, batch, accumulate, bias, gelu, pre));
+    }
+
+    /** A checked GEMM: counted with its FLOPs and the bytes it moves at least, timed, run. */
+    private void run(String family, Executor.Gemm g) {
+        long in = g.in().bytes(), out = g.out().bytes(), mn = (long) g.m() * g.n();
+        long bytes = g.batch() * ((long) g.m() * g.k() * in + (long) g.k() * g.n() * in + mn * out * (g.accumulate() ? 2 : 1))
+                + (g.gelu() ? mn * out : 0);
+        profile.gemm(family, bytes, 2.0 * mn * g.k() * g.batch());
         timed(family, () -> exec.gemm(g));
+    }
+
+    /** float32 x float32 into float32, or bf16 x bf16 into bf16 or float32: what the executors run. */
+    private static void checkTypes(DType a, DType b, DType c) {
+        if (b != a || !(a == DType.F32 && c == DType.F32 || a == DType.BF16 && (c == DType.BF16 || c == DType.F32))) {
+            throw new IllegalArgumentException("GEMM of " + a + " x " + b + " into " + c
+                    + " (float32 x float32 into float32, or bf16 x bf16 into bf16 or float32)");
+        }
     }
 
     /**
@@ -190,18 +202,13 @@ final class Launcher {
         int batch = A.size();
         if (B.size() != batch || C.size() != batch) throw new IllegalArgumentException("GEMM pointer tables of different batch sizes");
         DType in = A.dtype(), out = C.dtype();
-        if (B.dtype() != in || !(in == DType.F32 && out == DType.F32 || in == DType.BF16 && (out == DType.BF16 || out == DType.F32))) {
-            throw new IllegalArgumentException("GEMM of " + in + " x " + B.dtype() + " into " + out);
-        }
+        checkTypes(in, B.dtype(), out);
         int m = s.m(), n = s.n(), k = s.k();
         A.checkExtent("A", s.transA() ? k : m, s.transA() ? m : k, lda);
         B.checkExtent("B", s.transB() ? n : k, s.transB() ? k : n, ldb);
         C.checkExtent("C", m, n, ldc);
-        Executor.Gemm g = new Executor.Gemm(s.transA(), s.transB(), m, n, k, A.device().address(), lda, 0, B.device().address(),
-                ldb, 0, C.device().address(), ldc, 0, batch, in, out, false, 0, false, 0, true);
-        long bytes = batch * ((long) m * k * in.bytes() + (long) k * n * in.bytes() + (long) m * n * out.bytes());
-        profile.gemm(family, bytes, 2.0 * m * n * k * batch);
-        timed(family, () -> exec.gemm(g));
+        run(family, new Executor.Gemm(s.transA(), s.transB(), m, n, k, A.device().address(), lda, 0, B.device().address(),
+                ldb, 0, C.device().address(), ldc, 0, batch, in, out, false, 0, false, 0, true));
     }
 
     /** Whether the executor can run this epilogue GEMM (cuBLASLt has an algorithm for it). */
@@ -218,11 +225,7 @@ final class Launcher {
         extent("B", b, s.transB() ? n : k, s.transB() ? k : n, ldb, strideB, batch);
         extent("C", c, m, n, ldc, strideC, batch);
         DType in = a.dtype();
-        if (b.dtype() != in || !(in == DType.F32 && c.dtype() == DType.F32
-                || in == DType.BF16 && (c.dtype() == DType.BF16 || c.dtype() == DType.F32))) {
-            throw new IllegalArgumentException("GEMM of " + a.dtype() + " x " + b.dtype() + " into " + c.dtype()
-                    + " (float32 x float32 into float32, or bf16 x bf16 into bf16 or float32)");
-        }
+        checkTypes(in, b.dtype(), c.dtype());
         if (bias != null) CudaBackend.expect(bias, c.dtype(), m, "GEMM bias");
         if (gelu) {
             if (pre == null || cuda(pre).dtype() != c.dtype()) throw new IllegalArgumentException("GEMM with GELU: the pre-activation buffer must match C");
