@@ -129,7 +129,7 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* p) {
 // !valid; src must still be a valid address), cp_async_commit closes this thread's group of queued
 // copies, cp_async_wait<N> waits until at most the N most recent groups are still in flight. The
 // copied data is this thread's to read after the wait, the block's after a __syncthreads that
-// follows it. (The emulator makes each copy land exactly at the wait.)
+// follows it. (The emulator lands a copy at issue in some blocks and at the wait in others.)
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
 #if __CUDA_ARCH__ >= 800
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n"

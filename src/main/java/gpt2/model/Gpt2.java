@@ -174,7 +174,7 @@ public final class Gpt2 implements AutoCloseable {
      */
     public float forward(int[] inputs, int[] targets, int B, int T, long passKey) {
         int V = config.vocabSize(), Vp = config.paddedVocabSize(), N = B * T;
-        validTargets = run(inputs, targets, B, T, passKey);
+        validTargets = run(inputs, targets, B, T, passKey, null);
         fusedLossScale = Float.NaN;
         if (targets == null) return Float.NaN;
         backend.crossEntropyForward(stat(acts.losses()), act(acts.logits()), this.targets, N, V, Vp);
@@ -199,9 +199,8 @@ public final class Gpt2 implements AutoCloseable {
         // the forward and backward of a training micro-batch repeat with the same shapes: one segment
         // a backend may capture and replay (CUDA graphs), closed at the end of backward; not with a
         // backward hook (data parallelism's all-reduces go to another stream as layers finish)
-        replayable = backwardHook == null;
-        validTargets = run(inputs, targets, B, T, passKey);
-        replayable = false;
+        String segment = backwardHook == null ? "train B=" + B + " T=" + T + (flash ? " flash" : "") : null;
+        validTargets = run(inputs, targets, B, T, passKey, segment);
         fusedLossScale = lossScale;
         if (validTargets == 0) return;
         float scale = lossScale / validTargets;
@@ -228,9 +227,10 @@ public final class Gpt2 implements AutoCloseable {
 
     /**
      * Checks the tokens, uploads them (and the targets), runs the trunk; returns the number of
-     * positions with a target.
+     * positions with a target. With a {@code segment} name the trunk opens a replayable segment
+     * after the uploads (see {@link Backend#beginReplayable}).
      */
-    private int run(int[] inputs, int[] targets, int B, int T, long passKey) {
+    private int run(int[] inputs, int[] targets, int B, int T, long passKey, String segment) {
         int V = config.vocabSize(), N = B * T;
         if (inputs.length != N) throw new IllegalArgumentException("inputs: expected B*T = " + N + " tokens, got " + inputs.length);
         if (targets != null && targets.length != N) throw new IllegalArgumentException("targets: expected " + N + " tokens, got " + targets.length);
@@ -252,7 +252,7 @@ public final class Gpt2 implements AutoCloseable {
         this.training = passKey >= 0 && config.dropout() > 0;
         backend.write(this.inputs, inputs);
         if (targets != null) backend.write(this.targets, targets);
-        if (replayable) backend.beginReplayable("train B=" + B + " T=" + T + (flash ? " flash" : ""));
+        if (segment != null) backend.beginReplayable(segment);
         trunk(B, T, this.inputs, par(layout.wpe()), null, 0);
         forwardHasTargets = targets != null;
         return valid;
@@ -483,8 +483,6 @@ public final class Gpt2 implements AutoCloseable {
     }
 
     private java.util.function.IntConsumer backwardHook;
-    /** Set while {@link #trainForward} runs: its pass opens a replayable segment (see there). */
-    private boolean replayable;
 
     /**
      * Called during backward as gradients become final: with layer l after that layer's backward,
