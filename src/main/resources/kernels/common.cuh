@@ -22,6 +22,14 @@ __device__ __forceinline__ unsigned short bf16_bits(float f) {
 __device__ __forceinline__ bf16_t float_to_bf16(float f) { bf16_t r; r.bits = bf16_bits(f); return r; }
 __device__ __forceinline__ float bf16_to_float(bf16_t v) { return __uint_as_float(((unsigned int) v.bits) << 16); }
 
+// The storage type, named in the module (the CUDA library stand-ins of the tests read it to pick
+// the emulated build of the kernels; a global costs nothing at run time).
+#ifdef GPT2_BF16
+extern "C" __device__ int gpt2_storage_bf16 = 2;
+#else
+extern "C" __device__ int gpt2_storage_f32 = 4;
+#endif
+
 #ifdef GPT2_BF16
 typedef bf16_t floatX;
 __device__ __forceinline__ float x2f(floatX v) { return bf16_to_float(v); }
