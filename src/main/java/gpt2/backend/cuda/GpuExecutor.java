@@ -31,6 +31,7 @@ import java.util.Map;
 
 import static gpt2.backend.RawPointer.at;
 import static gpt2.backend.RawPointer.floats;
+import static gpt2.backend.RawPointer.table;
 import static gpt2.backend.cuda.Cuda.check;
 import static gpt2.backend.cuda.Cuda.checkBlas;
 import static gpt2.backend.cuda.Cuda.checkDriver;
@@ -209,9 +210,9 @@ final class GpuExecutor implements Executor {
             checkDriver(cudart.cuStreamGetCaptureInfo(stream, status, (LongPointer) null, (CUgraph_st) null, deps,
                     (PointerPointer<?>) null, n), "cuStreamGetCaptureInfo");
             if (n.get() != 1) throw new Cuda.CudaException("stream capture: " + n.get() + " dependencies after a launch, expected 1");
-            try (LongPointer nodes = new LongPointer(deps.get(0))) {
-                return new CUgraphNode_st(at(nodes.get(0)));
-            }
+            // dependencies_out is @ByPtrPtr: JavaCPP passes the address of a pointer and then points deps
+            // itself at what the driver wrote there, the array of nodes; its first entry is the node
+            return new CUgraphNode_st(deps.get(0));
         }
     }
 
@@ -270,13 +271,14 @@ final class GpuExecutor implements Executor {
         FloatPointer beta = g.accumulate() ? one : zero;
         if (g.pointerArrays()) {
             // a, b, c: device arrays of device pointers (the matrices lie anywhere, e.g. heads inside qkv)
+            // (the PointerPointer overloads: they pass the tables' device addresses as the arrays)
             if (g.in() == DType.F32) {
-                checkBlas(cublas.cublasSgemmBatched(blas, opA, opB, g.m(), g.n(), g.k(), one, floats(g.a()), g.lda(),
-                        floats(g.b()), g.ldb(), beta, floats(g.c()), g.ldc(), g.batch()), "cublasSgemmBatched");
+                checkBlas(cublas.cublasSgemmBatched(blas, opA, opB, g.m(), g.n(), g.k(), one, table(g.a()), g.lda(),
+                        table(g.b()), g.ldb(), beta, table(g.c()), g.ldc(), g.batch()), "cublasSgemmBatched");
             } else {
                 int ct = g.out() == DType.BF16 ? cudart.CUDA_R_16BF : cudart.CUDA_R_32F;
-                checkBlas(cublas.cublasGemmBatchedEx(blas, opA, opB, g.m(), g.n(), g.k(), one, at(g.a()), cudart.CUDA_R_16BF,
-                        g.lda(), at(g.b()), cudart.CUDA_R_16BF, g.ldb(), beta, at(g.c()), ct, g.ldc(), g.batch(),
+                checkBlas(cublas.cublasGemmBatchedEx(blas, opA, opB, g.m(), g.n(), g.k(), one, table(g.a()), cudart.CUDA_R_16BF,
+                        g.lda(), table(g.b()), cudart.CUDA_R_16BF, g.ldb(), beta, table(g.c()), ct, g.ldc(), g.batch(),
                         cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT), "cublasGemmBatchedEx(bf16)");
             }
             synchronizeIfAsked("batched GEMM");

@@ -55,6 +55,11 @@ abstract class CudaParityChecks {
         cpu = new CpuBackend(2);
         gpu = newBackend(false, false);
         System.out.println("GPU: " + gpu.name());
+        checkDevice(gpu);
+    }
+
+    /** Fails when the backend runs on another device than this test class is for. */
+    void checkDevice(CudaBackend be) {
     }
 
     @AfterAll

@@ -9,15 +9,21 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * {@link CudaParityChecks} on a GPU (tag gpu; skipped with the reason where none is usable), with
- * the bias and GELU as separate kernels (the default), and NCCL with one rank.
+ * the bias and GELU as separate kernels (the default), and NCCL with one rank. {@code mvn verify}
+ * also runs it on the CPU stand-ins of the CUDA libraries (see {@link CudaStandins}): the same
+ * JavaCPP calls, checked argument by argument.
  */
 @Tag("gpu")
 class CudaParityTest extends CudaParityChecks {
 
     @Override
     String unavailableReason() {
-        String reason = CudaBackend.unavailableReason();
-        return reason == null ? null : "no usable GPU: " + reason;
+        return CudaStandins.gpuUnavailableReason();
+    }
+
+    @Override
+    void checkDevice(CudaBackend be) {
+        CudaStandins.assertExpectedDevice(be.name());
     }
 
     @Override

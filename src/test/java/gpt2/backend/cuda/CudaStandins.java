@@ -181,6 +181,29 @@ public final class CudaStandins {
         return null;
     }
 
+    /**
+     * Why the gpu-tagged tests cannot run in this JVM, or null: in a stand-in JVM, the stand-ins'
+     * state (never an installed CUDA in their place); elsewhere whether a GPU is usable.
+     */
+    static String gpuUnavailableReason() {
+        if (directory() != null) {
+            String reason = unavailableReason();
+            return reason == null ? null : "CUDA stand-ins unavailable: " + reason;
+        }
+        String reason = CudaBackend.unavailableReason();
+        return reason == null ? null : "no usable GPU: " + reason;
+    }
+
+    /** Fails unless the device is what this JVM is for: the stand-ins in a stand-in JVM, a real GPU elsewhere. */
+    static void assertExpectedDevice(String deviceName) {
+        boolean standin = deviceName.contains("stand-in");
+        if (standin != (directory() != null)) {
+            throw new AssertionError(directory() != null
+                    ? "a stand-in JVM reached a real device (" + deviceName + "): JavaCPP found another CUDA before the stand-ins"
+                    : "the CUDA stand-ins answered (" + deviceName + ") in a JVM meant for a real GPU");
+        }
+    }
+
     private static String sha256(String s) {
         try {
             return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
