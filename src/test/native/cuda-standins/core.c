@@ -1012,23 +1012,36 @@ static int operands(const char* call, const si_gemm* g, int b, const void** A, c
     return check_matrix(call, arg, *C, g->m, g->n, g->ldc, ec);
 }
 
+// op(X) of a column-major matrix as a packed column-major float matrix rows x cols (ld = rows).
+static void pack(float* out, const void* x, int type, int trans, int64_t rows, int64_t cols, int64_t ld) {
+    for (int64_t c = 0; c < cols; c++) {
+        for (int64_t r = 0; r < rows; r++) out[r + c * rows] = get(x, type, trans ? c + r * ld : r + c * ld);
+    }
+}
+
 static int run_gemm(void* payload) {
     const si_gemm* g = payload;
-    for (int b = 0; b < g->batch; b++) {
+    int64_t m = g->m, n = g->n, k = g->k;
+    float* a = malloc((size_t) (m * k ? m * k : 1) * sizeof(float));
+    float* b = malloc((size_t) (k * n ? k * n : 1) * sizeof(float));
+    float* acc = malloc((size_t) (m ? m : 1) * sizeof(float));
+    int rc = 0;
+    for (int bi = 0; bi < g->batch && !rc; bi++) {
         const void *A, *B;
         void* C;
-        int rc = operands("GEMM", g, b, &A, &B, &C);
-        if (rc) return rc;
-        for (int64_t j = 0; j < g->n; j++) {
-            for (int64_t i = 0; i < g->m; i++) {
-                float acc = 0.f;
-                for (int64_t p = 0; p < g->k; p++) {
-                    int64_t ai = g->transA ? p + i * g->lda : i + p * g->lda;
-                    int64_t bj = g->transB ? j + p * g->ldb : p + j * g->ldb;
-                    acc += get(A, g->typeAB, ai) * get(B, g->typeAB, bj);
-                }
+        if ((rc = operands("GEMM", g, bi, &A, &B, &C))) break;
+        pack(a, A, g->typeAB, g->transA, m, k, g->lda);
+        pack(b, B, g->typeAB, g->transB, k, n, g->ldb);
+        for (int64_t j = 0; j < n; j++) {
+            // each element summed in order p = 0..k-1 in float (as the emulator's Java GEMM), a column at a time
+            for (int64_t i = 0; i < m; i++) acc[i] = 0.f;
+            for (int64_t p = 0; p < k; p++) {
+                const float bp = b[p + j * k], *ap = a + p * m;
+                for (int64_t i = 0; i < m; i++) acc[i] += ap[i] * bp;
+            }
+            for (int64_t i = 0; i < m; i++) {
                 int64_t ci = i + j * g->ldc;
-                float v = g->alpha * acc;
+                float v = g->alpha * acc[i];
                 if (g->beta != 0.f) v += g->beta * get(C, g->typeC, ci);
                 if (g->bias) v += get(g->bias, g->biasType, i);
                 if (g->gelu) {
@@ -1040,7 +1053,10 @@ static int run_gemm(void* payload) {
             }
         }
     }
-    return 0;
+    free(a);
+    free(b);
+    free(acc);
+    return rc;
 }
 
 int standin_gemm(const char* call, si_stream* s, const si_gemm* g) {

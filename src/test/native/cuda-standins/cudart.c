@@ -52,21 +52,31 @@ EXPORT int cudaGetLastError(void) {
     return rc;
 }
 
+// GPT2_STANDIN_DEVICES (default 1): how many devices a process sees (a rank per device for DDP
+// tests); each process still has one memory, so they are alike but for their number.
+static int device_count(void) {
+    const char* env = getenv("GPT2_STANDIN_DEVICES");
+    int n = env && *env ? atoi(env) : 1;
+    return n < 1 ? 1 : n;
+}
+
 EXPORT int cudaGetDeviceCount(int* count) {
     if (count == NULL) return SI_INVALID_VALUE;
-    *count = 1;
+    *count = device_count();
     return 0;
 }
 
 EXPORT int cudaSetDevice(int device) {
     ENTER();
-    if (device != 0) return done(standin_fail(SI_INVALID_DEVICE, 0, "cudaSetDevice(%d): the stand-in has one device, 0", device));
+    if (device < 0 || device >= device_count())
+        return done(standin_fail(SI_INVALID_DEVICE, 0, "cudaSetDevice(%d): the stand-in has %d device(s) (GPT2_STANDIN_DEVICES)", device, device_count()));
     return done(0);
 }
 
 EXPORT int cudaGetDeviceProperties(void* prop, int device) {
     ENTER();
-    if (device != 0) return done(standin_fail(SI_INVALID_DEVICE, 0, "cudaGetDeviceProperties(%d): the stand-in has one device, 0", device));
+    if (device < 0 || device >= device_count())
+        return done(standin_fail(SI_INVALID_DEVICE, 0, "cudaGetDeviceProperties(%d): the stand-in has %d device(s)", device, device_count()));
     if (prop == NULL) return done(standin_fail(SI_INVALID_VALUE, 0, "cudaGetDeviceProperties: prop is NULL"));
     // offsets of struct cudaDeviceProp in CUDA 13's driver_types.h (1008 bytes)
     unsigned char* p = prop;

@@ -268,6 +268,14 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * Whether segments are captured and replayed here: then a synchronization inside one (say,
+     * between a timed forward and backward) breaks the replay, so callers time the segment whole.
+     */
+    default boolean replaysSegments() {
+        return false;
+    }
+
+    /**
      * Makes every gradient of the ops so far final in memory: a backend may queue small reductions
      * (CUDA batches the second stage of its parameter-gradient sums) until then. The model calls it
      * after each layer's backward, before that layer's gradients are all-reduced.

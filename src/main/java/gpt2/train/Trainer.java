@@ -264,9 +264,11 @@ public final class Trainer {
         boolean buckets = comm.worldSize() > 1 && !zero;
         for (int micro = 0; micro < k; micro++) {
             train.next(inputs, targets);
-            model.trainForward(inputs, targets, B, T, passKey(step, micro), 1f / k);
-            // gradients are reduced only during the last micro-batch's backward, bucket by bucket
+            // gradients are reduced only during the last micro-batch's backward, bucket by bucket; the
+            // hook is set before the forward, which leaves such a micro-batch out of CUDA graphs (its
+            // all-reduces go to another stream and must not land inside a capture)
             model.setBackwardHook(buckets && micro == k - 1 ? this::reduceBucket : null);
+            model.trainForward(inputs, targets, B, T, passKey(step, micro), 1f / k);
             model.backward(1f / k);
         }
         model.setBackwardHook(null);

@@ -687,6 +687,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public boolean replaysSegments() {
+        return graphs != null;
+    }
+
+    @Override
     public void endReplayable() {
         if (graphs != null) {
             settle();

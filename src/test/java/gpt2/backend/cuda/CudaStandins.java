@@ -78,7 +78,7 @@ public final class CudaStandins {
         Path stampFile = dir.resolve("BUILT");
         if (Files.exists(stampFile) && Files.readString(stampFile).strip().equals(stamp)) return null;
 
-        List<String> common = List.of("-O2", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter");
+        List<String> common = List.of("-O3", "-ffp-contract=off", "-g", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter");
         // the emulated kernels first (they take longest): both precisions at once
         Path src = Files.writeString(dir.resolve("kernels.cpp"), kernels);
         List<Process> emu = new ArrayList<>();
@@ -162,13 +162,26 @@ public final class CudaStandins {
     }
 
     /** The stand-ins' folder of this JVM (set by the cuda-standins test execution), or null. */
-    static Path directory() {
+    public static Path directory() {
         String d = System.getProperty(PROPERTY);
         return d == null || d.isEmpty() ? null : Path.of(d);
     }
 
+    /**
+     * The system properties a child JVM needs to reach the same device as this one: the stand-ins'
+     * (in a stand-in JVM) or where the CUDA libraries are (java.library.path, on a GPU machine).
+     */
+    public static List<String> childJvmProperties() {
+        List<String> props = new ArrayList<>();
+        for (String p : List.of(PROPERTY, "java.library.path", "org.bytedeco.javacpp.platform.linkpath", "org.bytedeco.javacpp.pathsFirst")) {
+            String v = System.getProperty(p);
+            if (v != null && !v.isEmpty()) props.add("-D" + p + "=" + v);
+        }
+        return props;
+    }
+
     /** Why this JVM cannot run on the stand-ins (not a stand-in JVM, or they could not be built), or null. */
-    static String unavailableReason() {
+    public static String unavailableReason() {
         Path dir = directory();
         if (dir == null) return "not a stand-in JVM (-D" + PROPERTY + " unset; mvn verify's cuda-standins execution sets it)";
         Path why = dir.resolve("UNAVAILABLE");
@@ -185,7 +198,7 @@ public final class CudaStandins {
      * Why the gpu-tagged tests cannot run in this JVM, or null: in a stand-in JVM, the stand-ins'
      * state (never an installed CUDA in their place); elsewhere whether a GPU is usable.
      */
-    static String gpuUnavailableReason() {
+    public static String gpuUnavailableReason() {
         if (directory() != null) {
             String reason = unavailableReason();
             return reason == null ? null : "CUDA stand-ins unavailable: " + reason;
@@ -195,7 +208,7 @@ public final class CudaStandins {
     }
 
     /** Fails unless the device is what this JVM is for: the stand-ins in a stand-in JVM, a real GPU elsewhere. */
-    static void assertExpectedDevice(String deviceName) {
+    public static void assertExpectedDevice(String deviceName) {
         boolean standin = deviceName.contains("stand-in");
         if (standin != (directory() != null)) {
             throw new AssertionError(directory() != null

@@ -1,0 +1,151 @@
+package gpt2.cli;
+
+import gpt2.backend.cuda.CudaStandins;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The commands a user runs, on the CUDA device, as child JVMs: training with a resume that must
+ * repeat the uninterrupted run's steps exactly (float32; bf16 with tensor-core flash attention;
+ * that again with CUDA graphs, which must change nothing), bench with and without graphs (graphs
+ * must replay), and launch.sh with NCCL at world size 1 against the plain run. Tag gpu: on a GPU
+ * (gpu-check), and in {@code mvn verify} on the CUDA library stand-ins.
+ */
+@Tag("gpu")
+class GpuCommandsTest {
+
+    /** hs 64 (the tensor-core flash kernels' size), vocab 512, 2 layers: small enough for the emulator. */
+    static final String[] MODEL = {"--model", "seed-d12", "--n_layer", "2", "--n_head", "2", "--n_embd", "128",
+            "--block_size", "64", "--vocab_size", "512"};
+
+    @BeforeAll
+    static void device() {
+        String reason = CudaStandins.gpuUnavailableReason();
+        if (reason != null) System.out.println("SKIPPED (GpuCommandsTest): " + reason);
+        Assumptions.assumeTrue(reason == null, reason);
+    }
+
+    /** gpt2 ARGS in a child JVM on this JVM's device; {exit code, output}. */
+    static String[] gpt2(Map<String, String> env, List<String> args) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(ReliabilityTest.gpt2Command(CudaStandins.childJvmProperties(), args));
+        pb.environment().remove("GPT2_CUDA_GRAPHS");
+        pb.environment().putAll(env);
+        Process p = pb.redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(600, TimeUnit.SECONDS), "gpt2 " + args + " timed out");
+        return new String[]{String.valueOf(p.exitValue()), out};
+    }
+
+    static List<String> train(Path data, Path out, String... more) {
+        List<String> a = new ArrayList<>(List.of("train", "--device", "cuda", "--input_train_bin", data.resolve("toy_train_*.bin").toString(),
+                "--input_val_bin", data.resolve("toy_val_*.bin").toString(), "--output_dir", out.toString(),
+                "--batch_size", "4", "--sequence_length", "64", "--total_batch_size", "512", "--num_iterations", "6",
+                "--learning_rate", "1e-3", "--val_loss_every", "3", "--val_max_steps", "2", "--sample_every", "3",
+                "--save_every_niter", "3", "--overfit_single_batch", "0"));
+        a.addAll(List.of(MODEL));
+        a.addAll(List.of(more));
+        return a;
+    }
+
+    /** The step lines after step {@code after}: "N loss ... | norm ... | lr ...". */
+    static List<String> steps(String out, int after) {
+        return ReliabilityTest.steps(out.replaceAll("(?m)^\\[rank 0] ", ""), after);
+    }
+
+    /** 6 steps with a checkpoint at 3, then steps 4-6 again from it: equal lines, or the failure. */
+    private List<String> trainAndResume(Path dir, String name, Map<String, String> env, String... more) throws Exception {
+        Path data = TrainCommandTest.shards(Files.createDirectories(dir.resolve("data")));
+        String[] full = gpt2(env, train(data, dir.resolve(name), more));
+        assertEquals("0", full[0], full[1]);
+        List<String> a = new ArrayList<>(List.of(more));
+        a.addAll(List.of("--load_chkpoint_file", dir.resolve(name).resolve("checkpoint_00000003").toString()));
+        String[] resumed = gpt2(env, train(data, dir.resolve(name + "-resumed"), a.toArray(String[]::new)));
+        assertEquals("0", resumed[0], resumed[1]);
+        List<String> s = steps(full[1], 3);
+        assertEquals(3, s.size(), full[1]);
+        assertEquals(s, steps(resumed[1], 3), name + ": steps 4-6 after a resume from step 3\n" + resumed[1]);
+        System.out.println("  " + name + ": steps 4-6 identical after the resume: " + s.getLast());
+        return s;
+    }
+
+    @Test
+    void float32TrainingResumesBitForBit(@TempDir Path dir) throws Exception {
+        trainAndResume(dir, "fp32", Map.of());
+    }
+
+    @Test
+    void bf16FlashTrainingResumesBitForBitAndGraphsChangeNothing(@TempDir Path dir) throws Exception {
+        List<String> plain = trainAndResume(dir, "bf16-flash", Map.of(), "--dtype", "bfloat16", "--flash", "1");
+        List<String> graphs = trainAndResume(dir, "bf16-flash-graphs", Map.of("GPT2_CUDA_GRAPHS", "1"), "--dtype", "bfloat16",
+                "--flash", "1");
+        assertEquals(plain, graphs, "steps 4-6 with CUDA graphs against the run without");
+    }
+
+    @Test
+    void launchedWorldOfOneEqualsThePlainRun(@TempDir Path dir) throws Exception {
+        Path data = TrainCommandTest.shards(Files.createDirectories(dir.resolve("data")));
+        String[] plain = gpt2(Map.of(), train(data, dir.resolve("plain")));
+        assertEquals("0", plain[0], plain[1]);
+        List<String> args = new ArrayList<>(List.of("--nproc_per_node=1", "--master_port=" + freePort()));
+        args.addAll(train(data, dir.resolve("launched")));
+        String[] launched = launch(Map.of(), args);
+        assertEquals("0", launched[0], launched[1]);
+        assertEquals(steps(plain[1], 0), steps(launched[1], 0), "launch.sh + NCCL (world 1) against the plain run");
+    }
+
+    /** Defect 3 of issue 21: bench synchronized inside the graphed segment, so no graph ever replayed. */
+    @Test
+    void benchReplaysCudaGraphs() throws Exception {
+        List<String> bench = List.of("bench", "--device", "cuda", "--model", "d2", "--batch_size", "2", "--sequence_length", "64",
+                "--steps", "3", "--json");
+        String[] on = gpt2(Map.of("GPT2_CUDA_GRAPHS", "1"), bench);
+        assertEquals("0", on[0], on[1]);
+        assertTrue(on[1].contains("CUDA graphs"), on[1]);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("CUDA graphs: ([0-9.]+) graph launches per step").matcher(on[1]);
+        assertTrue(m.find(), "bench with GPT2_CUDA_GRAPHS=1 printed no graph launches:\n" + on[1]);
+        assertTrue(Double.parseDouble(m.group(1)) >= 1, on[1]);
+        assertTrue(on[1].contains("forward + backward"), on[1]);
+        String[] off = gpt2(Map.of(), bench);
+        assertEquals("0", off[0], off[1]);
+        assertFalse(off[1].contains("CUDA graphs:"), off[1]);
+        assertTrue(off[1].contains("\"graph_launches\":0.0"), off[1]);
+    }
+
+    static int freePort() throws Exception {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** scripts/launch.sh ARGS with this JVM's classes and device; {exit code, output}. */
+    static String[] launch(Map<String, String> env, List<String> args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of("bash", Path.of("scripts", "launch.sh").toString()));
+        cmd.addAll(args);
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("GPT2_CLASSPATH", System.getProperty("java.class.path"));
+        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        pb.environment().put("GPT2_JAVA_OPTS", String.join(" ", CudaStandins.childJvmProperties()));
+        for (String v : List.of("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GPT2_CUDA_GRAPHS")) {
+            pb.environment().remove(v);
+        }
+        pb.environment().putAll(env);
+        Process p = pb.redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(600, TimeUnit.SECONDS), "launch.sh " + args + " timed out");
+        return new String[]{String.valueOf(p.exitValue()), out};
+    }
+}
