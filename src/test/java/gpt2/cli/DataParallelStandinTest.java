@@ -1,7 +1,6 @@
 package gpt2.cli;
 
 import gpt2.backend.cuda.CudaStandins;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -29,9 +28,7 @@ class DataParallelStandinTest {
 
     @BeforeAll
     static void standins() {
-        String reason = CudaStandins.directory() == null ? "not a stand-in JVM" : CudaStandins.unavailableReason();
-        if (reason != null) System.out.println("SKIPPED (DataParallelStandinTest): " + reason);
-        Assumptions.assumeTrue(reason == null, reason);
+        CudaStandins.assumeStandins("DataParallelStandinTest");
     }
 
     /**

@@ -6,7 +6,6 @@ import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.cuda.global.cudart;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -36,9 +35,7 @@ class CudaStandinChecksTest {
 
     @BeforeAll
     static void standins() {
-        String reason = CudaStandins.directory() == null ? "not a stand-in JVM" : CudaStandins.unavailableReason();
-        if (reason != null) System.out.println("SKIPPED (CudaStandinChecksTest): " + reason);
-        Assumptions.assumeTrue(reason == null, reason);
+        CudaStandins.assumeStandins("CudaStandinChecksTest");
     }
 
     private static String message(int status) {

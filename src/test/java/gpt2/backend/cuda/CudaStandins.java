@@ -194,6 +194,13 @@ public final class CudaStandins {
         return null;
     }
 
+    /** Skips the calling test (printing why) unless this JVM runs on built stand-ins. */
+    public static void assumeStandins(String test) {
+        String reason = directory() == null ? "not a stand-in JVM" : unavailableReason();
+        if (reason != null) System.out.println("SKIPPED (" + test + "): " + reason);
+        org.junit.jupiter.api.Assumptions.assumeTrue(reason == null, reason);
+    }
+
     /**
      * Why the gpu-tagged tests cannot run in this JVM, or null: in a stand-in JVM, the stand-ins'
      * state (never an installed CUDA in their place); elsewhere whether a GPU is usable.

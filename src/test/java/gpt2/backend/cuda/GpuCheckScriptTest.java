@@ -49,9 +49,7 @@ class GpuCheckScriptTest {
     @Test
     @Tag("standin")
     void quickModeRunsOnTheStandInsAndAFailingClassCostsOneLine(@TempDir Path dir) throws Exception {
-        String reason = CudaStandins.directory() == null ? "not a stand-in JVM" : CudaStandins.unavailableReason();
-        if (reason != null) System.out.println("SKIPPED (GpuCheckScriptTest): " + reason);
-        org.junit.jupiter.api.Assumptions.assumeTrue(reason == null, reason);
+        CudaStandins.assumeStandins("GpuCheckScriptTest");
         Path bin = Files.createDirectories(dir.resolve("bin"));
         Path smi = Files.writeString(bin.resolve("nvidia-smi"), """
                 #!/usr/bin/env bash
