@@ -34,6 +34,11 @@ final class ConvertCommand implements Callable<Integer> {
             description = "Stored precision for llmc and hf (default: ${DEFAULT-VALUE}).")
     String dtype;
 
+    @Option(names = "--overwrite", defaultValue = "0", paramLabel = "0|1",
+            description = "1: an existing --to (file or non-empty folder) is moved aside to PATH.old-N once the new one "
+                    + "is written (nothing is deleted); 0: it is refused (default: ${DEFAULT-VALUE}).")
+    int overwrite;
+
     @Spec
     CommandSpec spec;
 
@@ -50,12 +55,16 @@ final class ConvertCommand implements Callable<Integer> {
         ModelFiles.Source source = ModelSource.resolve(from.toString(), "--from", spec.commandLine().getOut()).weights();
         from = source.path();
         GptConfig cfg = source.config();
+        OutputPath target = OutputPath.check("--to", to, from, ModelOptions.flag("--overwrite", overwrite));
         try (Backend be = Backends.create("cpu", 0, false); Gpt2 m = new Gpt2(cfg, be)) {
             source.loadInto(m);
-            ModelFiles.export(m, to, f, dtype.equals("bfloat16"));
+            target.write(tmp -> ModelFiles.export(m, tmp, f, dtype.equals("bfloat16")));
         }
         spec.commandLine().getOut().printf("%s (%s, %,d parameters) -> %s (%s, %s)%n", from, source.format(),
                 cfg.parameterCount(), to, f, dtype);
+        if (target.movedAside() != null) {
+            spec.commandLine().getOut().printf("--overwrite 1: what was at %s is now at %s%n", to, target.movedAside());
+        }
         return 0;
     }
 

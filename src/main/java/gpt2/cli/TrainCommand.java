@@ -359,7 +359,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (!resume) return null;
         List<Checkpoint.Found> bad = new ArrayList<>();
-        var newest = Checkpoint.newestValid(out, bad::add);
+        var newest = Checkpoint.newestResumable(out, bad::add);
         if (newest.isPresent()) {
             for (Checkpoint.Found b : bad) spec.commandLine().getErr().printf("warning: skipping %s: %s%n", b.dir(), b.problem());
             return newest.get();

@@ -261,8 +261,24 @@ public final class Checkpoint {
      * that failed on the way go to {@code skipped}. Empty when none verifies.
      */
     public static Optional<Found> newestValid(Path outputDir, Consumer<Found> skipped) {
+        return newest(outputDir, skipped, false);
+    }
+
+    /**
+     * As {@link #newestValid}, for continuing a run: a checkpoint that holds weights only (written by
+     * {@code gpt2 convert}, without the training state) is skipped like a damaged one, so --resume
+     * falls back to the run's previous checkpoint.
+     */
+    public static Optional<Found> newestResumable(Path outputDir, Consumer<Found> skipped) {
+        return newest(outputDir, skipped, true);
+    }
+
+    private static Optional<Found> newest(Path outputDir, Consumer<Found> skipped, boolean training) {
         for (Path d : directories(outputDir)) {
             Found f = verify(d);
+            if (training && f.valid() && !f.state().has("train_loader")) {
+                f = new Found(d, f.step(), null, "holds weights only (a converted model), no training state");
+            }
             if (f.valid()) return Optional.of(f);
             skipped.accept(f);
         }
@@ -308,7 +324,8 @@ public final class Checkpoint {
         }
     }
 
-    static void deleteTree(Path p) throws IOException {
+    /** Deletes a tree this program wrote (a temporary checkpoint); Files.walk does not follow links. */
+    public static void deleteTree(Path p) throws IOException {
         if (!Files.exists(p)) return;
         try (Stream<Path> s = Files.walk(p)) {
             for (Path f : s.sorted((a, b) -> b.getNameCount() - a.getNameCount()).toList()) Files.delete(f);
