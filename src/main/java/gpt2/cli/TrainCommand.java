@@ -57,9 +57,11 @@ final class TrainCommand implements Callable<Integer> {
             description = "Continue a run from this checkpoint directory (weights, optimizer, data position, RNG, step).")
     String loadCheckpoint;
 
-    @Option(names = "--resume", description = "Continue from the latest valid checkpoint in --output_dir (from scratch when there is none; "
-            + "refused when checkpoints exist but none is valid).")
-    boolean resume;
+    @Option(names = "--resume", arity = "0..1", fallbackValue = "1", defaultValue = "0", paramLabel = "0|1",
+            description = "Continue from the latest valid checkpoint in --output_dir with the flags it recorded (from scratch "
+                    + "when there is none; refused when checkpoints exist but none is valid). --resume alone means 1.")
+    int resumeFlag;
+    private boolean resume;
 
     @Option(names = "--overwrite", defaultValue = "0", paramLabel = "0|1",
             description = "1: an --output_dir that holds another run is moved aside to DIR.old-N first (nothing is deleted); "
@@ -202,10 +204,14 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter w = spec.commandLine().getOut();
-        List<String> notes = checkFlags();
+        resume = flag("--resume", resumeFlag);
+        if (resume && !loadCheckpoint.isEmpty()) throw new IllegalArgumentException("give --resume or --load_chkpoint_file, not both");
+        if (resume && outputDir.isEmpty()) throw new IllegalArgumentException("--resume needs --output_dir (where the checkpoints are)");
         Path out = outputDir.isEmpty() ? null : Path.of(outputDir);
         if (out != null) gpt2.train.RunFolder.checkNotAFile(out);
-        Checkpoint.Found resumeFrom = resumeCheckpoint(out); // verified once; its state gives step and config
+        Checkpoint.Found resumeFrom = resumeCheckpoint(out); // verified once; its state gives step, config and flags
+        List<String> notes = resumeFrom == null ? new ArrayList<>() : inheritRecordedFlags(resumeFrom);
+        notes.addAll(checkFlags());
         Path checkpoint = resumeFrom == null ? null : resumeFrom.dir();
         GptConfig config = modelConfig(resumeFrom);
         if (seqLen > config.maxSeqLen()) {
@@ -339,9 +345,53 @@ final class TrainCommand implements Callable<Integer> {
         if (flag("--overfit_single_batch", overfitSingleBatch)) {
             notes.add("--overfit_single_batch 1 (the default): every step trains on the first batch; pass 0 for real training");
         }
-        if (resume && !loadCheckpoint.isEmpty()) throw new IllegalArgumentException("give --resume or --load_chkpoint_file, not both");
-        if (resume && outputDir.isEmpty()) throw new IllegalArgumentException("--resume needs --output_dir (where the checkpoints are)");
         return notes;
+    }
+
+    /** Flags about this invocation or machine, not the run: never taken from a checkpoint. */
+    private static final java.util.Set<String> NOT_INHERITED = java.util.Set.of("resume", "output_dir", "load_chkpoint_file",
+            "overwrite", "device", "threads", "compile");
+
+    /**
+     * Continuing a run (--resume, --load_chkpoint_file) continues it as it was started: every flag
+     * not on this command line takes the value the checkpoint recorded (state.json's "args"), not
+     * the default; one given here with another value replaces it, said in one note each. The model
+     * comes from the checkpoint (a different shape is refused in {@link #modelConfig}).
+     */
+    private List<String> inheritRecordedFlags(Checkpoint.Found from) {
+        List<String> notes = new ArrayList<>();
+        com.fasterxml.jackson.databind.JsonNode recorded = from.state().get("args");
+        if (recorded == null || !recorded.isObject()) {
+            notes.add(from.dir().getFileName() + " records no flags (an older checkpoint): this command line's and the defaults apply");
+            return notes;
+        }
+        java.util.Set<OptionSpec> model = new java.util.HashSet<>(spec.mixins().get("modelOptions").options());
+        for (OptionSpec o : spec.options()) {
+            String key = o.longestName().replaceFirst("^--", "");
+            if (o.usageHelp() || o.versionHelp() || model.contains(o) || NOT_INHERITED.contains(key.replace('-', '_'))
+                    || !recorded.hasNonNull(key)) {
+                continue;
+            }
+            String old = recorded.get(key).asText(), now = String.valueOf((Object) o.getValue());
+            if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
+                if (!old.equals(now)) notes.add(o.longestName() + " " + now + " replaces the run's " + old);
+            } else if (!old.equals(now)) {
+                o.setValue(parse(old, o.type(), o.longestName()));
+            }
+        }
+        return notes;
+    }
+
+    private static Object parse(String value, Class<?> type, String name) {
+        try {
+            if (type == int.class || type == Integer.class) return Integer.parseInt(value);
+            if (type == long.class || type == Long.class) return Long.parseLong(value);
+            if (type == float.class || type == Float.class) return Float.parseFloat(value);
+            if (type == boolean.class || type == Boolean.class) return Boolean.parseBoolean(value);
+            return value;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("the checkpoint records " + name + " " + value + ", not a " + type.getSimpleName());
+        }
     }
 
     /**

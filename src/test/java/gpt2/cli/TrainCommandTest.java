@@ -142,6 +142,40 @@ class TrainCommandTest {
         assertTrue(Arrays.equals(weightsA, weightsC), "final weights differ after resume");
     }
 
+    /**
+     * Issue 22.2: `--output_dir RUN --resume` alone took every flag but the model from the defaults
+     * (learning rate, batch, validation cadence...). Now the run's recorded flags apply, and a flag
+     * given again with another value replaces its recorded one with a note.
+     */
+    @Test
+    void resumeAloneContinuesTheRunAsItWasStarted(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        Path full = dir.resolve("full"), cut = dir.resolve("cut");
+        String[] a = InfoCommandTest.run(args(data, full, "--num_iterations", "6", "--val_loss_every", "3",
+                "--val_max_steps", "2", "--save_every_niter", "2"));
+        assertEquals("0", a[0], a[2]);
+        String[] b = InfoCommandTest.run(args(data, cut, "--num_iterations", "4", "--val_loss_every", "3",
+                "--val_max_steps", "2", "--save_every_niter", "2"));
+        assertEquals("0", b[0], b[2]);
+        // every flag but these from the checkpoint (data, model, batch, learning rate, validation...)
+        String[] c = InfoCommandTest.run("train", "--output_dir", cut.toString(), "--resume", "--num_iterations", "6");
+        assertEquals("0", c[0], c[2]);
+        assertTrue(c[1].contains("note: --num_iterations 6 replaces the run's 4"), c[1]);
+        assertTrue(c[1].contains("resumed from " + cut.resolve("checkpoint_00000004") + " at step 4"), c[1]);
+        assertEquals(stepLosses(a[1]).subList(4, 6), stepLosses(c[1]), "steps 5-6 of the resumed run against the uninterrupted one");
+        assertTrue(c[1].contains("val loss"), "the recorded --val_loss_every 3 still applies: " + c[1]);
+        // --resume 1 and --resume 0 are accepted like the other 0|1 flags
+        String[] d = InfoCommandTest.run("train", "--output_dir", cut.toString(), "--resume", "1", "--num_iterations", "6");
+        assertEquals("0", d[0], d[2]);
+        assertTrue(d[1].contains("already complete at step 6"), d[1]);
+        String[] e = InfoCommandTest.run("train", "--output_dir", cut.toString(), "--resume", "0", "--num_iterations", "6");
+        assertEquals("2", e[0], e[1]);
+        assertTrue(e[2].contains("already holds a run"), e[2]);
+        String[] f = InfoCommandTest.run("train", "--output_dir", cut.toString(), "--resume", "2");
+        assertEquals("2", f[0]);
+        assertTrue(f[2].contains("--resume must be 0 or 1, got 2"), f[2]);
+    }
+
     private static String withoutTimes(String json) {
         return json.replaceAll("\"(ms|tok_s)\":[0-9.Ee+-]+,?", "");
     }
