@@ -81,6 +81,7 @@ public final class FineWebEdu {
         if (inputs.isEmpty()) throw new IllegalArgumentException("--input: no input files given");
         List<InputFile> fingerprint = incoming != null ? incoming.fingerprint() : fingerprint(inputs);
         Manifest old = readManifest(outDir);
+        refuseStrangers(outDir, old);
         List<ShardEntry> kept = new ArrayList<>();
         if (old != null && old.shardSize() == o.shardSize() && old.magic() == o.magic()
                 && Objects.equals(old.column(), o.column()) && Objects.equals(old.separator(), o.separator())
@@ -94,6 +95,11 @@ public final class FineWebEdu {
                 return new PrepareSummary("fineweb-edu", old.documents(), tokens,
                         kept.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
             }
+        }
+        // this run owns the folder's set: shards of the earlier set it will not keep go now, so no glob
+        // ever finds them beside the new set (a smaller --shard_size leaves fewer, differently cut files)
+        if (old != null) {
+            for (ShardEntry e : old.shards()) if (!kept.contains(e)) delete(outDir.resolve(e.file()));
         }
         State st = new State(outDir, o, fingerprint, kept, incoming == null ? null : incoming.status());
         ExecutorService pool = Executors.newFixedThreadPool(o.threads(), r -> {
@@ -213,6 +219,41 @@ public final class FineWebEdu {
         } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException re) throw re;
             throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    private static final java.util.regex.Pattern SHARD = java.util.regex.Pattern.compile("edu_fineweb_(val|train)_\\d{6}\\.bin");
+
+    /**
+     * Refuses a folder holding shard-named files that no manifest of ours lists (another tool's, or
+     * a set whose prepare.json is gone): a prepare removes only what a prepare made.
+     */
+    private static void refuseStrangers(Path outDir, Manifest old) {
+        if (!Files.isDirectory(outDir)) return;
+        java.util.Set<String> ours = new java.util.HashSet<>();
+        if (old != null) {
+            for (ShardEntry e : old.shards()) ours.add(e.file());
+            ours.add(shardName(old.shards().size())); // renamed into place just before a crash could record it
+        }
+        List<String> strangers;
+        try (var files = Files.list(outDir)) {
+            strangers = files.map(f -> f.getFileName().toString()).filter(n -> SHARD.matcher(n).matches() && !ours.contains(n))
+                    .sorted().toList();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(outDir + ": " + e.getMessage(), e);
+        }
+        if (!strangers.isEmpty()) {
+            throw new IllegalArgumentException("--output_dir " + outDir + " holds " + strangers.size() + " shard file(s) that no "
+                    + MANIFEST + " lists (" + String.join(", ", strangers.subList(0, Math.min(3, strangers.size())))
+                    + (strangers.size() > 3 ? ", ..." : "") + "); move them away or choose another --output_dir");
+        }
+    }
+
+    private static void delete(Path f) {
+        try {
+            Files.deleteIfExists(f);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot remove the earlier set's " + f + ": " + e.getMessage(), e);
         }
     }
 

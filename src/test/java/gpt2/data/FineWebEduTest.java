@@ -163,6 +163,35 @@ class FineWebEduTest {
         assertEquals(0, other.skippedShards());
     }
 
+    /**
+     * Issue 22.3: preparing again into the same folder with a smaller shard size left the earlier
+     * set's extra shards behind, so a glob trained on duplicated data. A prepare owns its set: the
+     * earlier set's files it does not keep are removed; shard files no manifest lists are refused.
+     */
+    @Test
+    void aPrepareOwnsItsSetAndRemovesTheEarlierSetsExtraShards(@TempDir Path dir) throws Exception {
+        List<String> docs = documents(120, 1);
+        Path in = writeText(dir, docs), out = dir.resolve("out");
+        PrepareSummary big = FineWebEdu.prepare(List.of(in), out, options(500, 2));
+        PrepareSummary small = FineWebEdu.prepare(List.of(in), out, options(2000, 2));
+        assertTrue(big.files().size() > small.files().size() + 1, big.files() + " vs " + small.files());
+        try (var s = Files.list(out)) {
+            List<String> shards = s.map(p -> p.getFileName().toString()).filter(n -> n.endsWith(".bin")).sorted().toList();
+            assertEquals(small.files().stream().sorted().toList(), shards, "only the new set's shards remain");
+        }
+        assertArrayEquals(expectedStream(docs), readShards(out, small.files(), 2000));
+        String manifest = Files.readString(out.resolve(FineWebEdu.MANIFEST));
+        for (String f : small.files()) assertTrue(manifest.contains(f), manifest);
+
+        // a shard-named file nobody's manifest lists is not ours to remove: refused, and left alone
+        Path stranger = Files.writeString(out.resolve("edu_fineweb_train_000042.bin"), "someone else's");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> FineWebEdu.prepare(List.of(in), out, options(500, 2)));
+        assertTrue(e.getMessage().contains("holds 1 shard file(s) that no prepare.json lists (edu_fineweb_train_000042.bin)"),
+                e.getMessage());
+        assertEquals("someone else's", Files.readString(stranger));
+    }
+
     @Test
     void badJsonlLinesAreNamed(@TempDir Path dir) throws Exception {
         Path jsonl = Files.writeString(dir.resolve("bad.jsonl"), "{\"text\": \"fine\"}\n{\"body\": \"no text\"}\n");
