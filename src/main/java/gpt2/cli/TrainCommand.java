@@ -262,6 +262,11 @@ final class TrainCommand implements Callable<Integer> {
             if (out != null && rank == 0) {
                 if (moveAside) notes.add("--overwrite 1: the run that was in " + out + " is now in " + gpt2.train.RunFolder.moveAside(out));
                 gpt2.train.RunFolder.checkWritable(out);
+                long params = model.layout().totalSize(); // weights, and AdamW's m and v unless inference only
+                long checkpointBytes = params * 4 * (flag("--inference_only", inferenceOnly) ? 1 : 3) + (1 << 20);
+                int saves = (saveEvery > 0 ? numIterations / saveEvery : 0) + 1;
+                String space = gpt2.train.RunFolder.checkSpace(out, checkpointBytes, saves, keepLast);
+                if (space != null) notes.add(space);
             }
             if (rank == 0) {
                 log.printf("model %s%s: %,d parameters | backend %s%s%s%n", config.name(), architectureNote(checkpoint, startWeights),

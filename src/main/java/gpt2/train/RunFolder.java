@@ -62,6 +62,38 @@ public final class RunFolder {
         }
     }
 
+    /**
+     * Free space for the run's checkpoints, checked before training: refused when not even one fits
+     * (one is always saved at the end), a note when the run's peak does not: a checkpoint is written
+     * whole before --keep_last prunes older ones, so with --keep_last K the folder holds K + 1 at a
+     * save (all of them with K = 0). {@code bytes}: one checkpoint; {@code saves}: how many the run
+     * makes. The free space can be set for tests (system property gpt2.test.usableBytes).
+     */
+    public static String checkSpace(Path dir, long bytes, int saves, int keepLast) {
+        long free;
+        try {
+            free = Long.getLong("gpt2.test.usableBytes", Files.getFileStore(dir).getUsableSpace());
+        } catch (IOException e) {
+            return null; // no file store to ask: the save itself will say what is wrong
+        }
+        int kept = Checkpoint.directories(dir).size();
+        int peak = keepLast > 0 ? Math.max(0, Math.min(saves, keepLast + 1 - kept)) : saves;
+        if (free < bytes) {
+            throw new IllegalArgumentException("--output_dir " + dir + ": " + mb(free) + " free, a checkpoint of this model needs "
+                    + mb(bytes) + "; free some space or choose another --output_dir");
+        }
+        if (free < bytes * peak) {
+            return "--output_dir " + dir + " has " + mb(free) + " free; this run's checkpoints need up to " + mb(bytes * peak)
+                    + " at once (" + peak + " x " + mb(bytes) + (keepLast > 0 ? ": a checkpoint is written whole before --keep_last "
+                    + keepLast + " prunes the older one" : ", all kept: --keep_last K prunes") + ")";
+        }
+        return null;
+    }
+
+    private static String mb(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%,.0f MB", bytes / 1e6);
+    }
+
     /** Creates dir if needed and checks that files can be created in it. */
     public static void checkWritable(Path dir) {
         checkNotAFile(dir);

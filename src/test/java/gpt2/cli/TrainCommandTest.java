@@ -176,6 +176,35 @@ class TrainCommandTest {
         assertTrue(f[2].contains("--resume must be 0 or 1, got 2"), f[2]);
     }
 
+    /**
+     * Issue 22.4: on a nearly full disk a run trained and then failed at its save (with --keep_last 1
+     * the old checkpoint is pruned only after the new one is written). The free space is checked
+     * first: refused when one checkpoint does not fit, a note when the run's peak does not.
+     */
+    @Test
+    void freeSpaceForCheckpointsIsCheckedBeforeTraining(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        try {
+            System.setProperty("gpt2.test.usableBytes", "1000000");
+            String[] r = InfoCommandTest.run(args(data, dir.resolve("a"), "--num_iterations", "4", "--save_every_niter", "2",
+                    "--keep_last", "1"));
+            assertEquals("2", r[0], r[1]);
+            assertTrue(r[2].contains("1 MB free, a checkpoint of this model needs"), r[2]);
+            assertTrue(stepLosses(r[1]).isEmpty(), "refused before any step: " + r[1]);
+            System.setProperty("gpt2.test.usableBytes", "3000000");
+            r = InfoCommandTest.run(args(data, dir.resolve("b"), "--num_iterations", "4", "--save_every_niter", "2",
+                    "--keep_last", "1"));
+            assertEquals("0", r[0], r[2]);
+            assertTrue(r[1].contains("note: --output_dir " + dir.resolve("b") + " has 3 MB free; this run's checkpoints need up to")
+                    && r[1].contains("(2 x ") && r[1].contains("before --keep_last 1 prunes the older one"), r[1]);
+        } finally {
+            System.clearProperty("gpt2.test.usableBytes");
+        }
+        String[] r = InfoCommandTest.run(args(data, dir.resolve("c"), "--num_iterations", "2"));
+        assertEquals("0", r[0], r[2]);
+        assertTrue(!r[1].contains("free;"), "no note with room to spare: " + r[1]);
+    }
+
     private static String withoutTimes(String json) {
         return json.replaceAll("\"(ms|tok_s)\":[0-9.Ee+-]+,?", "");
     }
