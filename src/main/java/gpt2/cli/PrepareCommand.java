@@ -124,7 +124,7 @@ final class PrepareCommand implements Runnable {
             try {
                 Download.fetch(url, local);
             } catch (RuntimeException e) {
-                throw new IllegalStateException("tinyshakespeare: no local input.txt (looked at $GPT2_TINYSHAKESPEARE: unset; "
+                throw new IllegalStateException("no local input.txt (looked at $GPT2_TINYSHAKESPEARE: unset; "
                         + local + ": absent) and " + e.getMessage()
                         + "; offline, set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE with a copy of input.txt", e);
             }

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** scripts/launch.sh: one process per rank, prefixed output, a failing rank stops the run. */
@@ -132,6 +133,21 @@ class LaunchTest {
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         assertEquals(2, p.exitValue(), out);
         assertEquals("launch: MASTER_PORT must be a port number from 1 to 65535, got '0'", out.strip());
+    }
+
+    /** A library message that names the command already ("rendezvous: rank 0 ...") gets the prefix once. */
+    @Test
+    void anErrorIsPrefixedWithTheCommandOnce() throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            int port = taken.getLocalPort();
+            Process p = launch(null, "--nproc_per_node=1", "--nnodes=2", "--node_rank=0", "--master_port=" + port,
+                    "rendezvous", "--timeout", "5");
+            String out = new String(p.getInputStream().readAllBytes());
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+            assertEquals(1, p.exitValue(), out);
+            assertTrue(out.contains("[rank 0] rendezvous: error: rank 0 cannot listen on 127.0.0.1:" + port), out);
+            assertFalse(out.contains("rendezvous: error: rendezvous:"), out);
+        }
     }
 
     @Test

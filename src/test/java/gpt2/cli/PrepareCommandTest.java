@@ -103,6 +103,7 @@ class PrepareCommandTest {
         String[] r = InfoCommandTest.run("prepare", "tinyshakespeare", "--output_dir", dir.toString(), "--url", base + "/missing");
         assertEquals("1", r[0]);
         assertTrue(r[2].contains("HTTP 404"), r[2]);
+        assertTrue(r[2].startsWith("tinyshakespeare: error: no local input.txt"), "the prefix once: " + r[2]);
         // it says where it looked for a local copy and how to name one
         assertTrue(r[2].contains("looked at $GPT2_TINYSHAKESPEARE") && r[2].contains(dir.resolve("input.txt") + ": absent")
                 && r[2].contains("set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE"), r[2]);
