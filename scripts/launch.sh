@@ -2,6 +2,7 @@
 # torchrun for gpt2: one JVM per GPU with RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT set.
 #
 #   scripts/launch.sh --nproc_per_node=N [--nnodes=M --node_rank=K --master_addr=A --master_port=P] COMMAND ARGS...
+#   (as torchrun: --nproc-per-node etc. too, and --nproc_per_node N as well as --nproc_per_node=N)
 #   e.g. scripts/launch.sh --nproc_per_node=2 train --input_train_bin 'data/fineweb-edu/*_train_*.bin' ...
 #
 # Each output line is prefixed with its rank. If a rank exits non-zero or dies, the others are
@@ -44,20 +45,32 @@ slurm_master() {
 
 nproc=1; nnodes=1; node_rank=0; master_addr=127.0.0.1; master_port="${MASTER_PORT:-29500}"
 nproc_given=0; nnodes_given=0; node_rank_given=0; master_given=0
+# What each value's error names: the flag as the user spelled it, or the variable it came from.
+nproc_from=--nproc_per_node; nnodes_from=--nnodes; node_rank_from=--node_rank; master_port_from=--master_port
+[[ -n "${MASTER_PORT:-}" ]] && master_port_from=MASTER_PORT
+# torchrun's spellings: --nproc_per_node or --nproc-per-node (any option, _ or -), with =VALUE or VALUE.
 while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --nproc_per_node=*) nproc="${1#*=}"; nproc_given=1 ;;
-    --nnodes=*) nnodes="${1#*=}"; nnodes_given=1 ;;
-    --node_rank=*) node_rank="${1#*=}"; node_rank_given=1 ;;
-    --master_addr=*) master_addr="${1#*=}"; master_given=1 ;;
-    --master_port=*) master_port="${1#*=}" ;;
-    --standalone) ;;
-    --nproc_per_node|--nnodes|--node_rank|--master_addr|--master_port)
-      echo "launch: write $1=VALUE" >&2; exit 2 ;;
-    --*) echo "launch: unknown option $1" >&2; exit 2 ;;
-    *) break ;;
+  [[ "$1" == --* ]] || break
+  flag="${1%%=*}"
+  name="${flag#--}"; name="${name//-/_}"
+  case "$name" in
+    standalone) shift; continue ;;
+    nproc_per_node|nnodes|node_rank|master_addr|master_port) ;;
+    *) echo "launch: unknown option $flag (launch options: --nproc_per_node, --nnodes, --node_rank, --master_addr, --master_port, --standalone)" >&2; exit 2 ;;
   esac
-  shift
+  if [[ "$1" == *=* ]]; then
+    value="${1#*=}"; shift
+  else
+    [[ $# -ge 2 && "$2" != --* ]] || { echo "launch: $flag needs a value ($flag=VALUE or $flag VALUE)" >&2; exit 2; }
+    value="$2"; shift 2
+  fi
+  case "$name" in
+    nproc_per_node) nproc="$value"; nproc_given=1; nproc_from="$flag" ;;
+    nnodes) nnodes="$value"; nnodes_given=1; nnodes_from="$flag" ;;
+    node_rank) node_rank="$value"; node_rank_given=1; node_rank_from="$flag" ;;
+    master_addr) master_addr="$value"; master_given=1 ;;
+    master_port) master_port="$value"; master_port_from="$flag" ;;
+  esac
 done
 [[ $# -gt 0 ]] || { echo "launch: no command (e.g. train ...)" >&2; exit 2; }
 
@@ -71,13 +84,20 @@ if [[ -n "${SLURM_PROCID:-}" && -z "${RANK:-}" ]]; then
     exec "$root/scripts/gpt2" "$@"
   fi
   # one launcher per node
-  (( nnodes_given )) || nnodes="${SLURM_NNODES:-1}"
-  (( node_rank_given )) || node_rank="${SLURM_NODEID:-0}"
+  (( nnodes_given )) || { nnodes="${SLURM_NNODES:-1}"; nnodes_from=SLURM_NNODES; }
+  (( node_rank_given )) || { node_rank="${SLURM_NODEID:-0}"; node_rank_from=SLURM_NODEID; }
   if (( ! master_given )); then master_addr="$(slurm_master)" || exit 2; fi
 fi
-for v in nproc nnodes node_rank master_port; do
-  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "launch: --$v must be a number, got '${!v}'" >&2; exit 2; }
-done
+# A positive whole number (0 ranks would start nothing and report success).
+positive() { [[ "$1" =~ ^[0-9]+$ ]] && (( 10#$1 >= 1 )); }
+positive "$nproc" || { echo "launch: $nproc_from must be a whole number of at least 1, got '$nproc'" >&2; exit 2; }
+positive "$nnodes" || { echo "launch: $nnodes_from must be a whole number of at least 1, got '$nnodes'" >&2; exit 2; }
+[[ "$node_rank" =~ ^[0-9]+$ ]] && (( 10#$node_rank < 10#$nnodes )) \
+  || { echo "launch: $node_rank_from must be a whole number from 0 to $((10#$nnodes - 1)) ($nnodes_from is $nnodes), got '$node_rank'" >&2; exit 2; }
+[[ "$master_port" =~ ^[0-9]+$ ]] && (( 10#$master_port >= 1 && 10#$master_port <= 65535 )) \
+  || { echo "launch: $master_port_from must be a port number from 1 to 65535, got '$master_port'" >&2; exit 2; }
+[[ -n "$master_addr" ]] || { echo "launch: --master_addr must name a host, got ''" >&2; exit 2; }
+nproc=$((10#$nproc)); nnodes=$((10#$nnodes)); node_rank=$((10#$node_rank)); master_port=$((10#$master_port))
 world=$((nproc * nnodes))
 
 pids=(); ranks=()

@@ -35,7 +35,9 @@ final class HellaSwagCommand implements Callable<Integer> {
             description = "1: every valid checkpoint of each run folder, oldest first (default: ${DEFAULT-VALUE}: the newest).")
     int allCheckpoints;
 
-    @Option(names = "--input", defaultValue = "data/hellaswag/hellaswag_val.jsonl", paramLabel = "FILE",
+    static final String DEFAULT_INPUT = "data/hellaswag/hellaswag_val.jsonl";
+
+    @Option(names = "--input", defaultValue = DEFAULT_INPUT, paramLabel = "FILE",
             description = "HellaSwag JSONL, made by 'gpt2 prepare hellaswag' (default: ${DEFAULT-VALUE}).")
     Path input;
 
@@ -58,6 +60,7 @@ final class HellaSwagCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         dev.check();
+        if (!java.nio.file.Files.exists(input)) throw new IllegalArgumentException(missingInput(input));
         List<HellaSwag.Example> examples = HellaSwag.load(input, limit);
         PrintStream log = new PrintStream(new WriterStream(out), true, StandardCharsets.UTF_8);
         boolean all = ModelOptions.flag("--all_checkpoints", allCheckpoints);
@@ -80,6 +83,16 @@ final class HellaSwagCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** The one-line error for an --input that is not there: how to make it. */
+    private static String missingInput(Path input) {
+        String head = "--input " + input + ": no such file; run 'gpt2 prepare hellaswag";
+        if (input.equals(Path.of(DEFAULT_INPUT))) return head + "' first";
+        if (input.getFileName().toString().equals(gpt2.data.HellaSwagData.FILE)) {
+            return head + " --output_dir " + (input.getParent() == null ? "." : input.getParent()) + "' first";
+        }
+        return head + "' first (it writes " + DEFAULT_INPUT + ", the default --input)";
     }
 
     private Path write(Path checkpoint, HellaSwag.Result r) {

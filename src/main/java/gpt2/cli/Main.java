@@ -58,7 +58,10 @@ public final class Main implements java.util.concurrent.Callable<Integer> {
         });
         cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             String what = ex.getMessage() != null && !(ex instanceof NullPointerException) ? ex.getMessage() : ex.toString();
-            cmd.getErr().println(cmd.getCommandName() + ": error: " + what);
+            // a library message may start with the command's name already ("rendezvous: rank 0 ..."): once is enough
+            String prefix = cmd.getCommandName() + ": ";
+            if (what.startsWith(prefix)) what = what.substring(prefix.length());
+            cmd.getErr().println(prefix + "error: " + what);
             if (System.getenv("GPT2_DEBUG") != null) ex.printStackTrace(cmd.getErr());
             return ex instanceof IllegalArgumentException ? 2 : 1;
         });

@@ -124,7 +124,7 @@ final class PrepareCommand implements Runnable {
             try {
                 Download.fetch(url, local);
             } catch (RuntimeException e) {
-                throw new IllegalStateException("tinyshakespeare: no local input.txt (looked at $GPT2_TINYSHAKESPEARE: unset; "
+                throw new IllegalStateException("no local input.txt (looked at $GPT2_TINYSHAKESPEARE: unset; "
                         + local + ": absent) and " + e.getMessage()
                         + "; offline, set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE with a copy of input.txt", e);
             }
@@ -217,7 +217,8 @@ final class PrepareCommand implements Runnable {
             }
             long total = files.stream().mapToLong(Hub.RepoFile::size).sum();
             PrintWriter out = spec.commandLine().getOut();
-            out.printf("fineweb-edu: %d parquet files, %.2f GB, from %s/%s into %s%n", files.size(), total / 1e9, repo, folder, rawDir);
+            out.printf("fineweb-edu: %d parquet files, %s, from %s/%s into %s%n", files.size(), gpt2.data.Progress.size(total), repo,
+                    folder, rawDir);
             out.flush();
             List<Path> targets = files.stream().map(f -> rawDir.resolve(f.path())).toList();
             List<java.util.concurrent.CompletableFuture<Void>> ready = new ArrayList<>();
@@ -246,8 +247,8 @@ final class PrepareCommand implements Runnable {
                 } catch (java.util.concurrent.CompletionException e) {
                     throw e.getCause() instanceof RuntimeException re ? re : e;
                 }
-            }, () -> String.format(java.util.Locale.ROOT, "downloaded %.2f of %.2f GB (%d of %d files)", bytes.get() / 1e9,
-                    total / 1e9, complete.get(), files.size()));
+            }, () -> String.format(java.util.Locale.ROOT, "downloaded %s of %s (%d of %d files)", gpt2.data.Progress.size(bytes.get()),
+                    gpt2.data.Progress.size(total), complete.get(), files.size()));
             PrepareSummary s = FineWebEdu.prepare(targets, dir, options, incoming);
             try {
                 downloader.join();
@@ -309,8 +310,11 @@ final class PrepareCommand implements Runnable {
             }
             try {
                 long n = HellaSwagData.install(source, dir);
-                report(spec, new PrepareSummary("hellaswag", n, 0, List.of(HellaSwagData.FILE), 0,
-                        (System.nanoTime() - start) / 1e9), dir);
+                // examples, not tokens: the file is checked and kept as JSONL, tokenized when scored
+                PrintWriter out = spec.commandLine().getOut();
+                out.printf("hellaswag: %,d examples checked in %.1f s%n", n, (System.nanoTime() - start) / 1e9);
+                out.println("wrote " + dir.resolve(HellaSwagData.FILE));
+                out.flush();
             } finally {
                 if (downloaded != null) Files.deleteIfExists(downloaded);
             }

@@ -52,7 +52,8 @@ final class SampleCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        PrintWriter out = spec.commandLine().getOut();
+        // stdout carries the text only (gpt2 sample ... > out.txt); notes and timings go to stderr
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         if (numSamples < 1) throw new IllegalArgumentException("--num_samples must be >= 1, got " + numSamples);
         Sampler.Options opts = new Sampler.Options(maxNew, temperature, topK, topP);
         Tokenizer tok = Tokenizer.gpt2();
@@ -60,10 +61,10 @@ final class SampleCommand implements Callable<Integer> {
         int[] promptTokens = new int[body.length + 1];
         promptTokens[0] = Tokenizer.EOT;
         System.arraycopy(body, 0, promptTokens, 1, body.length);
-        try (Backend be = dev.backend(false); Gpt2 m = ModelSource.load(model, be, out)) {
+        try (Backend be = dev.backend(false); Gpt2 m = ModelSource.load(model, be, err)) {
             if (Tokenizer.EOT >= m.config().vocabSize()) {
                 // a model with a vocabulary smaller than GPT-2's (toy data) has no end-of-text token: start from 0, as the trainer's samples
-                out.printf("note: the model's vocabulary (%d) has no end-of-text token; starting from token 0%n", m.config().vocabSize());
+                err.printf("note: the model's vocabulary (%d) has no end-of-text token; starting from token 0%n", m.config().vocabSize());
                 promptTokens[0] = 0;
             }
             if (promptTokens.length > m.config().maxSeqLen()) {
@@ -85,7 +86,8 @@ final class SampleCommand implements Callable<Integer> {
                 generated += maxNew;
             }
             double sec = (System.nanoTime() - start) / 1e9;
-            out.printf("---%n%d tokens in %.2f s (%.1f tokens/s) on %s%n", generated, sec, generated / sec, be.name());
+            err.printf("%d tokens in %.2f s (%.1f tokens/s) on %s%n", generated, sec, generated / sec, be.name());
+            err.flush();
         }
         return 0;
     }

@@ -104,6 +104,17 @@ public final class Progress implements AutoCloseable {
         return line.length() <= width - 1 ? line : line.substring(0, width - 2) + "~";
     }
 
+    /**
+     * A size in bytes as people read it, in decimal units: "28.31 GB", "912.4 MB", "3.2 KB",
+     * "512 bytes" (a small download is not "0.00 GB").
+     */
+    public static String size(long bytes) {
+        if (bytes >= 1_000_000_000L) return String.format(Locale.ROOT, "%.2f GB", bytes / 1e9);
+        if (bytes >= 1_000_000L) return String.format(Locale.ROOT, "%.1f MB", bytes / 1e6);
+        if (bytes >= 1_000L) return String.format(Locale.ROOT, "%.1f KB", bytes / 1e3);
+        return bytes + (bytes == 1 ? " byte" : " bytes");
+    }
+
     private static String count(long n) {
         if (n >= 10_000_000_000L) return String.format(Locale.ROOT, "%.1fG", n / 1e9);
         if (n >= 10_000_000L) return String.format(Locale.ROOT, "%.1fM", n / 1e6);

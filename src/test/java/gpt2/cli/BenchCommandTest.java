@@ -6,6 +6,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class BenchCommandTest {
@@ -23,6 +24,9 @@ class BenchCommandTest {
         assertEquals("0", r[0], r[2]);
         String out = r[1];
         assertTrue(out.contains("step plan (dry run"), out);
+        // the header names the dry run, not a device -1
+        assertTrue(out.contains(" on cuda dry run (no GPU, checked as sm_90, bf16 mixed precision"), out);
+        assertFalse(out.contains("cuda:-1"), out);
         assertTrue(out.contains("classifier_fused") && out.contains("gemm linear dweight"), out);
         String json = out.lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow();
         assertEquals(1.0, field(json, "host_syncs"), json);

@@ -1,6 +1,8 @@
 package gpt2.cli;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.io.File;
 import java.nio.file.Path;
@@ -8,6 +10,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** scripts/launch.sh: one process per rank, prefixed output, a failing rank stops the run. */
@@ -85,6 +88,66 @@ class LaunchTest {
         assertTrue(p.waitFor(120, TimeUnit.SECONDS));
         assertEquals(0, p.exitValue(), out);
         assertTrue(out.contains("[rank 0] model: d2") && out.contains("[rank 1] model: d2"), out);
+    }
+
+    /** torchrun's kebab-case spellings, and values after a space, start the same ranks. */
+    @Test
+    void torchrunSpellingsAndSeparateValuesAreAccepted() throws Exception {
+        String port = String.valueOf(freePort());
+        Process p = launch(null, "--standalone", "--nproc-per-node", "2", "--nnodes", "1", "--node-rank=0",
+                "--master-addr", "127.0.0.1", "--master-port", port, "info", "--model", "d2");
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("[rank 0] model: d2") && out.contains("[rank 1] model: d2"), out);
+    }
+
+    /** Bad launcher options: exit 2 with one line naming the flag as typed, before any JVM starts. */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+            "--nproc_per_node=0 info | launch: --nproc_per_node must be a whole number of at least 1, got '0'",
+            "--nproc-per-node 0 info | launch: --nproc-per-node must be a whole number of at least 1, got '0'",
+            "--nproc_per_node=two info | launch: --nproc_per_node must be a whole number of at least 1, got 'two'",
+            "--nnodes=0 info | launch: --nnodes must be a whole number of at least 1, got '0'",
+            "--nnodes=2 --node-rank=2 info | launch: --node-rank must be a whole number from 0 to 1 (--nnodes is 2), got '2'",
+            "--master-port=70000 info | launch: --master-port must be a port number from 1 to 65535, got '70000'",
+            "--master_port x info | launch: --master_port must be a port number from 1 to 65535, got 'x'",
+            "--nproc_per_node | launch: --nproc_per_node needs a value (--nproc_per_node=VALUE or --nproc_per_node VALUE)",
+            "--master-addr --nnodes=1 info | launch: --master-addr needs a value (--master-addr=VALUE or --master-addr VALUE)",
+            "--nproc_per_node=1 | launch: no command (e.g. train ...)",
+            "--nprocs=2 info | launch: unknown option --nprocs (launch options: --nproc_per_node, --nnodes, --node_rank, --master_addr, --master_port, --standalone)",
+    })
+    void badOptionsAreOneLineNamingTheFlag(String args, String expected) throws Exception {
+        Process p = launch(null, args.trim().split(" +"));
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        assertEquals(2, p.exitValue(), out);
+        assertEquals(expected.trim(), out.strip(), "one line naming the flag");
+    }
+
+    /** A port from MASTER_PORT that is not a port is named as that variable, not as a flag. */
+    @Test
+    void aBadMasterPortVariableIsNamed() throws Exception {
+        Process p = launch(null, java.util.Map.of("MASTER_PORT", "0"), "--nproc_per_node=1", "info");
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        assertEquals(2, p.exitValue(), out);
+        assertEquals("launch: MASTER_PORT must be a port number from 1 to 65535, got '0'", out.strip());
+    }
+
+    /** A library message that names the command already ("rendezvous: rank 0 ...") gets the prefix once. */
+    @Test
+    void anErrorIsPrefixedWithTheCommandOnce() throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            int port = taken.getLocalPort();
+            Process p = launch(null, "--nproc_per_node=1", "--nnodes=2", "--node_rank=0", "--master_port=" + port,
+                    "rendezvous", "--timeout", "5");
+            String out = new String(p.getInputStream().readAllBytes());
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+            assertEquals(1, p.exitValue(), out);
+            assertTrue(out.contains("[rank 0] rendezvous: error: rank 0 cannot listen on 127.0.0.1:" + port), out);
+            assertFalse(out.contains("rendezvous: error: rendezvous:"), out);
+        }
     }
 
     @Test

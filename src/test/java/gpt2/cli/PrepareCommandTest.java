@@ -103,6 +103,7 @@ class PrepareCommandTest {
         String[] r = InfoCommandTest.run("prepare", "tinyshakespeare", "--output_dir", dir.toString(), "--url", base + "/missing");
         assertEquals("1", r[0]);
         assertTrue(r[2].contains("HTTP 404"), r[2]);
+        assertTrue(r[2].startsWith("tinyshakespeare: error: no local input.txt"), "the prefix once: " + r[2]);
         // it says where it looked for a local copy and how to name one
         assertTrue(r[2].contains("looked at $GPT2_TINYSHAKESPEARE") && r[2].contains(dir.resolve("input.txt") + ": absent")
                 && r[2].contains("set GPT2_TINYSHAKESPEARE=FILE or pass --input FILE"), r[2]);
@@ -115,7 +116,9 @@ class PrepareCommandTest {
     void hellaswagDownloadsAndChecks(@TempDir Path dir) {
         String[] r = InfoCommandTest.run("prepare", "hellaswag", "--output_dir", dir.toString(), "--url", base + "/hellaswag.jsonl");
         assertEquals("0", r[0], r[2]);
-        assertTrue(r[1].contains("hellaswag: 3 documents"), r[1]);
+        assertTrue(r[1].contains("hellaswag: 3 examples checked in "), r[1]);
+        assertTrue(r[1].contains("wrote " + dir.resolve("hellaswag_val.jsonl")), r[1]);
+        assertFalse(r[1].contains("tokens"), "nothing is tokenized here: " + r[1]);
         assertTrue(Files.exists(dir.resolve("hellaswag_val.jsonl")));
     }
 
@@ -182,7 +185,10 @@ class PrepareCommandTest {
                     "--repo", "test/fineweb", "--raw_dir", raw.toString(), "--output_dir", out.toString(), "--shard_size", "300",
                     "--threads", "1", "--downloads", "2");
             assertEquals("0", r[0], r[1]);
-            assertTrue(r[1].contains("fineweb-edu: 2 parquet files") && r[1].contains("from test/fineweb/sample/10BT"), r[1]);
+            assertTrue(r[1].contains("fineweb-edu: 2 parquet files, " + gpt2.data.Progress.size(p0.length + p1.length)
+                    + ", from test/fineweb/sample/10BT"), r[1]);
+            assertTrue(r[1].matches("(?s).*fineweb-edu: 2 parquet files, \\d+\\.\\d KB, from.*"), "a few KB in KB: " + r[1]);
+            assertFalse(r[1].contains("0.00 GB"), r[1]);
             assertTrue(java.util.Arrays.equals(p0, Files.readAllBytes(raw.resolve("sample/10BT/000_00000.parquet"))));
             assertTrue(hub.log.stream().anyMatch(l -> l.contains("000_00000.parquet range=bytes=")), "resumed with Range: " + hub.log);
             // the same files prepared from local inputs give the same shards

@@ -168,7 +168,7 @@ class RunSafetyTest {
         String rs = run.toString();
         String[] r = InfoCommandTest.run("sample", "--model", rs, "--max_new_tokens", "4", "--device", "cpu");
         assertEquals("0", r[0], r[2]);
-        assertTrue(r[1].contains("a run folder; using its newest valid checkpoint, checkpoint_00000004"), r[1]);
+        assertTrue(r[2].contains("a run folder; using its newest valid checkpoint, checkpoint_00000004"), r[2]);
         r = InfoCommandTest.run("convert", "--from", rs, "--to", dir.resolve("copy").toString(), "--format", "ours");
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].contains("checkpoint_00000004"), r[1]);

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -24,8 +25,10 @@ class SampleCommandTest {
         return out.resolve("checkpoint_00000002");
     }
 
+    /** The generated text: all of stdout (notes and timings go to stderr). */
     static String text(String[] r) {
-        return r[1].substring(0, r[1].indexOf("\n---\n"));
+        assertFalse(r[1].contains("tokens in") || r[1].contains("note:"), "stdout holds only the text: " + r[1]);
+        return r[1];
     }
 
     @Test
@@ -35,7 +38,7 @@ class SampleCommandTest {
                 "--seed", "7", "--device", "cpu");
         assertEquals("0", a[0], a[2]);
         assertTrue(a[1].startsWith("Hello"), a[1]);
-        assertTrue(a[1].contains("20 tokens in"), a[1]);
+        assertTrue(a[2].contains("20 tokens in"), a[2]);
         String[] b = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", "Hello", "--max_new_tokens", "20",
                 "--seed", "7", "--device", "cpu");
         assertEquals(text(a), text(b), "same seed, same text");
@@ -55,6 +58,39 @@ class SampleCommandTest {
         assertTrue(n[1].contains("--- sample 2"), n[1]);
     }
 
+    /** gpt2 sample > out.txt, as a user runs it: the file holds the text; the run folder note and the timing go to stderr. */
+    @Test
+    void stdoutHoldsOnlyTheText(@TempDir Path dir) throws Exception {
+        Path run = checkpoint(dir).getParent();
+        String[] inProcess = InfoCommandTest.run("sample", "--model", run.toString(), "--prompt", "Hello", "--max_new_tokens", "12",
+                "--temperature", "0", "--device", "cpu", "--threads", "1");
+        assertEquals("0", inProcess[0], inProcess[2]);
+        Path out = dir.resolve("out.txt"), err = dir.resolve("err.txt");
+        Process p = new ProcessBuilder(ReliabilityTest.gpt2Command(java.util.List.of(), java.util.List.of("sample", "--model",
+                run.toString(), "--prompt", "Hello", "--max_new_tokens", "12", "--temperature", "0", "--device", "cpu", "--threads", "1")))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+        String text = Files.readString(out), log = Files.readString(err);
+        assertEquals(0, p.exitValue(), log);
+        assertEquals(text(inProcess), text, "out.txt is the text alone");
+        assertTrue(text.startsWith("Hello"), text);
+        assertTrue(log.contains("a run folder; using its newest valid checkpoint, checkpoint_00000002"), log);
+        assertTrue(log.contains("12 tokens in"), log);
+    }
+
+    /** hellaswag in a folder without the prepared data: one line that says how to make it. */
+    @Test
+    void hellaswagWithoutItsDataSaysToPrepareIt(@TempDir Path dir) throws Exception {
+        Process p = new ProcessBuilder(ReliabilityTest.gpt2Command(java.util.List.of(), java.util.List.of("hellaswag", "--model", "d2",
+                "--device", "cpu"))).directory(dir.toFile()).redirectErrorStream(false).start();
+        String out = new String(p.getInputStream().readAllBytes()), err = new String(p.getErrorStream().readAllBytes());
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+        assertEquals(2, p.exitValue(), err);
+        assertEquals("", out);
+        String line = err.lines().filter(l -> !l.startsWith("WARNING: Using incubator modules")).collect(java.util.stream.Collectors.joining("\n"));
+        assertEquals("hellaswag: error: --input data/hellaswag/hellaswag_val.jsonl: no such file; run 'gpt2 prepare hellaswag' first", line);
+    }
+
     @Test
     void badArgumentsAreRefused(@TempDir Path dir) throws Exception {
         String[] r = InfoCommandTest.run("sample", "--model", dir.toString());
@@ -65,7 +101,12 @@ class SampleCommandTest {
         assertTrue(r[2].contains("--top_p must be in (0, 1]"), r[2]);
         r = InfoCommandTest.run("hellaswag", "--model", "d2", "--input", dir.resolve("none.jsonl").toString());
         assertEquals("2", r[0]);
-        assertTrue(r[2].contains("none.jsonl: cannot read"), r[2]);
+        assertEquals("hellaswag: error: --input " + dir.resolve("none.jsonl") + ": no such file; run 'gpt2 prepare hellaswag' "
+                + "first (it writes data/hellaswag/hellaswag_val.jsonl, the default --input)", r[2].strip());
+        r = InfoCommandTest.run("hellaswag", "--model", "d2", "--input", dir.resolve("hellaswag_val.jsonl").toString());
+        assertEquals("2", r[0]);
+        assertEquals("hellaswag: error: --input " + dir.resolve("hellaswag_val.jsonl") + ": no such file; run 'gpt2 prepare "
+                + "hellaswag --output_dir " + dir + "' first", r[2].strip());
         r = InfoCommandTest.run("sample", "--model", "d2", "--device", "cpu", "--dtype", "bfloat16");
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("--dtype bfloat16: the CPU backend computes in float32"), r[2]);

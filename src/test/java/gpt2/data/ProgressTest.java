@@ -51,4 +51,15 @@ class ProgressTest {
         assertTrue(line.startsWith("hellaswag 12.3M lines | "), line);
         assertFalse(line.contains("["), line);
     }
+
+    /** Sizes in the unit that fits: a small download is KB or MB, not "0.00 GB". */
+    @Test
+    void sizesUseTheUnitThatFits() {
+        assertEquals("0 bytes", Progress.size(0));
+        assertEquals("1 byte", Progress.size(1));
+        assertEquals("999 bytes", Progress.size(999));
+        assertEquals("4.2 KB", Progress.size(4_200));
+        assertEquals("12.3 MB", Progress.size(12_345_678));
+        assertEquals("28.31 GB", Progress.size(28_310_000_000L));
+    }
 }

@@ -132,7 +132,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String name() {
-        return "cuda:" + device + " (" + exec.deviceName() + ", " + exec.arch()
+        // a dry run has no device (its index is -1): it is named as what it is
+        return (device < 0 ? "cuda dry run (no GPU, checked as " + exec.arch() : "cuda:" + device + " (" + exec.deviceName() + ", " + exec.arch())
                 + (floatX == DType.BF16 ? ", bf16 mixed precision" : ", float32")
                 + (tf32 ? ", TF32 GEMMs" : floatX == DType.BF16 ? "" : ", FP32 GEMMs")
                 + (fuseEpilogues ? ", cuBLASLt epilogues" : "") + (graphs != null ? ", CUDA graphs" : "") + ")";
