@@ -28,9 +28,11 @@ final class InfoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        GptConfig c = modelOptions.config();
         PrintWriter out = spec.commandLine().getOut();
+        ModelSource.Resolved model = ModelSource.resolve(modelOptions.model, out);
+        GptConfig c = model.config(modelOptions);
         out.printf("model: %s%n", c.name());
+        if (model.weights() != null) describeWeights(model.weights(), out);
         out.printf("  n_layer %d | n_head %d | n_embd %d | head size %d | block_size %d%n",
                 c.numLayers(), c.numHeads(), c.channels(), c.headSize(), c.maxSeqLen());
         out.printf("  vocab_size %d (padded to %d)%n", c.vocabSize(), c.paddedVocabSize());
@@ -49,6 +51,23 @@ final class InfoCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** Where the weights are, and for one of our checkpoints its step and the flags its run recorded. */
+    private static void describeWeights(gpt2.train.ModelFiles.Source w, PrintWriter out) {
+        out.printf("  weights: %s (%s)%n", w.path(), w.format());
+        if (w.format() != gpt2.train.ModelFiles.Format.OURS) return;
+        com.fasterxml.jackson.databind.node.ObjectNode state = gpt2.train.Checkpoint.readState(w.path());
+        out.printf("  step %d%s%n", state.path("step").asInt(), state.has("train_loader") ? ""
+                : " (weights only: a converted model, no training state)");
+        com.fasterxml.jackson.databind.JsonNode args = state.get("args");
+        if (args != null && args.isObject() && !args.isEmpty()) {
+            StringBuilder flags = new StringBuilder();
+            args.properties().forEach(e -> {
+                if (!e.getValue().isNull() && !e.getValue().asText().isEmpty()) flags.append(" --").append(e.getKey()).append(' ').append(e.getValue().asText());
+            });
+            out.printf("  recorded flags:%s%n", flags);
+        }
     }
 
     private static String yes(boolean b) {

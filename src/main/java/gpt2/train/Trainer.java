@@ -379,14 +379,35 @@ public final class Trainer {
                 double flops = model.config().trainingFlopsPerToken(cfg.seqLen()) * tokS;
                 mfu = String.format(" | MFU %.1f%%", 100 * flops / model.backend().bf16PeakFlops());
             }
-            out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%s%n",
-                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu);
+            out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%s%s%n",
+                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu, eta(r));
         }
         log.train(r.step() + 1, r.loss());
         ObjectNode rec = record(r.step() + 1).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())
                 .put("tok_s", tokS).put("tokens", (r.step() + 1L) * tokens);
         if (Float.isFinite(r.norm())) rec.put("norm", r.norm());
         log.metrics(rec);
+    }
+
+    /** The last steps' times (ms), the first step of the run left out (it includes warm-up and compilation). */
+    private final java.util.ArrayDeque<Double> recentMillis = new java.util.ArrayDeque<>();
+
+    /** " | ETA 1h 02m" from the median of the last 20 steps' times, as llm.c and nanoGPT users expect; "" before there are any. */
+    private String eta(StepResult r) {
+        if (r.step() > startStep) {
+            recentMillis.addLast(r.millis());
+            if (recentMillis.size() > 20) recentMillis.removeFirst();
+        }
+        int left = cfg.numIterations() - (r.step() + 1);
+        if (recentMillis.isEmpty() || left <= 0) return "";
+        double[] ms = recentMillis.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        return " | ETA " + duration(Math.round(ms[ms.length / 2] * left / 1000));
+    }
+
+    static String duration(long seconds) {
+        if (seconds >= 3600) return String.format("%dh %02dm", seconds / 3600, seconds % 3600 / 60);
+        if (seconds >= 60) return String.format("%dm %02ds", seconds / 60, seconds % 60);
+        return seconds + "s";
     }
 
     private void save(int step, List<StepResult> results) {

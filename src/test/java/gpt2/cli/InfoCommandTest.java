@@ -50,4 +50,23 @@ class InfoCommandTest {
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("n_embd 768 must be divisible by n_head 5"), r[2]);
     }
+
+    /** Issue 22.6: --model promised checkpoints and run folders, and refused them. */
+    @Test
+    void describesACheckpointARunFolderAndAnLlmcFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path ckpt = SampleCommandTest.checkpoint(dir);
+        String[] r = run("info", "--model", ckpt.toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("weights: " + ckpt + " (OURS)") && r[1].contains("  step 2\n"), r[1]);
+        assertTrue(r[1].contains("recorded flags:") && r[1].contains("--num_iterations 2") && r[1].contains("--batch_size 2"), r[1]);
+        assertTrue(r[1].contains("n_layer 1") && r[1].contains("parameters: "), r[1]);
+        r = run("info", "--model", ckpt.getParent().toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("a run folder; using its newest valid checkpoint, checkpoint_00000002") && r[1].contains("step 2"), r[1]);
+        String[] c = run("convert", "--from", ckpt.toString(), "--to", dir.resolve("m.bin").toString());
+        assertEquals("0", c[0], c[2]);
+        r = run("info", "--model", dir.resolve("m.bin").toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("(LLMC)") && !r[1].contains("recorded flags"), r[1]);
+    }
 }

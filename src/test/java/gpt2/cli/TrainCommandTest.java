@@ -73,6 +73,8 @@ class TrainCommandTest {
         float first = Float.parseFloat(losses.getFirst().split(":")[1]), last = Float.parseFloat(losses.getLast().split(":")[1]);
         assertTrue(last < first - 1.0, "loss did not fall: " + losses);
         assertTrue(r[1].contains("2 micro-batches"), r[1]);
+        // every step line but the first and the last says how long the rest will take (issue 22.10)
+        assertEquals(10, r[1].lines().filter(l -> l.startsWith("step ") && l.contains(" tok/s | ETA ")).count(), r[1]);
         assertTrue(r[1].contains("mean step time (last 12 steps)"), r[1]);
 
         // main.log: val at 0, 5, 10 and the end (12); a train line per step

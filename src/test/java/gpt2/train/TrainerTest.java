@@ -88,4 +88,11 @@ class TrainerTest {
         }
         assertEquals(160, keys.size(), "every (step, micro, rank) gets its own dropout key");
     }
+
+    @Test
+    void etaIsWrittenInHoursMinutesOrSeconds() {
+        org.junit.jupiter.api.Assertions.assertEquals("45s", Trainer.duration(45));
+        org.junit.jupiter.api.Assertions.assertEquals("2m 05s", Trainer.duration(125));
+        org.junit.jupiter.api.Assertions.assertEquals("19h 03m", Trainer.duration(19 * 3600 + 3 * 60 + 59));
+    }
 }
