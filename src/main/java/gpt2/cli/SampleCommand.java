@@ -26,6 +26,10 @@ final class SampleCommand implements Callable<Integer> {
     @Option(names = "--prompt", defaultValue = "", description = "Text to continue; an end-of-text token goes first, as the original did (default: none).")
     String prompt;
 
+    @Option(names = {"--prompt_file", "--prompt-file"}, paramLabel = "FILE",
+            description = "Read the text to continue from FILE (UTF-8, taken as it is, newlines included); instead of --prompt.")
+    java.nio.file.Path promptFile;
+
     @Option(names = {"--max_new_tokens", "--max-new-tokens"}, defaultValue = "128", paramLabel = "N", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
     int maxNew;
 
@@ -57,6 +61,16 @@ final class SampleCommand implements Callable<Integer> {
         if (numSamples < 1) throw new IllegalArgumentException("--num_samples must be >= 1, got " + numSamples);
         Sampler.Options opts = new Sampler.Options(maxNew, temperature, topK, topP);
         Tokenizer tok = Tokenizer.gpt2();
+        if (promptFile != null) {
+            if (!prompt.isEmpty()) throw new IllegalArgumentException("give --prompt or --prompt_file, not both");
+            try {
+                prompt = java.nio.file.Files.readString(promptFile);
+            } catch (java.nio.charset.MalformedInputException e) {
+                throw new IllegalArgumentException("--prompt_file " + promptFile + ": not UTF-8 text");
+            } catch (java.io.IOException e) {
+                throw new IllegalArgumentException("--prompt_file " + promptFile + ": cannot read it (" + e.getMessage() + ")");
+            }
+        }
         int[] body = tok.encode(prompt);
         int[] promptTokens = new int[body.length + 1];
         promptTokens[0] = Tokenizer.EOT;
@@ -68,7 +82,8 @@ final class SampleCommand implements Callable<Integer> {
                 promptTokens[0] = 0;
             }
             if (promptTokens.length > m.config().maxSeqLen()) {
-                throw new IllegalArgumentException("--prompt is " + promptTokens.length + " tokens, more than the block size "
+                throw new IllegalArgumentException((promptFile != null ? "--prompt_file " + promptFile : "--prompt") + " is "
+                        + promptTokens.length + " tokens, more than the block size "
                         + m.config().maxSeqLen());
             }
             Rng rng = new Rng(seed);

@@ -58,6 +58,27 @@ class SampleCommandTest {
         assertTrue(n[1].contains("--- sample 2"), n[1]);
     }
 
+    /** Issue 22.10: --prompt_file: a prompt with newlines from a file samples as the same --prompt. */
+    @Test
+    void promptFileIsTheSameAsThePrompt(@TempDir Path dir) throws Exception {
+        Path ckpt = checkpoint(dir);
+        String prompt = "First line,\nsecond line: ";
+        Path file = Files.writeString(dir.resolve("prompt.txt"), prompt);
+        String[] a = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", prompt, "--max_new_tokens", "8",
+                "--seed", "5", "--device", "cpu");
+        String[] b = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt_file", file.toString(),
+                "--max_new_tokens", "8", "--seed", "5", "--device", "cpu");
+        assertEquals("0", b[0], b[2]);
+        assertTrue(b[1].startsWith(prompt), b[1]);
+        assertEquals(a[1], b[1]);
+        String[] both = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", "x", "--prompt_file", file.toString());
+        assertEquals("2", both[0]);
+        assertTrue(both[2].contains("give --prompt or --prompt_file, not both"), both[2]);
+        String[] missing = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt_file", dir.resolve("no.txt").toString());
+        assertEquals("2", missing[0]);
+        assertTrue(missing[2].contains("--prompt_file " + dir.resolve("no.txt") + ": cannot read it"), missing[2]);
+    }
+
     /** gpt2 sample > out.txt, as a user runs it: the file holds the text; the run folder note and the timing go to stderr. */
     @Test
     void stdoutHoldsOnlyTheText(@TempDir Path dir) throws Exception {
