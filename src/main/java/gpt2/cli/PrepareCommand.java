@@ -29,7 +29,8 @@ import java.util.stream.Stream;
 
 @Command(name = "prepare", mixinStandardHelpOptions = true,
         description = "Turn a dataset into token shards (or, for HellaSwag, a checked JSONL file).",
-        subcommands = {PrepareCommand.Shakespeare.class, PrepareCommand.FineWeb.class, PrepareCommand.HellaSwag.class})
+        subcommands = {PrepareCommand.Shakespeare.class, PrepareCommand.FineWeb.class, PrepareCommand.Text.class,
+                PrepareCommand.HellaSwag.class})
 final class PrepareCommand implements Runnable {
 
     @Spec
@@ -38,7 +39,7 @@ final class PrepareCommand implements Runnable {
     @Override
     public void run() {
         throw new picocli.CommandLine.ParameterException(spec.commandLine(),
-                "name a dataset: tinyshakespeare, fineweb-edu or hellaswag");
+                "name a dataset: tinyshakespeare, fineweb-edu, text or hellaswag");
     }
 
     /** Options every dataset takes. */
@@ -142,13 +143,6 @@ final class PrepareCommand implements Runnable {
         @Mixin
         Common common;
 
-        @Parameters(paramLabel = "INPUT", arity = "0..*",
-                description = "Input files, folders (every .parquet, .jsonl and .txt inside) or globs in the file name.")
-        List<String> positional = new ArrayList<>();
-
-        @Option(names = "--input", paramLabel = "INPUT", description = "Same as the positional inputs (repeatable).")
-        List<String> inputs = new ArrayList<>();
-
         @Option(names = "--remote", defaultValue = "sample-10BT", paramLabel = "NAME",
                 description = "With no INPUT: the subset to download: sample-10BT, sample-100BT, sample-350BT, or a folder of "
                         + "the dataset repo (default: ${DEFAULT-VALUE}).")
@@ -166,21 +160,8 @@ final class PrepareCommand implements Runnable {
                 description = "Files downloaded at once (default: ${DEFAULT-VALUE}).")
         int downloads;
 
-        @Option(names = {"--shard_size", "--shard-size"}, defaultValue = "100000000", paramLabel = "TOKENS",
-                description = "Tokens per shard (default: ${DEFAULT-VALUE}).")
-        long shardSize;
-
-        @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-                description = "Tokenizer threads; 0 means one per core. The output does not depend on it.")
-        int threads;
-
-        @Option(names = {"--text_column", "--text-column"}, defaultValue = "text", paramLabel = "NAME",
-                description = "The text column (parquet) or field (JSONL) (default: ${DEFAULT-VALUE}).")
-        String column;
-
-        @Option(names = "--separator", defaultValue = "<|endoftext|>", paramLabel = "TEXT",
-                description = "Document separator in plain-text inputs (default: ${DEFAULT-VALUE}).")
-        String separator;
+        @Mixin
+        Tokenizing tok;
 
         @Spec
         CommandSpec spec;
@@ -188,15 +169,10 @@ final class PrepareCommand implements Runnable {
         @Override
         public Integer call() {
             common.checkMagic();
-            List<String> all = new ArrayList<>(positional);
-            all.addAll(inputs);
-            int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
             Path dir = common.dir("fineweb-edu");
-            FineWebEdu.Options options = new FineWebEdu.Options(shardSize, t, common.magic, column, separator);
-            if (all.isEmpty()) return fromHub(dir, options);
-            List<Path> files = new ArrayList<>();
-            for (String in : all) files.addAll(expand(in));
-            report(spec, FineWebEdu.prepare(files, dir, options), dir);
+            FineWebEdu.Options options = tok.options(common, FineWebEdu.FINEWEB);
+            if (tok.inputs().isEmpty()) return fromHub(dir, options);
+            report(spec, FineWebEdu.prepare(tok.files(), dir, options), dir);
             return 0;
         }
 
@@ -258,6 +234,49 @@ final class PrepareCommand implements Runnable {
             report(spec, s, dir);
             return 0;
         }
+    }
+
+    /** What tokenizing a corpus into shards takes: the inputs and how they are read and cut. */
+    static final class Tokenizing {
+        @Parameters(paramLabel = "INPUT", arity = "0..*",
+                description = "Input files, folders (every .parquet, .jsonl and .txt inside) or globs in the file name.")
+        List<String> positional = new ArrayList<>();
+
+        @Option(names = "--input", paramLabel = "INPUT", description = "Same as the positional inputs (repeatable).")
+        List<String> input = new ArrayList<>();
+
+        @Option(names = {"--shard_size", "--shard-size"}, defaultValue = "100000000", paramLabel = "TOKENS",
+                description = "Tokens per shard (default: ${DEFAULT-VALUE}).")
+        long shardSize;
+
+        @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
+                description = "Tokenizer threads; 0 means one per core. The output does not depend on it.")
+        int threads;
+
+        @Option(names = {"--text_column", "--text-column"}, defaultValue = "text", paramLabel = "NAME",
+                description = "The text column (parquet) or field (JSONL) (default: ${DEFAULT-VALUE}).")
+        String column;
+
+        @Option(names = "--separator", defaultValue = "<|endoftext|>", paramLabel = "TEXT",
+                description = "Document separator in plain-text inputs (default: ${DEFAULT-VALUE}).")
+        String separator;
+
+        List<String> inputs() {
+            List<String> all = new ArrayList<>(positional);
+            all.addAll(input);
+            return all;
+        }
+
+        List<Path> files() {
+            List<Path> files = new ArrayList<>();
+            for (String in : inputs()) files.addAll(expand(in));
+            return files;
+        }
+
+        FineWebEdu.Options options(Common common, String name) {
+            int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+            return new FineWebEdu.Options(shardSize, t, common.magic, column, separator, name);
+        }
 
         private static List<Path> expand(String in) {
             Path p = Path.of(in);
@@ -276,6 +295,35 @@ final class PrepareCommand implements Runnable {
             }
             if (in.matches(".*[*?\\[{].*")) return DataLoader.glob(in);
             throw new IllegalArgumentException(in + ": no such file or folder");
+        }
+    }
+
+    @Command(name = "text", mixinStandardHelpOptions = true,
+            description = {"Your own corpus into shards: NAME_val_000000.bin (the validation split), then NAME_train_NNNNNN.bin.",
+                    "Inputs: .txt (documents separated by --separator; a file without one is one document), .jsonl (a text "
+                            + "field per line) or .parquet (a text column); files, folders of them, or globs.",
+                    "Example: gpt2 prepare text --input ~/corpus/ --name mycorpus     (into data/mycorpus/)"})
+    static final class Text implements Callable<Integer> {
+        @Mixin
+        Common common;
+
+        @Mixin
+        Tokenizing tok;
+
+        @Option(names = "--name", defaultValue = "text", paramLabel = "NAME",
+                description = "The set's name: the shards' prefix and the default folder data/NAME (default: ${DEFAULT-VALUE}).")
+        String name;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            common.checkMagic();
+            if (tok.inputs().isEmpty()) throw new IllegalArgumentException("--input: name the files or folders to tokenize");
+            Path dir = common.dir(name);
+            report(spec, FineWebEdu.prepare(tok.files(), dir, tok.options(common, name)), dir);
+            return 0;
         }
     }
 

@@ -39,13 +39,29 @@ public final class FineWebEdu {
     public static final String MANIFEST = "prepare.json";
     private static final int BATCH = 256;
 
-    public record Options(long shardSize, int threads, int magic, String column, String separator) {
+    /** {@code name}: the set's name, the shards' prefix (edu_fineweb for FineWeb-Edu, as the original). */
+    public record Options(long shardSize, int threads, int magic, String column, String separator, String name) {
         public Options {
             if (shardSize < 1) throw new IllegalArgumentException("--shard_size must be positive, got " + shardSize);
             if (shardSize > 0xFFFFFFFFL) throw new IllegalArgumentException("--shard_size must fit a uint32 header");
             if (threads < 1) throw new IllegalArgumentException("--threads must be positive, got " + threads);
+            if (!name.matches("[A-Za-z0-9][A-Za-z0-9_.-]*")) {
+                throw new IllegalArgumentException("--name " + name + ": letters, digits, '_', '-' and '.' only");
+            }
+        }
+
+        /** The set as messages and prepare.json name it: fineweb-edu, or the name. */
+        public String dataset() {
+            return name.equals(FINEWEB) ? "fineweb-edu" : name;
+        }
+
+        /** FineWeb-Edu's shards, named as the original. */
+        public Options(long shardSize, int threads, int magic, String column, String separator) {
+            this(shardSize, threads, magic, column, separator, FINEWEB);
         }
     }
+
+    public static final String FINEWEB = "edu_fineweb";
 
     /** Manifest entries (public for Jackson). */
     public record InputFile(String path, long bytes, long modified) {
@@ -60,7 +76,12 @@ public final class FineWebEdu {
     }
 
     public static String shardName(int index) {
-        return String.format("edu_fineweb_%s_%06d.bin", index == 0 ? "val" : "train", index);
+        return shardName(FINEWEB, index);
+    }
+
+    /** NAME_val_000000.bin, then NAME_train_NNNNNN.bin. */
+    public static String shardName(String name, int index) {
+        return String.format("%s_%s_%06d.bin", name, index == 0 ? "val" : "train", index);
     }
 
     /**
@@ -81,9 +102,13 @@ public final class FineWebEdu {
         if (inputs.isEmpty()) throw new IllegalArgumentException("--input: no input files given");
         List<InputFile> fingerprint = incoming != null ? incoming.fingerprint() : fingerprint(inputs);
         Manifest old = readManifest(outDir);
-        refuseStrangers(outDir, old);
+        if (old != null && !old.dataset().equals(o.dataset())) {
+            throw new IllegalArgumentException("--output_dir " + outDir + " holds the " + old.dataset() + " set (" + MANIFEST
+                    + "); prepare " + o.dataset() + " into another folder");
+        }
+        refuseStrangers(outDir, old, o.name());
         List<ShardEntry> kept = new ArrayList<>();
-        if (old != null && old.shardSize() == o.shardSize() && old.magic() == o.magic()
+        if (old != null && old.dataset().equals(o.dataset()) && old.shardSize() == o.shardSize() && old.magic() == o.magic()
                 && Objects.equals(old.column(), o.column()) && Objects.equals(old.separator(), o.separator())
                 && old.inputs().equals(fingerprint)) {
             for (ShardEntry e : old.shards()) {
@@ -92,7 +117,7 @@ public final class FineWebEdu {
             }
             if (old.complete() && kept.size() == old.shards().size()) {
                 long tokens = kept.stream().mapToLong(ShardEntry::tokens).sum();
-                return new PrepareSummary("fineweb-edu", old.documents(), tokens,
+                return new PrepareSummary(o.dataset(), old.documents(), tokens,
                         kept.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
             }
         }
@@ -109,7 +134,7 @@ public final class FineWebEdu {
         });
         long total = incoming != null ? -1 : Documents.countParquetRows(inputs);
         try (Documents docs = new Documents(inputs, o.column(), o.separator(), incoming == null ? null : incoming.awaitFile());
-             Progress bar = new Progress("fineweb-edu", total, "docs")) {
+             Progress bar = new Progress(o.dataset(), total, "docs")) {
             long skip = st.resumeDoc;
             for (long i = 0; i < skip; i++) {
                 if (!docs.hasNext()) throw new IllegalStateException("inputs end before the manifest's position");
@@ -132,7 +157,7 @@ public final class FineWebEdu {
         } finally {
             pool.shutdownNow();
         }
-        return new PrepareSummary("fineweb-edu", st.docIndex, st.totalTokens,
+        return new PrepareSummary(o.dataset(), st.docIndex, st.totalTokens,
                 st.shards.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
     }
 
@@ -168,7 +193,7 @@ public final class FineWebEdu {
                 int from = (int) resumeOffset; // only the first document after a resume is partly written
                 resumeOffset = 0;
                 while (from < doc.length) {
-                    if (writer == null) writer = new ShardWriter(outDir.resolve(shardName(shards.size())), o.magic());
+                    if (writer == null) writer = new ShardWriter(outDir.resolve(shardName(o.name(), shards.size())), o.magic());
                     int take = (int) Math.min(doc.length - from, o.shardSize() - writer.count());
                     writer.append(doc, from, take);
                     from += take;
@@ -185,18 +210,18 @@ public final class FineWebEdu {
 
         void commit(long endDoc, long endOffset) {
             writer.commit();
-            String name = shardName(shards.size());
+            String name = shardName(o.name(), shards.size());
             shards.add(new ShardEntry(name, writer.count(), endDoc, endOffset));
             totalTokens += writer.count();
             writer = null;
-            writeManifest(outDir, new Manifest("fineweb-edu", o.shardSize(), o.magic(), o.column(), o.separator(),
+            writeManifest(outDir, new Manifest(o.dataset(), o.shardSize(), o.magic(), o.column(), o.separator(),
                     inputs, shards, docIndex, false));
         }
 
         void finish() {
             if (writer != null && writer.count() > 0) commit(docIndex, 0);
             if (writer != null) writer.close();
-            writeManifest(outDir, new Manifest("fineweb-edu", o.shardSize(), o.magic(), o.column(), o.separator(),
+            writeManifest(outDir, new Manifest(o.dataset(), o.shardSize(), o.magic(), o.column(), o.separator(),
                     inputs, shards, docIndex, true));
         }
     }
@@ -222,22 +247,22 @@ public final class FineWebEdu {
         }
     }
 
-    private static final java.util.regex.Pattern SHARD = java.util.regex.Pattern.compile("edu_fineweb_(val|train)_\\d{6}\\.bin");
 
     /**
      * Refuses a folder holding shard-named files that no manifest of ours lists (another tool's, or
      * a set whose prepare.json is gone): a prepare removes only what a prepare made.
      */
-    private static void refuseStrangers(Path outDir, Manifest old) {
+    private static void refuseStrangers(Path outDir, Manifest old, String name) {
+        java.util.regex.Pattern shard = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(name) + "_(val|train)_\\d{6}\\.bin");
         if (!Files.isDirectory(outDir)) return;
         java.util.Set<String> ours = new java.util.HashSet<>();
         if (old != null) {
             for (ShardEntry e : old.shards()) ours.add(e.file());
-            ours.add(shardName(old.shards().size())); // renamed into place just before a crash could record it
+            ours.add(shardName(name, old.shards().size())); // renamed into place just before a crash could record it
         }
         List<String> strangers;
         try (var files = Files.list(outDir)) {
-            strangers = files.map(f -> f.getFileName().toString()).filter(n -> SHARD.matcher(n).matches() && !ours.contains(n))
+            strangers = files.map(f -> f.getFileName().toString()).filter(n -> shard.matcher(n).matches() && !ours.contains(n))
                     .sorted().toList();
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(outDir + ": " + e.getMessage(), e);

@@ -133,6 +133,34 @@ class PrepareCommandTest {
         assertTrue(r[1].contains("fineweb-edu: 3 documents, 9 tokens, 3 files"), r[1]);
     }
 
+    /** Issue 22.10: a plainly named command for one's own corpus: `prepare text --input DIR_OR_FILE`. */
+    @Test
+    void yourOwnTextIntoNamedShardsThatTrainReads(@TempDir Path dir) throws Exception {
+        Path corpus = Files.createDirectories(dir.resolve("corpus"));
+        Files.writeString(corpus.resolve("a.txt"), "first document<|endoftext|>second document<|endoftext|>");
+        Files.writeString(corpus.resolve("b.txt"), "third document");
+        Path out = dir.resolve("mine");
+        String[] r = InfoCommandTest.run("prepare", "text", "--input", corpus.toString(), "--name", "mine", "--output_dir",
+                out.toString(), "--shard_size", "4");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("mine: 3 documents, 9 tokens, 3 files"), r[1]);
+        assertTrue(Files.exists(out.resolve("mine_val_000000.bin")) && Files.exists(out.resolve("mine_train_000001.bin")), r[1]);
+        assertTrue(Files.readString(out.resolve("prepare.json")).replace(" ", "").contains("\"dataset\":\"mine\""));
+        // the same command again: nothing to do; into a folder holding another set: refused
+        r = InfoCommandTest.run("prepare", "text", "--input", corpus.toString(), "--name", "mine", "--output_dir", out.toString(),
+                "--shard_size", "4");
+        assertEquals("0", r[0], r[2]);
+        r = InfoCommandTest.run("prepare", "fineweb-edu", corpus.toString(), "--output_dir", out.toString(), "--shard_size", "4");
+        assertEquals("2", r[0], r[1]);
+        assertTrue(r[2].contains("holds the mine set (prepare.json); prepare fineweb-edu into another folder"), r[2]);
+        r = InfoCommandTest.run("prepare", "text", "--output_dir", out.toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--input: name the files or folders to tokenize"), r[2]);
+        r = InfoCommandTest.run("prepare", "text", "--input", corpus.toString(), "--name", "../evil");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--name ../evil: letters, digits"), r[2]);
+    }
+
     @Test
     void badInputsAreOneLineErrors(@TempDir Path dir) {
         String[] r = InfoCommandTest.run("prepare", "fineweb-edu", dir.resolve("nope").toString());
