@@ -66,6 +66,38 @@ public final class Hub {
     private final long backoffMillis;
     private final HttpClient http = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NEVER)
             .connectTimeout(Duration.ofSeconds(30)).build();
+    /** Where each retry is said as it happens (stderr unless a caller listens). */
+    private java.util.function.Consumer<String> notices = m -> System.err.println("note: " + m);
+
+    /** Sends the retry notices to {@code to} instead of stderr. */
+    public Hub withNotices(java.util.function.Consumer<String> to) {
+        this.notices = to;
+        return this;
+    }
+
+    /**
+     * What went wrong with a request, in words: refused, timed out, reset or cut, with the host and
+     * port (an IOException's own message is often null or says neither).
+     */
+    static String describe(Throwable e, String url) {
+        URI u = URI.create(url);
+        int port = u.getPort() > 0 ? u.getPort() : "https".equalsIgnoreCase(u.getScheme()) ? 443 : 80;
+        String at = u.getHost() + ":" + port;
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            String m = t.getMessage() == null ? "" : t.getMessage().toLowerCase(java.util.Locale.ROOT);
+            if (t instanceof java.net.http.HttpConnectTimeoutException) return "timed out connecting to " + at;
+            if (t instanceof java.net.UnknownHostException) return "unknown host " + u.getHost() + " (no network, or a wrong HF_ENDPOINT?)";
+            if (t instanceof java.net.ConnectException) {
+                return (m.contains("timed out") ? "timed out connecting to " : "connection refused by ") + at;
+            }
+            if (t instanceof java.net.http.HttpTimeoutException) return "no answer from " + at + " in time";
+            if (m.contains("reset")) return "connection reset by " + at;
+            if (t instanceof java.io.EOFException || m.contains("closed") || m.contains("eof")) {
+                return "connection to " + at + " cut before the answer was complete";
+            }
+        }
+        return (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage()) + " (" + at + ")";
+    }
 
     /**
      * @param endpoint      the Hub's base URL
@@ -194,7 +226,6 @@ public final class Hub {
         }
         String url = fileUrl(kind, repo, revision, f.path());
         Path part = target.resolveSibling(target.getFileName() + ".incomplete");
-        IOException last = null;
         for (int attempt = 1; attempt <= attempts; attempt++) {
             try {
                 long have = Files.isRegularFile(part) ? Files.size(part) : 0;
@@ -204,13 +235,22 @@ public final class Hub {
                 }
                 if (have < f.size() || f.size() == 0) fetchInto(url, part, have, progress);
                 break;
+            } catch (IllegalStateException e) {
+                // the host unreachable for all of send's own tries: what arrived stays for a rerun
+                long have = sizeOf(part);
+                if (!(e.getCause() instanceof IOException) || have == 0) throw e;
+                throw new IllegalStateException(e.getMessage() + "; rerun to continue from the " + have + " bytes already in " + part, e);
             } catch (IOException e) {
-                last = e; // a cut transfer: keep what arrived and ask for the rest
+                // a cut transfer: keep what arrived and ask for the rest
+                String why = describe(e, url);
                 if (attempt == attempts) {
-                    throw new IllegalStateException("GET " + url + ": transfer failed " + attempts + " times (" + e.getMessage()
-                            + "); rerun to continue from the " + sizeOf(part) + " bytes already in " + part);
+                    throw new IllegalStateException("GET " + url + ": " + why + ", " + attempts + " tries; rerun to continue from the "
+                            + sizeOf(part) + " bytes already in " + part);
                 }
-                sleep(backoffMillis << (attempt - 1));
+                long wait = backoffMillis << (attempt - 1);
+                notices.accept("GET " + url + ": " + why + " after " + sizeOf(part) + " bytes; try " + (attempt + 1) + " of "
+                        + attempts + " in " + seconds(wait) + ", from there");
+                sleep(wait);
             }
         }
         verify(url, part, f);
@@ -350,8 +390,11 @@ public final class Hub {
                     break;
                 }
             } catch (IOException e) {
-                if (attempt >= attempts) throw new IllegalStateException("GET " + url + ": " + e.getMessage(), e);
-                sleep(backoffMillis << (attempt - 1));
+                String why = describe(e, at);
+                if (attempt >= attempts) throw new IllegalStateException("GET " + url + ": " + why + " (" + attempts + " tries)", e);
+                long wait = backoffMillis << (attempt - 1);
+                notices.accept("GET " + url + ": " + why + "; try " + (attempt + 1) + " of " + attempts + " in " + seconds(wait));
+                sleep(wait);
                 continue;
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -361,8 +404,10 @@ public final class Hub {
             if (s >= 200 && s < 300) return r;
             close(r);
             if ((s == 429 || s >= 500) && attempt < attempts) {
-                long wait = r.headers().firstValueAsLong("retry-after").orElse(-1) * 1000;
-                sleep(wait > 0 ? Math.min(wait, 60_000) : backoffMillis << (attempt - 1));
+                long after = r.headers().firstValueAsLong("retry-after").orElse(-1) * 1000;
+                long wait = after > 0 ? Math.min(after, 60_000) : backoffMillis << (attempt - 1);
+                notices.accept("GET " + url + ": HTTP " + s + "; try " + (attempt + 1) + " of " + attempts + " in " + seconds(wait));
+                sleep(wait);
                 continue;
             }
             String hint = s == 401 || s == 403 ? (token == null
@@ -371,6 +416,10 @@ public final class Hub {
                     : s == 404 ? " (no such repo, revision or file)" : "";
             throw new IllegalStateException("GET " + url + ": HTTP " + s + hint);
         }
+    }
+
+    private static String seconds(long ms) {
+        return ms < 1000 ? ms + " ms" : ms / 1000 + " s";
     }
 
     private static boolean sameHost(URI a, URI b) {

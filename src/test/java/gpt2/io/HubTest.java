@@ -81,6 +81,44 @@ class HubTest {
         assertEquals(requests, hub.log.size());
     }
 
+    /** Issue 22.5: an unreachable Hub was 33 s of silence, then "...: null". */
+    @Test
+    void aHostThatRefusesIsNamedAndEachRetryIsSaid() {
+        String url = hub.url();
+        hub.close(); // nothing listens on its port now
+        List<String> notices = Collections.synchronizedList(new ArrayList<>());
+        Hub c = new Hub(url, null, false, 3, 10).withNotices(notices::add);
+        var e = assertThrows(IllegalStateException.class, () -> c.list("datasets", "org/corpus", "main", ""));
+        String port = url.replaceAll(".*:(\\d+).*", "$1");
+        assertTrue(e.getMessage().contains("connection refused by 127.0.0.1:" + port + " (3 tries)") && !e.getMessage().contains("null"),
+                e.getMessage());
+        assertEquals(2, notices.size(), notices.toString());
+        assertTrue(notices.get(0).contains("connection refused by 127.0.0.1:" + port + "; try 2 of 3 in 10 ms"), notices.toString());
+    }
+
+    /** Issue 22.5: a transfer cut for good says how much arrived and that a rerun continues from there. */
+    @Test
+    void aCutTransferThatCannotBeResumedSaysHowToContinue(@TempDir Path dir) {
+        Hub.RepoFile f = client(null, false).list("datasets", "org/corpus", "main", "sample/10BT").stream()
+                .filter(x -> x.path().endsWith("000_00000.parquet")).findFirst().orElseThrow();
+        hub.cutOnce.add(f.path());
+        List<String> notices = Collections.synchronizedList(new ArrayList<>());
+        Hub c = new Hub(hub.url(), null, false, 3, 10).withNotices(m -> {
+            notices.add(m);
+            hub.close(); // the Hub goes away after the cut
+        });
+        Path target = dir.resolve("x.parquet");
+        var e = assertThrows(IllegalStateException.class, () -> c.download("datasets", "org/corpus", "main", f, target, n -> { }));
+        assertTrue(notices.getFirst().contains("cut before the answer was complete after ") && notices.getFirst().contains("try 2 of 3"),
+                notices.toString());
+        Path part = dir.resolve("x.parquet.incomplete");
+        assertTrue(Files.exists(part), "what arrived is kept");
+        long have = part.toFile().length();
+        assertTrue(have > 0 && have < a.length, "partly there: " + have);
+        assertTrue(e.getMessage().contains("connection refused by 127.0.0.1") && e.getMessage().contains(
+                "rerun to continue from the " + have + " bytes already in " + part), e.getMessage());
+    }
+
     @Test
     void aCorruptedFileIsRefusedByItsHash(@TempDir Path dir) {
         Hub c = client(null, false);
