@@ -23,7 +23,8 @@ import java.util.concurrent.Callable;
  * forward with the fused classifier, backward, one read of the loss and gradient norm, AdamW.
  * On CUDA it also counts the step's plan (launches, GEMMs, host synchronizations, bytes by kernel
  * family, device memory): {@code --profile 1} times each family with device events, and
- * {@code --dry_run 1} prints the plan without a GPU.
+ * {@code --dry_run 1} prints the plan without a GPU. A model on disk is timed with its weights;
+ * {@code --compare_fresh 1} times it against a fresh model of its configuration.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time whole training steps (forward, backward, AdamW) on random tokens: median ms, tokens/s; "
@@ -63,6 +64,17 @@ final class BenchCommand implements Callable<Integer> {
                     + "(launches, GEMMs, host synchronizations, bytes per kernel family, device memory), no times.")
     int dryRun;
 
+    @Option(names = {"--random_weights", "--random-weights"}, defaultValue = "0", paramLabel = "0|1",
+            description = "With --model naming weights on disk: time its configuration with fresh random weights "
+                    + "instead of reading them.")
+    int randomWeights;
+
+    @Option(names = {"--compare_fresh", "--compare-fresh"}, defaultValue = "0", paramLabel = "0|1",
+            description = "With --model naming weights on disk: time the model read from disk and a fresh model of the "
+                    + "same configuration, each in a JVM of its own with these flags; prints both medians and the ratio "
+                    + "loaded/fresh.")
+    int compareFresh;
+
     @Option(names = "--json", description = "Also print one JSON line with the numbers.")
     boolean json;
 
@@ -78,9 +90,17 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        GptConfig cfg = ModelSource.resolve(modelOptions.model, out).config(modelOptions);
+        ModelSource.Resolved source = ModelSource.resolve(modelOptions.model, out);
+        GptConfig cfg = source.config(modelOptions);
         if (steps < 1) throw new IllegalArgumentException("--steps must be >= 1");
         boolean dry = ModelOptions.flag("--dry_run", dryRun), profiled = ModelOptions.flag("--profile", profile);
+        boolean random = ModelOptions.flag("--random_weights", randomWeights);
+        if (ModelOptions.flag("--compare_fresh", compareFresh)) return compareFresh(out, source, dry);
+        boolean load = source.weights() != null && !random && !dry; // a dry run moves no data
+        if (load && !sameLayout(cfg, source.weights().config())) {
+            throw new IllegalArgumentException("--model " + modelOptions.model + ": the overrides change the model's shape, "
+                    + "so its weights cannot be read; add --random_weights 1 to time that shape with random weights");
+        }
         int B = batchSize, T = seqLen;
         Random r = new Random(1);
         int[] in = new int[B * T], tg = new int[B * T];
@@ -89,7 +109,13 @@ final class BenchCommand implements Callable<Integer> {
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
             if (profiled && be.profile() == null) throw new IllegalArgumentException("--profile 1: CUDA only (the " + be.name() + " backend has no per-kernel profile)");
             m.setFlashAttention(ModelOptions.flag("--flash", flash));
-            if (!dry) m.initialize(1); // a dry run moves no data: drawing 1.5B random weights would only take time
+            if (load) {
+                long t0 = System.nanoTime();
+                source.weights().loadInto(m);
+                out.printf("weights: read from %s in %.1f s%n", source.path(), (System.nanoTime() - t0) / 1e9);
+            } else if (!dry) {
+                m.initialize(1); // a dry run moves no data: drawing 1.5B random weights would only take time
+            }
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%s%n", cfg.name(), cfg.parameterCount(), B, T, be.name(),
                     m.flashAttention() ? ", flash attention" : "");
             out.flush();
@@ -181,6 +207,37 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** --compare_fresh 1: the loaded and a fresh model, each benched in a child JVM (see {@link FreshComparison}). */
+    private int compareFresh(PrintWriter out, ModelSource.Resolved source, boolean dry) {
+        if (source.weights() == null) {
+            throw new IllegalArgumentException("--compare_fresh 1: --model " + modelOptions.model + " is a preset; "
+                    + "name weights on disk (an llm.c .bin, a Hugging Face folder, a checkpoint or a run folder)");
+        }
+        if (dry) throw new IllegalArgumentException("--compare_fresh 1: a dry run reads no weights and has no times");
+        if (randomWeights != 0) throw new IllegalArgumentException("--compare_fresh 1: times the file's weights; drop --random_weights");
+        double[] ms = FreshComparison.run(spec, out);
+        out.println(FreshComparison.ratioLine(ms[0], ms[1], steps));
+        if (json) {
+            out.printf(Locale.ROOT, "{\"model\":\"%s\",\"loaded_median_ms\":%.3f,\"fresh_median_ms\":%.3f,\"loaded_over_fresh\":%.4f}%n",
+                    source.path().toString().replace("\\", "/").replace("\"", "'"), ms[0], ms[1], ms[0] / ms[1]);
+        }
+        return 0;
+    }
+
+    /** Whether weights of config {@code b} fit a model of config {@code a}: the same tensors, shapes and offsets. */
+    static boolean sameLayout(GptConfig a, GptConfig b) {
+        var x = gpt2.model.ParameterLayout.of(a).tensors();
+        var y = gpt2.model.ParameterLayout.of(b).tensors();
+        if (x.size() != y.size()) return false;
+        for (int i = 0; i < x.size(); i++) {
+            if (!x.get(i).name().equals(y.get(i).name()) || x.get(i).offset() != y.get(i).offset()
+                    || !Arrays.equals(x.get(i).shape(), y.get(i).shape())) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -12,7 +12,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -81,22 +80,27 @@ public final class HfFormat {
                 throw new IllegalArgumentException(dir.resolve(WEIGHTS) + ": no 'wte.weight' (is this a GPT-2 model?)");
             }
             dst.fill((byte) 0);
+            long largestConv1d = 0;
+            for (TensorSpec t : p.tensors()) if (conv1d(t)) largestConv1d = Math.max(largestConv1d, t.size());
+            MemorySegment widened = null; // a 16-bit Conv1D weight in float32 before the transpose (one, reused)
             for (TensorSpec t : p.tensors()) {
                 String name = t == p.lmHead() && !c.tiedEmbeddings() ? "lm_head.weight" : prefix + hfName(t.name());
                 long[] shape = hfShape(t, c, p);
                 long n = shape[0] * (shape.length > 1 ? shape[1] : 1);
-                MemorySegment tmp = arena.allocate(n * 4, 64);
-                r.readFloats(name, shape, tmp);
-                if (conv1d(t)) {
-                    long in = shape[0], out = shape[1]; // HF [in, out] -> ours (out, in)
-                    for (long i = 0; i < in; i++) {
-                        for (long o = 0; o < out; o++) {
-                            dst.setAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + o * in + i, tmp.getAtIndex(ValueLayout.JAVA_FLOAT, i * out + o));
-                        }
-                    }
-                } else {
-                    dst.asSlice(t.offset() * 4, n * 4).copyFrom(tmp);
+                if (!conv1d(t)) {
+                    r.readFloats(name, shape, dst.asSlice(t.offset() * 4, n * 4)); // wte: its first V (unpadded) rows
+                    continue;
                 }
+                MemorySegment src; // HF [in, out], transposed into ours (out, in)
+                Safetensors.Info info = r.tensors().get(name);
+                if (info != null && info.dtype().equals("F32")) {
+                    src = r.f32(name, shape); // straight from the mapped file
+                } else {
+                    if (widened == null) widened = arena.allocate(largestConv1d * 4, 64);
+                    src = widened.asSlice(0, n * 4);
+                    r.readFloats(name, shape, src);
+                }
+                FloatCopy.transpose(src, 0, dst, t.offset(), (int) shape[0], (int) shape[1]);
             }
         }
     }
@@ -114,12 +118,7 @@ public final class HfFormat {
                 MemorySegment data;
                 if (conv1d(t)) {
                     data = arena.allocate(n * 4, 64);
-                    long out = t.dim(0), in = t.dim(1);
-                    for (long o = 0; o < out; o++) {
-                        for (long i = 0; i < in; i++) {
-                            data.setAtIndex(ValueLayout.JAVA_FLOAT, i * out + o, src.getAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + o * in + i));
-                        }
-                    }
+                    FloatCopy.transpose(src, t.offset(), data, 0, (int) t.dim(0), (int) t.dim(1)); // ours (out, in) -> HF [in, out]
                 } else {
                     data = src.asSlice(t.offset() * 4, n * 4); // wte: the first V (unpadded) rows
                 }

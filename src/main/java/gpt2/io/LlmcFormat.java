@@ -1,6 +1,5 @@
 package gpt2.io;
 
-import gpt2.backend.BFloat16;
 import gpt2.model.GptConfig;
 import gpt2.model.ParameterLayout;
 import gpt2.model.TensorSpec;
@@ -9,7 +8,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -109,19 +107,18 @@ public final class LlmcFormat {
         }
     }
 
-    /** Reads the tensors into {@code dst}, float32 in our layout for {@code readConfig(file)}. */
+    /**
+     * Reads the tensors into {@code dst}, float32 in our layout for {@code readConfig(file)}: each
+     * tensor one bulk copy out of the mapped file (bf16 widened exactly, a chunk at a time).
+     */
     public static void read(Path file, GptConfig c, MemorySegment dst) {
         boolean bf16 = header(file)[1] == VERSION_BF16;
         try (Arena arena = Arena.ofConfined(); FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             MemorySegment map = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
-            ValueLayout.OfFloat f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-            ValueLayout.OfShort u16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
             long at = 1024;
             for (TensorSpec t : order(ParameterLayout.of(c))) {
-                for (long i = 0; i < t.size(); i++) {
-                    float v = bf16 ? BFloat16.toFloat(map.get(u16, at + 2 * i)) : map.get(f32, at + 4 * i);
-                    dst.setAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + i, v);
-                }
+                if (bf16) FloatCopy.fromHalf(FloatCopy.Half.BF16, map, at, dst, t.offset(), t.size());
+                else FloatCopy.fromLittleEndian(map, at, dst, t.offset(), t.size());
                 at += t.size() * (bf16 ? 2 : 4);
             }
         } catch (IOException e) {
@@ -139,20 +136,18 @@ public final class LlmcFormat {
             h.putInt(MAGIC).putInt(bf16 ? VERSION_BF16 : VERSION_FP32).putInt(c.maxSeqLen()).putInt(c.vocabSize())
                     .putInt(c.numLayers()).putInt(c.numHeads()).putInt(c.channels()).putInt(c.paddedVocabSize()).rewind();
             while (h.hasRemaining()) ch.write(h);
-            ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer buf = ByteBuffer.allocateDirect(1 << 22);
+            MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
+            int perBuf = (1 << 22) / (bf16 ? 2 : 4);
             for (TensorSpec t : order(ParameterLayout.of(c))) {
-                for (long i = 0; i < t.size(); i++) {
-                    if (buf.remaining() < 4) {
-                        buf.flip();
-                        while (buf.hasRemaining()) ch.write(buf);
-                        buf.clear();
-                    }
-                    float v = src.getAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + i);
-                    if (bf16) buf.putShort(BFloat16.fromFloat(v)); else buf.putFloat(v);
+                for (long done = 0; done < t.size(); done += perBuf) {
+                    int n = (int) Math.min(perBuf, t.size() - done);
+                    if (bf16) FloatCopy.toBf16(src, t.offset() + done, bufSeg, 0, n);
+                    else FloatCopy.toLittleEndian(src, t.offset() + done, bufSeg, 0, n);
+                    buf.clear().limit(n * (bf16 ? 2 : 4));
+                    while (buf.hasRemaining()) ch.write(buf);
                 }
             }
-            buf.flip();
-            while (buf.hasRemaining()) ch.write(buf);
             ch.force(true);
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": cannot write (" + e.getMessage() + ")", e);

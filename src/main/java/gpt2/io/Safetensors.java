@@ -107,17 +107,13 @@ public final class Safetensors {
                     throw new UnsupportedOperationException("big-endian hosts are not supported");
                 }
                 if (e.dtype().equals("BF16")) {
-                    ByteBuffer buf = ByteBuffer.allocate(1 << 20).order(ByteOrder.LITTLE_ENDIAN);
-                    for (long i = 0; i < e.elements(); i++) {
-                        if (!buf.hasRemaining()) {
-                            buf.flip();
-                            writeFully(ch, buf);
-                            buf.clear();
-                        }
-                        buf.putShort(gpt2.backend.BFloat16.fromFloat(src.getAtIndex(ValueLayout.JAVA_FLOAT, i)));
+                    ByteBuffer buf = ByteBuffer.allocateDirect(1 << 21);
+                    MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
+                    for (long done = 0; done < e.elements(); done += 1 << 20) {
+                        int n = (int) Math.min(1 << 20, e.elements() - done);
+                        FloatCopy.toBf16(src, done, bufSeg, 0, n);
+                        writeFully(ch, buf.clear().limit(2 * n));
                     }
-                    buf.flip();
-                    writeFully(ch, buf);
                     continue;
                 }
                 for (long at = 0; at < src.byteSize(); at += 1 << 24) {
@@ -208,7 +204,6 @@ public final class Safetensors {
             }
             long n = t.elements();
             MemorySegment src = map.asSlice(dataStart + t.begin(), t.end() - t.begin());
-            ValueLayout.OfShort u16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
             switch (t.dtype()) {
                 case "F32" -> {
                     if (src.byteSize() != 4 * n) throw new IllegalArgumentException(file + ": tensor " + name + " has the wrong byte count");
@@ -216,11 +211,7 @@ public final class Safetensors {
                 }
                 case "BF16", "F16" -> {
                     if (src.byteSize() != 2 * n) throw new IllegalArgumentException(file + ": tensor " + name + " has the wrong byte count");
-                    boolean bf = t.dtype().equals("BF16");
-                    for (long i = 0; i < n; i++) {
-                        short h = src.get(u16, 2 * i);
-                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, bf ? gpt2.backend.BFloat16.toFloat(h) : Float.float16ToFloat(h));
-                    }
+                    FloatCopy.fromHalf(t.dtype().equals("BF16") ? FloatCopy.Half.BF16 : FloatCopy.Half.F16, src, 0, dst, 0, n);
                 }
                 default -> throw new IllegalArgumentException(file + ": tensor " + name + " is " + t.dtype()
                         + " (F32, BF16 or F16 are read)");

@@ -1,7 +1,13 @@
 package gpt2.cli;
 
+import gpt2.backend.cpu.CpuBackend;
+import gpt2.model.Gpt2;
+import gpt2.model.GptConfig;
+import gpt2.train.ModelFiles;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Path;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -94,5 +100,63 @@ class BenchCommandTest {
         // 7 products x 2 FLOPs x 12 layers x 16 x 12 heads x 524,800 pairs x 64 = 1.083 TFLOP in 5 ms
         assertEquals("attention: 5.00 ms per step = 216.7 TFLOP/s on its 1.08 TFLOP (causal, forward + backward, "
                 + "FlashAttention-2's count)", line);
+    }
+
+    /** A small GPT-2 as an llm.c model file. */
+    static Path llmcFile(Path dir) {
+        GptConfig c = GptConfig.preset("gpt2").with(b -> b.name("tiny").numLayers(1).numHeads(2).channels(16)
+                .maxSeqLen(32).vocabSize(64));
+        Path file = dir.resolve("tiny.bin");
+        try (CpuBackend be = new CpuBackend(1); Gpt2 m = new Gpt2(c, be)) {
+            m.initialize(5);
+            ModelFiles.export(m, file, ModelFiles.Format.LLMC, false);
+        }
+        return file;
+    }
+
+    /** A model on disk is timed with its weights, unless --random_weights 1 asks for fresh ones. */
+    @Test
+    void aModelFileIsBenchedWithItsWeights(@TempDir Path dir) {
+        Path file = llmcFile(dir);
+        String[] r = InfoCommandTest.run("bench", "--model", file.toString(), "--device", "cpu", "--threads", "1",
+                "--batch_size", "2", "--sequence_length", "8", "--steps", "1");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("weights: read from " + file), r[1]);
+        r = InfoCommandTest.run("bench", "--model", file.toString(), "--device", "cpu", "--threads", "1",
+                "--batch_size", "2", "--sequence_length", "8", "--steps", "1", "--random_weights", "1");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(!r[1].contains("weights: read from") && r[1].contains("median step"), r[1]);
+        r = InfoCommandTest.run("bench", "--model", file.toString(), "--device", "cpu", "--n_layer", "2", "--steps", "1");
+        assertEquals("2", r[0], r[1]);
+        assertTrue(r[2].contains("--random_weights 1"), r[2]);
+    }
+
+    /**
+     * --compare_fresh 1 benches the file's model and a fresh one of its configuration, each in a
+     * child JVM, and prints the ratio of their medians (its value is the benchmark's, not asserted).
+     */
+    @Test
+    void compareFreshTimesTheLoadedAndAFreshModelAndPrintsTheRatio(@TempDir Path dir) {
+        Path file = llmcFile(dir);
+        String[] r = InfoCommandTest.run("bench", "--model", file.toString(), "--device", "cpu", "--threads", "1",
+                "--batch_size", "2", "--sequence_length", "8", "--steps", "2", "--compare_fresh", "1", "--json");
+        assertEquals("0", r[0], r[1] + r[2]);
+        String out = r[1];
+        assertTrue(out.contains("[loaded] weights: read from " + file), out);
+        assertTrue(out.lines().anyMatch(l -> l.startsWith("[fresh ] median step")), out);
+        assertTrue(out.lines().anyMatch(l -> l.startsWith("[loaded] median step")), out);
+        assertTrue(out.lines().filter(l -> l.startsWith("[fresh ]")).noneMatch(l -> l.contains("weights: read")), out);
+        Matcher m = Pattern.compile("loaded/fresh step time: ([0-9.]+) \\(loaded ([0-9.]+) ms, fresh ([0-9.]+) ms; "
+                + "medians of 2 steps each\\)").matcher(out);
+        assertTrue(m.find(), out);
+        double ratio = Double.parseDouble(m.group(1)), loaded = Double.parseDouble(m.group(2)), fresh = Double.parseDouble(m.group(3));
+        assertTrue(loaded > 0 && fresh > 0, out);
+        assertEquals(loaded / fresh, ratio, 0.006, "the ratio is the two medians' quotient");
+        String json = out.lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow();
+        assertEquals(ratio, field(json, "loaded_over_fresh"), 0.006, json);
+
+        r = InfoCommandTest.run("bench", "--model", "d2", "--device", "cpu", "--compare_fresh", "1");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("is a preset"), r[2]);
     }
 }

@@ -104,6 +104,26 @@ class ModelFilesTest {
         }
     }
 
+    /** A bf16 llm.c file reads as its stored bits widened: each value decoded here from the bytes. */
+    @Test
+    void bf16LlmcFilesReadExactlyTheStoredValues(@TempDir Path dir) throws Exception {
+        Path p = dir.resolve("m16.bin");
+        try (Gpt2 m = trained(TINY)) {
+            ModelFiles.export(m, p, ModelFiles.Format.LLMC, true);
+        }
+        ByteBuffer file = ByteBuffer.wrap(Files.readAllBytes(p)).order(ByteOrder.LITTLE_ENDIAN);
+        gpt2.model.ParameterLayout layout = gpt2.model.ParameterLayout.of(TINY);
+        float[] want = new float[(int) layout.totalSize()];
+        int at = 1024;
+        for (gpt2.model.TensorSpec t : LlmcFormat.order(layout)) {
+            for (int i = 0; i < t.size(); i++, at += 2) want[(int) t.offset() + i] = Float.intBitsToFloat((file.getShort(at) & 0xffff) << 16);
+        }
+        assertEquals(file.capacity(), at, "the whole file");
+        try (Gpt2 b = imported(p)) {
+            assertArrayEquals(want, params(b));
+        }
+    }
+
     @Test
     void hfExportHasTransformersNamesShapesAndConfig(@TempDir Path dir) throws Exception {
         try (Gpt2 m = trained(TINY)) {
