@@ -101,4 +101,46 @@ class ProjectFilesTest {
         assertTrue(r[1].contains("build first: mvn -B -q package -DskipTests"), r[1]);
         assertFalse(Files.exists(dir.resolve(".gpu-bundle")), "nothing written");
     }
+
+    /** The sbatch file checks JAVA_HOME and the CUDA libraries before srun, and names what is missing in one line. */
+    @Test
+    void theSbatchFileSaysWhatIsMissingBeforeStartingTasks(@TempDir Path dir) throws Exception {
+        Path bin = Files.createDirectories(dir.resolve("bin"));
+        Path srun = bin.resolve("srun");
+        Files.writeString(srun, "#!/bin/sh\necho \"srun called: $*\"\n");
+        assertTrue(srun.toFile().setExecutable(true));
+        Path root = Path.of("").toAbsolutePath();
+        String path = bin + ":" + System.getenv("PATH");
+        String sbatch = root.resolve("scripts/slurm/train_gpt2_124M.sbatch").toString();
+
+        String[] r = run(dir, Map.of("PATH", path, "SLURM_SUBMIT_DIR", root.toString()),
+                "bash", "-c", "unset JAVA_HOME; exec bash \"$0\"", sbatch);
+        assertEquals("1", r[0], r[1]);
+        assertEquals(1, r[1].strip().lines().count(), "one line: " + r[1]);
+        assertTrue(r[1].startsWith("train_gpt2_124M.sbatch: missing: JAVA_HOME is not set"), r[1]);
+        assertFalse(r[1].contains("srun called"), r[1]);
+
+        Path libs = Files.createDirectories(dir.resolve("cuda"));
+        for (String l : List.of("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libnvrtc.so.13", "libnccl.so.2")) {
+            Files.writeString(libs.resolve(l), "");
+        }
+        r = run(dir, Map.of("PATH", path, "SLURM_SUBMIT_DIR", root.toString(), "JAVA_HOME", System.getProperty("java.home"),
+                "LD_LIBRARY_PATH", libs.toString()), "bash", sbatch);
+        assertEquals("0", r[0], r[1]);
+        assertTrue(r[1].contains("srun called: --label --kill-on-bad-exit=1 scripts/run_gpt2_124M.sh"), r[1]);
+
+        r = run(dir, Map.of("PATH", path, "SLURM_SUBMIT_DIR", root.toString(), "JAVA_HOME", dir.toString(),
+                "LD_LIBRARY_PATH", libs.toString()), "bash", sbatch);
+        assertEquals("1", r[0], r[1]);
+        assertTrue(r[1].contains("JAVA_HOME=" + dir + " has no bin/java"), r[1]);
+    }
+
+    /** The run script's header says where flash attention runs as the README does. */
+    @Test
+    void theRunScriptSaysFlashRunsOnTensorCores() throws Exception {
+        String header = read("scripts/run_gpt2_124M.sh").lines().takeWhile(l -> l.startsWith("#")).reduce("", (a, b) -> a + b + "\n");
+        assertFalse(header.contains("CUDA cores"), header);
+        assertTrue(header.contains("tensor cores in bf16 for head sizes 64"), header);
+        assertTrue(read("README.md").contains("**On tensor cores** in bf16 for head sizes 64 (GPT-2's) and 128"));
+    }
 }
