@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one script for a GPU machine (no Maven there), run from .gpu-bundle (see ../shared/GPU.md).
+# The one script for a GPU machine (no Maven there), run from .gpu-bundle (made by scripts/gpu-bundle.sh).
 # Time on a GPU machine is short and a run can be cut off, so it measures first and hands back
 # what it measured as it goes: every summary line is printed and appended to $GPU_CHECK_OUT/summary.txt
 # the moment it is known, with every phase's log beside it; every phase runs under its own timeout.
@@ -51,7 +51,7 @@ phase() {
 
 if [[ -z "${JAVA:-}" || -z "${CP:-}" ]]; then
   if [[ -f .gpu-bundle/env.sh ]]; then source .gpu-bundle/env.sh; else
-    say "gpu-check: no .gpu-bundle (run ../shared/tools/gpu-bundle.sh after mvn package)"; exit 2; fi
+    say "gpu-check: no .gpu-bundle (run scripts/gpu-bundle.sh after mvn package)"; exit 2; fi
 fi
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
   say "gpu-check: SKIPPED: no NVIDIA GPU on this machine (nvidia-smi finds none)"

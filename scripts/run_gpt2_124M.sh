@@ -5,9 +5,11 @@
 # loss of about 3.2.
 #
 # This is a GPU run (--device cuda, bf16 mixed precision, TF32). The original also used --flash 1;
-# ours (EXTRA="--flash 1") runs on CUDA cores and is not expected to be faster yet, so attention
-# materializes the T x T weights by default (B=16 x T=1024 fits an 80 GB GPU; lower --batch_size via
-# EXTRA on smaller ones and the gradient accumulation grows to keep 262,144 tokens per step). With NPROC > 1 it runs through
+# ours (EXTRA="--flash 1") is FlashAttention-2 on the tensor cores in bf16 for head sizes 64 (this
+# model's) and 128, on sm_80 and newer (README, "On a GPU"); it is checked on the CPU emulator and
+# the CUDA stand-ins but not yet timed on a GPU, so attention materializes the T x T weights by
+# default (B=16 x T=1024 fits an 80 GB GPU; lower --batch_size via EXTRA on smaller ones and the
+# gradient accumulation grows to keep 262,144 tokens per step). With NPROC > 1 it runs through
 # scripts/launch.sh, one JVM per GPU. On a CPU the same hyperparameters would take years.
 #
 # Prepare the data first (see README): scripts/gpt2 prepare fineweb-edu data/raw/fineweb-edu/sample/10BT
