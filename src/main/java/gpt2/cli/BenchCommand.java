@@ -122,6 +122,7 @@ final class BenchCommand implements Callable<Integer> {
             if (dry) return dryRun(out, be, m, opt, in, tg, B, T, cfg);
             double[] ms = new double[steps], fwd = new double[steps], bwd = new double[steps], optim = new double[steps];
             double[] gemm = new double[steps], fwdBwd = new double[steps];
+            double gemmFlops = 0; // one step's GEMM FLOPs (the same every step)
             Profile plan = be.profile();
             // with CUDA graphs a micro-batch's forward and backward are one replayed segment: a
             // synchronization between them would end it (and after two such misses, graphs for it)
@@ -146,7 +147,10 @@ final class BenchCommand implements Callable<Integer> {
                     fwdBwd[s] = (t2 - t0) / 1e6;
                     optim[s] = (t3 - t2) / 1e6;
                     long[] g = be.gemmStats();
-                    if (g != null) gemm[s] = g[1] / (g[0] / 1e9) / 1e9;
+                    if (g != null) {
+                        gemm[s] = g[1] / (g[0] / 1e9) / 1e9;
+                        gemmFlops = g[1];
+                    }
                 }
             }
             double median = median(ms);
@@ -160,6 +164,10 @@ final class BenchCommand implements Callable<Integer> {
                 double peak = be.measureGemmPeak(1024, 20);
                 out.printf("GEMMs in the step: %.1f GFLOP/s median = %.0f%% of this run's sgemm peak (%.1f GFLOP/s, n=1024)%n",
                         median(gemm), 100 * median(gemm) / peak, peak);
+                // the floor: what the step's GEMMs alone would take at that peak, beside the step itself
+                double floorMs = gemmFlops / (peak * 1e9) * 1e3;
+                out.printf("sgemm floor: the step's %.1f GFLOP of GEMMs at this run's peak take %.1f ms; the step takes %.1f ms "
+                        + "(%.2fx the floor)%n", gemmFlops / 1e9, floorMs, median, median / floorMs);
             }
             String planJson = "";
             double copyGBs = Double.NaN;
