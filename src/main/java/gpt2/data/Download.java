@@ -23,13 +23,14 @@ public final class Download {
         HttpClient client = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL)
                 .connectTimeout(Duration.ofSeconds(30)).build();
         try {
-            if (target.getParent() != null) Files.createDirectories(target.getParent());
             HttpResponse<InputStream> r = client.send(HttpRequest.newBuilder(url).GET().build(),
                     HttpResponse.BodyHandlers.ofInputStream());
             if (r.statusCode() != 200) {
                 r.body().close();
                 throw new IllegalStateException("download of " + url + " failed: HTTP " + r.statusCode());
             }
+            // the folder only once there is something to put in it: a failed first run leaves none behind
+            if (target.getParent() != null) Files.createDirectories(target.getParent());
             long length = r.headers().firstValueAsLong("content-length").orElse(-1);
             try (InputStream in = r.body(); OutputStream out = Files.newOutputStream(tmp);
                  Progress bar = new Progress("download", length, "B")) {
@@ -43,7 +44,7 @@ public final class Download {
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             deleteQuietly(tmp);
-            throw new UncheckedIOException("download of " + url + " failed: " + e
+            throw new UncheckedIOException("download of " + url + " failed: " + gpt2.io.Hub.describe(e, url.toString())
                     + " (no network? pass a local copy with --input FILE)", e);
         } catch (InterruptedException e) {
             deleteQuietly(tmp);

@@ -79,7 +79,7 @@ public final class Hub {
      * What went wrong with a request, in words: refused, timed out, reset or cut, with the host and
      * port (an IOException's own message is often null or says neither).
      */
-    static String describe(Throwable e, String url) {
+    public static String describe(Throwable e, String url) {
         URI u = URI.create(url);
         int port = u.getPort() > 0 ? u.getPort() : "https".equalsIgnoreCase(u.getScheme()) ? 443 : 80;
         String at = u.getHost() + ":" + port;

@@ -112,6 +112,23 @@ class PrepareCommandTest {
         assertFalse(Files.exists(dir.resolve("input.txt.part")));
     }
 
+    /** Issue 22.12: an offline first run left an empty data/tinyshakespeare/ and said only "ConnectException". */
+    @Test
+    void anUnreachableHostIsNamedAndLeavesNoFolder(@TempDir Path dir) throws Exception {
+        withoutLocalCopyVariable();
+        int port;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = s.getLocalPort(); // closed again: nothing listens there
+        }
+        Path out = dir.resolve("data").resolve("tinyshakespeare");
+        String[] r = InfoCommandTest.run("prepare", "tinyshakespeare", "--output_dir", out.toString(), "--url",
+                "http://127.0.0.1:" + port + "/input.txt");
+        assertEquals("1", r[0]);
+        assertTrue(r[2].contains("connection refused by 127.0.0.1:" + port) && r[2].contains("pass --input FILE"), r[2]);
+        assertEquals(1, r[2].strip().lines().count(), r[2]);
+        assertFalse(Files.exists(out), "no empty folder left behind");
+    }
+
     @Test
     void hellaswagDownloadsAndChecks(@TempDir Path dir) {
         String[] r = InfoCommandTest.run("prepare", "hellaswag", "--output_dir", dir.toString(), "--url", base + "/hellaswag.jsonl");
