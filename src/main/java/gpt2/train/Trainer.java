@@ -207,7 +207,7 @@ public final class Trainer {
                 if (last) break;
                 StepResult r = step(step);
                 results.add(r);
-                report(r, log);
+                report(r, results, log);
                 if (stepDelayMs > 0) sleep(stepDelayMs);
                 if (r.skipped() != null) {
                     skippedInARow++;
@@ -370,7 +370,7 @@ public final class Trainer {
      * the number of updates done after it (the console's "step s/N", main.log's "s:s trl",
      * metrics.jsonl's "step": s), and a validation by the updates done before it.
      */
-    private void report(StepResult r, RunLog log) {
+    private void report(StepResult r, List<StepResult> results, RunLog log) {
         long tokens = cfg.totalBatchSize();
         double tokS = tokens / (r.millis() / 1000.0);
         if (cfg.isMaster()) {
@@ -380,7 +380,7 @@ public final class Trainer {
                 mfu = String.format(" | MFU %.1f%%", 100 * flops / model.backend().bf16PeakFlops());
             }
             out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%s%s%n",
-                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu, eta(r));
+                    r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu, eta(results));
         }
         log.train(r.step() + 1, r.loss());
         ObjectNode rec = record(r.step() + 1).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())
@@ -389,18 +389,15 @@ public final class Trainer {
         log.metrics(rec);
     }
 
-    /** The last steps' times (ms), the first step of the run left out (it includes warm-up and compilation). */
-    private final java.util.ArrayDeque<Double> recentMillis = new java.util.ArrayDeque<>();
-
-    /** " | ETA 1h 02m" from the median of the last 20 steps' times, as llm.c and nanoGPT users expect; "" before there are any. */
-    private String eta(StepResult r) {
-        if (r.step() > startStep) {
-            recentMillis.addLast(r.millis());
-            if (recentMillis.size() > 20) recentMillis.removeFirst();
-        }
-        int left = cfg.numIterations() - (r.step() + 1);
-        if (recentMillis.isEmpty() || left <= 0) return "";
-        double[] ms = recentMillis.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+    /**
+     * " | ETA 1h 02m" from the median time of this run's last 20 steps (its first step, with warm-up
+     * and compilation, left out), as llm.c and nanoGPT users expect; "" before there is one or after the last.
+     */
+    private String eta(List<StepResult> results) {
+        int left = cfg.numIterations() - (results.getLast().step() + 1);
+        int from = Math.max(1, results.size() - 20);
+        if (from >= results.size() || left <= 0) return "";
+        double[] ms = results.subList(from, results.size()).stream().mapToDouble(StepResult::millis).sorted().toArray();
         return " | ETA " + duration(Math.round(ms[ms.length / 2] * left / 1000));
     }
 
