@@ -108,7 +108,7 @@ public final class FineWebEdu {
         }
         refuseStrangers(outDir, old, o.name());
         List<ShardEntry> kept = new ArrayList<>();
-        if (old != null && old.dataset().equals(o.dataset()) && old.shardSize() == o.shardSize() && old.magic() == o.magic()
+        if (old != null && old.shardSize() == o.shardSize() && old.magic() == o.magic()
                 && Objects.equals(old.column(), o.column()) && Objects.equals(old.separator(), o.separator())
                 && old.inputs().equals(fingerprint)) {
             for (ShardEntry e : old.shards()) {
@@ -247,14 +247,13 @@ public final class FineWebEdu {
         }
     }
 
-
     /**
      * Refuses a folder holding shard-named files that no manifest of ours lists (another tool's, or
      * a set whose prepare.json is gone): a prepare removes only what a prepare made.
      */
     private static void refuseStrangers(Path outDir, Manifest old, String name) {
-        java.util.regex.Pattern shard = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(name) + "_(val|train)_\\d{6}\\.bin");
         if (!Files.isDirectory(outDir)) return;
+        java.util.regex.Pattern shard = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(name) + "_(val|train)_\\d{6}\\.bin");
         java.util.Set<String> ours = new java.util.HashSet<>();
         if (old != null) {
             for (ShardEntry e : old.shards()) ours.add(e.file());
