@@ -56,8 +56,8 @@ final class InfoCommand implements Callable<Integer> {
     /** Where the weights are, and for one of our checkpoints its step and the flags its run recorded. */
     private static void describeWeights(gpt2.train.ModelFiles.Source w, PrintWriter out) {
         out.printf("  weights: %s (%s)%n", w.path(), w.format());
-        if (w.format() != gpt2.train.ModelFiles.Format.OURS) return;
-        com.fasterxml.jackson.databind.node.ObjectNode state = gpt2.train.Checkpoint.readState(w.path());
+        com.fasterxml.jackson.databind.node.ObjectNode state = w.state(); // verified when it was opened
+        if (state == null) return;
         out.printf("  step %d%s%n", state.path("step").asInt(), state.has("train_loader") ? ""
                 : " (weights only: a converted model, no training state)");
         com.fasterxml.jackson.databind.JsonNode args = state.get("args");

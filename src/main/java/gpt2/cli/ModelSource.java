@@ -69,7 +69,7 @@ final class ModelSource {
 
     /** A checkpoint verified already: its state gives the configuration (nothing is read again). */
     static Resolved of(Checkpoint.Found f) {
-        return new Resolved(f.dir().toString(), new ModelFiles.Source(f.dir(), ModelFiles.Format.OURS, Checkpoint.config(f.state())));
+        return new Resolved(f.dir().toString(), new ModelFiles.Source(f.dir(), ModelFiles.Format.OURS, Checkpoint.config(f.state()), f.state()));
     }
 
     /**

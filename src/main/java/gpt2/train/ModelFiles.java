@@ -56,9 +56,10 @@ public final class ModelFiles {
 
     /**
      * Model weights on disk, opened once: the format detected, the configuration read (and a
-     * checkpoint's checksums verified), ready to load into a model of that configuration.
+     * checkpoint's checksums verified: {@code state} is its verified state.json, null for other
+     * formats), ready to load into a model of that configuration.
      */
-    public record Source(Path path, Format format, GptConfig config) {
+    public record Source(Path path, Format format, GptConfig config, com.fasterxml.jackson.databind.node.ObjectNode state) {
 
         /** Loads the weights into a model built with {@link #config()}. */
         public void loadInto(Gpt2 model) {
@@ -77,12 +78,13 @@ public final class ModelFiles {
     /** Opens a model path of any format (see {@link Source}); refused when it is none. */
     public static Source open(Path p) {
         Format f = require(p);
+        com.fasterxml.jackson.databind.node.ObjectNode state = f == Format.OURS ? Checkpoint.readState(p) : null;
         GptConfig config = switch (f) {
-            case OURS -> Checkpoint.config(Checkpoint.readState(p));
+            case OURS -> Checkpoint.config(state);
             case LLMC -> LlmcFormat.readConfig(p);
             case HF -> HfFormat.readConfig(p);
         };
-        return new Source(p, f, config);
+        return new Source(p, f, config, state);
     }
 
     public static GptConfig config(Path p) {
