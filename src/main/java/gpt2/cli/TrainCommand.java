@@ -372,7 +372,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         java.util.Set<OptionSpec> model = new java.util.HashSet<>(spec.mixins().get("modelOptions").options());
         for (OptionSpec o : spec.options()) {
-            String key = o.longestName().replaceFirst("^--", "");
+            String key = argKey(o);
             if (o.usageHelp() || o.versionHelp() || model.contains(o) || NOT_INHERITED.contains(key.replace('-', '_'))
                     || !recorded.hasNonNull(key)) {
                 continue;
@@ -463,8 +463,13 @@ final class TrainCommand implements Callable<Integer> {
         for (OptionSpec o : spec.options()) {
             if (o.usageHelp() || o.versionHelp()) continue;
             Object v = o.getValue();
-            a.put(o.longestName().replaceFirst("^--", ""), v == null ? null : String.valueOf(v));
+            a.put(argKey(o), v == null ? null : String.valueOf(v));
         }
         return a;
+    }
+
+    /** A flag's key in state.json's "args" (written by {@link #args}, read back by {@link #inheritRecordedFlags}). */
+    private static String argKey(OptionSpec o) {
+        return o.longestName().replaceFirst("^--", "");
     }
 }

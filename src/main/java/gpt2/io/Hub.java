@@ -247,10 +247,7 @@ public final class Hub {
                     throw new IllegalStateException("GET " + url + ": " + why + ", " + attempts + " tries; rerun to continue from the "
                             + sizeOf(part) + " bytes already in " + part);
                 }
-                long wait = backoffMillis << (attempt - 1);
-                notices.accept("GET " + url + ": " + why + " after " + sizeOf(part) + " bytes; try " + (attempt + 1) + " of "
-                        + attempts + " in " + seconds(wait) + ", from there");
-                sleep(wait);
+                retry("GET " + url + ": " + why + " after " + sizeOf(part) + " bytes", attempt, backoffMillis << (attempt - 1));
             }
         }
         verify(url, part, f);
@@ -392,9 +389,7 @@ public final class Hub {
             } catch (IOException e) {
                 String why = describe(e, at);
                 if (attempt >= attempts) throw new IllegalStateException("GET " + url + ": " + why + " (" + attempts + " tries)", e);
-                long wait = backoffMillis << (attempt - 1);
-                notices.accept("GET " + url + ": " + why + "; try " + (attempt + 1) + " of " + attempts + " in " + seconds(wait));
-                sleep(wait);
+                retry("GET " + url + ": " + why, attempt, backoffMillis << (attempt - 1));
                 continue;
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -405,9 +400,7 @@ public final class Hub {
             close(r);
             if ((s == 429 || s >= 500) && attempt < attempts) {
                 long after = r.headers().firstValueAsLong("retry-after").orElse(-1) * 1000;
-                long wait = after > 0 ? Math.min(after, 60_000) : backoffMillis << (attempt - 1);
-                notices.accept("GET " + url + ": HTTP " + s + "; try " + (attempt + 1) + " of " + attempts + " in " + seconds(wait));
-                sleep(wait);
+                retry("GET " + url + ": HTTP " + s, attempt, after > 0 ? Math.min(after, 60_000) : backoffMillis << (attempt - 1));
                 continue;
             }
             String hint = s == 401 || s == 403 ? (token == null
@@ -418,8 +411,11 @@ public final class Hub {
         }
     }
 
-    private static String seconds(long ms) {
-        return ms < 1000 ? ms + " ms" : ms / 1000 + " s";
+    /** Says what failed and when the next try comes (as it happens), then waits for it. */
+    private void retry(String what, int attempt, long waitMs) {
+        notices.accept(what + "; try " + (attempt + 1) + " of " + attempts + " in "
+                + (waitMs < 1000 ? waitMs + " ms" : waitMs / 1000 + " s"));
+        sleep(waitMs);
     }
 
     private static boolean sameHost(URI a, URI b) {
