@@ -524,11 +524,7 @@ static int submit(const char* call, si_stream* s, si_op fn, const void* payload,
         add_node(s, is_kernel, fn, copy, bytes);
         return 0;
     }
-    void* copy = malloc(bytes ? bytes : 1);  // fn may keep nothing; a copy keeps the caller's payload const
-    memcpy(copy, payload, bytes);
-    rc = fn(copy);
-    free(copy);
-    return rc;
+    return fn((void*) payload);  // run now: the ops only read their payload
 }
 
 int standin_submit(const char* call, si_stream* s, si_op fn, const void* payload, size_t bytes) {
