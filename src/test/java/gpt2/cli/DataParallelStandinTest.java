@@ -80,7 +80,7 @@ class DataParallelStandinTest {
     }
 
     private static String[] twoRanks(Path data, Path out, Map<String, String> env, String... more) throws Exception {
-        List<String> args = new ArrayList<>(List.of("--nproc_per_node=2", "--master_port=" + GpuCommandsTest.freePort()));
+        List<String> args = new ArrayList<>(List.of("--nproc_per_node=2", "--master_port=" + LaunchTest.freePort()));
         args.addAll(train(data, out, more));
         Map<String, String> e = new java.util.HashMap<>(env);
         e.put("GPT2_STANDIN_DEVICES", "2");

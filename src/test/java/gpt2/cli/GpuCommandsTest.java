@@ -100,7 +100,7 @@ class GpuCommandsTest {
         Path data = TrainCommandTest.shards(Files.createDirectories(dir.resolve("data")));
         String[] plain = gpt2(Map.of(), train(data, dir.resolve("plain")));
         assertEquals("0", plain[0], plain[1]);
-        List<String> args = new ArrayList<>(List.of("--nproc_per_node=1", "--master_port=" + freePort()));
+        List<String> args = new ArrayList<>(List.of("--nproc_per_node=1", "--master_port=" + LaunchTest.freePort()));
         args.addAll(train(data, dir.resolve("launched")));
         String[] launched = launch(Map.of(), args);
         assertEquals("0", launched[0], launched[1]);
@@ -125,25 +125,11 @@ class GpuCommandsTest {
         assertTrue(off[1].contains("\"graph_launches\":0.0"), off[1]);
     }
 
-    static int freePort() throws Exception {
-        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return s.getLocalPort();
-        }
-    }
-
     /** scripts/launch.sh ARGS with this JVM's classes and device; {exit code, output}. */
     static String[] launch(Map<String, String> env, List<String> args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of("bash", Path.of("scripts", "launch.sh").toString()));
-        cmd.addAll(args);
-        ProcessBuilder pb = new ProcessBuilder(cmd);
-        pb.environment().put("GPT2_CLASSPATH", System.getProperty("java.class.path"));
-        pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        pb.environment().put("GPT2_JAVA_OPTS", String.join(" ", CudaStandins.childJvmProperties()));
-        for (String v : List.of("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GPT2_CUDA_GRAPHS")) {
-            pb.environment().remove(v);
-        }
-        pb.environment().putAll(env);
-        Process p = pb.redirectErrorStream(true).start();
+        Map<String, String> e = new java.util.HashMap<>(env);
+        e.put("GPT2_JAVA_OPTS", String.join(" ", CudaStandins.childJvmProperties()));
+        Process p = LaunchTest.launch(null, e, args.toArray(String[]::new));
         String out = new String(p.getInputStream().readAllBytes());
         assertTrue(p.waitFor(600, TimeUnit.SECONDS), "launch.sh " + args + " timed out");
         return new String[]{String.valueOf(p.exitValue()), out};

@@ -28,7 +28,7 @@ class LaunchTest {
         pb.command().addAll(List.of(args));
         pb.environment().put("GPT2_CLASSPATH", System.getProperty("java.class.path"));
         pb.environment().put("JAVA_HOME", System.getProperty("java.home"));
-        for (String v : List.of("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
+        for (String v : List.of("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GPT2_CUDA_GRAPHS", "SLURM_PROCID",
                 "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NNODES", "SLURM_NODEID", "SLURM_JOB_NODELIST", "SLURM_NODELIST")) {
             pb.environment().remove(v); // the test's own allocation, if any, must not leak in
         }
@@ -37,7 +37,7 @@ class LaunchTest {
         return pb.redirectErrorStream(true).start();
     }
 
-    private static int freePort() throws Exception {
+    static int freePort() throws Exception {
         try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         }
