@@ -61,10 +61,10 @@ public interface Backend extends AutoCloseable {
 
     // ------------------------------------------------------------------ ops
 
-    /** out (B,T,C) = wte[tokens] + wpe[t]. tokens (B,T) int32. */
+    /** out (B,T,C) = wte[tokens] + wpe[t]; wpe null (RoPE): wte[tokens] alone. tokens (B,T) int32. */
     void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C);
 
-    /** dwte (Vp,C) +=, dwpe (maxT,C) += (float32) from dout (B,T,C). */
+    /** dwte (Vp,C) +=, dwpe (maxT,C, null without wpe) += (float32) from dout (B,T,C). */
     void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C);
 
     /** out (N,C) = (inp - mean) * rstd * weight + bias; saves mean (N) and rstd (N), float32. */
@@ -75,10 +75,13 @@ public interface Backend extends AutoCloseable {
     void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
                            Buffer weight, Buffer mean, Buffer rstd, int N, int C);
 
-    /** out (N,C) = inp * rstd * (1 + weight), rstd = 1/sqrt(mean(inp^2) + eps); saves rstd (N), float32. */
+    /**
+     * out (N,C) = inp * rstd * (1 + weight), rstd = 1/sqrt(mean(inp^2) + eps); saves rstd (N), float32.
+     * weight null: parameter-free, out = inp * rstd.
+     */
     void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps);
 
-    /** dinp (N,C) +=, dweight (C) += (float32); rstd float32. */
+    /** dinp (N,C) +=, dweight (C) += (float32; both weights null when parameter-free); rstd float32. */
     void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                          int N, int C);
 
@@ -152,6 +155,45 @@ public interface Backend extends AutoCloseable {
      */
     void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C, int NH);
 
+    /**
+     * The modern attention's preprocessing of q and k, in place over qkv (B,T,3C) (v untouched),
+     * per head of hs = C/NH: with rstd (B,T,2NH float32; q's heads then k's) given, q and k are
+     * first RMS-normalised without weights (rstd saved); then, with ropeTheta > 0, rotated by RoPE
+     * for positions pos0 .. pos0+T-1: the pair (x[j], x[j+hs/2]) turns by angle
+     * pos * ropeTheta^(-2j/hs), x1' = x1 cos + x2 sin, x2' = x2 cos - x1 sin.
+     */
+    default void qkNormRopeForward(Buffer qkv, Buffer rstd, int B, int T, int C, int NH, int pos0, float ropeTheta,
+                                   float eps) {
+        throw new UnsupportedOperationException(name() + " has no qk-norm/rope");
+    }
+
+    /**
+     * dqkv (B,T,3C) in place: the q and k gradients of {@link #qkNormRopeForward}'s outputs become
+     * those of its inputs (v's untouched); qkv holds the forward's outputs, rstd its saved statistics
+     * (null when not normalised).
+     */
+    default void qkNormRopeBackward(Buffer dqkv, Buffer qkv, Buffer rstd, int B, int T, int C, int NH, float ropeTheta) {
+        throw new UnsupportedOperationException(name() + " has no qk-norm/rope");
+    }
+
+    /** out (N) = relu(inp)^2. */
+    default void reluSquaredForward(Buffer out, Buffer inp, long N) {
+        throw new UnsupportedOperationException(name() + " has no relu^2");
+    }
+
+    /** dinp (N) = 2 relu(inp) * dout; dinp may be the same buffer as dout. */
+    default void reluSquaredBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
+        throw new UnsupportedOperationException(name() + " has no relu^2");
+    }
+
+    /**
+     * Logit soft-capping in place over logits (N,Vp): x = cap * tanh(x / cap). Its backward is
+     * folded into the classifier (the {@code softcap} argument of {@link #crossEntropyBackward}).
+     */
+    default void softcapForward(Buffer logits, long N, float cap) {
+        throw new UnsupportedOperationException(name() + " has no logit soft-capping");
+    }
+
     /** out (N) = GELU(inp), tanh approximation. */
     void geluForward(Buffer out, Buffer inp, long N);
 
@@ -183,18 +225,21 @@ public interface Backend extends AutoCloseable {
 
     /**
      * In place over logits (N,Vp): dlogits = (softmax - onehot(target)) * dloss for the first V
-     * columns, 0 for the padded columns and for rows whose target is -1.
+     * columns, 0 for the padded columns and for rows whose target is -1. With softcap > 0 the
+     * logits are {@link #softcapForward soft-capped} ones, c, and the gradient is taken through
+     * the cap: times (1 - (c/softcap)^2).
      */
-    void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp);
+    void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp, float softcap);
 
     /**
      * The fused classifier (as llm.c's): losses (N, float32) as {@link #crossEntropyForward}, and in
      * the same pass logits overwritten with their gradient as {@link #crossEntropyBackward}. The
      * logits are read once instead of twice; the default runs the two ops.
      */
-    default void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
+    default void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
+                                   float softcap) {
         crossEntropyForward(losses, logits, targets, N, V, Vp);
-        crossEntropyBackward(logits, targets, dloss, N, V, Vp);
+        crossEntropyBackward(logits, targets, dloss, N, V, Vp, softcap);
     }
 
     /**
@@ -235,6 +280,30 @@ public interface Backend extends AutoCloseable {
             start = runEnds[r];
         }
         if (copy != null) convert(copy, params);
+    }
+
+    /**
+     * Muon's Nesterov momentum in place, element-wise over float32 grads and buf (the same length),
+     * with g = grads * gradScale: buf = momentum * buf + (1 - momentum) * g, then
+     * grads = (1 - momentum) * g + momentum * buf (the update Newton–Schulz orthogonalises).
+     */
+    default void muonMomentum(Buffer grads, Buffer buf, float momentum, float gradScale) {
+        throw new UnsupportedOperationException(name() + " has no Muon");
+    }
+
+    /**
+     * x (rows,cols), float32, in place: x / ||x||_F through {@code steps} iterations of Muon's quintic
+     * Newton–Schulz map X = a X + (b A + c A A) X, A = X X^T (a, b, c = 3.4445, -4.7750, 2.0315), run
+     * on the wide orientation (the transpose when rows > cols): about U V^T of x's SVD, its singular
+     * values pushed into roughly [0.7, 1.2].
+     */
+    default void newtonSchulz(Buffer x, int rows, int cols, int steps) {
+        throw new UnsupportedOperationException(name() + " has no Muon");
+    }
+
+    /** y (n) += alpha * x (n), float32. */
+    default void axpy(Buffer y, Buffer x, float alpha, long n) {
+        throw new UnsupportedOperationException(name() + " has no axpy");
     }
 
     /**

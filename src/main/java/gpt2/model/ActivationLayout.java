@@ -14,8 +14,10 @@ import java.util.List;
  * encoded (B,T,C) -> [ln1 (B,T,C) qkv (B,T,3C) att (B,NH,T,T) atty (B,T,C) attproj (B,T,C) res2 (B,T,C)
  *   ln2 (B,T,C) fch (B,T,4C) fchGelu (B,T,4C) fcproj (B,T,C) res3 (B,T,C)] x L -> lnf (B,T,C) -> logits (B,T,Vp)
  * </pre>
- * statistics: [ln1Mean (B,T) ln1Rstd (B,T) (attLse (B,NH,T)) ln2Mean ln2Rstd] x L, lnfMean, lnfRstd,
- * losses (B,T). With flash attention att is not kept and attLse (each row's log-sum-exp) is.
+ * statistics: [ln1Mean (B,T) ln1Rstd (B,T) (qkRstd (B,T,2NH)) (attLse (B,NH,T)) ln2Mean ln2Rstd] x L, lnfMean,
+ * lnfRstd, losses (B,T). With flash attention att is not kept and attLse (each row's log-sum-exp) is.
+ * With QK-norm, qkRstd holds the per-head rstd of q and k; qkv then holds q and k as attention
+ * reads them (normalised and rotated, in place).
  * The mean tensors exist for LayerNorm only. Dropout works in place and saves nothing: its mask
  * is regenerated from the key.
  *
@@ -25,8 +27,9 @@ import java.util.List;
  */
 public final class ActivationLayout {
 
-    /** att is null with flash attention, attLse null without. */
-    public record Layer(TensorSpec ln1, TensorSpec ln1Mean, TensorSpec ln1Rstd, TensorSpec qkv, TensorSpec att,
+    /** att is null with flash attention, attLse null without; qkRstd null without QK-norm. */
+    public record Layer(TensorSpec ln1, TensorSpec ln1Mean, TensorSpec ln1Rstd, TensorSpec qkv, TensorSpec qkRstd,
+                        TensorSpec att,
                         TensorSpec attLse, TensorSpec atty, TensorSpec attproj, TensorSpec res2, TensorSpec ln2,
                         TensorSpec ln2Mean, TensorSpec ln2Rstd, TensorSpec fch, TensorSpec fchGelu, TensorSpec fcproj,
                         TensorSpec res3) {
@@ -65,6 +68,7 @@ public final class ActivationLayout {
                     s.addIf(ln, p + "ln1_mean", l, B, T),
                     s.add(p + "ln1_rstd", l, B, T),
                     b.add(p + "qkv", l, B, T, 3 * C),
+                    s.addIf(c.qkNorm(), p + "qk_rstd", l, B, T, 2 * NH),
                     b.addIf(!flash, p + "att", l, B, NH, T, T),
                     s.addIf(flash, p + "att_lse", l, B, NH, T),
                     b.add(p + "atty", l, B, T, C),

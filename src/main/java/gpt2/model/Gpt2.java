@@ -16,6 +16,9 @@ import java.util.Random;
  *           x += dropout(mlp_proj(gelu(mlp_fc(norm2(x)))))
  * -> norm_f -> lm_head (tied: wte) -> logits (B,T,Vp) -> cross-entropy vs targets -> mean loss
  * </pre>
+ * The modern switches change three places: qkv -> [qk-norm, RoPE] -> attention (and no wpe), the
+ * MLP's GELU -> ReLU², and logits -> soft cap before the cross-entropy (whose backward takes the
+ * gradient through the cap).
  * The backward pass walks the same ops in reverse, one call per line; see {@link ActivationLayout}
  * for the saved activations and the gradient scratch.
  *
@@ -120,7 +123,8 @@ public final class Gpt2 implements AutoCloseable {
      * GPT-2's initialization, deterministic from the seed: normal(0, 0.02) for linear and embedding
      * weights (0.02/sqrt(2L) for the two residual projections when the config asks for it), zero
      * biases, norm scales at identity (1 for LayerNorm, 0 for RMSNorm's 1 + w), padded vocabulary
-     * rows zero.
+     * rows zero. With {@link GptConfig#zeroInitProjections()} the two residual projections and an
+     * untied head start at zero instead (their draws are skipped, not made and discarded).
      */
     public void initialize(long seed) {
         computeWeightsStale = true;
@@ -130,8 +134,10 @@ public final class Gpt2 implements AutoCloseable {
         float normScale = config.norm() == GptConfig.NormType.LAYERNORM ? 1f : 0f;
         for (TensorSpec t : layout.tensors()) {
             String n = t.name();
-            if (t.rank() >= 2) {
-                boolean resid = n.endsWith("attn.c_proj.weight") || n.endsWith("mlp.c_proj.weight");
+            boolean resid = n.endsWith("attn.c_proj.weight") || n.endsWith("mlp.c_proj.weight");
+            if (config.zeroInitProjections() && (resid || (t == layout.lmHead() && !config.tiedEmbeddings()))) {
+                fillConstant(t, 0f); // the modern recipe: every block starts as the identity, the head at zero
+            } else if (t.rank() >= 2) {
                 long realRows = layout.hasVocabRows(t) ? config.vocabSize() : t.dim(0);
                 fillNormal(t, rng, resid ? residStd : std, realRows * t.dim(1));
             } else if (n.endsWith("ln_1.weight") || n.endsWith("ln_2.weight") || n.equals("ln_f.weight")) {
@@ -204,7 +210,8 @@ public final class Gpt2 implements AutoCloseable {
         fusedLossScale = lossScale;
         if (validTargets == 0) return;
         float scale = lossScale / validTargets;
-        backend.crossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp);
+        backend.crossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp,
+                config.logitSoftcap());
         backend.addSum(stepNumbers().slice(0, 1), stat(acts.losses()), scale, N);
     }
 
@@ -278,6 +285,10 @@ public final class Gpt2 implements AutoCloseable {
             ActivationLayout.Layer x = a.layer(l);
             Buffer residual = act(a.residualIn(l));
             backend.matmulForward(act(x.qkv()), act(x.ln1()), par(w.qkvw()), par(w.qkvb()), N, C, 3 * C);
+            if (config.qkNorm() || config.rope()) {
+                backend.qkNormRopeForward(act(x.qkv()), stat(x.qkRstd()), B, T, C, NH, cache == null ? 0 : pos, ropeTheta(),
+                        config.normEps());
+            }
             if (cache == null && x.att() == null) {
                 backend.flashAttentionForward(act(x.atty()), stat(x.attLse()), act(x.qkv()), B, T, C, NH,
                         dropout(l, SITE_ATTN_WEIGHTS));
@@ -293,7 +304,12 @@ public final class Gpt2 implements AutoCloseable {
             // res2 = residual + attproj, fused with ln2
             residualNormForward(act(x.res2()), act(x.ln2()), x.ln2Mean(), x.ln2Rstd(), residual, act(x.attproj()),
                     w.ln2w(), w.ln2b(), N);
-            backend.matmulGeluForward(act(x.fchGelu()), act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
+            if (config.activation() == GptConfig.Activation.RELU2) {
+                backend.matmulForward(act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
+                backend.reluSquaredForward(act(x.fchGelu()), act(x.fch()), (long) N * 4 * C);
+            } else {
+                backend.matmulGeluForward(act(x.fchGelu()), act(x.fch()), act(x.ln2()), par(w.fcw()), par(w.fcb()), N, C, 4 * C);
+            }
             backend.matmulForward(act(x.fcproj()), act(x.fchGelu()), par(w.fcprojw()), par(w.fcprojb()), N, 4 * C, C);
             backend.dropout(act(x.fcproj()), (long) N * C, dropout(l, SITE_MLP_RESID));
             // res3 = res2 + fcproj, fused with the next layer's ln1 (or the final norm)
@@ -307,7 +323,12 @@ public final class Gpt2 implements AutoCloseable {
             }
         }
         backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
+        if (config.logitSoftcap() > 0) backend.softcapForward(act(a.logits()), (long) N * Vp, config.logitSoftcap());
+    }
 
+    /** RoPE's theta as the ops take it: 0 without RoPE. */
+    private float ropeTheta() {
+        return config.rope() ? config.ropeTheta() : 0f;
     }
 
     // ------------------------------------------------------------------ incremental decoding
@@ -380,7 +401,8 @@ public final class Gpt2 implements AutoCloseable {
         statBuf = cache.stepStats;
         training = false;
         try {
-            trunk(B, 1, cache.tokens, computeWeights.slice(layout.wpe().offset() + (long) pos * C, C), cache, pos);
+            Buffer wpe = layout.wpe() == null ? null : computeWeights.slice(layout.wpe().offset() + (long) pos * C, C);
+            trunk(B, 1, cache.tokens, wpe, cache, pos);
             float[] row = new float[V];
             float[][] out = new float[B][];
             for (int b = 0; b < B; b++) {
@@ -432,7 +454,7 @@ public final class Gpt2 implements AutoCloseable {
 
         Buffer dlogits = act(a.logits());
         if (Float.isNaN(fusedLossScale)) {
-            backend.crossEntropyBackward(dlogits, this.targets, lossScale / valid, N, V, Vp);
+            backend.crossEntropyBackward(dlogits, this.targets, lossScale / valid, N, V, Vp, config.logitSoftcap());
         } else if (fusedLossScale != lossScale) {
             throw new IllegalArgumentException("backward(" + lossScale + ") after trainForward with loss scale " + fusedLossScale);
         }
@@ -446,7 +468,11 @@ public final class Gpt2 implements AutoCloseable {
             // x = res2 + dropout(mlp(...)): the branch's gradient is dres through the dropout
             Buffer dbranch = branch(dres, g, dropout(l, SITE_MLP_RESID), (long) N * C);
             backend.matmulBackward(dfch, grad(w.fcprojw()), grad(w.fcprojb()), dbranch, act(x.fchGelu()), par(w.fcprojw()), N, 4 * C, C);
-            backend.geluBackward(dfch, act(x.fch()), dfch, N, 4 * C);
+            if (config.activation() == GptConfig.Activation.RELU2) {
+                backend.reluSquaredBackward(dfch, act(x.fch()), dfch, (long) N * 4 * C);
+            } else {
+                backend.geluBackward(dfch, act(x.fch()), dfch, N, 4 * C);
+            }
             backend.matmulBackward(dln, grad(w.fcw()), grad(w.fcb()), dfch, act(x.ln2()), par(w.fcw()), N, C, 4 * C);
             normBackward(dres, w.ln2w(), w.ln2b(), dln, act(x.res2()), x.ln2Mean(), x.ln2Rstd(), N);
             // res2 = x_in + dropout(attention(...))
@@ -457,6 +483,9 @@ public final class Gpt2 implements AutoCloseable {
                         dropout(l, SITE_ATTN_WEIGHTS));
             } else {
                 backend.attentionBackward(dqkv, datty, act(x.qkv()), act(x.att()), B, T, C, NH, dropout(l, SITE_ATTN_WEIGHTS));
+            }
+            if (config.qkNorm() || config.rope()) {
+                backend.qkNormRopeBackward(dqkv, act(x.qkv()), stat(x.qkRstd()), B, T, C, NH, ropeTheta());
             }
             backend.matmulBackward(dln, grad(w.qkvw()), grad(w.qkvb()), dqkv, act(x.ln1()), par(w.qkvw()), N, C, 3 * C);
             normBackward(dres, w.ln1w(), w.ln1b(), dln, act(a.residualIn(l)), x.ln1Mean(), x.ln1Rstd(), N);

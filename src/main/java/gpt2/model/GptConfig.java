@@ -14,7 +14,13 @@ import java.util.function.Function;
  *       output head tied to the token embedding, no dropout.</li>
  *   <li>{@code seed-d12}: the original PyTorch project's model — RMSNorm with scale (1+w) and
  *       eps 1e-6, no q/k/v bias, untied head without bias, dropout 0.1.</li>
+ *   <li>{@code d12-modern}: the modern recipe (as the GPT-2 speedrun and nanochat) — rotary
+ *       position embeddings instead of learned ones, QK-norm, ReLU² MLP, no biases,
+ *       parameter-free RMSNorm, zero-initialised output projections and head, untied head,
+ *       logits soft-capped at 15. Trained with Muon (see {@code gpt2.train.Muon}).</li>
  * </ul>
+ * The modern switches default to off, so a config written before they existed (a checkpoint's
+ * {@code state.json}) reads back as the same model.
  *
  * @param name            preset name (or "custom")
  * @param maxSeqLen       maximum sequence length, the rows of the position embedding (block_size)
@@ -32,6 +38,13 @@ import java.util.function.Function;
  * @param dropout         dropout probability on embeddings, attention weights and residual branches
  * @param scaledResidualInit GPT-2's init of the residual projections with std 0.02/sqrt(2L)
  *                        (otherwise every matrix uses std 0.02)
+ * @param rope            rotary position embeddings on q and k (no learned position table wpe)
+ * @param ropeTheta       RoPE's base: pair j of a head rotates by t * theta^(-2j/hs)
+ * @param qkNorm          q and k RMS-normalised per head (no weights) before RoPE and attention
+ * @param activation      the MLP's nonlinearity: GELU (tanh approximation) or ReLU²
+ * @param parameterFreeNorm RMSNorm without a learned scale (RMSNorm only)
+ * @param zeroInitProjections the attention and MLP output projections and an untied head start at zero
+ * @param logitSoftcap    logits = cap * tanh(logits / cap) before the softmax; 0 = off
  */
 public record GptConfig(
         String name,
@@ -47,9 +60,21 @@ public record GptConfig(
         boolean qkvBias,
         boolean tiedEmbeddings,
         float dropout,
-        boolean scaledResidualInit) {
+        boolean scaledResidualInit,
+        boolean rope,
+        float ropeTheta,
+        boolean qkNorm,
+        Activation activation,
+        boolean parameterFreeNorm,
+        boolean zeroInitProjections,
+        float logitSoftcap) {
 
     public enum NormType { LAYERNORM, RMSNORM }
+
+    public enum Activation { GELU, RELU2 }
+
+    /** RoPE's base when none is given: the original project's (rope_en, theta 50000). */
+    public static final float DEFAULT_ROPE_THETA = 50000f;
 
     public static final int GPT2_VOCAB = 50257;
 
@@ -66,6 +91,30 @@ public record GptConfig(
         require(normEps > 0, "norm_eps must be positive, got " + normEps);
         require(dropout >= 0 && dropout < 1, "dropout must be in [0, 1), got " + dropout);
         require(norm != null, "norm type missing");
+        if (activation == null) activation = Activation.GELU; // configs written before the switch
+        if (rope && ropeTheta == 0) ropeTheta = DEFAULT_ROPE_THETA;
+        require(!rope || ropeTheta > 1, "rope_theta must be > 1, got " + ropeTheta);
+        require(!rope || headSizeOf(channels, numHeads) % 2 == 0,
+                "rope needs an even head size, got " + headSizeOf(channels, numHeads));
+        require(!parameterFreeNorm || norm == NormType.RMSNORM, "a parameter-free norm needs --norm rmsnorm");
+        require(logitSoftcap >= 0 && Float.isFinite(logitSoftcap), "logit_softcap must be >= 0 (0 = off), got " + logitSoftcap);
+    }
+
+    /** The shape and switches of GPT-2 and seed-d12 (the modern switches off). */
+    public GptConfig(String name, int maxSeqLen, int vocabSize, int paddedVocabSize, int numLayers, int numHeads,
+                     int channels, NormType norm, float normEps, boolean bias, boolean qkvBias, boolean tiedEmbeddings,
+                     float dropout, boolean scaledResidualInit) {
+        this(name, maxSeqLen, vocabSize, paddedVocabSize, numLayers, numHeads, channels, norm, normEps, bias, qkvBias,
+                tiedEmbeddings, dropout, scaledResidualInit, false, 0f, false, Activation.GELU, false, false, 0f);
+    }
+
+    private static int headSizeOf(int channels, int numHeads) {
+        return numHeads > 0 ? channels / numHeads : 0;
+    }
+
+    /** Whether any switch of the modern recipe is on (formats that hold GPT-2 only refuse it). */
+    public boolean modern() {
+        return rope || qkNorm || activation != Activation.GELU || parameterFreeNorm || logitSoftcap > 0;
     }
 
     private static void require(boolean ok, String message) {
@@ -79,9 +128,19 @@ public record GptConfig(
 
     /** A one-line description of the shape and architecture (for messages). */
     public String shape() {
-        return String.format("n_layer %d, n_head %d, n_embd %d, block_size %d, vocab %d (padded %d), %s, %s head%s%s",
+        return String.format("n_layer %d, n_head %d, n_embd %d, block_size %d, vocab %d (padded %d), %s%s, %s head%s%s%s",
                 numLayers, numHeads, channels, maxSeqLen, vocabSize, paddedVocabSize, norm.name().toLowerCase(),
-                tiedEmbeddings ? "tied" : "untied", qkvBias ? "" : ", no qkv bias", dropout > 0 ? ", dropout " + dropout : "");
+                parameterFreeNorm ? " (no weights)" : "", tiedEmbeddings ? "tied" : "untied",
+                qkvBias ? "" : ", no qkv bias", dropout > 0 ? ", dropout " + dropout : "", modernSwitches());
+    }
+
+    private String modernSwitches() {
+        StringBuilder s = new StringBuilder();
+        if (rope) s.append(", rope theta ").append(ropeTheta);
+        if (qkNorm) s.append(", qk-norm");
+        if (activation != Activation.GELU) s.append(", ").append(activation.name().toLowerCase());
+        if (logitSoftcap > 0) s.append(", logit softcap ").append(logitSoftcap);
+        return s.toString();
     }
 
     public int headSize() {
@@ -107,8 +166,7 @@ public record GptConfig(
     }
 
     public GptConfig withPaddedVocab(int vp) {
-        return new GptConfig(name, maxSeqLen, vocabSize, vp, numLayers, numHeads, channels, norm,
-                normEps, bias, qkvBias, tiedEmbeddings, dropout, scaledResidualInit);
+        return with(b -> b.paddedVocabSize(vp));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -131,8 +189,18 @@ public record GptConfig(
         PRESETS.put("d36", gpt2Shape("d36", 36, 20, 1280));
         PRESETS.put("d48", gpt2Shape("d48", 48, 25, 1600));
         // tiny GPT-2 shapes for tests and smoke runs (GPT-2 vocabulary, 256 positions)
+        PRESETS.put("d12-modern", withModernRecipe(gpt2Shape("d12-modern", 12, 12, 768)));
+        // tiny GPT-2 shapes for tests and smoke runs (GPT-2 vocabulary, 256 positions)
         PRESETS.put("d2", tiny("d2", 2, 2, 64));
         PRESETS.put("d4", tiny("d4", 4, 4, 128));
+        PRESETS.put("d4-modern", withModernRecipe(tiny("d4-modern", 4, 4, 128)));
+    }
+
+    /** The modern recipe's switches on a GPT-2 shape (see the class doc). */
+    static GptConfig withModernRecipe(GptConfig shape) {
+        return shape.with(b -> b.norm(NormType.RMSNORM).normEps(1e-6f).parameterFreeNorm(true).bias(false).qkvBias(false)
+                .tiedEmbeddings(false).rope(true).ropeTheta(10000f).qkNorm(true).activation(Activation.RELU2)
+                .zeroInitProjections(true).logitSoftcap(15f));
     }
 
     private static GptConfig tiny(String name, int layers, int heads, int channels) {
@@ -166,6 +234,9 @@ public record GptConfig(
         public NormType norm;
         public float normEps, dropout;
         public boolean bias, qkvBias, tiedEmbeddings, scaledResidualInit;
+        public boolean rope, qkNorm, parameterFreeNorm, zeroInitProjections;
+        public float ropeTheta, logitSoftcap;
+        public Activation activation;
         private final int originalVocab, originalPadded;
 
         Builder(GptConfig c) {
@@ -174,6 +245,9 @@ public record GptConfig(
             channels = c.channels; norm = c.norm; normEps = c.normEps; bias = c.bias;
             qkvBias = c.qkvBias; tiedEmbeddings = c.tiedEmbeddings; dropout = c.dropout;
             scaledResidualInit = c.scaledResidualInit;
+            rope = c.rope; ropeTheta = c.ropeTheta; qkNorm = c.qkNorm; activation = c.activation;
+            parameterFreeNorm = c.parameterFreeNorm; zeroInitProjections = c.zeroInitProjections;
+            logitSoftcap = c.logitSoftcap;
             originalVocab = c.vocabSize; originalPadded = c.paddedVocabSize;
         }
 
@@ -191,13 +265,21 @@ public record GptConfig(
         public Builder dropout(float v) { dropout = v; return this; }
         public Builder scaledResidualInit(boolean v) { scaledResidualInit = v; return this; }
         public Builder name(String v) { name = v; return this; }
+        public Builder rope(boolean v) { rope = v; return this; }
+        public Builder ropeTheta(float v) { ropeTheta = v; return this; }
+        public Builder qkNorm(boolean v) { qkNorm = v; return this; }
+        public Builder activation(Activation v) { activation = v; return this; }
+        public Builder parameterFreeNorm(boolean v) { parameterFreeNorm = v; return this; }
+        public Builder zeroInitProjections(boolean v) { zeroInitProjections = v; return this; }
+        public Builder logitSoftcap(float v) { logitSoftcap = v; return this; }
 
         public GptConfig build() {
             int vp = paddedVocabSize;
             // a changed vocabulary with an untouched padding gets the default padding
             if (vocabSize != originalVocab && paddedVocabSize == originalPadded) vp = padVocab(vocabSize);
             return new GptConfig(name, maxSeqLen, vocabSize, vp, numLayers, numHeads, channels, norm,
-                    normEps, bias, qkvBias, tiedEmbeddings, dropout, scaledResidualInit);
+                    normEps, bias, qkvBias, tiedEmbeddings, dropout, scaledResidualInit, rope, ropeTheta, qkNorm,
+                    activation, parameterFreeNorm, zeroInitProjections, logitSoftcap);
         }
     }
 }

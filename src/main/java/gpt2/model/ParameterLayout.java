@@ -17,7 +17,8 @@ import java.util.Map;
  * </pre>
  * Each layer is contiguous, so a layer's gradients form one bucket for the all-reduce.
  * Norm biases exist for LayerNorm only; linear biases follow {@link GptConfig#bias()} and
- * {@link GptConfig#qkvBias()}.
+ * {@link GptConfig#qkvBias()}; norm weights are absent with {@link GptConfig#parameterFreeNorm()},
+ * wpe with {@link GptConfig#rope()}.
  */
 public final class ParameterLayout {
 
@@ -38,21 +39,21 @@ public final class ParameterLayout {
     private ParameterLayout(GptConfig c) {
         this.config = c;
         long C = c.channels(), Vp = c.paddedVocabSize();
-        boolean ln = c.norm() == GptConfig.NormType.LAYERNORM;
+        boolean ln = c.norm() == GptConfig.NormType.LAYERNORM, nw = !c.parameterFreeNorm();
         LayoutBuilder b = new LayoutBuilder();
         wte = b.add("wte", -1, Vp, C);
-        wpe = b.add("wpe", -1, c.maxSeqLen(), C);
+        wpe = b.addIf(!c.rope(), "wpe", -1, c.maxSeqLen(), C);
         List<Layer> ls = new ArrayList<>();
         for (int l = 0; l < c.numLayers(); l++) {
             String p = "h." + l + ".";
             long start = b.size();
-            TensorSpec ln1w = b.add(p + "ln_1.weight", l, C);
+            TensorSpec ln1w = b.addIf(nw, p + "ln_1.weight", l, C);
             TensorSpec ln1b = b.addIf(ln, p + "ln_1.bias", l, C);
             TensorSpec qkvw = b.add(p + "attn.c_attn.weight", l, 3 * C, C);
             TensorSpec qkvb = b.addIf(c.qkvBias(), p + "attn.c_attn.bias", l, 3 * C);
             TensorSpec apw = b.add(p + "attn.c_proj.weight", l, C, C);
             TensorSpec apb = b.addIf(c.bias(), p + "attn.c_proj.bias", l, C);
-            TensorSpec ln2w = b.add(p + "ln_2.weight", l, C);
+            TensorSpec ln2w = b.addIf(nw, p + "ln_2.weight", l, C);
             TensorSpec ln2b = b.addIf(ln, p + "ln_2.bias", l, C);
             TensorSpec fcw = b.add(p + "mlp.c_fc.weight", l, 4 * C, C);
             TensorSpec fcb = b.addIf(c.bias(), p + "mlp.c_fc.bias", l, 4 * C);
@@ -60,7 +61,7 @@ public final class ParameterLayout {
             TensorSpec fpb = b.addIf(c.bias(), p + "mlp.c_proj.bias", l, C);
             ls.add(new Layer(l, ln1w, ln1b, qkvw, qkvb, apw, apb, ln2w, ln2b, fcw, fcb, fpw, fpb, start, b.size()));
         }
-        lnfw = b.add("ln_f.weight", -1, C);
+        lnfw = b.addIf(nw, "ln_f.weight", -1, C);
         lnfb = b.addIf(ln, "ln_f.bias", -1, C);
         lmHead = c.tiedEmbeddings() ? wte : b.add("lm_head.weight", -1, Vp, C);
         layers = List.copyOf(ls);
@@ -75,7 +76,9 @@ public final class ParameterLayout {
 
     public GptConfig config() { return config; }
     public TensorSpec wte() { return wte; }
+    /** Null with RoPE. */
     public TensorSpec wpe() { return wpe; }
+    /** Null with a parameter-free norm. */
     public TensorSpec lnfw() { return lnfw; }
     /** Null for RMSNorm. */
     public TensorSpec lnfb() { return lnfb; }

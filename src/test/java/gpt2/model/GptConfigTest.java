@@ -65,7 +65,8 @@ class GptConfigTest {
             }
             assertEquals(next, l.totalSize(), name);
             for (ParameterLayout.Layer layer : l.layers()) {
-                assertEquals(layer.ln1w().offset(), layer.start(), name + " layer start");
+                TensorSpec first = layer.ln1w() != null ? layer.ln1w() : layer.qkvw(); // parameter-free norms have no weight
+                assertEquals(first.offset(), layer.start(), name + " layer start");
                 assertEquals(layer.fcprojb() != null ? layer.fcprojb().end() : layer.fcprojw().end(), layer.end());
             }
         }

@@ -289,8 +289,53 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
-        CrossEntropy.backward(par, seg(logits), seg(targets), dloss, N, V, Vp);
+    public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp, float softcap) {
+        CrossEntropy.backward(par, seg(logits), seg(targets), dloss, N, V, Vp, softcap);
+    }
+
+    @Override
+    public void softcapForward(Buffer logits, long N, float cap) {
+        Pointwise.softcapForward(par, seg(logits), N, cap);
+    }
+
+    @Override
+    public void qkNormRopeForward(Buffer qkv, Buffer rstd, int B, int T, int C, int NH, int pos0, float ropeTheta,
+                                  float eps) {
+        QkNormRope.forward(par, seg(qkv), seg(rstd), B, T, C, NH, pos0, ropeTheta, eps);
+    }
+
+    @Override
+    public void qkNormRopeBackward(Buffer dqkv, Buffer qkv, Buffer rstd, int B, int T, int C, int NH, float ropeTheta) {
+        QkNormRope.backward(par, seg(dqkv), seg(qkv), seg(rstd), B, T, C, NH, ropeTheta);
+    }
+
+    @Override
+    public void reluSquaredForward(Buffer out, Buffer inp, long N) {
+        Pointwise.reluSquaredForward(par, seg(out), seg(inp), N);
+    }
+
+    @Override
+    public void reluSquaredBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
+        Pointwise.reluSquaredBackward(par, seg(dinp), seg(inp), seg(dout), N);
+    }
+
+    @Override
+    public void muonMomentum(Buffer grads, Buffer buf, float momentum, float gradScale) {
+        if (grads.length() != buf.length()) throw new IllegalArgumentException("muonMomentum: grads and buf differ in length");
+        Optimizer.muonMomentum(par, seg(grads), seg(buf), grads.length(), momentum, gradScale);
+    }
+
+    @Override
+    public void newtonSchulz(Buffer x, int rows, int cols, int steps) {
+        check(x, DType.F32, (long) rows * cols);
+        NewtonSchulz.orthogonalize(par, blas, seg(x), rows, cols, steps);
+    }
+
+    @Override
+    public void axpy(Buffer y, Buffer x, float alpha, long n) {
+        check(y, DType.F32, n);
+        check(x, DType.F32, n);
+        Optimizer.axpy(par, seg(y), seg(x), alpha, n);
     }
 
     @Override

@@ -37,9 +37,13 @@ final class CrossEntropy {
         });
     }
 
-    /** In place: logits (N,Vp) become (softmax - onehot) * dloss; padded columns and ignored rows 0. */
+    /**
+     * In place: logits (N,Vp) become (softmax - onehot) * dloss; padded columns and ignored rows 0.
+     * softcap > 0: the logits c were soft-capped, and each gradient is taken on through the cap,
+     * times 1 - (c / softcap)^2.
+     */
     static void backward(Parallel par, MemorySegment logits, MemorySegment targets, float dloss,
-                         int N, int V, int Vp) {
+                         int N, int V, int Vp, float softcap) {
         par.forRange(N, 1, (s, e) -> {
             for (long n = s; n < e; n++) {
                 int target = getInt(targets, n);
@@ -51,6 +55,10 @@ final class CrossEntropy {
                 checkTarget(target, V, n);
                 float max = maxOf(logits, row, V);
                 float inv = (float) (1.0 / sumExp(logits, row, V, max));
+                if (softcap > 0) {
+                    throughCap(logits, row, V, Vp, target, max, inv, dloss, softcap);
+                    continue;
+                }
                 // (softmax - onehot) * dloss: exp of every column, vectorized; then the target's one
                 int v = 0, L = F32.S.length();
                 for (int bound = V / L * L; v < bound; v += L) {
@@ -62,6 +70,22 @@ final class CrossEntropy {
                 for (v = V; v < Vp; v++) set(logits, row + v, 0f);
             }
         });
+    }
+
+    /**
+     * The row's gradient taken on through the soft cap: each capped logit c is read before its
+     * gradient (softmax - onehot) * dloss overwrites it, and scales it by 1 - (c / cap)^2.
+     */
+    private static void throughCap(MemorySegment logits, long row, int V, int Vp, int target, float max, float inv,
+                                   float dloss, float cap) {
+        float invCap = 1f / cap;
+        for (int v = 0; v < V; v++) {
+            float c = get(logits, row + v);
+            float g = FastMath.exp(c - max) * inv * dloss - (v == target ? dloss : 0f);
+            float k = c * invCap;
+            set(logits, row + v, g * (1f - k * k));
+        }
+        for (int v = V; v < Vp; v++) set(logits, row + v, 0f);
     }
 
     /** sum of exp(x - max) over a row: float lanes summed in a fixed order, then in double. */

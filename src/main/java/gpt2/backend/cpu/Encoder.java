@@ -11,7 +11,7 @@ final class Encoder {
     private Encoder() {
     }
 
-    /** out (B,T,C) = wte (Vp,C)[tokens (B,T)] + wpe (maxT,C)[t]. */
+    /** out (B,T,C) = wte (Vp,C)[tokens (B,T)] + wpe (maxT,C)[t] (wpe null: no position term, RoPE). */
     static void forward(Parallel par, MemorySegment out, MemorySegment tokens, MemorySegment wte, MemorySegment wpe,
                         int B, int T, int C) {
         par.forRange((long) B * T, 16, (s, e) -> {
@@ -19,7 +19,7 @@ final class Encoder {
                 long t = bt % T;
                 long ix = getInt(tokens, bt);
                 for (int c = 0; c < C; c++) {
-                    set(out, bt * C + c, get(wte, ix * C + c) + get(wpe, t * C + c));
+                    set(out, bt * C + c, get(wte, ix * C + c) + (wpe == null ? 0f : get(wpe, t * C + c)));
                 }
             }
         });
@@ -38,7 +38,7 @@ final class Encoder {
                 for (long c = c0; c < c1; c++) {
                     float d = get(dout, bt * C + c);
                     set(dwte, ix * C + c, get(dwte, ix * C + c) + d);
-                    set(dwpe, t * C + c, get(dwpe, t * C + c) + d);
+                    if (dwpe != null) set(dwpe, t * C + c, get(dwpe, t * C + c) + d);
                 }
             }
         });

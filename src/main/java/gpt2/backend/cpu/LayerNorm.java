@@ -5,7 +5,7 @@ import java.lang.foreign.MemorySegment;
 import static gpt2.backend.cpu.F32.get;
 import static gpt2.backend.cpu.F32.set;
 
-/** LayerNorm over the last dimension, and RMSNorm with scale (1 + w). */
+/** LayerNorm over the last dimension, and RMSNorm with scale (1 + w) or none (weight null). */
 final class LayerNorm {
     private LayerNorm() {
     }
@@ -90,7 +90,7 @@ final class LayerNorm {
                 }
                 float r = (float) (1.0 / Math.sqrt(ss / C + eps));
                 for (int c = 0; c < C; c++) {
-                    set(out, row + c, get(inp, row + c) * r * (1f + get(weight, c)));
+                    set(out, row + c, get(inp, row + c) * r * (weight == null ? 1f : 1f + get(weight, c)));
                 }
                 set(rstd, n, r);
             }
@@ -109,16 +109,17 @@ final class LayerNorm {
                 float r = get(rstd, n);
                 float dot = 0;
                 for (int c = 0; c < C; c++) {
-                    dot += (1f + get(weight, c)) * get(dout, row + c) * get(inp, row + c);
+                    dot += (weight == null ? 1f : 1f + get(weight, c)) * get(dout, row + c) * get(inp, row + c);
                 }
                 float k = r * r * dot / C;
                 for (int c = 0; c < C; c++) {
-                    float dn = (1f + get(weight, c)) * get(dout, row + c);
+                    float dn = (weight == null ? 1f : 1f + get(weight, c)) * get(dout, row + c);
                     float d = r * (dn - get(inp, row + c) * k);
                     set(dinp, row + c, get(dinp, row + c) + d);
                 }
             }
         });
+        if (dweight == null) return; // parameter-free
         par.forRange(C, 8, (c0, c1) -> {
             for (long n = 0; n < N; n++) {
                 long row = n * C;

@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
 import static gpt2.backend.cpu.F32.get;
 import static gpt2.backend.cpu.F32.set;
 
-/** AdamW's update and the sum of squares behind the global gradient norm. */
+/** AdamW's update, Muon's momentum, axpy, and the sum of squares behind the global gradient norm. */
 final class Optimizer {
     private Optimizer() {
     }
@@ -52,6 +52,25 @@ final class Optimizer {
                 set(v, i, vi);
                 set(params, i, p - lr * (mHat / ((float) Math.sqrt(vHat) + eps) + weightDecay * p));
             }
+        });
+    }
+
+    /** buf = mu buf + (1 - mu) g, then grads = (1 - mu) g + mu buf, with g = grads * gradScale. */
+    static void muonMomentum(Parallel par, MemorySegment grads, MemorySegment buf, long n, float mu, float gradScale) {
+        par.forRange(n, 4096, (s, e) -> {
+            for (long i = s; i < e; i++) {
+                float g = get(grads, i) * gradScale;
+                float b = mu * get(buf, i) + (1f - mu) * g;
+                set(buf, i, b);
+                set(grads, i, (1f - mu) * g + mu * b);
+            }
+        });
+    }
+
+    /** y += alpha x. */
+    static void axpy(Parallel par, MemorySegment y, MemorySegment x, float alpha, long n) {
+        par.forRange(n, 4096, (s, e) -> {
+            for (long i = s; i < e; i++) set(y, i, get(y, i) + alpha * get(x, i));
         });
     }
 

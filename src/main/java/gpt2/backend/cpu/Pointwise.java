@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
 import static gpt2.backend.cpu.F32.get;
 import static gpt2.backend.cpu.F32.set;
 
-/** Element-wise ops: GELU, residual add, dropout. */
+/** Element-wise ops: GELU, ReLU², logit soft-capping, residual add, dropout. */
 final class Pointwise {
     private Pointwise() {
     }
@@ -65,6 +65,47 @@ final class Pointwise {
                 float d = (x * x * (3f * 0.044715f) + 1f) * GELU_K;
                 float grad = sg + x * 2f * sg * (ex * sg) * d;
                 set(dinp, i, grad * get(dout, i));
+            }
+        });
+    }
+
+    /** out = relu(x)^2. */
+    static void reluSquaredForward(Parallel par, MemorySegment out, MemorySegment inp, long N) {
+        par.forRange(N, CHUNK, (s, e) -> {
+            for (long i = s; i < e; i++) {
+                float x = Math.max(get(inp, i), 0f);
+                set(out, i, x * x);
+            }
+        });
+    }
+
+    /** dinp = 2 relu(x) * dout (dinp may alias dout). */
+    static void reluSquaredBackward(Parallel par, MemorySegment dinp, MemorySegment inp, MemorySegment dout, long N) {
+        par.forRange(N, CHUNK, (s, e) -> {
+            for (long i = s; i < e; i++) set(dinp, i, 2f * Math.max(get(inp, i), 0f) * get(dout, i));
+        });
+    }
+
+    /**
+     * x = cap * tanh(x / cap) in place, tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) (no
+     * overflow for any u); vector lanes and the scalar tail compute the same bits.
+     */
+    static void softcapForward(Parallel par, MemorySegment x, long N, float cap) {
+        float inv = 1f / cap;
+        par.forRange(N, CHUNK, (s, e) -> {
+            long i = s;
+            int L = F32.S.length();
+            for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+                FloatVector u = F32.load(x, i).mul(inv);
+                FloatVector ex = FastMath.exp(u.abs().mul(-2f));
+                FloatVector t = FloatVector.broadcast(F32.S, 1f).sub(ex).div(ex.add(1f)).mul(cap);
+                F32.store(t.blend(t.neg(), u.compare(jdk.incubator.vector.VectorOperators.LT, 0f)), x, i);
+            }
+            for (; i < e; i++) {
+                float u = get(x, i) * inv;
+                float ex = FastMath.exp(Math.abs(u) * -2f);
+                float t = (1f - ex) / (ex + 1f) * cap;
+                set(x, i, u < 0f ? -t : t);
             }
         });
     }

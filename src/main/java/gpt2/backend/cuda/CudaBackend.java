@@ -807,12 +807,14 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
-        crossEntropyFused(scratch("ce_losses", DType.F32, N), logits, targets, dloss, N, V, Vp);
+    public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp, float softcap) {
+        crossEntropyFused(scratch("ce_losses", DType.F32, N), logits, targets, dloss, N, V, Vp, softcap);
     }
 
     @Override
-    public void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp) {
+    public void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
+                                  float softcap) {
+        if (softcap != 0) throw new UnsupportedOperationException(name() + " has no logit soft-capping yet");
         launch("classifier_fused", 2L * N * Vp * x() + 8L * N, N, ROW_THREADS, losses, logits, targets, dloss, N, V, Vp);
     }
 

@@ -116,7 +116,7 @@ class CrossEntropyTest {
         float[] x = logits(r, V, Vp, 1e30f);
         float dloss = 0.37f;
         Buffer buf = upload(be, x, "logits/dlogits");
-        be.crossEntropyBackward(buf, upload(be, t, "targets"), dloss, N, V, Vp);
+        be.crossEntropyBackward(buf, upload(be, t, "targets"), dloss, N, V, Vp, 0f);
         float[] got = download(be, buf);
 
         double[] xd = toDouble(x);
@@ -145,8 +145,8 @@ class CrossEntropyTest {
         int[] t = targets(r, V);
         float[] x = logits(r, V, Vp, 0f);
         Buffer a = upload(be, x, "a"), b = upload(be, x, "b"), targets = upload(be, t, "targets");
-        be.crossEntropyBackward(a, targets, 1f, N, V, Vp);
-        be.crossEntropyBackward(b, targets, 0.25f, N, V, Vp);
+        be.crossEntropyBackward(a, targets, 1f, N, V, Vp, 0f);
+        be.crossEntropyBackward(b, targets, 0.25f, N, V, Vp, 0f);
         float[] ga = download(be, a), gb = download(be, b);
         double[] quarter = new double[ga.length];
         for (int i = 0; i < ga.length; i++) quarter[i] = 0.25 * ga[i];

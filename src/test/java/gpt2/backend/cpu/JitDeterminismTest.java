@@ -74,13 +74,13 @@ class JitDeterminismTest {
             Pointwise.geluBackward(par, cold[1], x, dout, n);
             CrossEntropy.forward(par, cold[2], logits, targets, N, V, Vp);
             cold[3].copyFrom(logits);
-            CrossEntropy.backward(par, cold[3], targets, 0.5f, N, V, Vp);
+            CrossEntropy.backward(par, cold[3], targets, 0.5f, N, V, Vp, 0f);
             for (int k = 0; k < 20_000; k++) {
                 Pointwise.geluForward(par, warm[0], x, n);
                 Pointwise.geluBackward(par, warm[1], x, dout, n);
                 CrossEntropy.forward(par, warm[2], logits, targets, N, V, Vp);
                 warm[3].copyFrom(logits);
-                CrossEntropy.backward(par, warm[3], targets, 0.5f, N, V, Vp);
+                CrossEntropy.backward(par, warm[3], targets, 0.5f, N, V, Vp, 0f);
             }
             long[] sizes = {n, n, N, (long) N * Vp};
             String[] names = {"gelu", "gelu backward", "cross-entropy losses", "cross-entropy dlogits"};

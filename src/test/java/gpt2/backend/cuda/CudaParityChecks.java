@@ -303,11 +303,11 @@ abstract class CudaParityChecks {
         Pair targets = ints(tg);
         both((be, c) -> be.crossEntropyForward(s(losses, c), s(logits, c), s(targets, c), N, V, Vp));
         assertClose(losses, 1e-5, "cross-entropy losses");
-        both((be, c) -> be.crossEntropyBackward(s(logits, c), s(targets, c), 0.25f, N, V, Vp));
+        both((be, c) -> be.crossEntropyBackward(s(logits, c), s(targets, c), 0.25f, N, V, Vp, 0f));
         assertClose(logits, 1e-5, "cross-entropy dlogits");
         // the fused classifier: losses and dlogits in one kernel, as the two ops give them
         Pair logits2 = rand(r, N * Vp, 3), losses2 = rand(r, N, 1);
-        both((be, c) -> be.crossEntropyFused(s(losses2, c), s(logits2, c), s(targets, c), 0.125f, N, V, Vp));
+        both((be, c) -> be.crossEntropyFused(s(losses2, c), s(logits2, c), s(targets, c), 0.125f, N, V, Vp, 0f));
         assertClose(losses2, 1e-5, "fused classifier losses");
         assertClose(logits2, 1e-5, "fused classifier dlogits");
         Pair acc = pair(new float[]{0.5f});
@@ -532,7 +532,7 @@ abstract class CudaParityChecks {
             bf.write(tgp, tg);
             both(bf, (be, c) -> be.crossEntropyForward(s(losses, c), s(logits, c), c ? tc : tgp, Nl, V, Vp));
             assertClose(bf, losses, 1e-5, "cross-entropy losses (f32)");
-            both(bf, (be, c) -> be.crossEntropyBackward(s(logits, c), c ? tc : tgp, 0.25f, Nl, V, Vp));
+            both(bf, (be, c) -> be.crossEntropyBackward(s(logits, c), c ? tc : tgp, 0.25f, Nl, V, Vp, 0f));
             assertClose(bf, logits, BF16_TOL, "cross-entropy dlogits");
             // the weights' compute copy: float32 -> bf16 rounds to nearest even, as BFloat16.fromFloat
             float[] master = new float[4096];
