@@ -28,7 +28,7 @@ final class ReferenceGpt2 {
         for (int bt = 0; bt < N; bt++) {
             int t = bt % T;
             for (int i = 0; i < C; i++) {
-                x[bt * C + i] = p[(int) wte.offset() + inputs[bt] * C + i] + p[(int) wpe.offset() + t * C + i];
+                x[bt * C + i] = p[(int) wte.offset() + inputs[bt] * C + i] + (wpe == null ? 0 : p[(int) wpe.offset() + t * C + i]);
             }
         }
         if (drop) applyDropout(x, passKey, -1, Gpt2.SITE_EMBED);
@@ -36,6 +36,7 @@ final class ReferenceGpt2 {
             ParameterLayout.Layer w = layout.layer(l);
             double[] h = norm(p, x, w.ln1w(), w.ln1b(), N, C);
             double[] qkv = linear(p, h, w.qkvw(), w.qkvb(), N, C, 3 * C);
+            qkNormRope(qkv, N, T, C, NH);
             double[] y = new double[N * C];
             Dropout attDrop = drop ? new Dropout(c.dropout(), Dropout.siteKey(passKey, l, Gpt2.SITE_ATTN_WEIGHTS)) : null;
             for (int b = 0; b < B; b++) {
@@ -73,7 +74,8 @@ final class ReferenceGpt2 {
             double[] f = linear(p, h2, w.fcw(), w.fcb(), N, C, 4 * C);
             for (int i = 0; i < f.length; i++) {
                 double v = f[i];
-                f[i] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+                f[i] = c.activation() == GptConfig.Activation.RELU2 ? Math.max(v, 0) * Math.max(v, 0)
+                        : 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
             }
             double[] fp = linear(p, f, w.fcprojw(), w.fcprojb(), N, 4 * C, C);
             if (drop) applyDropout(fp, passKey, l, Gpt2.SITE_MLP_RESID);
@@ -91,6 +93,7 @@ final class ReferenceGpt2 {
             for (int v = 0; v < V; v++) {
                 double dot = 0;
                 for (int i = 0; i < C; i++) dot += xf[n * C + i] * p[head + v * C + i];
+                if (c.logitSoftcap() > 0) dot = c.logitSoftcap() * Math.tanh(dot / c.logitSoftcap());
                 logits[v] = dot;
                 max = Math.max(max, dot);
             }
@@ -100,6 +103,33 @@ final class ReferenceGpt2 {
             count++;
         }
         return count == 0 ? 0 : total / count;
+    }
+
+    /** QK-norm (RMS per head, no weights) and RoPE (pairs j, j + hs/2) on q and k, as the switches say. */
+    private void qkNormRope(double[] qkv, int N, int T, int C, int NH) {
+        int hs = C / NH, half = hs / 2;
+        for (int n = 0; n < N; n++) {
+            int pos = n % T;
+            for (int part = 0; part < 2; part++) {
+                for (int head = 0; head < NH; head++) {
+                    int base = n * 3 * C + part * C + head * hs;
+                    if (c.qkNorm()) {
+                        double ms = 0;
+                        for (int i = 0; i < hs; i++) ms += qkv[base + i] * qkv[base + i];
+                        double r = 1 / Math.sqrt(ms / hs + c.normEps());
+                        for (int i = 0; i < hs; i++) qkv[base + i] *= r;
+                    }
+                    if (c.rope()) {
+                        for (int j = 0; j < half; j++) {
+                            double angle = pos / Math.pow(c.ropeTheta(), 2.0 * j / hs);
+                            double x1 = qkv[base + j], x2 = qkv[base + j + half];
+                            qkv[base + j] = x1 * Math.cos(angle) + x2 * Math.sin(angle);
+                            qkv[base + j + half] = x2 * Math.cos(angle) - x1 * Math.sin(angle);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     private void applyDropout(double[] a, long passKey, int layer, int site) {
@@ -124,7 +154,7 @@ final class ReferenceGpt2 {
                 double ms = 0;
                 for (int i = 0; i < C; i++) ms += x[n * C + i] * x[n * C + i];
                 double r = 1 / Math.sqrt(ms / C + c.normEps());
-                for (int i = 0; i < C; i++) out[n * C + i] = x[n * C + i] * r * (1 + p[(int) w.offset() + i]);
+                for (int i = 0; i < C; i++) out[n * C + i] = x[n * C + i] * r * (w == null ? 1 : 1 + p[(int) w.offset() + i]);
             }
         }
         return out;
