@@ -39,8 +39,14 @@ final class InfoCommand implements Callable<Integer> {
         out.printf("  norm %s (eps %s) | linear bias %s | qkv bias %s | output head %s | dropout %s%n",
                 c.norm().name().toLowerCase(), c.normEps(), yes(c.bias()), yes(c.qkvBias()),
                 c.tiedEmbeddings() ? "tied to wte" : "untied, no bias", c.dropout());
-        out.printf("  init: normal(0, 0.02)%s%n",
-                c.scaledResidualInit() ? ", residual projections 0.02/sqrt(2L)" : " for every matrix");
+        out.printf("  init: normal(0, 0.02)%s%n", c.zeroInitProjections() ? ", residual projections and untied head zero"
+                : c.scaledResidualInit() ? ", residual projections 0.02/sqrt(2L)" : " for every matrix");
+        if (c.modern()) {
+            out.printf("  positions %s | qk-norm %s | mlp %s | norm weights %s | logit softcap %s%n",
+                    c.rope() ? "rope (theta " + c.ropeTheta() + ")" : "learned (wpe)", yes(c.qkNorm()),
+                    c.activation().name().toLowerCase(), c.parameterFreeNorm() ? "none" : "yes",
+                    c.logitSoftcap() > 0 ? Float.toString(c.logitSoftcap()) : "off");
+        }
         long exact = c.parameterCount(), padded = c.paddedParameterCount();
         out.printf("parameters: %,d%n", exact);
         if (padded != exact) out.printf("parameters with padded vocabulary: %,d%n", padded);

@@ -7,7 +7,7 @@ import picocli.CommandLine.Option;
 final class ModelOptions {
 
     @Option(names = "--model", defaultValue = "d12", paramLabel = "NAME",
-            description = "Model preset (gpt2, seed-d12, d12, d24, d36, d48, d2, d4), or weights: a checkpoint directory, "
+            description = "Model preset (gpt2, seed-d12, d12, d24, d36, d48, d12-modern, d2, d4, d4-modern), or weights: a checkpoint directory, "
                     + "a run folder (its newest valid checkpoint), an llm.c model file or a Hugging Face folder "
                     + "(default: ${DEFAULT-VALUE}).")
     String model;
@@ -50,10 +50,37 @@ final class ModelOptions {
     @Option(names = "--dropout", paramLabel = "P", description = "Override: dropout probability.")
     Float dropout;
 
+    @Option(names = "--rope", paramLabel = "0|1",
+            description = "Override: rotary position embeddings on q and k instead of learned positions (no wpe).")
+    Integer rope;
+
+    @Option(names = {"--rope_theta", "--rope-theta"}, paramLabel = "THETA",
+            description = "Override: RoPE base (default with --rope 1: 50000, the original project's; d12-modern: 10000).")
+    Float ropeTheta;
+
+    @Option(names = {"--qk_norm", "--qk-norm"}, paramLabel = "0|1", description = "Override: RMS-normalise q and k per head.")
+    Integer qkNorm;
+
+    @Option(names = "--activation", paramLabel = "KIND", description = "Override: MLP activation, gelu or relu2 (ReLU squared).")
+    String activation;
+
+    @Option(names = {"--norm_weights", "--norm-weights"}, paramLabel = "0|1",
+            description = "Override: learned RMSNorm scales (0: parameter-free RMSNorm; needs --norm rmsnorm).")
+    Integer normWeights;
+
+    @Option(names = {"--zero_init_proj", "--zero-init-proj"}, paramLabel = "0|1",
+            description = "Override: attention/MLP output projections and an untied head start at zero.")
+    Integer zeroInitProj;
+
+    @Option(names = {"--logit_softcap", "--logit-softcap"}, paramLabel = "CAP",
+            description = "Override: logits = CAP * tanh(logits / CAP) before the softmax (0: off).")
+    Float logitSoftcap;
+
     boolean hasOverrides() {
         return numLayers != null || numHeads != null || channels != null || maxSeqLen != null || vocabSize != null
                 || paddedVocabSize != null || norm != null || normEps != null || bias != null || qkvBias != null
-                || tied != null || dropout != null;
+                || tied != null || dropout != null || rope != null || ropeTheta != null || qkNorm != null
+                || activation != null || normWeights != null || zeroInitProj != null || logitSoftcap != null;
     }
 
     /** The preset with every given override applied. */
@@ -76,6 +103,13 @@ final class ModelOptions {
             if (qkvBias != null) b.qkvBias(flag("--qkv_bias", qkvBias));
             if (tied != null) b.tiedEmbeddings(flag("--tie_embeddings", tied));
             if (dropout != null) b.dropout(dropout);
+            if (rope != null) b.rope(flag("--rope", rope));
+            if (ropeTheta != null) b.ropeTheta(ropeTheta);
+            if (qkNorm != null) b.qkNorm(flag("--qk_norm", qkNorm));
+            if (activation != null) b.activation(parseActivation(activation));
+            if (normWeights != null) b.parameterFreeNorm(!flag("--norm_weights", normWeights));
+            if (zeroInitProj != null) b.zeroInitProjections(flag("--zero_init_proj", zeroInitProj));
+            if (logitSoftcap != null) b.logitSoftcap(logitSoftcap);
             return b;
         });
     }
@@ -83,6 +117,14 @@ final class ModelOptions {
     static boolean flag(String name, int v) {
         if (v != 0 && v != 1) throw new IllegalArgumentException(name + " must be 0 or 1, got " + v);
         return v == 1;
+    }
+
+    private static GptConfig.Activation parseActivation(String s) {
+        return switch (s.toLowerCase()) {
+            case "gelu" -> GptConfig.Activation.GELU;
+            case "relu2", "relu^2", "relu_squared" -> GptConfig.Activation.RELU2;
+            default -> throw new IllegalArgumentException("--activation must be gelu or relu2, got '" + s + "'");
+        };
     }
 
     private static GptConfig.NormType parseNorm(String s) {

@@ -58,6 +58,10 @@ public final class LlmcFormat {
         if (!c.qkvBias()) misfits.add("no q/k/v bias");
         if (!c.bias()) misfits.add("no linear biases");
         if (!c.tiedEmbeddings()) misfits.add("an untied output head");
+        if (c.rope()) misfits.add("rotary position embeddings (no wpe)");
+        if (c.qkNorm()) misfits.add("qk-norm");
+        if (c.activation() != GptConfig.Activation.GELU) misfits.add(c.activation().name().toLowerCase() + " MLP activation");
+        if (c.logitSoftcap() > 0) misfits.add("logit soft-capping");
         if (!misfits.isEmpty()) {
             throw new IllegalArgumentException(format + " holds OpenAI GPT-2 models only; model '" + c.name() + "' has "
                     + String.join(", ", misfits));

@@ -96,7 +96,7 @@ public record GptConfig(
         require(!rope || ropeTheta > 1, "rope_theta must be > 1, got " + ropeTheta);
         require(!rope || headSizeOf(channels, numHeads) % 2 == 0,
                 "rope needs an even head size, got " + headSizeOf(channels, numHeads));
-        require(!parameterFreeNorm || norm == NormType.RMSNORM, "a parameter-free norm needs --norm rmsnorm");
+        require(!parameterFreeNorm || norm == NormType.RMSNORM, "a parameter-free norm (--norm_weights 0) needs --norm rmsnorm");
         require(logitSoftcap >= 0 && Float.isFinite(logitSoftcap), "logit_softcap must be >= 0 (0 = off), got " + logitSoftcap);
     }
 
