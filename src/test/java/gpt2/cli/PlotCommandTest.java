@@ -48,4 +48,33 @@ class PlotCommandTest {
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("no metrics.jsonl"), r[2]);
     }
+
+    @Test
+    void comparesSeveralRunsInOneChartAndPrintsTheTokenRatio(@TempDir Path dir) throws Exception {
+        Path a = gpt2.train.RunComparisonTest.run(dir, "gpt2", 100, 256, s -> 8 - s / 25.0);
+        Path b = gpt2.train.RunComparisonTest.run(dir, "modern", 100, 256, s -> 8 - s / 10.0);
+        Path png = dir.resolve("recipes.png");
+        String[] r = InfoCommandTest.run("plot", a.toString(), b.toString(), "--out", png.toString());
+        assertEquals("0", r[0], r[2]);
+        // gpt2 ends at 4.0 after 25,600 tokens; modern is at 4.0 at step 40 = 10,240 tokens
+        assertTrue(r[1].contains("modern reaches gpt2's final val loss 4.0000 at 10,240 tokens: 0.400 of gpt2's 25,600 tokens"), r[1]);
+        BufferedImage img = ImageIO.read(png.toFile());
+        assertEquals(1000, img.getWidth());
+        boolean blue = false, red = false;
+        for (int x = 0; x < img.getWidth(); x += 2) {
+            for (int y = 0; y < img.getHeight(); y += 2) {
+                int rgb = img.getRGB(x, y), rr = (rgb >> 16) & 255, g = (rgb >> 8) & 255, bb = rgb & 255;
+                blue |= rr == 0x1f && g == 0x77 && bb == 0xb4;
+                red |= rr == 0xd6 && g == 0x27 && bb == 0x28;
+            }
+        }
+        assertTrue(blue && red, "expected both runs' validation lines");
+        // default place: beside the first run; a bad --out is one line
+        r = InfoCommandTest.run("plot", a.toString(), b.toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(Files.isRegularFile(dir.resolve("compare.png")));
+        r = InfoCommandTest.run("plot", a.toString(), b.toString(), "--out", dir.resolve("x/y.png").toString());
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("no such folder"), r[2]);
+    }
 }
