@@ -46,6 +46,7 @@ final class PlotCommand implements Callable<Integer> {
         if (png.getParent() != null && !Files.isDirectory(png.getParent())) {
             throw new IllegalArgumentException("--out " + png + ": no such folder " + png.getParent());
         }
+        stdout.print(RunComparison.table(curves));
         for (RunComparison.Curves c : curves.subList(1, curves.size())) {
             stdout.println(RunComparison.describe(curves.getFirst(), c));
         }

@@ -113,4 +113,22 @@ public final class RunComparison {
                         + " (its own final val loss %.4f)", candidate.name(), baseline.name(), baseline.finalValLoss(), t,
                 t / baseline.finalTokens(), baseline.name(), baseline.finalTokens(), candidate.finalValLoss());
     }
+
+    /** The validation curves side by side, one row per number of tokens any run was evaluated at. */
+    public static String table(List<Curves> runs) {
+        java.util.TreeSet<Double> tokens = new java.util.TreeSet<>();
+        for (Curves c : runs) for (double t : c.valTokens()) tokens.add(t);
+        StringBuilder sb = new StringBuilder(String.format("%12s", "tokens"));
+        for (Curves c : runs) sb.append(String.format(" | %12s", c.name()));
+        sb.append('\n');
+        for (double t : tokens) {
+            sb.append(String.format("%,12.0f", t));
+            for (Curves c : runs) {
+                int i = java.util.Arrays.binarySearch(c.valTokens(), t);
+                sb.append(i >= 0 ? String.format(" | %12.4f", c.valLoss()[i]) : String.format(" | %12s", "-"));
+            }
+            sb.append('\n');
+        }
+        return sb.toString();
+    }
 }
