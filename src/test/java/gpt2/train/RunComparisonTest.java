@@ -10,10 +10,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-class RunComparisonTest {
+public class RunComparisonTest {
 
     /** A run of {@code steps} steps of {@code perStep} tokens whose val loss is f(step), evaluated every 10 steps. */
-    static Path run(Path dir, String name, int steps, long perStep, java.util.function.IntToDoubleFunction val) throws Exception {
+    public static Path run(Path dir, String name, int steps, long perStep, java.util.function.IntToDoubleFunction val) throws Exception {
         Path run = Files.createDirectories(dir.resolve(name));
         StringBuilder sb = new StringBuilder();
         for (int s = 0; s <= steps; s++) {
