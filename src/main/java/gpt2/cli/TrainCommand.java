@@ -94,7 +94,47 @@ final class TrainCommand implements Callable<Integer> {
             description = "Cosine decay to this fraction of the peak at the last step (default: ${DEFAULT-VALUE}).")
     float decayFrac;
 
-    @Option(names = {"--weight_decay", "--weight-decay"}, defaultValue = "0.0", paramLabel = "WD", description = "AdamW weight decay on matrices and embeddings (default: ${DEFAULT-VALUE}).")
+    @Option(names = {"--lr_schedule", "--lr-schedule"}, defaultValue = "cosine", paramLabel = "cosine|wsd",
+            description = "cosine: warmup, then cosine decay to --learning_rate_decay_frac of the peak at the last step (the original's); "
+                    + "wsd: warmup, constant, then a linear warmdown over the last --warmdown_frac of the steps to that fraction. "
+                    + "Every learning rate (Muon's, embeddings', head's) follows the same multiplier (default: ${DEFAULT-VALUE}).")
+    String lrSchedule;
+
+    @Option(names = {"--warmdown_frac", "--warmdown-frac"}, defaultValue = "0.2", paramLabel = "F",
+            description = "--lr_schedule wsd: the fraction of --num_iterations at the end spent in the warmdown (default: ${DEFAULT-VALUE}).")
+    float warmdownFrac;
+
+    @Option(names = "--optimizer", defaultValue = "adamw", paramLabel = "adamw|muon",
+            description = "adamw: AdamW for every parameter (the original's). muon: Muon (Nesterov momentum, Newton-Schulz "
+                    + "orthogonalisation) for every layer's attention and MLP matrices, AdamW for the rest with --embedding_lr "
+                    + "(wte), --head_lr (untied lm_head) and --learning_rate (norms, biases, wpe); the step lines show Muon's lr "
+                    + "(default: ${DEFAULT-VALUE}).")
+    String optimizer;
+
+    @Option(names = {"--muon_lr", "--muon-lr"}, defaultValue = "0.02", paramLabel = "LR",
+            description = "--optimizer muon: peak learning rate of the Muon matrices (default: ${DEFAULT-VALUE}).")
+    float muonLr;
+
+    @Option(names = {"--muon_momentum", "--muon-momentum"}, defaultValue = "0.95", paramLabel = "MU",
+            description = "--optimizer muon: Nesterov momentum of Muon, in [0, 1) (default: ${DEFAULT-VALUE}).")
+    float muonMomentum;
+
+    @Option(names = {"--muon_ns_steps", "--muon-ns-steps"}, defaultValue = "5", paramLabel = "N",
+            description = "--optimizer muon: Newton-Schulz iterations per update (default: ${DEFAULT-VALUE}).")
+    int muonNsSteps;
+
+    @Option(names = {"--embedding_lr", "--embedding-lr"}, defaultValue = "0.2", paramLabel = "LR",
+            description = "--optimizer muon: AdamW's peak learning rate for wte (also when tied to the head) (default: ${DEFAULT-VALUE}, "
+                    + "nanochat's, which nanochat further scales by (n_embd/768)^-0.5; not done here).")
+    float embeddingLr;
+
+    @Option(names = {"--head_lr", "--head-lr"}, defaultValue = "0.004", paramLabel = "LR",
+            description = "--optimizer muon: AdamW's peak learning rate for an untied lm_head (default: ${DEFAULT-VALUE}, nanochat's "
+                    + "unembedding lr, unscaled as --embedding_lr).")
+    float headLr;
+
+    @Option(names = {"--weight_decay", "--weight-decay"}, defaultValue = "0.0", paramLabel = "WD", description = "AdamW weight decay on matrices and embeddings; with --optimizer muon on the 2-D AdamW tensors only, "
+                    + "never on Muon's (default: ${DEFAULT-VALUE}).")
     float weightDecay;
 
     @Option(names = {"--grad_clip", "--grad-clip"}, defaultValue = "1.0", paramLabel = "NORM", description = "Clip the global gradient norm; 0 = off (default: ${DEFAULT-VALUE}).")
@@ -235,7 +275,10 @@ final class TrainCommand implements Callable<Integer> {
                 batchSize, seqLen, totalBatchSize, numIterations, flag("--inference_only", inferenceOnly),
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps,
                 valLossEvery, valMaxSteps, sampleEvery, flag("--overfit_single_batch", overfitSingleBatch),
-                saveEvery, seed, rank, world, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery);
+                saveEvery, seed, rank, world, skipLossZ, skipGradZ, maxSkipped, keepLast, keepEvery,
+                gpt2.train.LrSchedule.Kind.parse(lrSchedule), warmdownFrac);
+        AdamW.MuonSettings muon = AdamW.isMuon(optimizer)
+                ? new AdamW.MuonSettings(muonLr, muonMomentum, muonNsSteps, embeddingLr, headLr) : null;
         if (flag("--write_tensors", writeTensors)) gpt2.io.LlmcFormat.checkRepresentable(config, "--write_tensors 1 (llm.c model files)");
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
@@ -243,11 +286,10 @@ final class TrainCommand implements Callable<Integer> {
              Gpt2 model = new Gpt2(config, backend);
              Communicator comm = Communicators.create(backend, launched, rank, world, ranks.masterAddr(), ranks.masterPort(),
                      Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))));
-             AdamW optimizer = zeroStage == 1
-                     ? new AdamW(model, beta1, beta2, adamEps, weightDecay,
-                     Communicator.shard(model.layout().totalSize(), rank, world)[0],
-                     Communicator.shard(model.layout().totalSize(), rank, world)[1])
-                     : new AdamW(model, beta1, beta2, adamEps, weightDecay)) {
+             AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay,
+                     zeroStage == 1 ? Communicator.shard(model.layout().totalSize(), rank, world)[0] : 0,
+                     zeroStage == 1 ? Communicator.shard(model.layout().totalSize(), rank, world)[1] : model.layout().totalSize(),
+                     learningRate, muon)) {
             model.setFlashAttention(flag("--flash", flash));
             ModelFiles.Source start = checkpoint == null ? modelWeights() : null;
             Path startWeights = start == null ? null : start.path();
@@ -347,6 +389,15 @@ final class TrainCommand implements Callable<Integer> {
         if (spec.commandLine().getParseResult().hasMatchedOption("--wandb_log_iters") || !wandbProjectId.isEmpty()) {
             notes.add("Weights & Biases is not available; --wandb_* ignored, metrics.jsonl in --output_dir holds the same numbers");
         }
+        if (!AdamW.isMuon(optimizer)) { // refuses an unknown --optimizer here, before anything is opened
+            for (String f : List.of("--muon_lr", "--muon_momentum", "--muon_ns_steps", "--embedding_lr", "--head_lr")) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(f)) notes.add(f + " has no effect with --optimizer adamw");
+            }
+        }
+        if (gpt2.train.LrSchedule.Kind.parse(lrSchedule) == gpt2.train.LrSchedule.Kind.COSINE
+                && spec.commandLine().getParseResult().hasMatchedOption("--warmdown_frac")) {
+            notes.add("--warmdown_frac has no effect with --lr_schedule cosine");
+        }
         if (flag("--overfit_single_batch", overfitSingleBatch)) {
             notes.add("--overfit_single_batch 1 (the default): every step trains on the first batch; pass 0 for real training");
         }
@@ -378,6 +429,10 @@ final class TrainCommand implements Callable<Integer> {
                 continue;
             }
             String old = recorded.get(key).asText(), now = String.valueOf((Object) o.getValue());
+            if (key.equals("optimizer") && spec.commandLine().getParseResult().hasMatchedOption(o) && !old.equals(now)) {
+                throw new IllegalArgumentException(from.dir() + " is a run of --optimizer " + old + "; it cannot continue with "
+                        + "--optimizer " + now + " (the optimizer state differs)");
+            }
             if (spec.commandLine().getParseResult().hasMatchedOption(o)) {
                 if (!old.equals(now)) notes.add(o.longestName() + " " + now + " replaces the run's " + old);
             } else if (!old.equals(now)) {

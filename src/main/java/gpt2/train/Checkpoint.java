@@ -34,8 +34,10 @@ import java.util.stream.Stream;
  * A checkpoint is one directory per step, {@code checkpoint_00001000/}:
  * <pre>
  * model.safetensors      every parameter tensor by name (float32, padded vocabulary rows included)
- * optimizer.safetensors  AdamW's m and v ("m.NAME", "v.NAME")
- * state.json             step, config, arguments, loader position, RNG state, AdamW step,
+ * optimizer.safetensors  AdamW's m and v ("m.NAME", "v.NAME"); with --optimizer muon, m of the
+ *                        Muon matrices is Muon's momentum buffer and their v is zero
+ * state.json             step, config, arguments, loader position, RNG state, optimizer kind
+ *                        ("optimizer": adamw or muon; absent = adamw) and step ("adamw_t"),
  *                        last losses, and the CRC32C of the two tensor files
  * </pre>
  * It is written into {@code .checkpoint_00001000.tmp/}, every file forced to disk, then renamed,

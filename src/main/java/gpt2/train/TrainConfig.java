@@ -20,6 +20,8 @@ import java.nio.file.Path;
  * @param maxSkippedSteps   this many skipped steps in a row stop the run
  * @param keepLast          keep the newest K checkpoints (0: all) ...
  * @param keepEvery         ... plus every checkpoint whose step is a multiple of M (0: none)
+ * @param lrSchedule        the schedule's shape: cosine (the original's) or wsd (warmup, constant, warmdown)
+ * @param warmdownFrac      wsd: the fraction of numIterations at the end spent in the linear warmdown
  */
 public record TrainConfig(String trainPattern, String valPattern, Path outputDir,
                           int batchSize, int seqLen, long totalBatchSize, int numIterations, boolean inferenceOnly,
@@ -27,7 +29,8 @@ public record TrainConfig(String trainPattern, String valPattern, Path outputDir
                           float beta1, float beta2, float adamEps,
                           int valLossEvery, int valMaxSteps, int sampleEvery, boolean overfitSingleBatch,
                           int saveEveryNiter, long seed, int rank, int world,
-                          float skipLossZ, float skipGradZ, int maxSkippedSteps, int keepLast, int keepEvery) {
+                          float skipLossZ, float skipGradZ, int maxSkippedSteps, int keepLast, int keepEvery,
+                          LrSchedule.Kind lrSchedule, float warmdownFrac) {
 
     /** With llm.c's defaults for the reliability knobs (no outlier skipping, 10 bad steps, keep all). */
     public TrainConfig(String trainPattern, String valPattern, Path outputDir,
@@ -38,7 +41,8 @@ public record TrainConfig(String trainPattern, String valPattern, Path outputDir
                        int saveEveryNiter, long seed, int rank, int world) {
         this(trainPattern, valPattern, outputDir, batchSize, seqLen, totalBatchSize, numIterations, inferenceOnly,
                 learningRate, warmupIters, decayFrac, weightDecay, gradClip, beta1, beta2, adamEps, valLossEvery,
-                valMaxSteps, sampleEvery, overfitSingleBatch, saveEveryNiter, seed, rank, world, 0f, 0f, 10, 0, 0);
+                valMaxSteps, sampleEvery, overfitSingleBatch, saveEveryNiter, seed, rank, world, 0f, 0f, 10, 0, 0,
+                LrSchedule.Kind.COSINE, 0.2f);
     }
 
     public TrainConfig {
@@ -57,7 +61,7 @@ public record TrainConfig(String trainPattern, String valPattern, Path outputDir
                     + "--batch_size " + batchSize + " x --sequence_length " + seqLen + " x " + world + " rank"
                     + (world == 1 ? "" : "s") + " = " + perStep);
         }
-        new LrSchedule(learningRate, warmupIters, numIterations, decayFrac); // validates the schedule flags
+        new LrSchedule(lrSchedule, learningRate, warmupIters, numIterations, decayFrac, warmdownFrac); // validates its flags
         if (skipLossZ < 0 || skipGradZ < 0) throw new IllegalArgumentException("--skip_update_lossz/--skip_update_gradz must be >= 0");
         if (maxSkippedSteps < 1) throw new IllegalArgumentException("--max_skipped_steps must be >= 1, got " + maxSkippedSteps);
         if (keepLast < 0 || keepEvery < 0) throw new IllegalArgumentException("--keep_last and --keep_every must be >= 0");
@@ -69,7 +73,7 @@ public record TrainConfig(String trainPattern, String valPattern, Path outputDir
     }
 
     public LrSchedule schedule() {
-        return new LrSchedule(learningRate, warmupIters, numIterations, decayFrac);
+        return new LrSchedule(lrSchedule, learningRate, warmupIters, numIterations, decayFrac, warmdownFrac);
     }
 
     public boolean isMaster() {

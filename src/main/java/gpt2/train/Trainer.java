@@ -23,13 +23,13 @@ import java.util.List;
  * step s:  [val loss if s == 0, s % val_loss_every == 0 or s == N]
  *          [sample   if s == 0, s % sample_every == 0 or s == N]      (rank 0)
  *          s == N: stop
- *          zero grads -> k x [next batch -> forward -> backward(1/k)] -> clip -> AdamW(lr(s))
+ *          zero grads -> k x [next batch -> forward -> backward(1/k)] -> clip -> AdamW (or Muon + AdamW) at lr(s)
  *          log "step s+1/N | loss | norm | lr | ms | tok/s"; main.log, metrics.jsonl
  *          [checkpoint after step s+1 if (s+1) % save_every_niter == 0]
  * end:     checkpoint at N (with an output dir), mean of the last 20 step times, peak memory, loss.png
  * </pre>
  * Everything a resumed run needs to continue bit for bit is in the checkpoint: weights, AdamW
- * moments and step, the loader position and the sampling RNG; dropout masks derive from
+ * moments (Muon's momentum) and step, the optimizer's kind, the loader position and the sampling RNG; dropout masks derive from
  * (seed, step, micro-step, rank).
  */
 public final class Trainer {
@@ -167,6 +167,11 @@ public final class Trainer {
         if (!state.has("train_loader")) {
             throw new IllegalArgumentException(dir + " holds weights only (a converted model); start from it with --model");
         }
+        String trained = state.path("optimizer").asText("adamw"); // checkpoints before Muon are AdamW's
+        if (!trained.equals(optimizer.kind())) {
+            throw new IllegalArgumentException(dir + " was trained with --optimizer " + trained + "; it cannot continue with --optimizer "
+                    + optimizer.kind() + " (the optimizer state differs)");
+        }
         Checkpoint.loadModel(dir, model);
         if (state.has("adamw_t")) {
             Checkpoint.loadOptimizer(dir, optimizer, model.layout(), model.backend(), state.get("adamw_t").asInt());
@@ -285,7 +290,7 @@ public final class Trainer {
             if (zero) sumSq = comm.allReduceSum(sumSq);
         }
         if (nanAt.contains(step + 1)) loss = Double.NaN;
-        float lr = schedule.lr(step);
+        float lr = lr(step);
         float norm = (float) Math.sqrt(sumSq);
         String skipped = null;
         double zLoss = lossDetector.update(loss), zNorm = normDetector.update(norm);
@@ -294,7 +299,7 @@ public final class Trainer {
         else if (cfg.skipLossZ() > 0 && zLoss > cfg.skipLossZ()) skipped = String.format("loss z-score %.1f > %s", zLoss, cfg.skipLossZ());
         else if (cfg.skipGradZ() > 0 && zNorm > cfg.skipGradZ()) skipped = String.format("gradient-norm z-score %.1f > %s", zNorm, cfg.skipGradZ());
         if (skipped == null) {
-            optimizer.step(model, lr, AdamW.clipScale(norm, cfg.gradClip()));
+            optimizer.step(model, schedule, step, AdamW.clipScale(norm, cfg.gradClip()), zero ? comm : null);
             if (zero) comm.allGather(model.backend(), model.params());
         }
         double ms = (System.nanoTime() - start) / 1e6;
@@ -313,7 +318,12 @@ public final class Trainer {
         if (comm.worldSize() > 1) loss = comm.allReduceSum(loss) / comm.worldSize();
         if (nanAt.contains(step + 1)) loss = Double.NaN;
         double ms = (System.nanoTime() - start) / 1e6;
-        return new StepResult(step, (float) loss, Float.NaN, schedule.lr(step), ms, null);
+        return new StepResult(step, (float) loss, Float.NaN, lr(step), ms, null);
+    }
+
+    /** The learning rate the log shows for a step: --learning_rate's, or Muon's with --optimizer muon. */
+    private float lr(int step) {
+        return optimizer == null ? schedule.lr(step) : optimizer.displayLr(schedule, step);
     }
 
     /** Starts the all-reduce of one bucket: a layer's gradients (contiguous), or with -1 everything else. */
@@ -439,6 +449,7 @@ public final class Trainer {
             state.set("norm_outliers", normDetector.toJson());
             state.put("skipped_in_a_row", skippedInARow);
             state.put("seed", cfg.seed());
+            state.put("optimizer", optimizer.kind());
             state.set("args", args.deepCopy());
             var losses = state.putArray("last_losses");
             for (int i = Math.max(0, results.size() - 20); i < results.size(); i++) losses.add(results.get(i).loss());

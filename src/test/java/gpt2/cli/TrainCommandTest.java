@@ -263,6 +263,58 @@ class TrainCommandTest {
         assertFalse(Files.exists(dir.resolve("bad")), "a refused run must not create its output directory");
     }
 
+    /** Bad values of the Muon and schedule flags: refused before anything runs, in one line naming the flag. */
+    @Test
+    void badOptimizerAndScheduleValuesAreRefused(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        String[][] cases = {
+                {"--optimizer", "sgd", "--optimizer sgd: must be adamw or muon"},
+                {"--lr_schedule", "foo", "--lr_schedule foo: must be cosine or wsd"},
+                {"--muon_momentum", "1.5", "--muon_momentum must be in [0, 1), got 1.5"},
+                {"--muon_ns_steps", "0", "--muon_ns_steps must be >= 1, got 0"},
+                {"--muon_lr", "-1", "--muon_lr must be >= 0, got -1.0"},
+                {"--warmdown_frac", "2", "--warmdown_frac must be in [0, 1], got 2.0"},
+        };
+        for (String[] c : cases) {
+            String[] r = InfoCommandTest.run(args(data, dir.resolve("bad"), "--optimizer", "muon", "--lr_schedule", "wsd", c[0], c[1]));
+            assertEquals("2", r[0], String.join(" ", c) + ": " + r[2]);
+            assertTrue(r[2].contains(c[2]), r[2]);
+            assertEquals(1, r[2].strip().lines().filter(x -> !x.startsWith("WARNING")).count(), r[2]);
+        }
+        assertFalse(Files.exists(dir.resolve("bad")), "a refused run must not create its output directory");
+    }
+
+    /**
+     * The modern recipe with Muon and wsd: the log shows Muon's lr; `--resume` alone continues with
+     * the recorded optimizer flags and gives the uninterrupted run's losses; switching optimizer on
+     * resume is refused in one line.
+     */
+    @Test
+    void aMuonRunResumesAsStartedAndRefusesAnotherOptimizer(@TempDir Path dir) throws Exception {
+        Path data = shards(Files.createDirectories(dir.resolve("data")));
+        java.util.function.BiFunction<Path, String, String[]> muonArgs = (out, steps) -> new String[]{"train",
+                "--input_train_bin", data.resolve("toy_train_*.bin").toString(), "--output_dir", out.toString(),
+                "--model", "d4-modern", "--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size", "32",
+                "--vocab_size", "512", "--threads", "2", "--batch_size", "4", "--sequence_length", "16",
+                "--total_batch_size", "64", "--overfit_single_batch", "0", "--optimizer", "muon", "--muon_lr", "0.03",
+                "--lr_schedule", "wsd", "--warmup_iters", "1", "--warmdown_frac", "0.5", "--learning_rate_decay_frac", "0",
+                "--num_iterations", steps, "--save_every_niter", "2", "--val_loss_every", "0"};
+        String[] a = InfoCommandTest.run(muonArgs.apply(dir.resolve("full"), "4"));
+        assertEquals("0", a[0], a[2]);
+        assertTrue(a[1].contains("step    2/4 | loss ") && a[1].contains("| lr 3.00e-02 |"), "Muon's lr is logged: " + a[1]);
+        assertTrue(a[1].contains("step    4/4 |") && a[1].contains("| lr 1.50e-02 |"), "the warmdown halves it at step 4: " + a[1]);
+        String[] b = InfoCommandTest.run(muonArgs.apply(dir.resolve("cut"), "2"));
+        assertEquals("0", b[0], b[2]);
+        String[] c = InfoCommandTest.run("train", "--output_dir", dir.resolve("cut").toString(), "--resume", "--num_iterations", "4");
+        assertEquals("0", c[0], c[2]);
+        assertEquals(stepLosses(a[1]).subList(2, 4), stepLosses(c[1]), "steps 3-4 of the resumed Muon run: " + c[1]);
+        String[] d = InfoCommandTest.run("train", "--output_dir", dir.resolve("cut").toString(), "--resume", "--num_iterations", "6",
+                "--optimizer", "adamw");
+        assertEquals("2", d[0], d[1]);
+        assertTrue(d[2].contains("is a run of --optimizer muon; it cannot continue with --optimizer adamw"), d[2]);
+        assertEquals(1, d[2].strip().lines().filter(x -> !x.startsWith("WARNING")).count(), d[2]);
+    }
+
     static void copyTree(Path from, Path to) throws Exception {
         try (Stream<Path> s = Files.walk(from)) {
             for (Path p : s.toList()) Files.copy(p, to.resolve(from.relativize(p).toString()));

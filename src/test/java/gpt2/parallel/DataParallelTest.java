@@ -46,12 +46,19 @@ class DataParallelTest {
 
     static Result run(Path shard, int B, int rank, int world, Communicator comm, boolean zero, Path out, int steps,
                       int saveEvery, Path resumeFrom, int accum) {
+        return run(shard, B, rank, world, comm, zero, out, steps, saveEvery, resumeFrom, accum, null);
+    }
+
+    /** With {@code muon} non-null, --optimizer muon and --lr_schedule wsd. */
+    static Result run(Path shard, int B, int rank, int world, Communicator comm, boolean zero, Path out, int steps,
+                      int saveEvery, Path resumeFrom, int accum, AdamW.MuonSettings muon) {
         TrainConfig cfg = new TrainConfig(shard.toString(), null, out, B, 8, (long) B * 8 * world * accum, steps, false, 1e-3f, 0, 1f,
-                0.1f, 1f, 0.9f, 0.95f, 1e-8f, 0, 1, 0, false, saveEvery, 1, rank, world);
+                0.1f, 1f, 0.9f, 0.95f, 1e-8f, 0, 1, 0, false, saveEvery, 1, rank, world, 0f, 0f, 10, 0, 0,
+                muon == null ? gpt2.train.LrSchedule.Kind.COSINE : gpt2.train.LrSchedule.Kind.WSD, 0.5f);
         try (CpuBackend be = new CpuBackend(1); Gpt2 model = new Gpt2(TINY, be)) {
             long total = model.layout().totalSize();
             long[] sh = zero ? Communicator.shard(total, rank, world) : new long[]{0, total};
-            try (AdamW opt = new AdamW(model, 0.9f, 0.95f, 1e-8f, 0.1f, sh[0], sh[1])) {
+            try (AdamW opt = new AdamW(model, 0.9f, 0.95f, 1e-8f, 0.1f, sh[0], sh[1], cfg.learningRate(), muon)) {
                 model.initialize(rank == 0 ? 9 : 1234); // other ranks start elsewhere: the broadcast must fix that
                 Trainer t = new Trainer(model, opt, cfg, new PrintStream(new ByteArrayOutputStream()), null);
                 if (comm != null) t.withCommunicator(comm);
@@ -131,6 +138,32 @@ class DataParallelTest {
             assertEquals(full[0].steps().get(3 + i).loss(), resumed.steps().get(i).loss(), 1e-5f, "loss of step " + (4 + i));
         }
         assertTrue(maxDiff(full[0].params(), resumed.params()) < 2e-6, "resumed with 1 rank: " + maxDiff(full[0].params(), resumed.params()));
+    }
+
+    /**
+     * --optimizer muon: 2 ranks (plain data parallelism, and ZeRO-1 with the momentum on each rank's
+     * shard and the gradients all-gathered before Newton–Schulz) train as 1 rank with twice the batch,
+     * as tightly as AdamW; ZeRO-1 keeps half of m (Muon's momentum included) per rank.
+     */
+    @Test
+    void muonWithTwoRanksAndZeroStage1EqualsOneRank(@TempDir Path dir) throws Exception {
+        Path shard = shard(dir);
+        AdamW.MuonSettings muon = new AdamW.MuonSettings(0.02f, 0.95f, 5, 0.2f, 0.004f);
+        Result single = run(shard, 4, 0, 1, null, false, null, 4, 0, null, 1, muon);
+        InProcessCommunicator w0 = new InProcessCommunicator(2), w1 = new InProcessCommunicator(2);
+        Result[] plain = ranks(2, r -> run(shard, 2, r, 2, w0.rank(r), false, null, 4, 0, null, 1, muon));
+        Result[] zero = ranks(2, r -> run(shard, 2, r, 2, w1.rank(r), true, null, 4, 0, null, 1, muon));
+        for (int i = 0; i < 4; i++) {
+            assertEquals(single.steps().get(i).loss(), plain[0].steps().get(i).loss(), 1e-5f, "DDP loss of step " + i);
+            assertEquals(single.steps().get(i).loss(), zero[0].steps().get(i).loss(), 1e-5f, "ZeRO-1 loss of step " + i);
+            assertEquals(plain[0].steps().get(i).loss(), zero[0].steps().get(i).loss(), 1e-6f, "ZeRO-1 vs DDP loss of step " + i);
+        }
+        // the weights to 1e-5 rather than AdamW's 2e-6: Muon's lr (0.02) and wte's (0.2) are 20-200x the
+        // AdamW test's 1e-3, and both updates are normalised, so gradient rounding moves them further
+        assertTrue(maxDiff(single.params(), plain[0].params()) < 1e-5, "DDP vs 1 rank: " + maxDiff(single.params(), plain[0].params()));
+        assertTrue(maxDiff(plain[0].params(), zero[0].params()) < 1e-6, "ZeRO-1 vs DDP: " + maxDiff(plain[0].params(), zero[0].params()));
+        assertEquals(0.0, maxDiff(plain[0].params(), plain[1].params()), "DDP ranks hold identical weights");
+        assertEquals(0.0, maxDiff(zero[0].params(), zero[1].params()), "ZeRO-1 ranks hold identical weights");
     }
 
     /** 2 ranks of B sequences give the same training as 1 rank of 2B sequences. */

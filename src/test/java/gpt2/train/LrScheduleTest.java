@@ -45,4 +45,37 @@ class LrScheduleTest {
         assertThrows(IllegalArgumentException.class, () -> new LrSchedule(1e-4f, 0, 10, 1.5f));
         assertThrows(IllegalArgumentException.class, () -> new LrSchedule(1e-4f, -1, 10, 0.5f));
     }
+
+    /** wsd over 100 steps: warmup 10, constant, warmdown over the last 20 to 10% of the peak. */
+    @Test
+    void wsdWarmsUpHoldsAndWarmsDownLinearly() {
+        LrSchedule w = new LrSchedule(LrSchedule.Kind.WSD, 1e-3f, 10, 100, 0.1f, 0.2f);
+        assertEquals(20, w.warmdownSteps());
+        assertEquals(1e-4, w.lr(0), 1e-10);                  // (0+1)/10
+        assertEquals(5e-4, w.lr(4), 1e-10);
+        assertEquals(1e-3, w.lr(9), 1e-10);                  // warmup reaches the peak
+        assertEquals(1e-3, w.lr(10), 1e-10);
+        assertEquals(1e-3, w.lr(50), 1e-10);
+        assertEquals(1e-3, w.lr(80), 1e-10);                 // the warmdown starts after step N - 20
+        assertEquals(1e-3 * (0.1 + 0.9 * 19 / 20.0), w.lr(81), 1e-10);
+        assertEquals(1e-3 * (0.1 + 0.9 * 10 / 20.0), w.lr(90), 1e-10); // halfway down: 0.55 of the peak
+        assertEquals(1e-3 * (0.1 + 0.9 / 20.0), w.lr(99), 1e-10);      // the last step is just above the floor
+        assertEquals(1e-4, w.lr(100), 1e-10);
+        assertEquals(1e-4, w.lr(1000), 1e-10);
+        assertEquals(0.55, w.multiplier(90), 1e-8); // 0.1f is 0.10000000149
+        // no warmdown: constant after the warmup
+        LrSchedule flat = new LrSchedule(LrSchedule.Kind.WSD, 1e-3f, 0, 10, 0f, 0f);
+        for (int i = 0; i < 10; i++) assertEquals(1e-3, flat.lr(i), 1e-10);
+        assertThrows(IllegalArgumentException.class, () -> new LrSchedule(LrSchedule.Kind.WSD, 1e-3f, 0, 10, 0f, 1.5f));
+        assertEquals("--lr_schedule foo: must be cosine or wsd",
+                assertThrows(IllegalArgumentException.class, () -> LrSchedule.Kind.parse("foo")).getMessage());
+    }
+
+    /** The cosine schedule's multiplier is its lr over the peak (every group scales by it). */
+    @Test
+    void cosineMultiplierIsTheLrOverThePeak() {
+        for (int step : new int[]{0, 5, 9, 10, 35, 60, 109, 110, 500}) {
+            assertEquals(s.lr(step) / 6e-4, s.multiplier(step), 1e-6, "step " + step);
+        }
+    }
 }

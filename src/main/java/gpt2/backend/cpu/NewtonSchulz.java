@@ -26,7 +26,7 @@ final class NewtonSchulz {
         boolean tall = rows > cols;
         int r = tall ? cols : rows, c = tall ? rows : cols; // X is (r, c), r <= c
         long n = (long) rows * cols;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) { // shared: the pure-Java GEMM reads it from the pool threads
             MemorySegment X = arena.allocate(4 * n, 64), Xn = arena.allocate(4 * n, 64);
             MemorySegment Am = arena.allocate(4L * r * r, 64), Bm = arena.allocate(4L * r * r, 64);
             double ss = Optimizer.sumOfSquares(par, x, n);
