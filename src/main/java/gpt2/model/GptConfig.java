@@ -188,7 +188,7 @@ public record GptConfig(
         PRESETS.put("d24", gpt2Shape("d24", 24, 16, 1024));
         PRESETS.put("d36", gpt2Shape("d36", 36, 20, 1280));
         PRESETS.put("d48", gpt2Shape("d48", 48, 25, 1600));
-        // tiny GPT-2 shapes for tests and smoke runs (GPT-2 vocabulary, 256 positions)
+        // the modern recipe at GPT-2 small's shape (see the class doc)
         PRESETS.put("d12-modern", withModernRecipe(gpt2Shape("d12-modern", 12, 12, 768)));
         // tiny GPT-2 shapes for tests and smoke runs (GPT-2 vocabulary, 256 positions)
         PRESETS.put("d2", tiny("d2", 2, 2, 64));
