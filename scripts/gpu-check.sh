@@ -129,6 +129,8 @@ if [[ $quick == 0 ]]; then
   # bigger models on one GPU: GPT-2 medium (350M) and XL (1.5B) shapes, bf16, flash attention
   bench bench-d24-bf16-b16-flash 120 GPT2_CUBLASLT=1 -- --model d24 --batch_size 16 --dtype bfloat16 --steps 5 --flash 1
   bench bench-d48-bf16-b8-flash 180 GPT2_CUBLASLT=1 -- --model d48 --batch_size 8 --dtype bfloat16 --steps 3 --flash 1
+  # the modern recipe (RoPE, QK-norm, ReLU², soft cap; AdamW here) with its kernels in the profile
+  bench bench-d12-modern-bf16-b16-flash-profile 120 GPT2_CUBLASLT=1 -- --model d12-modern --batch_size 16 --dtype bfloat16 --steps 5 --flash 1 --profile 1
 fi
 
 # ---------------------------------------------------------------- gpu-tagged tests

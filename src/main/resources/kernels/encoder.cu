@@ -1,7 +1,7 @@
 // Token + position embedding.
 
-// out (B,T,C) = wte[tokens] + wpe[t]; one thread per PACK channels (128-bit loads when C is a
-// multiple of PACK and the tables are 16-byte aligned).
+// out (B,T,C) = wte[tokens] + wpe[t] (wpe null, RoPE: wte[tokens] alone); one thread per PACK
+// channels (128-bit loads when C is a multiple of PACK and the tables are 16-byte aligned).
 extern "C" __global__ void encoder_forward(floatX* out, const int* tokens, const floatX* wte, const floatX* wpe,
                                            int B, int T, int C) {
     int packs = (C + PACK - 1) / PACK;
@@ -11,8 +11,11 @@ extern "C" __global__ void encoder_forward(floatX* out, const int* tokens, const
     int c = (int) (idx % packs) * PACK;
     int t = (int) (bt % T);
     bool vec = C % PACK == 0 && aligned16(out) && aligned16(wte) && aligned16(wpe);
-    xpack e = load_pack(wte + (i64) tokens[bt] * C, c, C, vec), p = load_pack(wpe + (i64) t * C, c, C, vec);
-    for (int k = 0; k < PACK; k++) e.v[k] = f2x(x2f(e.v[k]) + x2f(p.v[k]));
+    xpack e = load_pack(wte + (i64) tokens[bt] * C, c, C, vec);
+    if (wpe) {
+        xpack p = load_pack(wpe + (i64) t * C, c, C, vec);
+        for (int k = 0; k < PACK; k++) e.v[k] = f2x(x2f(e.v[k]) + x2f(p.v[k]));
+    }
     store_pack(out + bt * C, c, C, vec, e);
 }
 

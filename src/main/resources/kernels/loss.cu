@@ -65,9 +65,11 @@ extern "C" __global__ void crossentropy_forward(float* losses, const floatX* log
 // The fused classifier (llm.c's): one block per row reads the logits once for the statistics,
 // writes the loss, and overwrites the row with its gradient (softmax - onehot(target)) * dloss
 // (the second read comes from L2: a row is at most a few hundred KB). Padded columns and rows
-// whose target is -1 get gradient 0 (and loss 0).
+// whose target is -1 get gradient 0 (and loss 0). softcap > 0: the logits c are soft-capped ones
+// (softcap_forward) and each gradient is taken on through the cap, times 1 - (c / softcap)^2, with c
+// read in the same pass.
 extern "C" __global__ void classifier_fused(float* losses, floatX* logits, const int* targets, float dloss,
-                                            int N, int V, int Vp) {
+                                            int N, int V, int Vp, float softcap) {
     __shared__ float sh[64];
     int n = blockIdx.x;
     if (n >= N) return;
@@ -80,12 +82,14 @@ extern "C" __global__ void classifier_fused(float* losses, floatX* logits, const
     float xt = target >= 0 && threadIdx.x == 0 ? x2f(x[target]) : 0.f;
     if (target >= 0) row_softmax_stats(x, V, vec, sh, m, s);
     if (threadIdx.x == 0) losses[n] = target >= 0 ? logf(s) + m - xt : 0.f;
-    float inv = 1.f / s;
+    float inv = 1.f / s, invCap = softcap > 0.f ? 1.f / softcap : 0.f;
     for (int i = threadIdx.x * PACK; i < Vp; i += blockDim.x * PACK) {
         xpack p = load_pack(x, i, Vp, vec);
         for (int k = 0; k < PACK; k++) {
             int v = i + k;
-            float g = target >= 0 && v < V ? (expf(x2f(p.v[k]) - m) * inv - (v == target ? 1.f : 0.f)) * dloss : 0.f;
+            float c = x2f(p.v[k]);
+            float g = target >= 0 && v < V ? (expf(c - m) * inv - (v == target ? 1.f : 0.f)) * dloss : 0.f;
+            if (softcap > 0.f) { float q = c * invCap; g *= 1.f - q * q; }
             p.v[k] = f2x(g);
         }
         store_pack(x, i, Vp, vec, p);

@@ -1,5 +1,6 @@
-// LayerNorm and RMSNorm (scale 1 + w), optionally fused with the residual add before them.
-// Statistics in float; rows read with 128-bit loads. mean == null selects RMSNorm throughout.
+// LayerNorm and RMSNorm (scale 1 + w, or 1 when weight is null: parameter-free), optionally fused
+// with the residual add before them. Statistics in float; rows read with 128-bit loads.
+// mean == null selects RMSNorm throughout.
 
 // The row's value at packs: a + b (the residual stream after the add), or a alone.
 __device__ __forceinline__ xpack norm_input(const floatX* a, const floatX* b, i64 i, int C, bool vec) {
@@ -46,11 +47,12 @@ extern "C" __global__ void norm_forward(floatX* out, float* mean, float* rstd, f
         r = 1.0f / sqrtf(warp_sum(ss) / C + eps);
     }
     for (int i = lane * PACK; i < C; i += 32 * PACK) {
-        xpack p = load_pack(x, i, C, vec), w = load_pack(weight, i, C, vec), o;
+        xpack p = load_pack(x, i, C, vec), w = weight ? load_pack(weight, i, C, vec) : p, o;
         xpack bb = bias ? load_pack(bias, i, C, vec) : w;
         for (int k = 0; k < PACK; k++) {
             float v = x2f(p.v[k]);
-            o.v[k] = f2x(mean ? (v - m) * r * x2f(w.v[k]) + (bias ? x2f(bb.v[k]) : 0.f) : v * r * (1.f + x2f(w.v[k])));
+            o.v[k] = f2x(mean ? (v - m) * r * x2f(w.v[k]) + (bias ? x2f(bb.v[k]) : 0.f)
+                              : v * r * (weight ? 1.f + x2f(w.v[k]) : 1.f));
         }
         store_pack(out + base, i, C, vec, o);
     }
@@ -75,9 +77,10 @@ extern "C" __global__ void norm_backward(floatX* dinp, float* partial, const flo
         i64 base = (i64) (r0 + j) * C;
         float m = mean ? mean[r0 + j] : 0.f, r = rstd[r0 + j], a = 0.f, b = 0.f;
         for (int i = lane * PACK; i < C; i += 32 * PACK) {
-            xpack g = load_pack(dout + base, i, C, vec), x = load_pack(inp + base, i, C, vec), w = load_pack(weight, i, C, vec);
+            xpack g = load_pack(dout + base, i, C, vec), x = load_pack(inp + base, i, C, vec);
+            xpack w = weight ? load_pack(weight, i, C, vec) : g;
             for (int k = 0; k < PACK && i + k < C; k++) {
-                float dn = (mean ? x2f(w.v[k]) : 1.f + x2f(w.v[k])) * x2f(g.v[k]);
+                float dn = (!weight ? 1.f : mean ? x2f(w.v[k]) : 1.f + x2f(w.v[k])) * x2f(g.v[k]);
                 a += dn;
                 b += dn * (x2f(x.v[k]) - m) * r;
             }
@@ -91,14 +94,15 @@ extern "C" __global__ void norm_backward(floatX* dinp, float* partial, const flo
     for (int i = threadIdx.x * PACK; i < C; i += blockDim.x * PACK) {
         float dw[PACK], db[PACK], cs[PACK];
         for (int k = 0; k < PACK; k++) dw[k] = db[k] = cs[k] = 0.f;
-        xpack w = load_pack(weight, i, C, vec);
+        xpack w;
+        if (weight) w = load_pack(weight, i, C, vec);
         for (int j = 0; j < rows; j++) {
             i64 base = (i64) (r0 + j) * C;
             float m = mean ? mean[r0 + j] : 0.f, r = rstd[r0 + j];
             xpack g = load_pack(dout + base, i, C, vec), x = load_pack(inp + base, i, C, vec), d = load_pack(dinp + base, i, C, vec);
             for (int k = 0; k < PACK; k++) {
                 float gk = x2f(g.v[k]), n = (x2f(x.v[k]) - m) * r;
-                float dn = (mean ? x2f(w.v[k]) : 1.f + x2f(w.v[k])) * gk;
+                float dn = (!weight ? 1.f : mean ? x2f(w.v[k]) : 1.f + x2f(w.v[k])) * gk;
                 d.v[k] = f2x(x2f(d.v[k]) + (dn - sa[j] - n * sb[j]) * r);
                 dw[k] += n * gk;
                 db[k] += gk;

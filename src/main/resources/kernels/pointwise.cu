@@ -1,4 +1,4 @@
-// Element-wise ops: GELU (tanh approximation), residual add, dropout. Computed in float; each thread
+// Element-wise ops: GELU (tanh approximation), ReLU², logit soft-capping, residual add, dropout. Computed in float; each thread
 // takes one 128-bit pack (PACK elements) when every pointer is 16-byte aligned, element by element
 // otherwise (the same arithmetic either way).
 
@@ -62,6 +62,41 @@ extern "C" __global__ void gelu_backward_colsum(floatX* dinp, float* partial, co
         float* p = partial + (i64) blockIdx.x * OC;
         for (int k = 0; k < PACK && i + k < OC; k++) p[i + k] = cs[k];
     }
+}
+
+// out = relu(x)^2 (the modern MLP's activation).
+extern "C" __global__ void relu2_forward(floatX* out, const floatX* inp, i64 N) {
+    i64 i = pack_start(N);
+    if (i < 0) return;
+    bool vec = aligned16(out) && aligned16(inp);
+    xpack x = load_pack(inp, i, N, vec);
+    for (int k = 0; k < PACK; k++) { float v = fmaxf(x2f(x.v[k]), 0.f); x.v[k] = f2x(v * v); }
+    store_pack(out, i, N, vec, x);
+}
+
+// dinp = 2 relu(inp) * dout (dinp may alias dout).
+extern "C" __global__ void relu2_backward(floatX* dinp, const floatX* inp, const floatX* dout, i64 N) {
+    i64 i = pack_start(N);
+    if (i < 0) return;
+    bool vec = aligned16(dinp) && aligned16(inp) && aligned16(dout);
+    xpack x = load_pack(inp, i, N, vec), g = load_pack(dout, i, N, vec);
+    for (int k = 0; k < PACK; k++) g.v[k] = f2x(2.f * fmaxf(x2f(x.v[k]), 0.f) * x2f(g.v[k]));
+    store_pack(dinp, i, N, vec, g);
+}
+
+// x = cap * tanh(x / cap) in place, tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|): the
+// CPU backend's formula (no overflow for any u). Its backward is in classifier_fused.
+extern "C" __global__ void softcap_forward(floatX* x, i64 N, float cap) {
+    i64 i = pack_start(N);
+    if (i < 0) return;
+    bool vec = aligned16(x);
+    float inv = 1.f / cap;
+    xpack p = load_pack(x, i, N, vec);
+    for (int k = 0; k < PACK; k++) {
+        float u = x2f(p.v[k]) * inv, e = expf(fabsf(u) * -2.f), t = (1.f - e) / (e + 1.f) * cap;
+        p.v[k] = f2x(u < 0.f ? -t : t);
+    }
+    store_pack(x, i, N, vec, p);
 }
 
 extern "C" __global__ void residual_forward(floatX* out, const floatX* a, const floatX* b, i64 N) {

@@ -41,6 +41,21 @@ class BenchCommandTest {
         assertTrue(json.contains("\"family\":\"adamw\""), json);
     }
 
+    /** The modern preset's plan (RoPE, QK-norm, ReLU², soft cap) on the CUDA backend, without a GPU. */
+    @Test
+    void dryRunPlansTheModernPreset() {
+        String[] r = InfoCommandTest.run("bench", "--model", "d12-modern", "--batch_size", "2", "--sequence_length", "64",
+                "--device", "cuda", "--dtype", "bfloat16", "--dry_run", "1");
+        assertEquals("0", r[0], r[2]);
+        String out = r[1];
+        assertTrue(out.contains("step plan (dry run"), out);
+        for (String k : new String[]{"qknorm_rope_forward", "qknorm_rope_backward", "relu2_forward", "relu2_backward",
+                "softcap_forward", "classifier_fused"}) {
+            assertTrue(out.contains(k), k + " missing from the plan:\n" + out);
+        }
+        assertFalse(out.contains("gelu") || out.contains("encoder_backward_wpe"), out);
+    }
+
     @Test
     void profileAndDryRunAreRefusedWhereTheyMeanNothing() {
         String[] r = InfoCommandTest.run("bench", "--model", "d2", "--vocab_size", "512", "--device", "cpu", "--profile", "1",

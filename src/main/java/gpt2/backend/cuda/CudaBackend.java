@@ -488,7 +488,7 @@ public final class CudaBackend implements Backend {
      * transpositions, as llm.c); float32 A and B: cublasSgemm (TF32 per the math mode); bf16:
      * cublasGemmEx on the tensor cores with float32 accumulation into bf16 or float32 C.
      */
-    private void gemm(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
+    void gemm(String family, boolean transA, boolean transB, int m, int n, int k, Buffer A, int lda, Buffer B,
                       int ldb, Buffer C, int ldc, boolean accumulate) {
         sums.forget();
         launcher.gemm(family, new Launcher.Shape(transA, transB, m, n, k), A, lda, 0, B, ldb, 0, C, ldc, 0, 1, accumulate,
@@ -500,7 +500,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C) {
         long n = (long) B * T * C;
-        launch("encoder_forward", 3 * n * x() + 4L * B * T, blocks((long) B * T * ((C + pack() - 1) / pack()), 256), 256,
+        launch("encoder_forward", (wpe == null ? 2 : 3) * n * x() + 4L * B * T, blocks((long) B * T * ((C + pack() - 1) / pack()), 256), 256,
                 out, tokens, wte, wpe, B, T, C);
     }
 
@@ -512,7 +512,7 @@ public final class CudaBackend implements Backend {
     /**
      * dwpe: one thread per (t, c) over the batch; dwte: the positions grouped by token on the host
      * (from the tokens as last written), one block per distinct token adding its positions in order:
-     * parallel over tokens and channels, deterministic, no atomics.
+     * parallel over tokens and channels, deterministic, no atomics. dwpe null (RoPE): no position table.
      */
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C) {
@@ -524,7 +524,7 @@ public final class CudaBackend implements Backend {
         TokenPlan plan = encoderPlans.get(addr(tokens));
         if (plan == null || plan.n != N) plan = planEncoderBackward(addr(tokens), host, N);
         long tc = (long) T * C;
-        launch("encoder_backward_wpe", (long) N * C * x() + 8 * tc, blocks(tc, 256), 256, dwpe, dout, B, T, C);
+        if (dwpe != null) launch("encoder_backward_wpe", (long) N * C * x() + 8 * tc, blocks(tc, 256), 256, dwpe, dout, B, T, C);
         int U = plan.distinct;
         launch("encoder_backward_wte", (long) N * C * x() + 8L * U * C + 4L * plan.length, U, 256, dwte, dout, plan.device, C);
     }
@@ -556,7 +556,7 @@ public final class CudaBackend implements Backend {
     private void normForward(Buffer out, Buffer mean, Buffer rstd, Buffer res, Buffer a, Buffer b, Buffer weight,
                              Buffer bias, int N, int C, float eps) {
         long rows = (long) N * C * x();
-        launch("norm_forward", (res == null ? 2 : 4) * rows + 2L * C * x() + 8L * N, blocks(N, 8), 256,
+        launch("norm_forward", (res == null ? 2 : 4) * rows + (weight == null ? 0 : 2L * C * x()) + 8L * N, blocks(N, 8), 256,
                 out, mean, rstd, res, a, b, weight, bias, N, C, eps);
     }
 
@@ -594,7 +594,7 @@ public final class CudaBackend implements Backend {
     });
 
     /** Before the host or a memory operation touches what the queued sums write or read. */
-    private void settle() {
+    void settle() {
         sums.forget();
         sums.flush();
     }
@@ -760,6 +760,13 @@ public final class CudaBackend implements Backend {
         exec.copyToDeviceAsync(dst.address(), slot);
     }
 
+    /** Floats the same way (the rope tables). */
+    void uploadAsync(CudaBuffer dst, float[] values) {
+        MemorySegment slot = ringSlot(4L * values.length);
+        MemorySegment.copy(values, 0, slot, ValueLayout.JAVA_FLOAT, 0, values.length);
+        exec.copyToDeviceAsync(dst.address(), slot);
+    }
+
     /** The first n values, the same way. */
     private void uploadAsync(CudaBuffer dst, int[] values, int n) {
         MemorySegment slot = ringSlot(4L * n);
@@ -785,6 +792,34 @@ public final class CudaBackend implements Backend {
         launch("gelu_backward_colsum", 3L * rows * cols * x() + 4L * chunks * cols, chunks, 128, dinp, partial, inp, dout,
                 rows, cols);
         sums.offer(new GradientSums.ColumnSums(addr(dinp), rows, cols, partial, 0, cols, chunks));
+    }
+
+    @Override
+    public void reluSquaredForward(Buffer out, Buffer inp, long N) {
+        launch("relu2_forward", 2 * N * x(), blocks(N, 256 * pack()), 256, out, inp, N);
+    }
+
+    /**
+     * Unlike GELU's, no column sums for the next linear layer's bias: the MLP's bias gradient then
+     * takes its own pass (bias_partial), as after any kernel that offers none.
+     */
+    @Override
+    public void reluSquaredBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
+        launch("relu2_backward", 3 * N * x(), blocks(N, 256 * pack()), 256, dinp, inp, dout, N);
+    }
+
+    /** QK-norm and RoPE (see {@link CudaRope}). */
+    private final CudaRope rope = new CudaRope(this);
+
+    @Override
+    public void qkNormRopeForward(Buffer qkv, Buffer rstd, int B, int T, int C, int NH, int pos0, float ropeTheta,
+                                  float eps) {
+        rope.forward(qkv, rstd, B, T, C, NH, pos0, ropeTheta, eps);
+    }
+
+    @Override
+    public void qkNormRopeBackward(Buffer dqkv, Buffer qkv, Buffer rstd, int B, int T, int C, int NH, float ropeTheta) {
+        rope.backward(dqkv, qkv, rstd, B, T, C, NH, ropeTheta);
     }
 
     @Override
@@ -814,8 +849,15 @@ public final class CudaBackend implements Backend {
     @Override
     public void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
                                   float softcap) {
-        if (softcap != 0) throw new UnsupportedOperationException(name() + " has no logit soft-capping yet");
-        launch("classifier_fused", 2L * N * Vp * x() + 8L * N, N, ROW_THREADS, losses, logits, targets, dloss, N, V, Vp);
+        if (softcap < 0) throw new IllegalArgumentException("softcap must be >= 0 (0 = off), got " + softcap);
+        launch("classifier_fused", 2L * N * Vp * x() + 8L * N, N, ROW_THREADS, losses, logits, targets, dloss, N, V, Vp,
+                softcap);
+    }
+
+    @Override
+    public void softcapForward(Buffer logits, long N, float cap) {
+        if (!(cap > 0)) throw new IllegalArgumentException("softcap must be > 0, got " + cap);
+        launch("softcap_forward", 2 * N * x(), blocks(N, 256 * pack()), 256, logits, N, cap);
     }
 
     @Override
@@ -898,6 +940,24 @@ public final class CudaBackend implements Backend {
                 lr, beta1, beta2, eps, weightDecay, gradScale, bc1, bc2);
     }
 
+    /** Muon's momentum, Newton–Schulz and axpy (see {@link CudaMuon}). */
+    private final CudaMuon muon = new CudaMuon(this);
+
+    @Override
+    public void muonMomentum(Buffer grads, Buffer buf, float momentum, float gradScale) {
+        muon.momentum(grads, buf, momentum, gradScale);
+    }
+
+    @Override
+    public void newtonSchulz(Buffer x, int rows, int cols, int steps) {
+        muon.newtonSchulz(x, rows, cols, steps);
+    }
+
+    @Override
+    public void axpy(Buffer y, Buffer x, float alpha, long n) {
+        muon.axpy(y, x, alpha, n);
+    }
+
     /** Waits for the GPU (for timing). */
     @Override
     public void synchronize() {
@@ -913,6 +973,7 @@ public final class CudaBackend implements Backend {
         for (TokenPlan t : encoderPlans.values()) exec.free(t.device.address());
         for (RunTable r : runTables) exec.free(r.device().address());
         for (CudaBuffer b : attention.allocations()) exec.free(b.address());
+        for (CudaBuffer b : rope.allocations()) exec.free(b.address());
         scratch.clear();
         runTables.clear();
         if (stagingArena != null) stagingArena.close();

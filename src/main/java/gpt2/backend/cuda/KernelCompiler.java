@@ -40,7 +40,8 @@ public final class KernelCompiler {
     }
 
     /** One file per op family, forward and backward side by side. */
-    public static final List<String> FAMILIES = List.of("encoder", "norm", "matmul", "attention", "flash", "pointwise", "loss");
+    public static final List<String> FAMILIES = List.of("encoder", "norm", "matmul", "attention", "flash", "pointwise", "loss",
+            "rope", "muon");
     private static final List<String> OPTIONS = List.of("--std=c++17", "-lineinfo");
     private static final Pattern SIGNATURE = Pattern.compile("extern \"C\" __global__ void (\\w+)\\(([^)]*)\\)");
 

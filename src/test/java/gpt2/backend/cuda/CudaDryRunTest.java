@@ -125,6 +125,60 @@ class CudaDryRunTest {
         assertFalse(kernels.contains("add_bias") || kernels.contains("gelu_forward"), "unfused epilogue ops ran: " + kernels);
     }
 
+    /** d4-modern shrunk: RoPE (no wpe), QK-norm, ReLU², parameter-free RMSNorm, no biases, soft-capped logits. */
+    static final GptConfig MODERN = GptConfig.preset("d4-modern").with(b -> b.numLayers(2).vocabSize(500).channels(64)
+            .numHeads(4).maxSeqLen(32));
+
+    /**
+     * The modern recipe's step, evaluation and decoding, and Muon's ops, pass every check in both
+     * precisions: its kernels run (QK-norm/RoPE, ReLU², the soft cap; no position table), and the
+     * trainer's step still waits for the device once.
+     */
+    @ParameterizedTest(name = "bf16 {0}")
+    @ValueSource(booleans = {false, true})
+    void theModernRecipePassesEveryCheck(boolean bf16) {
+        CudaBackend be = CudaBackend.dryRun(bf16);
+        Random r = new Random(1);
+        int B = 2, T = 32;
+        int[] in = new int[B * T], tg = new int[B * T];
+        for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(500); tg[i] = r.nextInt(500); }
+        try (Gpt2 m = new Gpt2(MODERN, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
+            m.initialize(1);
+            for (boolean flash : new boolean[]{false, true}) {
+                m.setFlashAttention(flash);
+                m.zeroGrad();
+                m.forward(in, tg, B, T, 7);
+                m.backward(0.5f);
+            }
+            be.profile().reset();
+            m.zeroGrad();
+            m.trainForward(in, tg, B, T, 9, 0.5f);
+            m.backward(0.5f);
+            float[] numbers = m.stepStatistics(0, m.layout().totalSize());
+            opt.step(m, 1e-3f, AdamW.clipScale((float) Math.sqrt(numbers[1]), 1f));
+            assertEquals(1, be.profile().hostSyncs(), "host synchronizations in a modern step");
+            m.forward(in, null, B, T, -1);
+            try (Gpt2.KvCache cache = m.newKvCache(2)) {
+                for (int pos = 0; pos < 3; pos++) m.decode(new int[]{1, 2}, pos, cache);
+            }
+            // Muon's ops on a matrix of the gradients (tall: Newton-Schulz transposes it), float32 in both precisions
+            Buffer g = m.grads(), buf = be.allocate(DType.F32, g.length(), "momentum");
+            be.muonMomentum(g, buf, 0.95f, 1f);
+            be.newtonSchulz(g.slice(m.layout().layer(0).fcw()), 4 * 64, 64, 5);
+            be.axpy(m.params(), g, -1e-3f, g.length());
+        }
+        Set<String> kernels = new TreeSet<>();
+        for (String line : be.trace()) if (line.startsWith("kernel ")) kernels.add(line.substring(7));
+        for (String k : List.of("qknorm_rope_forward", "qknorm_rope_backward", "relu2_forward", "relu2_backward",
+                "softcap_forward", "classifier_fused", "norm_forward", "norm_backward", "encoder_forward",
+                "encoder_backward_wte", "attention_decode", "muon_momentum", "transpose_scale", "axpby")) {
+            assertTrue(kernels.contains(k), k + " never launched");
+        }
+        assertFalse(kernels.contains("encoder_backward_wpe"), "a position-table gradient without a position table");
+        assertFalse(kernels.contains("gelu_forward") || kernels.contains("gelu_backward_colsum"), "GELU ran in a ReLU² model");
+        assertTrue(be.trace().stream().anyMatch(l -> l.startsWith("gemm F32->F32 ")), "Newton-Schulz's float32 GEMMs");
+    }
+
     /** The bf16 weight copy is remade once per change of the parameters, not once per micro-batch. */
     @Test
     void theWeightCopyIsRemadeOnlyAfterTheParametersChange() {

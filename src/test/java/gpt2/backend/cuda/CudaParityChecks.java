@@ -799,6 +799,45 @@ abstract class CudaParityChecks {
         }
     }
 
+    // ------------------------------------------------------------------ the modern recipe (see ModernParityChecks)
+
+    @Test
+    void modernOps() {
+        new ModernParityChecks(this).allOps(gpu);
+    }
+
+    @Test
+    void modernOpsInMixedPrecision() {
+        try (CudaBackend bf = newBackend(false, true)) {
+            new ModernParityChecks(this).allOps(bf);
+        }
+    }
+
+    @Test
+    void modernTrainingStepsMatchCpu() {
+        new ModernParityChecks(this).trainingSteps(gpu);
+    }
+
+    @Test
+    void modernMixedPrecisionStepStaysCloseToFloat32() {
+        try (CudaBackend bf = newBackend(false, true)) {
+            new ModernParityChecks(this).mixedPrecisionStep(bf);
+        }
+    }
+
+    @Test
+    void modernAdamwStepsMatchCpu() {
+        new ModernParityChecks(this).adamwSteps(gpu);
+    }
+
+    @Test
+    void modernKvCacheDecodingMatchesCpu() {
+        new ModernParityChecks(this).decoding(gpu, 1e-5);
+        try (CudaBackend bf = newBackend(false, true)) {
+            new ModernParityChecks(this).decoding(bf, 5e-2);
+        }
+    }
+
     static final GptConfig OVERFIT_MODEL = GptConfig.preset("d2").with(b -> b.vocabSize(512).channels(64).numHeads(4).maxSeqLen(64));
 
     /** The batch the overfitting runs memorize: {inputs, targets}, B = 4, T = 64. */

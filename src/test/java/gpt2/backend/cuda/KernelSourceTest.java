@@ -26,7 +26,8 @@ class KernelSourceTest {
     @CsvSource({"encoder, sm_80, false", "encoder, sm_90, true", "norm, sm_80, true", "norm, sm_90, false",
             "matmul, sm_80, false", "matmul, sm_90, true", "attention, sm_80, true", "attention, sm_90, false",
             "flash, sm_80, true", "flash, sm_90, false",
-            "pointwise, sm_80, false", "pointwise, sm_90, true", "loss, sm_80, true", "loss, sm_90, false"})
+            "pointwise, sm_80, false", "pointwise, sm_90, true", "loss, sm_80, true", "loss, sm_90, false",
+            "rope, sm_80, false", "rope, sm_90, true", "muon, sm_80, true", "muon, sm_90, false"})
     void compilesWithNvcc(String family, String arch, boolean bf16, @TempDir Path dir) throws Exception {
         Path nvcc = findNvcc();
         if (nvcc == null) System.out.println("SKIPPED: nvcc not on PATH; the kernels are only compiled on a GPU machine");
