@@ -90,9 +90,10 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = {"--warmup_iters", "--warmup-iters"}, defaultValue = "0", paramLabel = "N", description = "Linear warmup steps (default: ${DEFAULT-VALUE}).")
     int warmupIters;
 
-    @Option(names = {"--learning_rate_decay_frac", "--learning-rate-decay-frac"}, defaultValue = "1.0", paramLabel = "F",
-            description = "Cosine decay to this fraction of the peak at the last step (default: ${DEFAULT-VALUE}).")
-    float decayFrac;
+    @Option(names = {"--learning_rate_decay_frac", "--learning-rate-decay-frac"}, paramLabel = "F",
+            description = "The schedule ends at this fraction of the peak at the last step (default: 1.0 with cosine, "
+                    + "as the original; 0 with wsd, as nanochat).")
+    Float decayFrac;
 
     @Option(names = {"--lr_schedule", "--lr-schedule"}, defaultValue = "cosine", paramLabel = "cosine|wsd",
             description = "cosine: warmup, then cosine decay to --learning_rate_decay_frac of the peak at the last step (the original's); "
@@ -251,6 +252,7 @@ final class TrainCommand implements Callable<Integer> {
         if (out != null) gpt2.train.RunFolder.checkNotAFile(out);
         Checkpoint.Found resumeFrom = resumeCheckpoint(out); // verified once; its state gives step, config and flags
         List<String> notes = resumeFrom == null ? new ArrayList<>() : inheritRecordedFlags(resumeFrom);
+        if (decayFrac == null) decayFrac = lrSchedule.equals("wsd") ? 0f : 1f; // a warmdown to the peak would be none
         notes.addAll(checkFlags());
         Path checkpoint = resumeFrom == null ? null : resumeFrom.dir();
         GptConfig config = modelConfig(resumeFrom);

@@ -56,10 +56,15 @@ class GpuCommandsTest {
                 "--batch_size", "4", "--sequence_length", "64", "--total_batch_size", "512", "--num_iterations", "6",
                 "--learning_rate", "1e-3", "--val_loss_every", "3", "--val_max_steps", "2", "--sample_every", "3",
                 "--save_every_niter", "3", "--overfit_single_batch", "0"));
-        a.addAll(List.of(MODEL));
+        if (!List.of(more).contains("--model")) a.addAll(List.of(MODEL));
         a.addAll(List.of(more));
         return a;
     }
+
+    /** The modern recipe at MODEL's size (hs 64), trained with Muon on a warmup-constant-warmdown schedule. */
+    static final String[] MODERN = {"--model", "d4-modern", "--n_layer", "2", "--n_head", "2", "--n_embd", "128",
+            "--block_size", "64", "--vocab_size", "512", "--optimizer", "muon", "--lr_schedule", "wsd", "--warmdown_frac", "0.5",
+            "--weight_decay", "0"};
 
     /** The step lines after step {@code after}: "N loss ... | norm ... | lr ...". */
     static List<String> steps(String out, int after) {
@@ -93,6 +98,33 @@ class GpuCommandsTest {
         List<String> graphs = trainAndResume(dir, "bf16-flash-graphs", Map.of("GPT2_CUDA_GRAPHS", "1"), "--dtype", "bfloat16",
                 "--flash", "1");
         assertEquals(plain, graphs, "steps 4-6 with CUDA graphs against the run without");
+    }
+
+    /** Issue 23: the modern architecture with Muon on CUDA resumes bit for bit and follows the CPU backend. */
+    @Test
+    void modernRecipeWithMuonResumesBitForBitAndFollowsTheCpu(@TempDir Path dir) throws Exception {
+        List<String> cuda = trainAndResume(dir, "modern-fp32", Map.of(), MODERN);
+        List<String> more = new ArrayList<>(List.of(MODERN));
+        more.addAll(List.of("--dtype", "bfloat16", "--flash", "1"));
+        List<String> bf16 = trainAndResume(dir, "modern-bf16-graphs", Map.of("GPT2_CUDA_GRAPHS", "1"), more.toArray(String[]::new));
+        // the same run on the CPU backend: every step's loss within float32 noise of CUDA's, bf16 within its rounding
+        Path data = dir.resolve("data");
+        List<String> cpuArgs = train(data, dir.resolve("modern-cpu"), MODERN);
+        cpuArgs.set(cpuArgs.indexOf("cuda"), "cpu");
+        String[] cpu = gpt2(Map.of(), cpuArgs);
+        assertEquals("0", cpu[0], cpu[1]);
+        List<String> c = steps(cpu[1], 3);
+        for (int i = 0; i < 3; i++) {
+            double want = loss(c.get(i));
+            assertEquals(want, loss(cuda.get(i)), 1e-4 * want, "float32 CUDA vs CPU, " + cuda.get(i) + " vs " + c.get(i));
+            assertEquals(want, loss(bf16.get(i)), 2e-2 * want, "bf16 CUDA vs CPU, " + bf16.get(i) + " vs " + c.get(i));
+        }
+    }
+
+    private static double loss(String stepLine) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("loss ([0-9.]+)").matcher(stepLine);
+        assertTrue(m.find(), stepLine);
+        return Double.parseDouble(m.group(1));
     }
 
     @Test

@@ -62,6 +62,25 @@ class ModernModelCommandTest {
         }
     }
 
+    /** The recipe as the README gives it: Muon on a warmup-constant-warmdown schedule, ending at 0 by default. */
+    @Test
+    void muonWithTheWsdScheduleWarmsDownToZero(@TempDir Path dir) throws Exception {
+        Path data = TrainCommandTest.shards(Files.createDirectories(dir.resolve("data")));
+        String[] r = InfoCommandTest.run(trainArgs(data, dir.resolve("run"), "--num_iterations", "20", "--val_loss_every", "0",
+                "--sample_every", "0", "--optimizer", "muon", "--lr_schedule", "wsd", "--warmdown_frac", "0.5",
+                "--embedding_lr", "0.05", "--head_lr", "0.02"));
+        assertEquals("0", r[0], r[2]);
+        List<String> lines = r[1].lines().filter(l -> l.startsWith("step ") && l.contains("| lr ")).toList();
+        assertEquals(20, lines.size(), r[1]);
+        // Muon's lr (0.02) until step 10, then linearly down: step 20 (0-based 19) is 1/10 of the way from 0
+        assertTrue(lines.get(9).contains("| lr 2.00e-02 |"), lines.get(9));
+        assertTrue(lines.get(14).contains("| lr 1.20e-02 |"), lines.get(14));
+        assertTrue(lines.get(19).contains("| lr 2.00e-03 |"), lines.get(19));
+        List<String> losses = TrainCommandTest.stepLosses(r[1]);
+        float first = Float.parseFloat(losses.getFirst().split(":")[1]), last = Float.parseFloat(losses.getLast().split(":")[1]);
+        assertTrue(last < first - 1.0, "loss did not fall: " + losses);
+    }
+
     @Test
     void eachSwitchIsAFlagAndBadValuesAreOneLine() {
         String[] r = InfoCommandTest.run("info", "--model", "d4", "--rope", "1", "--qk_norm", "1", "--activation", "relu2",
