@@ -79,13 +79,22 @@ final class CrossEntropy {
     private static void throughCap(MemorySegment logits, long row, int V, int Vp, int target, float max, float inv,
                                    float dloss, float cap) {
         float invCap = 1f / cap;
-        for (int v = 0; v < V; v++) {
-            float c = get(logits, row + v);
-            float g = FastMath.exp(c - max) * inv * dloss - (v == target ? dloss : 0f);
-            float k = c * invCap;
-            set(logits, row + v, g * (1f - k * k));
+        float ct = get(logits, row + target);
+        // vector lanes and the scalar tail do the same float operations in the same order
+        int v = 0, L = F32.S.length();
+        for (int bound = V / L * L; v < bound; v += L) {
+            FloatVector c = F32.load(logits, row + v);
+            FloatVector k = c.mul(invCap);
+            FloatVector g = FastMath.exp(c.sub(max)).mul(inv).mul(dloss);
+            F32.store(g.mul(FloatVector.broadcast(F32.S, 1f).sub(k.mul(k))), logits, row + v);
         }
-        for (int v = V; v < Vp; v++) set(logits, row + v, 0f);
+        for (; v < V; v++) {
+            float c = get(logits, row + v), k = c * invCap;
+            set(logits, row + v, FastMath.exp(c - max) * inv * dloss * (1f - k * k));
+        }
+        float kt = ct * invCap; // the target's (p - 1) dloss, through the cap
+        set(logits, row + target, (FastMath.exp(ct - max) * inv * dloss - dloss) * (1f - kt * kt));
+        for (v = V; v < Vp; v++) set(logits, row + v, 0f);
     }
 
     /** sum of exp(x - max) over a row: float lanes summed in a fixed order, then in double. */
