@@ -49,11 +49,12 @@ else
 fi
 mkdir -p "$out"
 
-# the same tokens for both: B 8 x T 128 = 1,024 tokens a step, validation every 20 steps on the
-# same 16 batches (16,384 tokens)
+# the same tokens for both: B 8 x T 128 = 1,024 tokens a step; validation 15 times over the run
+# (every 20 steps of 300) on the same 16 batches (16,384 tokens)
+every=$(( steps / 15 > 0 ? steps / 15 : 1 ))
 common=(--input_train_bin "$train" --input_val_bin "$val" --device "$device" --seed "$seed"
         --batch_size 8 --sequence_length 128 --total_batch_size 1024 --num_iterations "$steps"
-        --overfit_single_batch 0 --val_loss_every 20 --val_max_steps 16 --sample_every 0 --save_every_niter 0
+        --overfit_single_batch 0 --val_loss_every "$every" --val_max_steps 16 --sample_every 0 --save_every_niter 0
         --grad_clip 1.0)
 [[ -n "$threads" ]] && common+=(--threads "$threads")
 warmup=$(( steps / 15 ))
