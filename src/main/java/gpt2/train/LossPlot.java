@@ -1,7 +1,6 @@
 package gpt2.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.jfree.chart.ChartFactory;
 import org.jfree.chart.ChartUtils;
 import org.jfree.chart.JFreeChart;
@@ -11,7 +10,6 @@ import org.jfree.data.xy.XYSeriesCollection;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -30,26 +28,13 @@ public final class LossPlot {
     public static Path draw(Path runDir) {
         System.setProperty("java.awt.headless", "true");
         Path metrics = runDir.resolve(RunLog.METRICS);
-        if (!Files.isRegularFile(metrics)) {
-            throw new IllegalArgumentException(runDir + ": no " + RunLog.METRICS + " (is this a run directory made by 'gpt2 train --output_dir'?)");
-        }
         XYSeries train = new XYSeries("train loss"), val = new XYSeries("val loss");
-        ObjectMapper json = new ObjectMapper();
+        for (JsonNode r : RunComparison.readMetrics(runDir)) {
+            int step = r.path("step").asInt();
+            if (r.has("loss")) train.add(step, r.get("loss").asDouble());
+            if (r.has("val_loss")) val.add(step, r.get("val_loss").asDouble());
+        }
         try {
-            int n = 0;
-            for (String line : Files.readAllLines(metrics, StandardCharsets.UTF_8)) {
-                n++;
-                if (line.isBlank()) continue;
-                JsonNode r;
-                try {
-                    r = json.readTree(line);
-                } catch (IOException e) {
-                    throw new IllegalArgumentException(metrics + ": line " + n + " is not JSON");
-                }
-                int step = r.path("step").asInt();
-                if (r.has("loss")) train.add(step, r.get("loss").asDouble());
-                if (r.has("val_loss")) val.add(step, r.get("val_loss").asDouble());
-            }
             if (train.isEmpty() && val.isEmpty()) throw new IllegalArgumentException(metrics + ": no losses to plot");
             XYSeriesCollection data = new XYSeriesCollection();
             data.addSeries(train);

@@ -42,37 +42,48 @@ public final class RunComparison {
     /** Reads a run folder's metrics.jsonl; an error names the file when it has no validation losses. */
     public static Curves read(Path run) {
         Path metrics = run.resolve(RunLog.METRICS);
-        if (!Files.isRegularFile(metrics)) {
-            throw new IllegalArgumentException(run + ": no " + RunLog.METRICS + " (is this a run directory made by 'gpt2 train --output_dir'?)");
-        }
-        ObjectMapper json = new ObjectMapper();
         List<double[]> train = new ArrayList<>(), val = new ArrayList<>();
         long perStep = 0;
-        try {
-            int n = 0;
-            for (String line : Files.readAllLines(metrics, StandardCharsets.UTF_8)) {
-                n++;
-                if (line.isBlank()) continue;
-                JsonNode r;
-                try {
-                    r = json.readTree(line);
-                } catch (IOException e) {
-                    throw new IllegalArgumentException(metrics + ": line " + n + " is not JSON");
-                }
-                int step = r.path("step").asInt();
-                if (r.has("loss") && r.has("tokens") && step > 0) {
-                    perStep = r.get("tokens").asLong() / step;
-                    train.add(new double[]{step, r.get("loss").asDouble()});
-                }
-                if (r.has("val_loss")) val.add(new double[]{step, r.get("val_loss").asDouble()});
+        for (JsonNode r : readMetrics(run)) {
+            int step = r.path("step").asInt();
+            if (r.has("loss") && r.has("tokens") && step > 0) {
+                perStep = r.get("tokens").asLong() / step;
+                train.add(new double[]{step, r.get("loss").asDouble()});
             }
-        } catch (IOException e) {
-            throw new UncheckedIOException(metrics + ": " + e.getMessage(), e);
+            if (r.has("val_loss")) val.add(new double[]{step, r.get("val_loss").asDouble()});
         }
         if (val.isEmpty()) throw new IllegalArgumentException(metrics + ": no validation losses (train with --val_loss_every N)");
         if (perStep == 0) throw new IllegalArgumentException(metrics + ": no training steps with a token count");
         return new Curves(run, perStep, column(train, 0, perStep), column(train, 1, 1), column(val, 0, perStep),
                 column(val, 1, 1));
+    }
+
+    /**
+     * The records of a run folder's metrics.jsonl, in order; an error names the folder when there is
+     * none and the line when one is not JSON.
+     */
+    static List<JsonNode> readMetrics(Path run) {
+        Path metrics = run.resolve(RunLog.METRICS);
+        if (!Files.isRegularFile(metrics)) {
+            throw new IllegalArgumentException(run + ": no " + RunLog.METRICS + " (is this a run directory made by 'gpt2 train --output_dir'?)");
+        }
+        ObjectMapper json = new ObjectMapper();
+        List<JsonNode> out = new ArrayList<>();
+        try {
+            int n = 0;
+            for (String line : Files.readAllLines(metrics, StandardCharsets.UTF_8)) {
+                n++;
+                if (line.isBlank()) continue;
+                try {
+                    out.add(json.readTree(line));
+                } catch (IOException e) {
+                    throw new IllegalArgumentException(metrics + ": line " + n + " is not JSON");
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(metrics + ": " + e.getMessage(), e);
+        }
+        return out;
     }
 
     private static double[] column(List<double[]> rows, int c, double scale) {

@@ -770,13 +770,24 @@ abstract class CudaParityChecks {
     @Test
     void kvCacheDecodingMatchesCpu() {
         GptConfig cfg = GptConfig.preset("seed-d12").with(b -> b.numLayers(2).vocabSize(500).channels(64).numHeads(4).maxSeqLen(40));
+        double worst = decodeDifference(cfg, cpu, gpu, 40);
+        System.out.printf("  kv-cache decode logits       max |cpu-gpu| %.2e of the largest%n", worst);
+        assertTrue(worst < 1e-5, "decode logits differ by " + worst);
+    }
+
+    /**
+     * Decodes {@code positions} random tokens (vocabulary 500) for 2 sequences with a KV cache on
+     * both backends, from the same initialization; the largest logit difference relative to the
+     * largest logit of its row.
+     */
+    static double decodeDifference(GptConfig cfg, Backend cpu, Backend gpu, int positions) {
         Random r = new Random(9);
         try (Gpt2 mc = new Gpt2(cfg, cpu); Gpt2 mg = new Gpt2(cfg, gpu);
              Gpt2.KvCache cc = mc.newKvCache(2); Gpt2.KvCache cg = mg.newKvCache(2)) {
             mc.initialize(4);
             mg.initialize(4);
             double worst = 0;
-            for (int pos = 0; pos < 40; pos++) {
+            for (int pos = 0; pos < positions; pos++) {
                 int[] tok = {r.nextInt(500), r.nextInt(500)};
                 float[][] a = mc.decode(tok, pos, cc), b = mg.decode(tok, pos, cg);
                 for (int s = 0; s < 2; s++) {
@@ -785,8 +796,7 @@ abstract class CudaParityChecks {
                     for (int v = 0; v < a[s].length; v++) worst = Math.max(worst, Math.abs(a[s][v] - b[s][v]) / max);
                 }
             }
-            System.out.printf("  kv-cache decode logits       max |cpu-gpu| %.2e of the largest%n", worst);
-            assertTrue(worst < 1e-5, "decode logits differ by " + worst);
+            return worst;
         }
     }
 

@@ -291,24 +291,9 @@ final class ModernParityChecks {
 
     /** KV-cache decoding of the modern model (RoPE from the position, QK-norm, soft cap) against the CPU's. */
     void decoding(CudaBackend be, double tolerance) {
-        Random r = new Random(28);
-        try (Gpt2 mc = new Gpt2(MODERN_DENSE, h.cpu); Gpt2 mg = new Gpt2(MODERN_DENSE, be);
-             Gpt2.KvCache cc = mc.newKvCache(2); Gpt2.KvCache cg = mg.newKvCache(2)) {
-            mc.initialize(4);
-            mg.initialize(4);
-            double worst = 0;
-            for (int pos = 0; pos < 40; pos++) {
-                int[] tok = {r.nextInt(500), r.nextInt(500)};
-                float[][] a = mc.decode(tok, pos, cc), b = mg.decode(tok, pos, cg);
-                for (int s = 0; s < 2; s++) {
-                    float max = 0;
-                    for (float x : a[s]) max = Math.max(max, Math.abs(x));
-                    for (int v = 0; v < a[s].length; v++) worst = Math.max(worst, Math.abs(a[s][v] - b[s][v]) / max);
-                }
-            }
-            System.out.printf("  %s%s kv-cache decode logits max |cpu-gpu| %.2e of the largest%n",
-                    be.computeType() == DType.BF16 ? "bf16 " : "", MODERN_DENSE.name(), worst);
-            assertTrue(worst < tolerance, "modern decode logits differ by " + worst);
-        }
+        double worst = CudaParityChecks.decodeDifference(MODERN_DENSE, h.cpu, be, 40);
+        System.out.printf("  %s%s kv-cache decode logits max |cpu-gpu| %.2e of the largest%n",
+                be.computeType() == DType.BF16 ? "bf16 " : "", MODERN_DENSE.name(), worst);
+        assertTrue(worst < tolerance, "modern decode logits differ by " + worst);
     }
 }
