@@ -102,6 +102,24 @@ class DataParallelStandinTest {
     }
 
     /**
+     * Issue 23: Muon across ranks. DDP: every rank runs the same Muon step on the all-reduced
+     * gradients; ZeRO-1: momentum on each rank's shard, the gradients all-gathered over NCCL, then
+     * Newton–Schulz on every matrix.
+     */
+    @Test
+    void modernRecipeWithMuonTrainsLikeOneRank(@TempDir Path dir) throws Exception {
+        Path data = data(dir.resolve("data"));
+        String[] one = GpuCommandsTest.gpt2(Map.of(), train(data, dir.resolve("one"), GpuCommandsTest.MODERN));
+        assertEquals("0", one[0], one[1]);
+        String[] two = twoRanks(data, dir.resolve("two"), Map.of(), GpuCommandsTest.MODERN);
+        assertSameTraining(losses(one[1]), losses(two[1]), "Muon, bucketed all-reduce");
+        List<String> zeroArgs = new ArrayList<>(List.of(GpuCommandsTest.MODERN));
+        zeroArgs.addAll(List.of("--zero_stage", "1"));
+        String[] zero = twoRanks(data, dir.resolve("zero"), Map.of(), zeroArgs.toArray(String[]::new));
+        assertSameTraining(losses(one[1]), losses(zero[1]), "Muon, ZeRO-1");
+    }
+
+    /**
      * Defect 4 of issue 21: the bucket hook was set after the forward had opened the graphed segment,
      * so the last micro-batch's all-reduces landed inside a stream capture (the stand-in refuses the
      * comm stream's synchronization there, as CUDA does).
