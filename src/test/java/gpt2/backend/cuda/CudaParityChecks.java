@@ -559,16 +559,7 @@ abstract class CudaParityChecks {
         try (CudaBackend bf = newBackend(false, true)) {
             for (GptConfig cfg : SMALL_MODELS) {
                 stepBoth(cfg, bf, false, 4, 64, 6, (m32, m16, l32, l16) -> {
-                    int n = (int) m32.layout().totalSize();
-                    float[] g32 = new float[n], g16 = new float[n];
-                    cpu.read(m32.grads(), g32);
-                    bf.read(m16.grads(), g16);
-                    double diff = 0, norm = 0;
-                    for (int i = 0; i < n; i++) {
-                        diff += (g16[i] - (double) g32[i]) * (g16[i] - (double) g32[i]);
-                        norm += (double) g32[i] * g32[i];
-                    }
-                    double rel = Math.sqrt(diff / norm);
+                    double rel = gradientError(m32, m16);
                     System.out.printf("  bf16 %s: loss %.6f vs float32 %.6f; gradient L2 error %.2e%n", cfg.name(), l16, l32, rel);
                     assertEquals(l32, l16, 2e-2, cfg.name() + " bf16 loss");
                     assertTrue(rel < 5e-2, cfg.name() + " bf16 gradient error " + rel);
@@ -773,6 +764,20 @@ abstract class CudaParityChecks {
         double worst = decodeDifference(cfg, cpu, gpu, 40);
         System.out.printf("  kv-cache decode logits       max |cpu-gpu| %.2e of the largest%n", worst);
         assertTrue(worst < 1e-5, "decode logits differ by " + worst);
+    }
+
+    /** ||g16 - g32|| / ||g32|| over every parameter gradient of two models of the same layout. */
+    static double gradientError(Gpt2 m32, Gpt2 m16) {
+        int n = (int) m32.layout().totalSize();
+        float[] g32 = new float[n], g16 = new float[n];
+        m32.backend().read(m32.grads(), g32);
+        m16.backend().read(m16.grads(), g16);
+        double diff = 0, norm = 0;
+        for (int i = 0; i < n; i++) {
+            diff += (g16[i] - (double) g32[i]) * (g16[i] - (double) g32[i]);
+            norm += (double) g32[i] * g32[i];
+        }
+        return Math.sqrt(diff / norm);
     }
 
     /**

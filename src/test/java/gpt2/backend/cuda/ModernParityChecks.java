@@ -235,16 +235,7 @@ final class ModernParityChecks {
     /** bf16 mixed precision: a step of the modern model against float32 on the CPU (the tolerances of the GPT-2 step). */
     void mixedPrecisionStep(CudaBackend bf) {
         h.stepBoth(MODERN_DENSE, bf, true, 4, 64, 6, (m32, m16, l32, l16) -> {
-            int n = (int) m32.layout().totalSize();
-            float[] g32 = new float[n], g16 = new float[n];
-            h.cpu.read(m32.grads(), g32);
-            bf.read(m16.grads(), g16);
-            double diff = 0, norm = 0;
-            for (int i = 0; i < n; i++) {
-                diff += (g16[i] - (double) g32[i]) * (g16[i] - (double) g32[i]);
-                norm += (double) g32[i] * g32[i];
-            }
-            double rel = Math.sqrt(diff / norm);
+            double rel = CudaParityChecks.gradientError(m32, m16);
             System.out.printf("  bf16 %s: loss %.6f vs float32 %.6f; gradient L2 error %.2e%n", MODERN_DENSE.name(), l16, l32, rel);
             assertEquals(l32, l16, 2e-2, "bf16 modern loss");
             assertTrue(rel < 5e-2, "bf16 modern gradient error " + rel);
