@@ -2,11 +2,19 @@
 // head of hs = C/NH, an optional RMS norm without weights (rstd (B,T,2NH) saved in float, q's heads
 // then k's), then an optional rotary embedding. One warp per (row, q or k, head); lane l takes the
 // pairs (j, j + hs/2) for j = l, l + 32, ... The angles come from the host as a table rope (P, hs/2)
-// of (cos, sin) float pairs for positions 0..P-1, computed as gpt2.backend.cpu.QkNormRope computes
-// them (in double, rounded to float), so both backends rotate by the same numbers.
+// of (cos, sin) float pairs for positions 0..P-1 (gpt2.backend.Backend.ropeCosSin, in double rounded
+// to float, as the CPU backend's), so both backends rotate by the same numbers.
 //   n = x * rstd;  y1 = n1 cos + n2 sin,  y2 = n2 cos - n1 sin
 // Backward (in place over dqkv, activation gradients =): the rotation's transpose on the gradient
 // and on the saved outputs (recovering n), then dx = rstd (dn - n mean(dn n)).
+
+// The rotation's transpose on the pair (a, b) by the table entry cs[2j], cs[2j+1] (cos, sin).
+__device__ __forceinline__ void unrotate(float& a, float& b, const float* cs, int j) {
+    float c = cs[2 * j], s = cs[2 * j + 1];
+    float e1 = a * c - b * s, e2 = a * s + b * c;
+    a = e1;
+    b = e2;
+}
 
 extern "C" __global__ void qknorm_rope_forward(floatX* qkv, float* rstd, const float* rope, int BT, int T, int C,
                                                int NH, int pos0, float eps) {
@@ -54,9 +62,8 @@ extern "C" __global__ void qknorm_rope_backward(floatX* dqkv, const floatX* qkv,
     for (int j = lane; j < half; j += 32) {   // the transpose of the rotation, then dot(dn, n)
         float d1 = x2f(d[j]), d2 = x2f(d[j + half]), n1 = x2f(y[j]), n2 = x2f(y[j + half]);
         if (cs) {
-            float c = cs[2 * j], s = cs[2 * j + 1];
-            float e1 = d1 * c - d2 * s, e2 = d1 * s + d2 * c, m1 = n1 * c - n2 * s, m2 = n1 * s + n2 * c;
-            d1 = e1; d2 = e2; n1 = m1; n2 = m2;
+            unrotate(d1, d2, cs, j);
+            unrotate(n1, n2, cs, j);
         }
         dot += d1 * n1 + d2 * n2;
         if (!rstd) { d[j] = f2x(d1); d[j + half] = f2x(d2); }
@@ -66,9 +73,8 @@ extern "C" __global__ void qknorm_rope_backward(floatX* dqkv, const floatX* qkv,
     for (int j = lane; j < half; j += 32) {   // each lane re-reads only the pairs it read
         float d1 = x2f(d[j]), d2 = x2f(d[j + half]), n1 = x2f(y[j]), n2 = x2f(y[j + half]);
         if (cs) {
-            float c = cs[2 * j], s = cs[2 * j + 1];
-            float e1 = d1 * c - d2 * s, e2 = d1 * s + d2 * c, m1 = n1 * c - n2 * s, m2 = n1 * s + n2 * c;
-            d1 = e1; d2 = e2; n1 = m1; n2 = m2;
+            unrotate(d1, d2, cs, j);
+            unrotate(n1, n2, cs, j);
         }
         d[j] = f2x(r * (d1 - n1 * mean));
         d[j + half] = f2x(r * (d2 - n2 * mean));

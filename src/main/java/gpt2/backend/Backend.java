@@ -156,11 +156,30 @@ public interface Backend extends AutoCloseable {
     void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C, int NH);
 
     /**
+     * RoPE's rotations as every backend applies them ({@link #qkNormRopeForward}): for positions
+     * 0..positions-1 of a head of size hs, the (cos, sin) pair of pair j at position p is at
+     * [2 (p hs/2 + j)], [2 (p hs/2 + j) + 1], of the angle p * theta^(-2j/hs) computed in double and
+     * rounded to float, so every backend rotates by the same numbers.
+     */
+    static float[] ropeCosSin(int positions, int hs, float theta) {
+        int half = hs / 2;
+        float[] cs = new float[2 * positions * half];
+        for (int p = 0; p < positions; p++) {
+            for (int j = 0; j < half; j++) {
+                double a = (double) p * Math.pow(theta, -2.0 * j / hs);
+                cs[2 * (p * half + j)] = (float) Math.cos(a);
+                cs[2 * (p * half + j) + 1] = (float) Math.sin(a);
+            }
+        }
+        return cs;
+    }
+
+    /**
      * The modern attention's preprocessing of q and k, in place over qkv (B,T,3C) (v untouched),
      * per head of hs = C/NH: with rstd (B,T,2NH float32; q's heads then k's) given, q and k are
      * first RMS-normalised without weights (rstd saved); then, with ropeTheta > 0, rotated by RoPE
      * for positions pos0 .. pos0+T-1: the pair (x[j], x[j+hs/2]) turns by angle
-     * pos * ropeTheta^(-2j/hs), x1' = x1 cos + x2 sin, x2' = x2 cos - x1 sin.
+     * pos * ropeTheta^(-2j/hs) ({@link #ropeCosSin}), x1' = x1 cos + x2 sin, x2' = x2 cos - x1 sin.
      */
     default void qkNormRopeForward(Buffer qkv, Buffer rstd, int B, int T, int C, int NH, int pos0, float ropeTheta,
                                    float eps) {
@@ -300,6 +319,9 @@ public interface Backend extends AutoCloseable {
     default void newtonSchulz(Buffer x, int rows, int cols, int steps) {
         throw new UnsupportedOperationException(name() + " has no Muon");
     }
+
+    /** Muon's quintic Newton–Schulz coefficients a, b, c ({@link #newtonSchulz}), the same on every backend. */
+    float NS_A = 3.4445f, NS_B = -4.7750f, NS_C = 2.0315f;
 
     /** y (n) += alpha * x (n), float32. */
     default void axpy(Buffer y, Buffer x, float alpha, long n) {

@@ -23,6 +23,8 @@ public final class CpuBackend implements Backend {
     private final Parallel par;
     /** The one place the GEMM path is chosen: OpenBLAS when it loads, else the pure-Java GEMM. */
     private final boolean blas;
+    /** Muon's orthogonalisation, with its scratch kept between calls. */
+    private final NewtonSchulz newtonSchulz;
 
     /** A backend with one thread per available core. */
     public CpuBackend() {
@@ -40,6 +42,7 @@ public final class CpuBackend implements Backend {
         }
         this.par = new Parallel(threads);
         this.blas = useBlas;
+        this.newtonSchulz = new NewtonSchulz(par, useBlas);
         if (useBlas) Blas.setThreads(threads); // OpenBLAS keeps its own pool: bound it too
     }
 
@@ -301,13 +304,33 @@ public final class CpuBackend implements Backend {
     @Override
     public void qkNormRopeForward(Buffer qkv, Buffer rstd, int B, int T, int C, int NH, int pos0, float ropeTheta,
                                   float eps) {
-        QkNormRope.forward(par, seg(qkv), seg(rstd), B, T, C, NH, pos0, ropeTheta, eps);
+        QkNormRope.forward(par, seg(qkv), seg(rstd), B, T, C, NH, pos0, ropeTable(C / NH, ropeTheta, pos0 + T), eps);
     }
 
     @Override
     public void qkNormRopeBackward(Buffer dqkv, Buffer qkv, Buffer rstd, int B, int T, int C, int NH, float ropeTheta) {
-        QkNormRope.backward(par, seg(dqkv), seg(qkv), seg(rstd), B, T, C, NH, ropeTheta);
+        QkNormRope.backward(par, seg(dqkv), seg(qkv), seg(rstd), B, T, C, NH, ropeTable(C / NH, ropeTheta, T));
     }
+
+    /** The rotations of RoPE (theta > 0) for at least {@code positions}, kept between calls (grown by doubling); null for theta 0. */
+    private float[] ropeTable(int hs, float theta, int positions) {
+        if (theta <= 0) return null;
+        synchronized (this) {
+            boolean fits = ropeCs != null && ropeHs == hs && ropeTheta == theta && ropePositions >= positions;
+            if (!fits) {
+                int p = ropeCs != null && ropeHs == hs && ropeTheta == theta ? Math.max(positions, 2 * ropePositions) : positions;
+                ropeCs = Backend.ropeCosSin(p, hs, theta);
+                ropeHs = hs;
+                ropeTheta = theta;
+                ropePositions = p;
+            }
+            return ropeCs;
+        }
+    }
+
+    private float[] ropeCs;
+    private int ropeHs, ropePositions;
+    private float ropeTheta;
 
     @Override
     public void reluSquaredForward(Buffer out, Buffer inp, long N) {
@@ -328,7 +351,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void newtonSchulz(Buffer x, int rows, int cols, int steps) {
         check(x, DType.F32, (long) rows * cols);
-        NewtonSchulz.orthogonalize(par, blas, seg(x), rows, cols, steps);
+        newtonSchulz.orthogonalize(seg(x), rows, cols, steps);
     }
 
     @Override
@@ -356,6 +379,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
+        newtonSchulz.close();
         par.close();
         for (Arena a : arenas) a.close();
         arenas.clear();

@@ -11,8 +11,8 @@ import static gpt2.backend.cpu.F32.set;
  * <pre>
  * q, k (each head) --rms norm (rstd saved)--> n --rotate pairs (j, j+hs/2) by pos * inv_freq[j]--> y
  * </pre>
- * The angles, as every backend computes them: inv_freq[j] = theta^(-2j/hs) and
- * angle = pos * inv_freq[j] in double, cos and sin in double, then rounded to float.
+ * The rotations come as a table {@link gpt2.backend.Backend#ropeCosSin} (cos, sin per position and
+ * pair, as every backend uses them), which the backend keeps between calls.
  * Backward (in place over dqkv): the rotation's transpose, then the norm's
  * dx = rstd (dn - n mean(dn n)), with n recovered from y by the inverse rotation.
  */
@@ -20,26 +20,13 @@ final class QkNormRope {
     private QkNormRope() {
     }
 
-    /** (T, hs/2) cos and sin of positions pos0.., or null without RoPE. */
-    static float[][] angles(int T, int hs, int pos0, float theta) {
-        if (theta <= 0) return null;
-        int half = hs / 2;
-        float[] cos = new float[T * half], sin = new float[T * half];
-        for (int t = 0; t < T; t++) {
-            for (int j = 0; j < half; j++) {
-                double a = (double) (pos0 + t) * Math.pow(theta, -2.0 * j / hs);
-                cos[t * half + j] = (float) Math.cos(a);
-                sin[t * half + j] = (float) Math.sin(a);
-            }
-        }
-        return new float[][]{cos, sin};
-    }
-
-    /** qkv (B,T,3C) in place; rstd (B,T,2NH) written, or null for no norm; theta 0 for no rotation. */
+    /**
+     * qkv (B,T,3C) in place; rstd (B,T,2NH) written, or null for no norm; cs the rotations of
+     * positions 0..pos0+T-1 at least, or null for none.
+     */
     static void forward(Parallel par, MemorySegment qkv, MemorySegment rstd, int B, int T, int C, int NH, int pos0,
-                        float theta, float eps) {
+                        float[] cs, float eps) {
         int hs = C / NH, half = hs / 2;
-        float[][] cs = angles(T, hs, pos0, theta);
         par.forRange((long) B * T, 4, (s, e) -> {
             for (long bt = s; bt < e; bt++) {
                 int t = (int) (bt % T);
@@ -58,7 +45,8 @@ final class QkNormRope {
                         }
                         if (cs != null) {
                             for (int j = 0; j < half; j++) {
-                                float c = cs[0][t * half + j], sn = cs[1][t * half + j];
+                                int k = 2 * ((pos0 + t) * half + j);
+                                float c = cs[k], sn = cs[k + 1];
                                 float x1 = get(qkv, base + j), x2 = get(qkv, base + j + half);
                                 set(qkv, base + j, x1 * c + x2 * sn);
                                 set(qkv, base + j + half, x2 * c - x1 * sn);
@@ -70,11 +58,10 @@ final class QkNormRope {
         });
     }
 
-    /** dqkv (B,T,3C) in place (q and k parts); qkv the forward's outputs; rstd or null; theta 0 for none. */
+    /** dqkv (B,T,3C) in place (q and k parts); qkv the forward's outputs; rstd or null; cs as forward's, or null. */
     static void backward(Parallel par, MemorySegment dqkv, MemorySegment qkv, MemorySegment rstd, int B, int T, int C,
-                         int NH, float theta) {
+                         int NH, float[] cs) {
         int hs = C / NH, half = hs / 2;
-        float[][] cs = angles(T, hs, 0, theta);
         par.forRange((long) B * T, 4, (s, e) -> {
             float[] dn = new float[hs], n = new float[hs];
             for (long bt = s; bt < e; bt++) {
@@ -88,7 +75,7 @@ final class QkNormRope {
                         }
                         if (cs != null) { // the transpose of the rotation, on the gradient and the values
                             for (int j = 0; j < half; j++) {
-                                float c = cs[0][t * half + j], sn = cs[1][t * half + j];
+                                float c = cs[2 * (t * half + j)], sn = cs[2 * (t * half + j) + 1];
                                 float d1 = dn[j], d2 = dn[j + half], y1 = n[j], y2 = n[j + half];
                                 dn[j] = d1 * c - d2 * sn;
                                 dn[j + half] = d1 * sn + d2 * c;

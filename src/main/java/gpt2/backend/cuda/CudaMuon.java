@@ -1,5 +1,6 @@
 package gpt2.backend.cuda;
 
+import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
 import gpt2.backend.DType;
 
@@ -17,7 +18,7 @@ import gpt2.backend.DType;
  */
 final class CudaMuon {
 
-    static final float A = 3.4445f, B = -4.7750f, C = 2.0315f;
+    private static final float A = Backend.NS_A, B = Backend.NS_B, C = Backend.NS_C;
     private static final boolean NO_T = false, TRANS = true;
 
     private final CudaBackend be;

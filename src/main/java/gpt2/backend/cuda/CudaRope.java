@@ -11,9 +11,8 @@ import java.util.Map;
 /**
  * The modern attention's q/k preprocessing on the GPU (kernels/rope.cu): QK-norm and RoPE, in
  * place over qkv, and their backward in place over dqkv. The rotation angles come from a device
- * table of (cos, sin) pairs per position, computed on the host exactly as the CPU backend computes
- * them (inv_freq = theta^(-2j/hs), angle = pos * inv_freq in double, rounded to float), so both
- * backends rotate by the same numbers.
+ * table of (cos, sin) pairs per position, {@link gpt2.backend.Backend#ropeCosSin} as the CPU
+ * backend's, so both backends rotate by the same numbers.
  *
  * <pre>
  * (hs, theta) -> table (P, hs/2) of float (cos, sin), positions 0..P-1: uploaded once, grown (doubled)
@@ -80,15 +79,7 @@ final class CudaRope {
         Table t = tables.get(key);
         if (t != null && t.positions() >= positions) return t.device();
         int P = Math.max(positions, t == null ? 0 : 2 * t.positions());
-        int half = hs / 2;
-        float[] cs = new float[2 * P * half];
-        for (int p = 0; p < P; p++) {
-            for (int j = 0; j < half; j++) {
-                double a = (double) p * Math.pow(theta, -2.0 * j / hs);
-                cs[2 * (p * half + j)] = (float) Math.cos(a);
-                cs[2 * (p * half + j) + 1] = (float) Math.sin(a);
-            }
-        }
+        float[] cs = gpt2.backend.Backend.ropeCosSin(P, hs, theta);
         CudaBuffer device = (CudaBuffer) be.allocate(DType.F32, cs.length, "rope table");
         be.uploadAsync(device, cs);
         allocations.add(device);
