@@ -283,15 +283,14 @@ final class TrainCommand implements Callable<Integer> {
                 ? new AdamW.MuonSettings(muonLr, muonMomentum, muonNsSteps, embeddingLr, headLr) : null;
         if (flag("--write_tensors", writeTensors)) gpt2.io.LlmcFormat.checkRepresentable(config, "--write_tensors 1 (llm.c model files)");
         PrintStream log = new PrintStream(new WriterStream(w), true, StandardCharsets.UTF_8);
+        long params = config.paddedParameterCount(); // as laid out; the optimizer's share: all, or this rank's with ZeRO-1
+        long[] shard = zeroStage == 1 ? Communicator.shard(params, rank, world) : new long[]{0, params};
         try (Backend backend = Backends.create(resolvedDevice, threads, flag("--tensorcores", tensorcores),
                 dtype.equals("bfloat16"));
              Gpt2 model = new Gpt2(config, backend);
              Communicator comm = Communicators.create(backend, launched, rank, world, ranks.masterAddr(), ranks.masterPort(),
                      Duration.ofSeconds(Long.parseLong(env("GPT2_RENDEZVOUS_TIMEOUT", "300"))));
-             AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay,
-                     zeroStage == 1 ? Communicator.shard(model.layout().totalSize(), rank, world)[0] : 0,
-                     zeroStage == 1 ? Communicator.shard(model.layout().totalSize(), rank, world)[1] : model.layout().totalSize(),
-                     learningRate, muon)) {
+             AdamW optimizer = new AdamW(model, beta1, beta2, adamEps, weightDecay, shard[0], shard[1], learningRate, muon)) {
             model.setFlashAttention(flag("--flash", flash));
             ModelFiles.Source start = checkpoint == null ? modelWeights() : null;
             Path startWeights = start == null ? null : start.path();
@@ -306,7 +305,7 @@ final class TrainCommand implements Callable<Integer> {
             if (out != null && rank == 0) {
                 if (moveAside) notes.add("--overwrite 1: the run that was in " + out + " is now in " + gpt2.train.RunFolder.moveAside(out));
                 gpt2.train.RunFolder.checkWritable(out);
-                long params = model.layout().totalSize(); // weights, and AdamW's m and v unless inference only
+                // weights, and AdamW's m and v unless inference only
                 long checkpointBytes = params * 4 * (flag("--inference_only", inferenceOnly) ? 1 : 3) + (1 << 20);
                 int saves = (saveEvery > 0 ? numIterations / saveEvery : 0) + 1;
                 String space = gpt2.train.RunFolder.checkSpace(out, checkpointBytes, saves, keepLast);

@@ -78,7 +78,7 @@ public final class AdamW implements AutoCloseable {
     private final Buffer m, v;
     private final float beta1, beta2, eps, weightDecay;
     private final long lo, hi, totalSize;
-    /** The runs as the backend takes them: end offsets relative to lo, and whether each decays. */
+    /** Plain AdamW's runs as the backend takes them: end offsets relative to lo, and whether each decays (none in Muon mode). */
     private final long[] runEnds;
     private final boolean[] runDecay;
     /** Muon mode: its settings, the AdamW runs of this shard with their peak lrs, the momentum regions of this shard, every matrix. */
@@ -142,14 +142,15 @@ public final class AdamW implements AutoCloseable {
             long s = Math.max(lo, ts.offset()), e = Math.min(hi, ts.end());
             if (s >= e) continue; // outside this shard
             boolean decay = ParameterLayout.decays(ts);
-            if (muonNames.contains(ts.name())) {
+            if (muon == null) {
+                merge(runs, new Run(s, e - s, decay, 0f));
+            } else if (muonNames.contains(ts.name())) {
                 merge(muonRegions, new Run(s, e - s, false, 0f));
-                continue;
+            } else {
+                float peak = ts.name().equals("wte") ? muon.embeddingLr()
+                        : ts.name().equals("lm_head.weight") ? muon.headLr() : learningRate;
+                merge(adamRuns, new Run(s, e - s, decay, peak));
             }
-            float peak = ts.name().equals("wte") ? (muon == null ? 0f : muon.embeddingLr())
-                    : ts.name().equals("lm_head.weight") ? (muon == null ? 0f : muon.headLr()) : learningRate;
-            if (muon != null) merge(adamRuns, new Run(s, e - s, decay, peak));
-            merge(runs, new Run(s, e - s, decay, 0f));
         }
         runEnds = new long[runs.size()];
         runDecay = new boolean[runs.size()];
