@@ -19,7 +19,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-seed=1337; steps=300; out=""; threads=""; input="${GPT2_TINYSHAKESPEARE:-}"; train=""; val=""; device=cpu
+seed=1337; steps=300; out=""; threads=""; input=""; train=""; val=""; device=cpu
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seed) seed="$2"; shift 2 ;;
@@ -41,10 +41,8 @@ if [[ -n "$train" || -n "$val" ]]; then
   [[ -n "$train" && -n "$val" ]] || { echo "recipe: --train and --val go together" >&2; exit 2; }
 else
   data=data/tinyshakespeare
-  if [[ ! -f "$data/tiny_shakespeare_train.bin" ]]; then
-    if [[ -n "$input" ]]; then scripts/gpt2 prepare tinyshakespeare --input "$input"
-    else scripts/gpt2 prepare tinyshakespeare; fi
-  fi
+  # prepare itself keeps shards already there, and finds $GPT2_TINYSHAKESPEARE or data/tinyshakespeare/input.txt
+  [[ -f "$data/tiny_shakespeare_train.bin" ]] || scripts/gpt2 prepare tinyshakespeare ${input:+--input "$input"}
   train="$data/tiny_shakespeare_train.bin"; val="$data/tiny_shakespeare_val.bin"
 fi
 mkdir -p "$out"
