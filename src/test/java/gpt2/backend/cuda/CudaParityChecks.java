@@ -421,20 +421,26 @@ abstract class CudaParityChecks {
     // ------------------------------------------------------------------ bf16 mixed precision
 
     /**
-     * A buffer on the CPU (float32) and on the bf16 GPU backend (of gpuType) holding the same
-     * values: random numbers rounded to bf16, so both sides start from identical inputs and any
-     * difference is the GPU's arithmetic and the rounding of its bf16 outputs.
+     * A buffer on the CPU (float32) and on {@code be} (of gpuType) holding the same values: random
+     * numbers, rounded to bf16 when be computes in bf16, so both sides start from identical inputs
+     * and any difference is the GPU's arithmetic and the rounding of its bf16 outputs.
      */
-    Pair rand16(CudaBackend bf, Random r, int n, float scale, DType gpuType) {
+    Pair rand(CudaBackend be, Random r, int n, float scale, DType gpuType) {
         float[] v = new float[n];
-        for (int i = 0; i < n; i++) v[i] = gpt2.backend.BFloat16.round((float) r.nextGaussian() * scale);
-        Buffer c = cpu.allocate(DType.F32, n, "cpu"), g = bf.allocate(gpuType, n, "gpu");
-        cpu.write(c, v);
-        bf.write(g, v);
-        return new Pair(c, g, n);
+        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian() * scale;
+        return pair(be, v, gpuType);
     }
 
-    /** op on the CPU (c = true), then on the bf16 GPU backend. */
+    /** v on the CPU (float32) and on {@code be} (of gpuType), rounded to bf16 first when be computes in bf16. */
+    Pair pair(CudaBackend be, float[] v, DType gpuType) {
+        if (be.computeType() == DType.BF16) for (int i = 0; i < v.length; i++) v[i] = gpt2.backend.BFloat16.round(v[i]);
+        Buffer c = cpu.allocate(DType.F32, v.length, "cpu"), g = be.allocate(gpuType, v.length, "gpu");
+        cpu.write(c, v);
+        be.write(g, v);
+        return new Pair(c, g, v.length);
+    }
+
+    /** op on the CPU (c = true), then on {@code be} (the bf16 GPU backend, or another). */
     void both(CudaBackend bf, BiConsumer<Backend, Boolean> op) {
         op.accept(cpu, true);
         op.accept(bf, false);
@@ -459,29 +465,29 @@ abstract class CudaParityChecks {
             Random r = new Random(8);
             // linear layer
             int N = 64, C = 256, OC = 192;
-            Pair x = rand16(bf, r, N * C, 1, X), w = rand16(bf, r, OC * C, 0.1f, X), b = rand16(bf, r, OC, 0.1f, X);
-            Pair out = rand16(bf, r, N * OC, 1, X);
+            Pair x = rand(bf, r, N * C, 1, X), w = rand(bf, r, OC * C, 0.1f, X), b = rand(bf, r, OC, 0.1f, X);
+            Pair out = rand(bf, r, N * OC, 1, X);
             both(bf, (be, c) -> be.matmulForward(s(out, c), s(x, c), s(w, c), s(b, c), N, C, OC));
             assertClose(bf, out, BF16_TOL, "matmul out");
-            Pair dout = rand16(bf, r, N * OC, 1, X), dinp = rand16(bf, r, N * C, 1, X);
-            Pair dw = rand16(bf, r, OC * C, 1, F), db = rand16(bf, r, OC, 1, F);
+            Pair dout = rand(bf, r, N * OC, 1, X), dinp = rand(bf, r, N * C, 1, X);
+            Pair dw = rand(bf, r, OC * C, 1, F), db = rand(bf, r, OC, 1, F);
             both(bf, (be, c) -> be.matmulBackward(s(dinp, c), s(dw, c), s(db, c), s(dout, c), s(x, c), s(w, c), N, C, OC));
             assertClose(bf, dinp, BF16_TOL, "matmul dinp");
             assertClose(bf, dw, BF16_TOL, "matmul dweight (f32 +=)");
             assertClose(bf, db, BF16_TOL, "matmul dbias (f32 +=)");
-            Pair pre = rand16(bf, r, N * OC, 1, X), act = rand16(bf, r, N * OC, 1, X);
+            Pair pre = rand(bf, r, N * OC, 1, X), act = rand(bf, r, N * OC, 1, X);
             both(bf, (be, c) -> be.matmulGeluForward(s(act, c), s(pre, c), s(x, c), s(w, c), s(b, c), N, C, OC));
             assertClose(bf, pre, BF16_TOL, "matmul+gelu pre");
             assertClose(bf, act, BF16_TOL, "matmul+gelu out");
             // layernorm
             int Nn = 37, Cn = 72;
-            Pair xn = rand16(bf, r, Nn * Cn, 2, X), wn = rand16(bf, r, Cn, 1, X), bn = rand16(bf, r, Cn, 1, X);
-            Pair on = rand16(bf, r, Nn * Cn, 1, X), mean = rand16(bf, r, Nn, 1, F), rstd = rand16(bf, r, Nn, 1, F);
+            Pair xn = rand(bf, r, Nn * Cn, 2, X), wn = rand(bf, r, Cn, 1, X), bn = rand(bf, r, Cn, 1, X);
+            Pair on = rand(bf, r, Nn * Cn, 1, X), mean = rand(bf, r, Nn, 1, F), rstd = rand(bf, r, Nn, 1, F);
             both(bf, (be, c) -> be.layerNormForward(s(on, c), s(mean, c), s(rstd, c), s(xn, c), s(wn, c), s(bn, c), Nn, Cn, 1e-5f));
             assertClose(bf, on, BF16_TOL, "layernorm out");
             assertClose(bf, rstd, 1e-5, "layernorm rstd (f32)");
-            Pair dn = rand16(bf, r, Nn * Cn, 1, X), dxn = rand16(bf, r, Nn * Cn, 1, X);
-            Pair dwn = rand16(bf, r, Cn, 1, F), dbn = rand16(bf, r, Cn, 1, F);
+            Pair dn = rand(bf, r, Nn * Cn, 1, X), dxn = rand(bf, r, Nn * Cn, 1, X);
+            Pair dwn = rand(bf, r, Cn, 1, F), dbn = rand(bf, r, Cn, 1, F);
             both(bf, (be, c) -> be.layerNormBackward(s(dxn, c), s(dwn, c), s(dbn, c), s(dn, c), s(xn, c), s(wn, c),
                     s(mean, c), s(rstd, c), Nn, Cn));
             assertClose(bf, dxn, BF16_TOL, "layernorm dinp (+=)");
@@ -490,12 +496,12 @@ abstract class CudaParityChecks {
             for (float p : new float[]{0f, 0.2f}) {
                 int B = 2, T = 33, Ca = 48, NH = 3;
                 gpt2.backend.Dropout d = p == 0 ? null : new gpt2.backend.Dropout(p, 99);
-                Pair qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
-                Pair att = rand16(bf, r, B * NH * T * T, 1, X);
+                Pair qkv = rand(bf, r, B * T * 3 * Ca, 1, X), ao = rand(bf, r, B * T * Ca, 1, X);
+                Pair att = rand(bf, r, B * NH * T * T, 1, X);
                 both(bf, (be, c) -> be.attentionForward(s(ao, c), s(att, c), s(qkv, c), B, T, Ca, NH, d));
                 assertClose(bf, att, BF16_TOL, "attention att p=" + p);
                 assertClose(bf, ao, BF16_TOL, "attention out p=" + p);
-                Pair dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
+                Pair dao = rand(bf, r, B * T * Ca, 1, X), dqkv = rand(bf, r, B * T * 3 * Ca, 1, X);
                 both(bf, (be, c) -> be.attentionBackward(s(dqkv, c), s(dao, c), s(qkv, c), s(att, c), B, T, Ca, NH, d));
                 assertClose(bf, dqkv, 1.5 * BF16_TOL, "attention dqkv p=" + p);
             }
@@ -503,19 +509,19 @@ abstract class CudaParityChecks {
             for (float p : new float[]{0f, 0.2f}) {
                 int B = 1, T = 70, Ca = 128, NH = 2;
                 gpt2.backend.Dropout d = p == 0 ? null : new gpt2.backend.Dropout(p, 99);
-                Pair qkv = rand16(bf, r, B * T * 3 * Ca, 1, X), ao = rand16(bf, r, B * T * Ca, 1, X);
+                Pair qkv = rand(bf, r, B * T * 3 * Ca, 1, X), ao = rand(bf, r, B * T * Ca, 1, X);
                 Buffer att = cpu.allocate(F, (long) B * NH * T * T, "att"), lse = bf.allocate(F, (long) B * NH * T, "lse");
                 cpu.attentionForward(ao.c, att, qkv.c, B, T, Ca, NH, d);
                 bf.flashAttentionForward(ao.g, lse, qkv.g, B, T, Ca, NH, d);
                 assertClose(bf, ao, BF16_TOL, "flash out p=" + p);
-                Pair dao = rand16(bf, r, B * T * Ca, 1, X), dqkv = rand16(bf, r, B * T * 3 * Ca, 1, X);
+                Pair dao = rand(bf, r, B * T * Ca, 1, X), dqkv = rand(bf, r, B * T * 3 * Ca, 1, X);
                 cpu.attentionBackward(dqkv.c, dao.c, qkv.c, att, B, T, Ca, NH, d);
                 bf.flashAttentionBackward(dqkv.g, dao.g, qkv.g, ao.g, lse, B, T, Ca, NH, d);
                 assertClose(bf, dqkv, 1.5 * BF16_TOL, "flash dqkv p=" + p);
             }
             // element-wise, loss
             int n = 5000;
-            Pair xe = rand16(bf, r, n, 2, X), ye = rand16(bf, r, n, 1, X), oe = rand16(bf, r, n, 1, X);
+            Pair xe = rand(bf, r, n, 2, X), ye = rand(bf, r, n, 1, X), oe = rand(bf, r, n, 1, X);
             both(bf, (be, c) -> be.geluForward(s(oe, c), s(xe, c), n));
             assertClose(bf, oe, BF16_TOL, "gelu");
             both(bf, (be, c) -> be.geluBackward(s(oe, c), s(xe, c), s(ye, c), n));
@@ -523,7 +529,7 @@ abstract class CudaParityChecks {
             both(bf, (be, c) -> be.residualForward(s(oe, c), s(xe, c), s(ye, c), n));
             assertClose(bf, oe, BF16_TOL, "residual");
             int Nl = 12, V = 1000, Vp = 1024;
-            Pair logits = rand16(bf, r, Nl * Vp, 3, X), losses = rand16(bf, r, Nl, 1, F);
+            Pair logits = rand(bf, r, Nl * Vp, 3, X), losses = rand(bf, r, Nl, 1, F);
             int[] tg = new int[Nl];
             for (int i = 0; i < Nl; i++) tg[i] = r.nextInt(V);
             tg[3] = -1;
@@ -590,7 +596,7 @@ abstract class CudaParityChecks {
                     String what = "tensor-core flash hs " + hs + " T " + T + " p " + p;
                     Random r = new Random(16);
                     gpt2.backend.Dropout d = p == 0 ? null : new gpt2.backend.Dropout(p, 99);
-                    Pair qkv = rand16(bf, r, B * T * 3 * C, 1, X), out = rand16(bf, r, B * T * C, 1, X);
+                    Pair qkv = rand(bf, r, B * T * 3 * C, 1, X), out = rand(bf, r, B * T * C, 1, X);
                     Buffer att = cpu.allocate(F, (long) B * NH * T * T, "att"), lse = bf.allocate(F, (long) B * NH * T, "lse");
                     cpu.attentionForward(out.c, att, qkv.c, B, T, C, NH, d);
                     bf.profile().reset();
@@ -620,7 +626,7 @@ abstract class CudaParityChecks {
                         }
                     }
                     assertTrue(worst < 1e-4, what + ": log-sum-exp off by " + worst);
-                    Pair dout = rand16(bf, r, B * T * C, 1, X), dqkv = rand16(bf, r, B * T * 3 * C, 1, X);
+                    Pair dout = rand(bf, r, B * T * C, 1, X), dqkv = rand(bf, r, B * T * 3 * C, 1, X);
                     cpu.attentionBackward(dqkv.c, dout.c, qkv.c, att, B, T, C, NH, d);
                     bf.flashAttentionBackward(dqkv.g, dout.g, qkv.g, out.g, lse, B, T, C, NH, d);
                     assertClose(bf, dqkv, 1.5 * BF16_TOL, what + " dqkv");

@@ -39,30 +39,6 @@ final class ModernParityChecks {
     static final GptConfig RELU2_BIAS = GptConfig.preset("d4").with(b -> b.numLayers(2).vocabSize(500).channels(64)
             .numHeads(4).maxSeqLen(64).activation(GptConfig.Activation.RELU2).name("d4 relu2"));
 
-    /** A pair on the CPU (float32) and on {@code be} (of type {@code type}) holding v, rounded to bf16 when be computes in bf16. */
-    private Pair pair(CudaBackend be, float[] v, DType type) {
-        if (be.computeType() == DType.BF16) for (int i = 0; i < v.length; i++) v[i] = gpt2.backend.BFloat16.round(v[i]);
-        Buffer c = h.cpu.allocate(DType.F32, v.length, "cpu"), g = be.allocate(type, v.length, "gpu");
-        h.cpu.write(c, v);
-        be.write(g, v);
-        return new Pair(c, g, v.length);
-    }
-
-    private Pair rand(CudaBackend be, Random r, int n, float scale, DType type) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) v[i] = (float) r.nextGaussian() * scale;
-        return pair(be, v, type);
-    }
-
-    private static Buffer s(Pair p, boolean c) {
-        return p == null ? null : c ? p.c() : p.g();
-    }
-
-    private void both(CudaBackend be, java.util.function.BiConsumer<gpt2.backend.Backend, Boolean> op) {
-        op.accept(h.cpu, true);
-        op.accept(be, false);
-    }
-
     /** The tolerance of an output in the compute type: f32's, or bf16's rounding. */
     private static double tol(CudaBackend be, double f32) {
         return be.computeType() == DType.BF16 ? BF16_TOL : f32;
@@ -85,17 +61,17 @@ final class ModernParityChecks {
                 float theta = mode == 1 ? 0f : 10000f;
                 String what = "hs " + C / NH + (norm ? " qk-norm" : "") + (theta > 0 ? " rope" : "");
                 Random r = new Random(21 + mode);
-                Pair qkv = rand(be, r, B * T * 3 * C, 2, X), rstd = norm ? rand(be, r, 2 * B * T * NH, 1, F) : null;
-                both(be, (b, c) -> b.qkNormRopeForward(s(qkv, c), s(rstd, c), B, T, C, NH, 0, theta, 1e-6f));
+                Pair qkv = h.rand(be, r, B * T * 3 * C, 2, X), rstd = norm ? h.rand(be, r, 2 * B * T * NH, 1, F) : null;
+                h.both(be, (b, c) -> b.qkNormRopeForward(h.s(qkv, c), h.s(rstd, c), B, T, C, NH, 0, theta, 1e-6f));
                 h.assertClose(be, qkv, tol(be, 1e-5), what + " qkv");
                 if (norm) h.assertClose(be, rstd, 1e-5, what + " rstd");
-                Pair dqkv = rand(be, r, B * T * 3 * C, 1, X);
-                both(be, (b, c) -> b.qkNormRopeBackward(s(dqkv, c), s(qkv, c), s(rstd, c), B, T, C, NH, theta));
+                Pair dqkv = h.rand(be, r, B * T * 3 * C, 1, X);
+                h.both(be, (b, c) -> b.qkNormRopeBackward(h.s(dqkv, c), h.s(qkv, c), h.s(rstd, c), B, T, C, NH, theta));
                 h.assertClose(be, dqkv, tol(be, 1e-5), what + " dqkv");
                 for (int[] pt : new int[][]{{3, 29}, {1, 40}}) { // T, pos0: later positions, then one (decoding)
                     int Td = pt[0], pos0 = pt[1];
-                    Pair q2 = rand(be, r, B * Td * 3 * C, 2, X), r2 = norm ? rand(be, r, 2 * B * Td * NH, 1, F) : null;
-                    both(be, (b, c) -> b.qkNormRopeForward(s(q2, c), s(r2, c), B, Td, C, NH, pos0, theta, 1e-6f));
+                    Pair q2 = h.rand(be, r, B * Td * 3 * C, 2, X), r2 = norm ? h.rand(be, r, 2 * B * Td * NH, 1, F) : null;
+                    h.both(be, (b, c) -> b.qkNormRopeForward(h.s(q2, c), h.s(r2, c), B, Td, C, NH, pos0, theta, 1e-6f));
                     h.assertClose(be, q2, tol(be, 1e-5), what + " qkv T " + Td + " pos0 " + pos0);
                 }
             }
@@ -107,10 +83,10 @@ final class ModernParityChecks {
         DType X = be.computeType();
         Random r = new Random(22);
         int n = 5003;
-        Pair x = rand(be, r, n, 2, X), out = rand(be, r, n, 1, X), d = rand(be, r, n, 1, X);
-        both(be, (b, c) -> b.reluSquaredForward(s(out, c), s(x, c), n));
+        Pair x = h.rand(be, r, n, 2, X), out = h.rand(be, r, n, 1, X), d = h.rand(be, r, n, 1, X);
+        h.both(be, (b, c) -> b.reluSquaredForward(h.s(out, c), h.s(x, c), n));
         h.assertClose(be, out, tol(be, 1e-6), "relu2");
-        both(be, (b, c) -> b.reluSquaredBackward(s(d, c), s(x, c), s(d, c), n));
+        h.both(be, (b, c) -> b.reluSquaredBackward(h.s(d, c), h.s(x, c), h.s(d, c), n));
         h.assertClose(be, d, tol(be, 1e-6), "relu2 backward");
     }
 
@@ -120,8 +96,8 @@ final class ModernParityChecks {
         Random r = new Random(23);
         int N = 12, V = 1000, Vp = 1024;
         float cap = 15f;
-        Pair raw = rand(be, r, N * Vp, 30, X); // |x / cap| up to ~8: saturated and linear parts
-        both(be, (b, c) -> b.softcapForward(s(raw, c), (long) N * Vp, cap));
+        Pair raw = h.rand(be, r, N * Vp, 30, X); // |x / cap| up to ~8: saturated and linear parts
+        h.both(be, (b, c) -> b.softcapForward(h.s(raw, c), (long) N * Vp, cap));
         h.assertClose(be, raw, tol(be, 1e-6), "softcap");
         int[] tg = new int[N];
         for (int i = 0; i < N; i++) tg[i] = r.nextInt(V);
@@ -132,11 +108,11 @@ final class ModernParityChecks {
         // capped logits as both sides hold them (bf16: the same rounded values)
         float[] capped = new float[N * Vp];
         for (int i = 0; i < capped.length; i++) capped[i] = (float) (cap * Math.tanh(r.nextGaussian() * 1.5));
-        Pair logits = pair(be, capped.clone(), X), logits2 = pair(be, capped.clone(), X);
-        Pair losses = rand(be, r, N, 1, F);
-        both(be, (b, c) -> b.crossEntropyBackward(s(logits, c), c ? tc : tgp, 0.25f, N, V, Vp, cap));
+        Pair logits = h.pair(be, capped.clone(), X), logits2 = h.pair(be, capped.clone(), X);
+        Pair losses = h.rand(be, r, N, 1, F);
+        h.both(be, (b, c) -> b.crossEntropyBackward(h.s(logits, c), c ? tc : tgp, 0.25f, N, V, Vp, cap));
         h.assertClose(be, logits, tol(be, 1e-5), "dlogits through the cap");
-        both(be, (b, c) -> b.crossEntropyFused(s(losses, c), s(logits2, c), c ? tc : tgp, 0.125f, N, V, Vp, cap));
+        h.both(be, (b, c) -> b.crossEntropyFused(h.s(losses, c), h.s(logits2, c), c ? tc : tgp, 0.125f, N, V, Vp, cap));
         h.assertClose(be, losses, 1e-5, "fused classifier losses (capped)");
         h.assertClose(be, logits2, tol(be, 1e-5), "fused dlogits through the cap");
     }
@@ -148,15 +124,15 @@ final class ModernParityChecks {
             Random r = new Random(24);
             int N = 37;
             String what = "rmsnorm (no weights) C=" + C;
-            Pair x = rand(be, r, N * C, 2, X), out = rand(be, r, N * C, 1, X), rstd = rand(be, r, N, 1, F);
-            both(be, (b, c) -> b.rmsNormForward(s(out, c), s(rstd, c), s(x, c), null, N, C, 1e-6f));
+            Pair x = h.rand(be, r, N * C, 2, X), out = h.rand(be, r, N * C, 1, X), rstd = h.rand(be, r, N, 1, F);
+            h.both(be, (b, c) -> b.rmsNormForward(h.s(out, c), h.s(rstd, c), h.s(x, c), null, N, C, 1e-6f));
             h.assertClose(be, out, tol(be, 1e-5), what + " out");
             h.assertClose(be, rstd, 1e-5, what + " rstd");
-            Pair dout = rand(be, r, N * C, 1, X), dinp = rand(be, r, N * C, 1, X);
-            both(be, (b, c) -> b.rmsNormBackward(s(dinp, c), null, s(dout, c), s(x, c), null, s(rstd, c), N, C));
+            Pair dout = h.rand(be, r, N * C, 1, X), dinp = h.rand(be, r, N * C, 1, X);
+            h.both(be, (b, c) -> b.rmsNormBackward(h.s(dinp, c), null, h.s(dout, c), h.s(x, c), null, h.s(rstd, c), N, C));
             h.assertClose(be, dinp, tol(be, 1e-5), what + " dinp (+=)");
-            Pair a = rand(be, r, N * C, 1, X), res = rand(be, r, N * C, 1, X);
-            both(be, (b, c) -> b.residualRmsNormForward(s(res, c), s(out, c), s(rstd, c), s(a, c), s(x, c), null, N, C, 1e-6f));
+            Pair a = h.rand(be, r, N * C, 1, X), res = h.rand(be, r, N * C, 1, X);
+            h.both(be, (b, c) -> b.residualRmsNormForward(h.s(res, c), h.s(out, c), h.s(rstd, c), h.s(a, c), h.s(x, c), null, N, C, 1e-6f));
             h.assertClose(be, res, tol(be, 0), what + " residual");
             h.assertClose(be, out, tol(be, 1e-5), what + " out after the residual");
             // bf16: the norm reads the residual as stored (rounded), the CPU its float32 sum
@@ -175,11 +151,11 @@ final class ModernParityChecks {
         Buffer tc = h.cpu.allocate(DType.I32, tok.length, "t"), tg = be.allocate(DType.I32, tok.length, "t");
         h.cpu.write(tc, tok);
         be.write(tg, tok);
-        Pair wte = rand(be, r, V * C, 1, X), out = rand(be, r, B * T * C, 1, X);
-        both(be, (b, c) -> b.encoderForward(s(out, c), c ? tc : tg, s(wte, c), null, B, T, C));
+        Pair wte = h.rand(be, r, V * C, 1, X), out = h.rand(be, r, B * T * C, 1, X);
+        h.both(be, (b, c) -> b.encoderForward(h.s(out, c), c ? tc : tg, h.s(wte, c), null, B, T, C));
         h.assertClose(be, out, 0, "encoder without wpe");
-        Pair dwte = rand(be, r, V * C, 1, F);
-        both(be, (b, c) -> b.encoderBackward(s(dwte, c), null, s(out, c), c ? tc : tg, B, T, C));
+        Pair dwte = h.rand(be, r, V * C, 1, F);
+        h.both(be, (b, c) -> b.encoderBackward(h.s(dwte, c), null, h.s(out, c), c ? tc : tg, B, T, C));
         h.assertClose(be, dwte, 1e-6, "encoder dwte without dwpe");
     }
 
@@ -188,20 +164,20 @@ final class ModernParityChecks {
         DType F = DType.F32;
         Random r = new Random(26);
         int n = 5003;
-        Pair g = rand(be, r, n, 1, F), buf = rand(be, r, n, 0.1f, F), y = rand(be, r, n, 1, F);
-        both(be, (b, c) -> b.muonMomentum(s(g, c), s(buf, c), 0.95f, 0.5f));
+        Pair g = h.rand(be, r, n, 1, F), buf = h.rand(be, r, n, 0.1f, F), y = h.rand(be, r, n, 1, F);
+        h.both(be, (b, c) -> b.muonMomentum(h.s(g, c), h.s(buf, c), 0.95f, 0.5f));
         h.assertClose(be, g, 1e-6, "muon momentum: update");
         h.assertClose(be, buf, 1e-6, "muon momentum: buffer");
-        both(be, (b, c) -> b.axpy(s(y, c), s(g, c), -0.3f, n));
+        h.both(be, (b, c) -> b.axpy(h.s(y, c), h.s(g, c), -0.3f, n));
         h.assertClose(be, y, 1e-6, "axpy");
         for (int[] sh : new int[][]{{64, 96}, {96, 64}, {48, 48}, {24, 200}}) {
             int rows = sh[0], cols = sh[1];
-            Pair x = rand(be, r, rows * cols, 0.02f, F);
-            both(be, (b, c) -> b.newtonSchulz(s(x, c), rows, cols, 5));
+            Pair x = h.rand(be, r, rows * cols, 0.02f, F);
+            h.both(be, (b, c) -> b.newtonSchulz(h.s(x, c), rows, cols, 5));
             h.assertClose(be, x, 5e-5, "newton-schulz " + rows + "x" + cols);
         }
-        Pair big = rand(be, r, 40 * 30 + 7, 1, F); // a matrix inside a larger buffer, as Muon passes them
-        both(be, (b, c) -> b.newtonSchulz(s(big, c).slice(7, 40 * 30), 40, 30, 5));
+        Pair big = h.rand(be, r, 40 * 30 + 7, 1, F); // a matrix inside a larger buffer, as Muon passes them
+        h.both(be, (b, c) -> b.newtonSchulz(h.s(big, c).slice(7, 40 * 30), 40, 30, 5));
         h.assertClose(be, big, 5e-5, "newton-schulz on a slice (the rest untouched)");
     }
 
