@@ -36,7 +36,10 @@ final class ReferenceGpt2 {
             ParameterLayout.Layer w = layout.layer(l);
             double[] h = norm(p, x, w.ln1w(), w.ln1b(), N, C);
             double[] qkv = linear(p, h, w.qkvw(), w.qkvb(), N, C, 3 * C);
-            qkNormRope(qkv, N, T, C, NH);
+            if (c.qkNorm() || c.rope()) {
+                qkv = gpt2.backend.cpu.ModernOpsTest.qkNormRope(qkv, B, T, C, NH, 0, c.rope() ? c.ropeTheta() : 0, c.qkNorm(),
+                        c.normEps());
+            }
             double[] y = new double[N * C];
             Dropout attDrop = drop ? new Dropout(c.dropout(), Dropout.siteKey(passKey, l, Gpt2.SITE_ATTN_WEIGHTS)) : null;
             for (int b = 0; b < B; b++) {
@@ -103,33 +106,6 @@ final class ReferenceGpt2 {
             count++;
         }
         return count == 0 ? 0 : total / count;
-    }
-
-    /** QK-norm (RMS per head, no weights) and RoPE (pairs j, j + hs/2) on q and k, as the switches say. */
-    private void qkNormRope(double[] qkv, int N, int T, int C, int NH) {
-        int hs = C / NH, half = hs / 2;
-        for (int n = 0; n < N; n++) {
-            int pos = n % T;
-            for (int part = 0; part < 2; part++) {
-                for (int head = 0; head < NH; head++) {
-                    int base = n * 3 * C + part * C + head * hs;
-                    if (c.qkNorm()) {
-                        double ms = 0;
-                        for (int i = 0; i < hs; i++) ms += qkv[base + i] * qkv[base + i];
-                        double r = 1 / Math.sqrt(ms / hs + c.normEps());
-                        for (int i = 0; i < hs; i++) qkv[base + i] *= r;
-                    }
-                    if (c.rope()) {
-                        for (int j = 0; j < half; j++) {
-                            double angle = pos / Math.pow(c.ropeTheta(), 2.0 * j / hs);
-                            double x1 = qkv[base + j], x2 = qkv[base + j + half];
-                            qkv[base + j] = x1 * Math.cos(angle) + x2 * Math.sin(angle);
-                            qkv[base + j + half] = x2 * Math.cos(angle) - x1 * Math.sin(angle);
-                        }
-                    }
-                }
-            }
-        }
     }
 
     private void applyDropout(double[] a, long passKey, int layer, int site) {

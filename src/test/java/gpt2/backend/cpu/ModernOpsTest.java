@@ -23,7 +23,7 @@ import static gpt2.backend.cpu.OpTestSupport.upload;
  * differences of those references: QK-norm + RoPE, ReLU², logit soft-capping through the
  * classifier, parameter-free RMSNorm.
  */
-class ModernOpsTest {
+public class ModernOpsTest {
 
     private final Backend be = new CpuBackend(2);
 
@@ -34,8 +34,11 @@ class ModernOpsTest {
 
     // ------------------------------------------------------------------ qk-norm + rope
 
-    /** The double reference: q and k of each head normed (optional) then rotated (optional). */
-    static double[] qkNormRope(double[] qkv, int B, int T, int C, int NH, int pos0, double theta, boolean norm, double eps) {
+    /**
+     * The double reference: q and k of each head normed (optional) then rotated (optional); a new
+     * array. Also the whole-model reference's (gpt2.model.ReferenceGpt2).
+     */
+    public static double[] qkNormRope(double[] qkv, int B, int T, int C, int NH, int pos0, double theta, boolean norm, double eps) {
         double[] out = qkv.clone();
         int hs = C / NH, half = hs / 2;
         for (int bt = 0; bt < B * T; bt++) {
