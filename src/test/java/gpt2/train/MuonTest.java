@@ -16,6 +16,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 
+import static gpt2.backend.cpu.OpTestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -74,12 +75,6 @@ class MuonTest {
             assertEquals(2, opt.stepCount());
             assertEquals((float) (0.02 * 0.5), opt.displayLr(schedule, 0), "the log shows Muon's lr");
         }
-    }
-
-    private static double[] toDouble(float[] x) {
-        double[] d = new double[x.length];
-        for (int i = 0; i < x.length; i++) d[i] = x[i];
-        return d;
     }
 
     /** The update of one step in double, written out tensor by tensor. */

@@ -9,6 +9,7 @@ import java.util.Random;
 
 import static gpt2.backend.cpu.OpTestSupport.download;
 import static gpt2.backend.cpu.OpTestSupport.upload;
+import static gpt2.backend.cpu.OpTestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -69,12 +70,6 @@ public class NewtonSchulzTest {
     }
 
     // ------------------------------------------------------------------ references in double
-
-    static double[] toDouble(float[] x) {
-        double[] d = new double[x.length];
-        for (int i = 0; i < x.length; i++) d[i] = x[i];
-        return d;
-    }
 
     static double[] gaussian(Random r, int n) {
         double[] x = new double[n];

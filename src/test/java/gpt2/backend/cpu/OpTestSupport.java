@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * written in the test; its gradient of L = sum(dout * out) is taken by central differences
  * ({@link #numericGrad}) and compared with the backend's float32 backward pass.
  */
-final class OpTestSupport {
+public final class OpTestSupport {
     private OpTestSupport() {
     }
 
@@ -46,7 +46,7 @@ final class OpTestSupport {
         return x;
     }
 
-    static double[] toDouble(float[] x) {
+    public static double[] toDouble(float[] x) {
         double[] d = new double[x.length];
         for (int i = 0; i < x.length; i++) d[i] = x[i];
         return d;
