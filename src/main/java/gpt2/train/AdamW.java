@@ -175,11 +175,6 @@ public final class AdamW implements AutoCloseable {
         return muon == null ? "adamw" : "muon";
     }
 
-    /** Muon's settings, or null in plain AdamW. */
-    public MuonSettings muon() {
-        return muon;
-    }
-
     /**
      * The learning rate a step's log line shows: the schedule's (--learning_rate's) in AdamW, the
      * Muon matrices' in Muon mode (every other group's is its peak times the same multiplier).

@@ -26,11 +26,6 @@ public record LrSchedule(Kind kind, float maxLr, int warmupIters, int numIterati
                 default -> throw new IllegalArgumentException("--lr_schedule " + s + ": must be cosine or wsd");
             };
         }
-
-        /** The flag's spelling. */
-        public String flag() {
-            return name().toLowerCase(java.util.Locale.ROOT);
-        }
     }
 
     /** The original's cosine schedule. */
