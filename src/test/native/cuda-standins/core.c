@@ -28,7 +28,8 @@ void standin_lock(void) { pthread_mutex_lock(&lock); }
 void standin_unlock(void) { pthread_mutex_unlock(&lock); }
 static char last_message[2048];
 static int last_code;
-static int sticky_code;
+static int pending_code, sticky_code;     // a device fault: pending until a synchronizing call surfaces it
+static char sticky_message[2048];
 
 int standin_fail(int code, int sticky, const char* fmt, ...) {
     va_list ap;
@@ -36,20 +37,48 @@ int standin_fail(int code, int sticky, const char* fmt, ...) {
     vsnprintf(last_message, sizeof last_message, fmt, ap);
     va_end(ap);
     last_code = code;
-    if (sticky && !sticky_code) sticky_code = code;
-    fprintf(stderr, "cuda-standin: %s\n", last_message);
+    if (sticky && !pending_code) {
+        pending_code = code;
+        snprintf(sticky_message, sizeof sticky_message, "%s", last_message);
+    }
+    fprintf(stderr, "cuda-standin: %s%s\n", sticky ? "device fault (reported at the next synchronizing call; every call "
+            "fails after it): " : "", last_message);
     fflush(stderr);
     return code;
 }
 
 const char* standin_message(int code) {
+    if (sticky_code && code == sticky_code) return sticky_message;
     return code == last_code && last_message[0] ? last_message : NULL;
 }
 
-const char* standin_last_message(void) { return last_message; }
+const char* standin_last_message(void) { return sticky_code ? sticky_message : last_message; }
 
 int standin_sticky(void) {
     return sticky_code;
+}
+
+int standin_surface(void) {
+    if (pending_code && !sticky_code) {
+        sticky_code = pending_code;
+        fprintf(stderr, "cuda-standin: the device fault surfaces here: %s\n", sticky_message);
+        fflush(stderr);
+    }
+    return sticky_code;
+}
+
+int standin_faulted(void) {
+    return pending_code;
+}
+
+// For the stand-ins' own tests only: forget a device fault (a GPU cannot), so that one JVM can show
+// several, and let the host catch up with every stream.
+EXPORT void gpt2_standin_clear_fault(void) {
+    pthread_mutex_lock(&lock);
+    pending_code = sticky_code = 0;
+    sticky_message[0] = 0;
+    order_host_join_all();
+    pthread_mutex_unlock(&lock);
 }
 
 // A stand-in-only query, so tests can tell the stand-ins answered and not an installed CUDA.
@@ -65,6 +94,7 @@ static size_t nlive, caplive;
 static region freed[4096];  // recently freed, to name a use after free
 static size_t nfreed;
 static size_t allocated_bytes;
+static int sorted_stale = 1;  // device_allocations() must rebuild its table
 
 static region* find(uintptr_t p, int kind) {
     for (size_t i = 0; i < nlive; i++) {
@@ -90,6 +120,7 @@ int standin_alloc(const char* call, void** out, size_t bytes, int kind) {
         if (freed[i].base < (uintptr_t) p + bytes && (uintptr_t) p < freed[i].base + freed[i].size) freed[i].size = 0;
     }
     if (kind == MEM_DEVICE) allocated_bytes += bytes;
+    sorted_stale = 1;
     *out = p;
     return 0;
 }
@@ -101,7 +132,10 @@ int standin_free(const char* call, void* p, int kind) {
             freed[nfreed++ % 4096] = live[i];
             if (nfreed > 4096) nfreed = 4096;
             if (kind == MEM_DEVICE) allocated_bytes -= live[i].size;
+            if (kind == MEM_DEVICE) order_forget(live[i].base);
+            else order_pinned_forget(p, live[i].size);
             live[i] = live[--nlive];
+            sorted_stale = 1;
             free(p);
             return 0;
         }
@@ -115,6 +149,42 @@ int standin_free(const char* call, void* p, int kind) {
 
 int standin_is(const void* p, int kind) {
     return find((uintptr_t) p, kind) != NULL;
+}
+
+int standin_region(const void* p, int kind, uintptr_t* base, size_t* size) {
+    region* r = find((uintptr_t) p, kind);
+    if (r == NULL) return 0;
+    *base = r->base;
+    *size = r->size;
+    return 1;
+}
+
+// The live device allocations sorted by base, as (base, end, end rounded up to 256) triples: what
+// the instrumented kernels look an address up in. Rebuilt after an allocation or a free.
+static uint64_t* sorted_allocs;
+static size_t nsorted;
+
+static int by_base(const void* a, const void* b) {
+    uint64_t x = *(const uint64_t*) a, y = *(const uint64_t*) b;
+    return x < y ? -1 : x > y;
+}
+
+static const uint64_t* device_allocations(size_t* n) {
+    if (sorted_stale) {
+        sorted_allocs = realloc(sorted_allocs, (nlive ? nlive : 1) * 3 * sizeof(uint64_t));
+        nsorted = 0;
+        for (size_t i = 0; i < nlive; i++) {
+            if (live[i].kind != MEM_DEVICE) continue;
+            uint64_t* t = sorted_allocs + 3 * nsorted++;
+            t[0] = live[i].base;
+            t[1] = live[i].base + live[i].size;
+            t[2] = live[i].base + ((live[i].size + 255) & ~(size_t) 255) + (live[i].size ? 0 : 256);
+        }
+        qsort(sorted_allocs, nsorted, 3 * sizeof(uint64_t), by_base);
+        sorted_stale = 0;
+    }
+    *n = nsorted;
+    return sorted_allocs;
 }
 
 size_t standin_allocated(void) {
@@ -196,8 +266,21 @@ static void handle_remove(const void* p) {
 // ---------------------------------------------------------------- kernels (the emulator)
 
 typedef void (*emu_launch)(int gx, int gy, int bx, const int64_t* args);
-typedef struct { void* lib; int bf16; } si_module;
-typedef struct { char name[128]; emu_launch run; const char* signature; int max_dynamic; si_module* module; } si_func;
+#define DEFAULT_SHARED (48 * 1024)  // shared memory per block without the opt-in attribute
+// the instrumented kernels' access checks (cuda_emu.h, EMU_CHECK_ACCESS)
+typedef void (*emu_check_begin)(const uint64_t* views, int nviews, const uint64_t* allocations, size_t nallocations);
+typedef int (*emu_check_end)(uint64_t* read_write, uint64_t* fault);
+typedef struct { void* lib; int bf16; emu_check_begin check_begin; emu_check_end check_end; } si_module;
+typedef struct {
+    char name[128];
+    char label[160];      // "cuLaunchKernel(name)", what races and faults call it
+    emu_launch run;
+    const char* signature;
+    int max_dynamic;      // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    int registers;        // per thread, from the CUBIN
+    int static_shared;    // bytes, from the CUBIN
+    si_module* module;
+} si_func;
 
 static void* kernel_libs[2];
 
@@ -273,6 +356,8 @@ EXPORT int cuModuleLoadData(void** module, const void* image) {
     module_rec* m = calloc(1, sizeof *m);
     m->m.lib = kernel_libs[bf16];
     m->m.bf16 = bf16;
+    m->m.check_begin = (emu_check_begin) dlsym(kernel_libs[bf16], "emu_check_begin");
+    m->m.check_end = (emu_check_end) dlsym(kernel_libs[bf16], "emu_check_end");
     m->image = img;
     m->size = n;
     // the image must stay readable only during this call: keep a copy of what cuModuleGetFunction needs
@@ -305,9 +390,11 @@ EXPORT int cuModuleGetFunction(void** out, void* module, const char* name) {
     if (!run || !sig) { rc = standin_fail(SI_NOT_FOUND, 0, "cuModuleGetFunction: the emulator has no kernel %s", name); goto out; }
     si_func* f = calloc(1, sizeof *f);
     snprintf(f->name, sizeof f->name, "%s", name);
+    snprintf(f->label, sizeof f->label, "cuLaunchKernel(%s)", name);
     f->run = run;
     f->signature = sig;
-    f->max_dynamic = 48 * 1024;
+    cubin_kernel_info(m->image, m->size, name, &f->registers, &f->static_shared);
+    f->max_dynamic = DEFAULT_SHARED - f->static_shared;
     f->module = &m->m;
     handle_add(f, H_FUNC);
     *out = f;
@@ -317,17 +404,24 @@ out:
 }
 
 #define CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES 8
-#define OPTIN_SHARED (227 * 1024)   // sm_90's opt-in limit per block
 #define EMU_SHARED (96 * 1024)      // the emulator's DYNAMIC_SHARED area
+#define REGISTERS_PER_BLOCK 65536
+
+// The opt-in shared memory per block of the stand-in's architecture (GPT2_STANDIN_ARCH: 90 or 80).
+static int optin_shared(void) {
+    const char* arch = getenv("GPT2_STANDIN_ARCH");
+    return arch && strcmp(arch, "80") == 0 ? 163 * 1024 : 227 * 1024;
+}
 
 EXPORT int cuFuncSetAttribute(void* func, int attribute, int value) {
     pthread_mutex_lock(&lock);
     int rc = standin_sticky();
     if (!rc && !handle_ok(func, H_FUNC)) rc = standin_fail(SI_INVALID_HANDLE, 0, "cuFuncSetAttribute: hfunc %p is not a kernel", func);
     if (!rc && attribute == CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) {
-        if (value < 0 || value > OPTIN_SHARED) {
-            rc = standin_fail(SI_INVALID_VALUE, 0, "cuFuncSetAttribute(%s): %d bytes of dynamic shared memory, the device allows %d",
-                              ((si_func*) func)->name, value, OPTIN_SHARED);
+        si_func* f = func;
+        if (value < 0 || value > optin_shared() - f->static_shared) {
+            rc = standin_fail(SI_INVALID_VALUE, 0, "cuFuncSetAttribute(%s): %d bytes of dynamic shared memory; with its %d static "
+                              "bytes the device allows %d", f->name, value, f->static_shared, optin_shared() - f->static_shared);
         } else {
             ((si_func*) func)->max_dynamic = value;
         }
@@ -336,8 +430,26 @@ EXPORT int cuFuncSetAttribute(void* func, int attribute, int value) {
     return rc;
 }
 
-// A kernel launch: the arguments by value (kernelParams are read when the launch is made, as CUDA does).
-typedef struct { si_func* f; unsigned gx, gy, gz, bx, by, bz, shmem; int nargs; int64_t args[32]; } si_launch;
+// A kernel launch: the arguments by value (kernelParams are read when the launch is made, as CUDA does),
+// and the bytes of the buffer view behind each pointer argument (0: unknown, to the allocation's end).
+typedef struct { si_func* f; unsigned gx, gy, gz, bx, by, bz, shmem; int nargs; int64_t args[32]; int64_t extent[32]; } si_launch;
+
+// Views told by gpt2_standin_launch_extents for this thread's next launch or kernel-node update.
+static __thread int64_t next_extents[32];
+static __thread int next_nextents = -1;
+
+// A stand-in-only entry point (the project's GpuExecutor calls it where it finds it): the byte size
+// of the buffer view behind each argument of the launch this thread makes next (0 for non-pointers),
+// so the instrumented kernels are bounds-checked against the view, not only the allocation.
+EXPORT void gpt2_standin_launch_extents(int n, const int64_t* bytes) {
+    next_nextents = n < 0 ? -1 : n > 32 ? 32 : n;
+    for (int i = 0; i < next_nextents; i++) next_extents[i] = bytes[i];
+}
+
+static void take_extents(si_launch* l) {
+    for (int i = 0; i < 32; i++) l->extent[i] = i < next_nextents ? next_extents[i] : 0;
+    next_nextents = -1;
+}
 
 static int arg_count(const si_func* f) { return (int) strlen(f->signature); }
 
@@ -368,8 +480,14 @@ static int check_launch(const char* call, const si_launch* l) {
         return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): the emulator runs 1-D blocks of whole warps on 1- or 2-D grids (block %ux%ux%u, grid z %u)",
                             call, f->name, l->bx, l->by, l->bz, l->gz);
     if ((int) l->shmem > f->max_dynamic)
-        return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): %u bytes of dynamic shared memory over the kernel's limit of %d (raise it with cuFuncSetAttribute)",
-                            call, f->name, l->shmem, f->max_dynamic);
+        return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): %u bytes of dynamic shared memory (+ %d static) over the kernel's limit of %d "
+                            "(raise it with cuFuncSetAttribute)", call, f->name, l->shmem, f->static_shared, f->max_dynamic);
+    unsigned threads = l->bx * l->by * l->bz, warps = (threads + 31) / 32;
+    unsigned per_warp = ((unsigned) f->registers * 32 + 255) / 256 * 256;  // allocated per warp in units of 256
+    if (warps * per_warp > REGISTERS_PER_BLOCK)
+        return standin_fail(SI_LAUNCH_OUT_OF_RESOURCES, 0, "%s(%s): too many resources requested for launch: %u threads of %d "
+                            "registers (the CUBIN's count) need %u registers per block, the device has %d",
+                            call, f->name, threads, f->registers, warps * per_warp, REGISTERS_PER_BLOCK);
     if (l->shmem > EMU_SHARED)
         return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): %u bytes of dynamic shared memory, the emulator has %d", call, f->name, l->shmem, EMU_SHARED);
     for (int i = 0; i < l->nargs; i++) {
@@ -382,12 +500,80 @@ static int check_launch(const char* call, const si_launch* l) {
     return 0;
 }
 
+static const char* argument_name(int i) {
+    static char names[32][16];
+    if (!names[i][0]) snprintf(names[i], sizeof names[i], "argument %d", i);
+    return names[i];
+}
+
+// An access outside every view the launch passed, inside device memory: named by the view nearest below it.
+static int out_of_bounds(const si_launch* l, const uint64_t* views, const int* index, int nviews, const uint64_t* fault) {
+    uintptr_t a = (uintptr_t) fault[0], base = 0;
+    size_t size = 0;
+    int near = -1;
+    for (int k = 0; k < nviews; k++) {
+        if (views[2 * k] <= a && (near < 0 || views[2 * k] > views[2 * near])) near = k;
+    }
+    if (near < 0) {
+        for (int k = 0; k < nviews; k++) if (near < 0 || views[2 * k] < views[2 * near]) near = k;
+    }
+    int in_alloc = standin_region((const void*) a, MEM_DEVICE, &base, &size);
+    char where[320] = "";
+    if (near >= 0) {
+        uintptr_t vb = views[2 * near], vbase = 0;
+        size_t vsize = 0;
+        standin_region((const void*) vb, MEM_DEVICE, &vbase, &vsize);
+        long long rel = (long long) a - (long long) vb, over = rel + (long long) fault[1] - (long long) (views[2 * near + 1] - vb);
+        snprintf(where, sizeof where, "; %s is a %llu-byte view at byte %llu of the %zu-byte device allocation at 0x%lx, and the "
+                 "access at byte %lld of it ends %lld bytes past the view's end", argument_name(index[near]),
+                 (unsigned long long) (views[2 * near + 1] - vb), (unsigned long long) (vb - vbase), vsize, (unsigned long) vbase,
+                 rel, over);
+    }
+    return standin_fail(SI_ILLEGAL_ADDRESS, 1, "%s: out-of-bounds %s of %llu bytes at 0x%lx (%s)%s%s",
+                        l->f->label, fault[2] ? "write" : "read", (unsigned long long) fault[1], (unsigned long) a,
+                        in_alloc ? "inside a device allocation, outside every buffer the launch passed"
+                                 : "in the padding after a device allocation's end",
+                        where, fault[3] > 1 ? " (and more out-of-bounds accesses after it)" : "");
+}
+
 static int run_launch(void* payload) {
     si_launch* l = payload;
     int rc = check_launch("kernel", l);  // buffers may have been freed since a capture
     if (rc) return rc;
-    l->f->run((int) l->gx, (int) l->gy, (int) l->bx, l->args);
-    return 0;
+    const si_func* f = l->f;
+    // the views: each pointer argument from its address over its extent (else to its allocation's end)
+    uint64_t views[64];
+    int index[32], nviews = 0;
+    for (int i = 0; i < l->nargs; i++) {
+        if (f->signature[i] != 'p' || l->args[i] == 0) continue;
+        uintptr_t p = (uintptr_t) l->args[i], base;
+        size_t size;
+        if (!standin_region((const void*) p, MEM_DEVICE, &base, &size)) continue;
+        uint64_t end = base + size;
+        if (l->extent[i] > 0 && p + (uint64_t) l->extent[i] < end) end = p + (uint64_t) l->extent[i];
+        views[2 * nviews] = p;
+        views[2 * nviews + 1] = end;
+        index[nviews++] = i;
+    }
+    if (f->module->check_begin) {
+        size_t nallocs;
+        const uint64_t* allocs = device_allocations(&nallocs);
+        f->module->check_begin(views, nviews, allocs, nallocs);
+    }
+    f->run((int) l->gx, (int) l->gy, (int) l->bx, l->args);
+    if (!f->module->check_end) {  // not instrumented: every view as read and written
+        for (int k = 0; k < nviews && !rc; k++) rc = order_access((const void*) views[2 * k], views[2 * k + 1] - views[2 * k], 1, argument_name(index[k]));
+        return rc;
+    }
+    uint64_t rw[128], fault[4];
+    f->module->check_end(rw, fault);
+    if (fault[3]) return out_of_bounds(l, views, index, nviews, fault);
+    for (int k = 0; k < nviews && !rc; k++) {
+        const uint64_t* v = rw + 4 * k;
+        if (v[1] > v[0]) rc = order_access((const void*) v[0], v[1] - v[0], 0, argument_name(index[k]));
+        if (!rc && v[3] > v[2]) rc = order_access((const void*) v[2], v[3] - v[2], 1, argument_name(index[k]));
+    }
+    return rc;
 }
 
 // ---------------------------------------------------------------- streams, events, graphs
@@ -396,6 +582,7 @@ typedef struct si_graph si_graph;
 typedef struct si_node {
     si_graph* graph;
     int is_kernel;
+    const char* call;
     si_op fn;
     void* payload;
     size_t bytes;
@@ -406,6 +593,7 @@ typedef struct si_node {
 struct si_stream {
     unsigned flags;   // 0 blocking, 1 non-blocking
     int legacy;
+    int slot;         // its clock (order.c); the legacy stream's is 0
     si_graph* capture;
     si_node** deps;   // what the next captured node depends on
     size_t ndeps;
@@ -424,11 +612,12 @@ struct si_graph {
     uint64_t id;
 };
 
-typedef struct { unsigned flags; int recorded; double ms; si_graph* capture; si_node** deps; size_t ndeps; } si_event;
+typedef struct { unsigned flags; int recorded; double ms; si_graph* capture; si_node** deps; size_t ndeps; si_vclock vc; } si_event;
 
-typedef struct { si_node** orig; si_launch* launches; si_op* fns; void** payloads; size_t n; } si_exec;
+// An instantiated graph: its nodes' work, and which node precedes which (reach[i * n + j]: j before i).
+typedef struct { si_node** orig; si_launch* launches; si_op* fns; void** payloads; const char** calls; unsigned char* reach; size_t n; } si_exec;
 
-static si_stream legacy_stream = {0, 1, NULL, NULL, 0};
+static si_stream legacy_stream = {0, 1, 0, NULL, NULL, 0};
 static si_graph* captures[64];
 static int ncaptures;
 static uint64_t next_capture_id = 1;
@@ -495,11 +684,12 @@ int standin_capture_guard(const char* call, int code) {
     return 0;
 }
 
-static si_node* add_node(si_stream* s, int is_kernel, si_op fn, void* payload, size_t bytes) {
+static si_node* add_node(si_stream* s, int is_kernel, const char* call, si_op fn, void* payload, size_t bytes) {
     si_graph* g = s->capture;
     si_node* node = calloc(1, sizeof *node);
     node->graph = g;
     node->is_kernel = is_kernel;
+    node->call = call;
     node->fn = fn;
     node->payload = payload;
     node->bytes = bytes;
@@ -513,18 +703,36 @@ static si_node* add_node(si_stream* s, int is_kernel, si_op fn, void* payload, s
     return node;
 }
 
+// Names that outlive the call that gave them (records and graph nodes keep them).
+static const char* intern(const char* name) {
+    static char** names;
+    static size_t n, cap;
+    for (size_t i = 0; i < n; i++) if (strcmp(names[i], name) == 0) return names[i];
+    if (n == cap) {
+        cap = cap ? 2 * cap : 64;
+        names = realloc(names, cap * sizeof(char*));
+    }
+    return names[n++] = strdup(name);
+}
+
 static int submit(const char* call, si_stream* s, si_op fn, const void* payload, size_t bytes, int is_kernel) {
     int rc = standin_sticky();
     if (rc) return rc;
     if (s->legacy && (rc = legacy_conflict(call))) return rc;
+    const char* what = is_kernel ? ((const si_launch*) payload)->f->label : intern(call);
     if (s->capture) {
         if (s->capture->invalidated) return standin_fail(SI_CAPTURE_INVALIDATED, 0, "%s: the stream's capture was invalidated earlier", call);
         void* copy = malloc(bytes ? bytes : 1);
         memcpy(copy, payload, bytes);
-        add_node(s, is_kernel, fn, copy, bytes);
+        add_node(s, is_kernel, what, fn, copy, bytes);
         return 0;
     }
-    return fn((void*) payload);  // run now: the ops only read their payload
+    order_pinned_check();
+    if (standin_faulted()) return 0;  // the device is lost: queued work no longer runs (the error comes at a synchronization)
+    order_op_begin(s->slot, what);
+    fn((void*) payload);  // run now: the ops only read their payload; a fault they find is pending, not returned
+    order_op_end();
+    return 0;
 }
 
 int standin_submit(const char* call, si_stream* s, si_op fn, const void* payload, size_t bytes) {
@@ -541,7 +749,12 @@ EXPORT int cuLaunchKernel(void* f, unsigned gx, unsigned gy, unsigned gz, unsign
     si_stream* s = standin_stream("cuLaunchKernel", stream, &rc);
     if (!s) goto out;
     si_launch l = {.f = f, .gx = gx, .gy = gy, .gz = gz, .bx = bx, .by = by, .bz = bz, .shmem = shmem};
-    if ((rc = read_args("cuLaunchKernel", &l, params)) || (rc = check_launch("cuLaunchKernel", &l))) goto out;
+    if ((rc = read_args("cuLaunchKernel", &l, params))) goto out;
+    take_extents(&l);
+    if ((rc = check_launch("cuLaunchKernel", &l))) {
+        if (rc == SI_ILLEGAL_ADDRESS) rc = 0;  // a bad pointer faults on the device, later
+        goto out;
+    }
     rc = submit("cuLaunchKernel", s, run_launch, &l, sizeof l, 1);
 out:
     pthread_mutex_unlock(&lock);
@@ -556,8 +769,14 @@ EXPORT int standin_stream_create(void** out, unsigned flags) {
     if (!rc) {
         si_stream* s = calloc(1, sizeof *s);
         s->flags = flags & 1;
-        handle_add(s, H_STREAM);
-        *out = s;
+        s->slot = order_stream_new(s->flags == 0);
+        if (s->slot < 0) {
+            free(s);
+            rc = standin_fail(SI_MEMORY_ALLOCATION, 0, "cudaStreamCreateWithFlags: more than %d streams alive", SI_CLOCKS - 1);
+        } else {
+            handle_add(s, H_STREAM);
+            *out = s;
+        }
     }
     pthread_mutex_unlock(&lock);
     return rc;
@@ -568,14 +787,15 @@ EXPORT int standin_stream_destroy(void* h) {
     int rc = 0;
     if (!handle_ok(h, H_STREAM)) rc = standin_fail(SI_INVALID_HANDLE, 0, "cudaStreamDestroy: %p is not a live stream", h);
     else if (((si_stream*) h)->capture) rc = standin_fail(SI_CAPTURE_UNSUPPORTED, 0, "cudaStreamDestroy: the stream is being captured");
-    else { handle_remove(h); free(((si_stream*) h)->deps); free(h); }
+    else { order_stream_free(((si_stream*) h)->slot); handle_remove(h); free(((si_stream*) h)->deps); free(h); }
     pthread_mutex_unlock(&lock);
     return rc;
 }
 
 EXPORT int standin_stream_synchronize(void* h) {
     pthread_mutex_lock(&lock);
-    int rc = standin_sticky();
+    order_pinned_check();
+    int rc = standin_surface();
     si_stream* s = rc ? NULL : standin_stream("cudaStreamSynchronize", h, &rc);
     if (s && s->capture) {
         invalidate(s->capture);
@@ -584,14 +804,17 @@ EXPORT int standin_stream_synchronize(void* h) {
     } else if (s && s->legacy) {
         rc = legacy_conflict("cudaStreamSynchronize(legacy stream)");
     }
+    if (s && !rc) order_host_join_stream(s->slot);
     pthread_mutex_unlock(&lock);
     return rc;
 }
 
 EXPORT int standin_device_synchronize(void) {
     pthread_mutex_lock(&lock);
-    int rc = standin_sticky();
+    order_pinned_check();
+    int rc = standin_surface();
     if (!rc) rc = standin_capture_guard("cudaDeviceSynchronize", SI_CAPTURE_UNSUPPORTED);
+    if (!rc) order_host_join_all();
     pthread_mutex_unlock(&lock);
     return rc;
 }
@@ -639,6 +862,7 @@ EXPORT int standin_event_record(void* h, void* stream) {
             e->capture = NULL;
             e->recorded = 1;
             e->ms = now_ms();
+            order_event_record(&e->vc, s->slot);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -681,6 +905,8 @@ EXPORT int standin_stream_wait_event(void* stream, void* h) {
         }
     } else if (e && e->capture) {
         rc = standin_fail(SI_CAPTURED_EVENT, 0, "cudaStreamWaitEvent: the event was recorded in a capture that has ended");
+    } else if (e && s->capture == NULL && e->recorded) {
+        order_stream_wait(s->slot, &e->vc);
     }
     pthread_mutex_unlock(&lock);
     return rc;
@@ -688,9 +914,11 @@ EXPORT int standin_stream_wait_event(void* stream, void* h) {
 
 EXPORT int standin_event_synchronize(void* h) {
     pthread_mutex_lock(&lock);
-    int rc = standin_sticky();
+    order_pinned_check();
+    int rc = standin_surface();
     si_event* e = rc ? NULL : event("cudaEventSynchronize", h, &rc);
     if (e && e->capture) rc = standin_fail(SI_CAPTURED_EVENT, 0, "cudaEventSynchronize: the event was recorded in a stream capture");
+    else if (e && e->recorded) order_host_join(&e->vc);
     pthread_mutex_unlock(&lock);
     return rc;
 }
@@ -841,6 +1069,18 @@ EXPORT int cuGraphInstantiateWithFlags(void** out, void* graph, unsigned long lo
     x->fns = malloc((g->n ? g->n : 1) * sizeof(si_op));
     x->payloads = malloc((g->n ? g->n : 1) * sizeof(void*));
     x->launches = calloc(g->n ? g->n : 1, sizeof(si_launch));
+    x->calls = malloc((g->n ? g->n : 1) * sizeof(char*));
+    x->reach = calloc(g->n ? g->n * g->n : 1, 1);
+    for (size_t i = 0; i < g->n; i++) {  // nodes come in an order their edges respect
+        x->calls[i] = g->nodes[i]->call;
+        for (size_t d = 0; d < g->nodes[i]->ndeps; d++) {
+            size_t j = 0;
+            while (j < i && g->nodes[j] != g->nodes[i]->deps[d]) j++;
+            if (j == i) continue;
+            x->reach[i * g->n + j] = 1;
+            for (size_t k = 0; k < i; k++) x->reach[i * g->n + k] |= x->reach[j * g->n + k];
+        }
+    }
     for (size_t i = 0; i < g->n; i++) {
         x->orig[i] = g->nodes[i];
         x->fns[i] = g->nodes[i]->fn;
@@ -891,7 +1131,10 @@ EXPORT int cuGraphExecKernelNodeSetParams_v2(void* exec, void* node, const kerne
     }
     si_launch l = {.f = cur->f, .gx = p->gridDimX, .gy = p->gridDimY, .gz = p->gridDimZ, .bx = p->blockDimX, .by = p->blockDimY,
                    .bz = p->blockDimZ, .shmem = p->sharedMemBytes};
-    if ((rc = read_args("cuGraphExecKernelNodeSetParams", &l, p->kernelParams)) || (rc = check_launch("cuGraphExecKernelNodeSetParams", &l))) goto out;
+    if ((rc = read_args("cuGraphExecKernelNodeSetParams", &l, p->kernelParams))) goto out;
+    take_extents(&l);
+    if ((rc = check_launch("cuGraphExecKernelNodeSetParams", &l)) && rc != SI_ILLEGAL_ADDRESS) goto out;
+    rc = 0;
     *cur = l;
 out:
     pthread_mutex_unlock(&lock);
@@ -907,7 +1150,14 @@ EXPORT int cuGraphLaunch(void* exec, void* stream) {
     if (s->capture) { rc = standin_fail(SI_CAPTURE_UNSUPPORTED, 0, "cuGraphLaunch: into a capture (not used by the project)"); goto out; }
     if (s->legacy && (rc = legacy_conflict("cuGraphLaunch(legacy stream)"))) goto out;
     si_exec* x = exec;
-    for (size_t i = 0; i < x->n && !rc; i++) rc = x->fns[i](x->payloads[i]);
+    order_pinned_check();
+    if (standin_faulted()) goto out;
+    order_graph_begin(s->slot, x->reach, (uint32_t) x->n);
+    for (size_t i = 0; i < x->n && !standin_faulted(); i++) {
+        order_graph_node((uint32_t) i, x->calls[i]);
+        x->fns[i](x->payloads[i]);
+    }
+    order_graph_end();
 out:
     pthread_mutex_unlock(&lock);
     return rc;
@@ -920,7 +1170,7 @@ EXPORT int cuGraphExecDestroy(void* exec) {
     else {
         si_exec* x = exec;
         for (size_t i = 0; i < x->n; i++) if (x->fns[i] != run_launch) free(x->payloads[i]);
-        free(x->orig); free(x->fns); free(x->payloads); free(x->launches);
+        free(x->orig); free(x->fns); free(x->payloads); free(x->launches); free(x->calls); free(x->reach);
         handle_remove(x);
         free(x);
     }
@@ -1018,6 +1268,13 @@ static void pack(float* out, const void* x, int type, int trans, int64_t rows, i
 static int run_gemm(void* payload) {
     const si_gemm* g = payload;
     int64_t m = g->m, n = g->n, k = g->k;
+    if (g->aArray) {  // the pointer tables are read on the device too
+        size_t table = (size_t) g->batch * sizeof(void*);
+        int rc = order_access(g->aArray, table, 0, "Aarray");
+        if (!rc) rc = order_access(g->bArray, table, 0, "Barray");
+        if (!rc) rc = order_access(g->cArray, table, 0, "Carray");
+        if (rc) return rc;
+    }
     float* a = malloc((size_t) (m * k ? m * k : 1) * sizeof(float));
     float* b = malloc((size_t) (k * n ? k * n : 1) * sizeof(float));
     float* acc = malloc((size_t) (m ? m : 1) * sizeof(float));
@@ -1026,6 +1283,12 @@ static int run_gemm(void* payload) {
         const void *A, *B;
         void* C;
         if ((rc = operands("GEMM", g, bi, &A, &B, &C))) break;
+        int64_t ar = g->transA ? k : m, ac = g->transA ? m : k, br = g->transB ? n : k, bc = g->transB ? k : n;
+        if ((rc = order_access(A, extent(ar, ac, g->lda, elem(g->typeAB)), 0, "A"))
+            || (rc = order_access(B, extent(br, bc, g->ldb, elem(g->typeAB)), 0, "B"))
+            || (rc = order_access(C, extent(m, n, g->ldc, elem(g->typeC)), 1, g->beta != 0.f ? "C (read and written)" : "C"))
+            || (g->bias && (rc = order_access(g->bias, (size_t) m * elem(g->biasType), 0, "bias")))
+            || (g->gelu && g->aux && (rc = order_access(g->aux, extent(m, n, g->auxLd, elem(g->typeC)), 1, "epilogue aux")))) break;
         pack(a, A, g->typeAB, g->transA, m, k, g->lda);
         pack(b, B, g->typeAB, g->transB, k, n, g->ldb);
         for (int64_t j = 0; j < n; j++) {
@@ -1068,14 +1331,15 @@ int standin_gemm(const char* call, si_stream* s, const si_gemm* g) {
         size_t table = (size_t) g->batch * sizeof(void*);
         if ((rc = standin_check(call, "Aarray", g->aArray, table, MEM_DEVICE, 1))
             || (rc = standin_check(call, "Barray", g->bArray, table, MEM_DEVICE, 1))
-            || (rc = standin_check(call, "Carray", g->cArray, table, MEM_DEVICE, 1))) return rc;
+            || (rc = standin_check(call, "Carray", g->cArray, table, MEM_DEVICE, 1))) return rc == SI_ILLEGAL_ADDRESS ? 0 : rc;
     }
+    // an operand outside device memory faults on the device: pending, and the GEMM never runs
     for (int b = 0; b < g->batch; b++) {
         const void *A, *B;
         void* C;
-        if ((rc = operands(call, g, b, &A, &B, &C))) return rc;
+        if ((rc = operands(call, g, b, &A, &B, &C))) return rc == SI_ILLEGAL_ADDRESS ? 0 : rc;
     }
-    if (g->bias && (rc = standin_check(call, "bias", g->bias, (size_t) g->m * elem(g->biasType), MEM_DEVICE, 1))) return rc;
-    if (g->gelu && g->aux && (rc = check_matrix(call, "epilogue aux (pre-activation)", g->aux, g->m, g->n, g->auxLd, elem(g->typeC)))) return rc;
+    if (g->bias && (rc = standin_check(call, "bias", g->bias, (size_t) g->m * elem(g->biasType), MEM_DEVICE, 1))) return 0;
+    if (g->gelu && g->aux && (rc = check_matrix(call, "epilogue aux (pre-activation)", g->aux, g->m, g->n, g->auxLd, elem(g->typeC)))) return 0;
     return standin_submit(call, s, run_gemm, g, sizeof *g);
 }

@@ -107,7 +107,12 @@ EXPORT int cudaFree(void* p) {
     ENTER();
     if (p == NULL) return done(0);  // also how a context is created
     int rc = standin_capture_guard("cudaFree", SI_CAPTURE_UNSUPPORTED);
-    return done(rc ? rc : standin_free("cudaFree", p, MEM_DEVICE));
+    if (rc) return done(rc);
+    // cudaFree synchronizes the device first
+    order_pinned_check();
+    if ((rc = standin_surface())) return done(rc);
+    order_host_join_all();
+    return done(standin_free("cudaFree", p, MEM_DEVICE));
 }
 
 EXPORT int cudaMallocHost(void** out, size_t bytes) {
@@ -119,7 +124,11 @@ EXPORT int cudaMallocHost(void** out, size_t bytes) {
 EXPORT int cudaFreeHost(void* p) {
     ENTER();
     int rc = standin_capture_guard("cudaFreeHost", SI_CAPTURE_UNSUPPORTED);
-    return done(rc ? rc : standin_free("cudaFreeHost", p, MEM_PINNED));
+    if (rc) return done(rc);
+    order_pinned_check();
+    if ((rc = standin_surface())) return done(rc);
+    order_host_join_all();
+    return done(standin_free("cudaFreeHost", p, MEM_PINNED));
 }
 
 EXPORT int cudaMemGetInfo(size_t* free_bytes, size_t* total) {
@@ -133,18 +142,25 @@ EXPORT int cudaMemGetInfo(size_t* free_bytes, size_t* total) {
 // ---------------------------------------------------------------- memset, memcpy
 
 typedef struct { void* dst; int value; size_t bytes; } memset_op;
-typedef struct { void* dst; const void* src; size_t bytes; } memcpy_op;
+typedef struct { void* dst; const void* src; size_t bytes; int async; } memcpy_op;
 
 static int run_memset(void* p) {
     memset_op* m = p;
     int rc = standin_check("memset", "devPtr", m->dst, m->bytes, MEM_DEVICE, 1);
+    if (!rc) rc = order_access(m->dst, m->bytes, 1, "devPtr");
     if (!rc) memset(m->dst, m->value, m->bytes);
     return rc;
 }
 
 static int run_memcpy(void* p) {
     memcpy_op* m = p;
+    int rc = 0;
+    if (standin_is(m->src, MEM_DEVICE)) rc = order_access(m->src, m->bytes, 0, "src");
+    if (!rc && standin_is(m->dst, MEM_DEVICE)) rc = order_access(m->dst, m->bytes, 1, "dst");
+    if (rc) return rc;
     memmove(m->dst, m->src, m->bytes);
+    // the device reads pinned memory when the copy runs, which may be later than this call
+    if (m->async && standin_is(m->src, MEM_PINNED)) order_pinned_inflight(m->src, m->bytes);
     return 0;
 }
 
@@ -197,13 +213,16 @@ static int memcpy_on(const char* call, void* dst, const void* src, size_t bytes,
         if (standin_capturing(s)) standin_invalidate(s);
         return rc;
     }
-    memcpy_op m = {dst, src, bytes};
+    memcpy_op m = {dst, src, bytes, async};
     return standin_submit(call, s, run_memcpy, &m, sizeof m);
 }
 
+// A synchronous copy: the host waits for it (and so for what the legacy stream waited for).
 EXPORT int cudaMemcpy(void* dst, const void* src, size_t bytes, int kind) {
     ENTER();
-    return done(memcpy_on("cudaMemcpy", dst, src, bytes, kind, NULL, 0));
+    int rc = memcpy_on("cudaMemcpy", dst, src, bytes, kind, NULL, 0);
+    if (!rc) order_host_join_stream(0);
+    return done(rc ? rc : standin_surface());
 }
 
 EXPORT int cudaMemcpyAsync(void* dst, const void* src, size_t bytes, int kind, void* stream) {

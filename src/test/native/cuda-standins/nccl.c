@@ -3,7 +3,13 @@
 // collective moves its data through the segment in chunks: each rank writes its part to its slot,
 // all meet at a barrier, each computes the result from the slots in rank order (so every rank gets
 // the same bits), and all meet again before the slots are reused. Buffers are checked against the
-// device registry; on a stream being captured a collective becomes a graph node, as NCCL's do.
+// device registry and their accesses against other streams' (the race detector, order.c); on a
+// stream being captured a collective becomes a graph node, as NCCL's do.
+//
+// Ranks must agree: before any data moves, each rank posts its call (sequence number, operation,
+// count, type, reduction, root) and all compare; a difference is reported with every rank's call.
+// A rank that does not arrive within GPT2_STANDIN_NCCL_TIMEOUT seconds (default 300) is reported
+// with the last call it made, where real NCCL would hang. Either is a device fault (sticky).
 #define _GNU_SOURCE
 #include "standin.h"
 
@@ -27,7 +33,20 @@ enum { OP_SUM = 0, OP_AVG = 4 };
 
 #define CHUNK (4u << 20)            // bytes per rank per round
 #define MAGIC 0x6e63636c73746e64ull  // "ncclstnd"
-#define TIMEOUT_S 300
+
+static int timeout_override;
+
+// For the stand-ins' own tests: the timeout in seconds (0: GPT2_STANDIN_NCCL_TIMEOUT's, default 300).
+EXPORT void gpt2_standin_nccl_timeout(int seconds) {
+    timeout_override = seconds;
+}
+
+static int timeout_s(void) {
+    if (timeout_override > 0) return timeout_override;
+    const char* env = getenv("GPT2_STANDIN_NCCL_TIMEOUT");
+    int t = env && *env ? atoi(env) : 300;
+    return t > 0 ? t : 300;
+}
 
 typedef struct { char internal[128]; } unique_id;
 typedef struct {
@@ -37,7 +56,15 @@ typedef struct {
     int nranks;
 } shm_header;
 
-typedef struct { int rank, nranks; shm_header* shm; size_t shm_bytes; char name[128]; } comm_t;
+// A rank's posted call, in the segment after the header (64 bytes per rank).
+typedef struct { _Atomic uint64_t seq; int32_t kind, type, op, root; uint64_t count; } posted;
+enum { K_ALLREDUCE = 1, K_BROADCAST = 2 };
+
+typedef struct { int rank, nranks; shm_header* shm; size_t shm_bytes; char name[128]; uint64_t seq; } comm_t;
+
+static posted* post_of(comm_t* c, int rank) {
+    return (posted*) ((char*) c->shm + 64 + (size_t) rank * 64);
+}
 
 static comm_t* comms[64];
 static int ncomms;
@@ -74,7 +101,28 @@ EXPORT int ncclGetUniqueId(unique_id* id) {
     return SUCCESS;
 }
 
-// All ranks meet (a counter and a generation in the segment); a rank gone for TIMEOUT_S is an error.
+static const char* describe_call(const posted* p, char* buf, size_t n) {
+    static const char* types[] = {[T_INT32] = "int32", [T_FLOAT32] = "float32", [T_FLOAT64] = "float64"};
+    const char* type = p->type >= 0 && p->type <= T_FLOAT64 && types[p->type] ? types[p->type] : "?";
+    if (p->seq == 0) snprintf(buf, n, "none yet");
+    else if (p->kind == K_BROADCAST) snprintf(buf, n, "#%llu ncclBroadcast(count %llu, %s, root %d)", (unsigned long long) p->seq,
+                                              (unsigned long long) p->count, type, p->root);
+    else snprintf(buf, n, "#%llu ncclAllReduce(count %llu, %s, %s)", (unsigned long long) p->seq, (unsigned long long) p->count, type,
+                  p->op == OP_AVG ? "avg" : p->op == OP_SUM ? "sum" : "?");
+    return buf;
+}
+
+// Every rank's posted call, for a message: "rank 0: #3 ncclAllReduce(...); rank 1: ...".
+static void all_calls(comm_t* c, char* out, size_t n) {
+    size_t used = 0;
+    out[0] = 0;
+    for (int r = 0; r < c->nranks && used < n; r++) {
+        char one[160];
+        used += snprintf(out + used, n - used, "%srank %d: %s", r ? "; " : "", r, describe_call(post_of(c, r), one, sizeof one));
+    }
+}
+
+// All ranks meet (a counter and a generation in the segment); a rank gone for the timeout is an error.
 static int barrier(comm_t* c, const char* call) {
     if (c->nranks == 1) return SUCCESS;
     shm_header* h = c->shm;
@@ -90,8 +138,14 @@ static int barrier(comm_t* c, const char* call) {
         if (spins > 1000) nanosleep(&nap, NULL);
         if ((spins & 1023) == 0) {
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (now.tv_sec - start.tv_sec > TIMEOUT_S) {
-                return nccl_fail(SYSTEM_ERROR, "%s: rank %d waited %d s for the other ranks (one died?)", call, c->rank, TIMEOUT_S);
+            if (now.tv_sec - start.tv_sec >= timeout_s()) {
+                char calls[1024];
+                all_calls(c, calls, sizeof calls);
+                standin_fail(SI_ILLEGAL_ADDRESS, 1, "%s: rank %d waited %d s (GPT2_STANDIN_NCCL_TIMEOUT) for the other ranks, which "
+                             "real NCCL would wait for forever: a rank skipped a collective, or died. Last calls: %s",
+                             call, c->rank, timeout_s(), calls);
+                snprintf(last_error, sizeof last_error, "%s", standin_last_message());
+                return SYSTEM_ERROR;
             }
         }
     }
@@ -99,7 +153,7 @@ static int barrier(comm_t* c, const char* call) {
 }
 
 static char* slot(comm_t* c, int rank) {
-    return (char*) c->shm + 64 + (size_t) rank * CHUNK;
+    return (char*) c->shm + 64 + (size_t) c->nranks * 64 + (size_t) rank * CHUNK;
 }
 
 EXPORT int ncclCommInitRank(comm_t** out, int nranks, unique_id id, int rank) {
@@ -112,7 +166,7 @@ EXPORT int ncclCommInitRank(comm_t** out, int nranks, unique_id id, int rank) {
     c->nranks = nranks;
     snprintf(c->name, sizeof c->name, "%s", id.internal);
     if (nranks > 1) {
-        c->shm_bytes = 64 + (size_t) nranks * CHUNK;
+        c->shm_bytes = 64 + (size_t) nranks * 64 + (size_t) nranks * CHUNK;
         int fd;
         if (rank == 0) {
             fd = shm_open(c->name, O_CREAT | O_EXCL | O_RDWR, 0600);
@@ -125,7 +179,7 @@ EXPORT int ncclCommInitRank(comm_t** out, int nranks, unique_id id, int rank) {
             while ((fd = shm_open(c->name, O_RDWR, 0600)) < 0 || fstat(fd, &st) != 0 || (size_t) st.st_size < c->shm_bytes) {
                 if (fd >= 0) close(fd);
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                if (now.tv_sec - start.tv_sec > TIMEOUT_S) return nccl_fail(SYSTEM_ERROR, "ncclCommInitRank: rank 0's segment %s never appeared", c->name);
+                if (now.tv_sec - start.tv_sec > timeout_s()) return nccl_fail(SYSTEM_ERROR, "ncclCommInitRank: rank 0's segment %s never appeared", c->name);
                 nanosleep(&nap, NULL);
             }
         }
@@ -201,11 +255,43 @@ static void reduce(void* out, const collective* k, size_t n, size_t at) {
     }
 }
 
+// Every rank posts its call and checks the others': 0, or the fault (reported).
+static int agree(comm_t* c, const collective* k, const char* call) {
+    posted* mine = post_of(c, c->rank);
+    mine->kind = k->broadcast ? K_BROADCAST : K_ALLREDUCE;
+    mine->type = k->type;
+    mine->op = k->broadcast ? -1 : k->op;
+    mine->root = k->broadcast ? k->root : -1;
+    mine->count = k->count;
+    atomic_store(&mine->seq, ++c->seq);
+    if (barrier(c, call)) return SI_ILLEGAL_ADDRESS;
+    for (int r = 0; r < c->nranks; r++) {
+        posted* p = post_of(c, r);
+        if (atomic_load(&p->seq) != mine->seq || p->kind != mine->kind || p->type != mine->type || p->op != mine->op
+            || p->root != mine->root || p->count != mine->count) {
+            char calls[1024];
+            all_calls(c, calls, sizeof calls);
+            standin_fail(SI_ILLEGAL_ADDRESS, 1, "%s: the ranks disagree on their collective call (real NCCL would hang or "
+                         "mix up buffers): %s", call, calls);
+            snprintf(last_error, sizeof last_error, "%s", standin_last_message());
+            // everyone compares before anyone posts again
+            barrier(c, call);
+            return SI_ILLEGAL_ADDRESS;
+        }
+    }
+    return barrier(c, call) ? SI_ILLEGAL_ADDRESS : 0;
+}
+
 static int run_collective(void* payload) {
     collective* k = payload;
     comm_t* c = k->c;
     size_t e = type_bytes(k->type), per = CHUNK / e;
     const char* call = k->broadcast ? "ncclBroadcast" : "ncclAllReduce";
+    int rc = 0;
+    if (k->count > 0 && (!k->broadcast || c->rank == k->root)) rc = order_access(k->send, k->count * e, 0, "sendbuff");
+    if (!rc && k->count > 0) rc = order_access(k->recv, k->count * e, 1, "recvbuff");
+    if (rc) return rc;
+    if (c->nranks > 1 && (rc = agree(c, k, call))) return rc;
     if (c->nranks == 1) {
         if (k->recv != k->send) memmove(k->recv, k->send, k->count * e);
         return 0;
@@ -215,7 +301,7 @@ static int run_collective(void* payload) {
         if (!k->broadcast) memcpy(slot(c, c->rank), (char*) k->send + at * e, n * e);
         else if (c->rank == k->root) memcpy(slot(c, 0), (char*) k->send + at * e, n * e);
         int rc = barrier(c, call);
-        if (rc) return SI_ILLEGAL_ADDRESS;
+        if (rc) return SI_ILLEGAL_ADDRESS;  // reported by barrier
         if (!k->broadcast) reduce(k->recv, k, n, at);
         else memmove((char*) k->recv + at * e, slot(c, 0), n * e);
         if ((rc = barrier(c, call))) return SI_ILLEGAL_ADDRESS;

@@ -5,11 +5,15 @@
 //
 // "Device" memory is host memory, but every device pointer a call receives is checked against the
 // registry of live cudaMalloc allocations (and their sizes), host pointers against the device
-// registry and the pinned one. Work runs when it is queued (one thread, the caller's), so streams
-// and events only order what already happened; a stream being captured records its work as graph
-// nodes instead, with the rules CUDA enforces during a capture. A failed check prints one line
-// "cuda-standin: CALL: ARGUMENT ..." on stderr and returns the error CUDA would (an illegal
-// address inside a kernel or GEMM is sticky, as on a GPU: every later call fails too).
+// registry and the pinned one. Work runs when it is queued (one thread, the caller's); what CUDA
+// guarantees about its order is tracked beside it (order.c: happens-before by vector clocks), so
+// two streams touching the same bytes without an event or a synchronization between them are
+// reported as a race although nothing ran concurrently. A stream being captured records its work
+// as graph nodes instead, with the rules CUDA enforces during a capture. A failed check prints one
+// line "cuda-standin: CALL: ARGUMENT ..." on stderr and returns the error CUDA would. A fault on
+// the device (an access outside a kernel's buffers or a GEMM's operands, a race) is asynchronous
+// and sticky, as on a GPU: the call that queued the work succeeds, the next synchronizing call
+// returns the error, and from then on every call does.
 #ifndef GPT2_STANDIN_H
 #define GPT2_STANDIN_H
 
@@ -51,14 +55,20 @@ void standin_lock(void);
 void standin_unlock(void);
 
 // Records an error: its one-line message (printed on stderr, and what the error-string calls
-// return for this code until the next error), sticky when a GPU would be left unusable. Returns code.
+// return for this code until the next error). sticky: a device fault, which a GPU reports late and
+// which leaves it unusable: it becomes pending (no more work runs, calls still succeed) until the
+// next synchronizing call surfaces it (standin_surface). Returns code.
 int standin_fail(int code, int sticky, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-// The message of the last error if it had this code, else NULL.
+// The message of the last error if it had this code (the sticky one's for its code), else NULL.
 const char* standin_message(int code);
 // The last error's message ("" if none).
 const char* standin_last_message(void);
-// The sticky error (0: none): once a kernel or GEMM touched memory it must not, every call fails.
+// The sticky error once surfaced (0: none): every call fails with it.
 int standin_sticky(void);
+// A synchronizing call: a pending device fault becomes the sticky error. Returns standin_sticky().
+int standin_surface(void);
+// Whether a device fault is pending or surfaced (queued work no longer runs).
+int standin_faulted(void);
 
 // ---- memory registries
 enum { MEM_DEVICE = 1, MEM_PINNED = 2 };
@@ -69,6 +79,8 @@ int standin_free(const char* call, void* p, int kind);
 int standin_check(const char* call, const char* arg, const void* p, size_t bytes, int kind, int sticky);
 // Whether p lies inside a live allocation of that kind.
 int standin_is(const void* p, int kind);
+// The live allocation of that kind p lies in: 1 and its base and size, or 0.
+int standin_region(const void* p, int kind, uintptr_t* base, size_t* size);
 // Bytes of live device allocations.
 size_t standin_allocated(void);
 
@@ -99,6 +111,38 @@ int standin_event_record(void* h, void* stream);
 int standin_stream_wait_event(void* stream, void* h);
 int standin_event_synchronize(void* h);
 int standin_event_elapsed(float* ms, void* a, void* b);
+
+// ---- happens-before (order.c)
+#define SI_CLOCKS 64
+typedef struct { uint64_t c[SI_CLOCKS]; } si_vclock;
+// A clock slot for a new stream (0 is the legacy stream's), or -1 when all are taken.
+int order_stream_new(int blocking);
+void order_stream_free(int slot);
+// An operation queued on a stream's slot runs between these (what: a stable string naming it).
+void order_op_begin(int slot, const char* what);
+void order_op_end(void);
+// A graph launched on a stream: its nodes in turn; reach[i * nodes + j] says node j precedes node i.
+void order_graph_begin(int slot, const unsigned char* reach, uint32_t nodes);
+void order_graph_node(uint32_t node, const char* what);
+void order_graph_end(void);
+void order_event_record(si_vclock* event, int slot);
+void order_stream_wait(int slot, const si_vclock* event);
+// The host waits: for an event, a stream, or the whole device (records it passed are dropped).
+void order_host_join(const si_vclock* event);
+void order_host_join_stream(int slot);
+void order_host_join_all(void);
+// The running operation reads or writes [p, p + bytes) of device memory: 0, or a race (reported).
+int order_access(const void* p, size_t bytes, int write, const char* arg);
+// An allocation freed: its records go.
+void order_forget(uintptr_t base);
+// The running operation copies from pinned host memory asynchronously: fingerprinted until the host
+// has synchronized past it; order_pinned_check reports one the host changed before that.
+void order_pinned_inflight(const void* p, size_t bytes);
+int order_pinned_check(void);
+void order_pinned_forget(const void* base, size_t bytes);
+
+// ---- CUBIN (cubin.c): a kernel's registers per thread and static shared bytes; 0 if the image has no such kernel
+int cubin_kernel_info(const unsigned char* img, size_t n, const char* kernel, int* registers, int* static_shared);
 
 // ---- GEMM on the CPU (column-major, float accumulation in order k = 0..K-1)
 enum { SI_F32 = 0, SI_BF16 = 14 };  // cudaDataType values

@@ -290,3 +290,93 @@ static inline void cp_async_wait() {
 }
 // Dynamic shared memory: one static area (blocks run one at a time), checked against the launch's size.
 #define DYNAMIC_SHARED(name) static __align__(16) unsigned char name[EMU_DYNAMIC_SHARED]
+
+#ifdef EMU_CHECK_ACCESS
+// The stand-ins' build (CudaStandins) compiles the kernels with -fsanitize=kernel-address in its
+// callback mode: every load and store the compiler emits calls __asan_{load,store}N_noabort(addr)
+// below. An access inside one of the launch's buffer views widens that view's read or write hull
+// (what the race detector records for the kernel); one inside a device allocation but outside every
+// view (or in the padding after an allocation's end) is out of bounds: the first is kept, with a
+// count, for the stand-in driver to report. Anything else (shared memory, a thread's locals, the
+// emulator's own state) is not device memory and passes.
+namespace emu_check {
+struct View { uint64_t lo, hi, rlo, rhi, wlo, whi; };
+static View views[32];
+static int nviews;
+static const uint64_t* allocs;  // (base, end, end rounded up) triples, sorted by base
+static size_t nallocs;
+static uint64_t fault_addr, fault_bytes, fault_write, faults;
+
+__attribute__((no_sanitize_address)) static void outside(uint64_t a, uint64_t n, int write) {
+    size_t lo = 0, hi = nallocs;
+    while (lo < hi) {  // the last allocation starting at or before a
+        size_t mid = (lo + hi) / 2;
+        if (allocs[3 * mid] <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0 || a >= allocs[3 * (lo - 1) + 2]) return;  // not device memory
+    if (faults++ == 0) {
+        fault_addr = a;
+        fault_bytes = n;
+        fault_write = (uint64_t) write;
+    }
+}
+
+__attribute__((no_sanitize_address)) static inline void access(uint64_t a, uint64_t n, int write) {
+    for (int i = 0; i < nviews; i++) {
+        View& v = views[i];
+        if (a >= v.lo && a + n <= v.hi) {
+            if (write) {
+                if (a < v.wlo) v.wlo = a;
+                if (a + n > v.whi) v.whi = a + n;
+            } else {
+                if (a < v.rlo) v.rlo = a;
+                if (a + n > v.rhi) v.rhi = a + n;
+            }
+            return;
+        }
+    }
+    outside(a, n, write);
+}
+}  // namespace emu_check
+
+#define EMU_CHECK_CALLBACKS(N)                                                                                   \
+    extern "C" __attribute__((no_sanitize_address)) void __asan_load##N##_noabort(uint64_t a) { emu_check::access(a, N, 0); } \
+    extern "C" __attribute__((no_sanitize_address)) void __asan_store##N##_noabort(uint64_t a) { emu_check::access(a, N, 1); } \
+    extern "C" __attribute__((no_sanitize_address)) void __asan_load##N(uint64_t a) { emu_check::access(a, N, 0); }           \
+    extern "C" __attribute__((no_sanitize_address)) void __asan_store##N(uint64_t a) { emu_check::access(a, N, 1); }
+EMU_CHECK_CALLBACKS(1)
+EMU_CHECK_CALLBACKS(2)
+EMU_CHECK_CALLBACKS(4)
+EMU_CHECK_CALLBACKS(8)
+EMU_CHECK_CALLBACKS(16)
+extern "C" __attribute__((no_sanitize_address)) void __asan_loadN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
+extern "C" __attribute__((no_sanitize_address)) void __asan_storeN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
+extern "C" __attribute__((no_sanitize_address)) void __asan_loadN(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
+extern "C" __attribute__((no_sanitize_address)) void __asan_storeN(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
+extern "C" __attribute__((no_sanitize_address)) void __asan_handle_no_return() {}
+extern "C" __attribute__((no_sanitize_address)) void __asan_before_dynamic_init(const char*) {}
+extern "C" __attribute__((no_sanitize_address)) void __asan_after_dynamic_init() {}
+
+// Before a launch: its views as (lo, hi) pairs, and the device allocations.
+extern "C" __attribute__((no_sanitize_address)) void emu_check_begin(const uint64_t* v, int n, const uint64_t* a, size_t na) {
+    emu_check::nviews = n;
+    for (int i = 0; i < n; i++) emu_check::views[i] = {v[2 * i], v[2 * i + 1], UINT64_MAX, 0, UINT64_MAX, 0};
+    emu_check::allocs = a;
+    emu_check::nallocs = na;
+    emu_check::faults = 0;
+}
+
+// After it: per view (read lo, read hi, write lo, write hi), hi <= lo where none; fault = (address,
+// bytes, write, count). Returns the count.
+extern "C" __attribute__((no_sanitize_address)) int emu_check_end(uint64_t* rw, uint64_t* fault) {
+    for (int i = 0; i < emu_check::nviews; i++) {
+        const emu_check::View& v = emu_check::views[i];
+        rw[4 * i] = v.rlo; rw[4 * i + 1] = v.rhi; rw[4 * i + 2] = v.wlo; rw[4 * i + 3] = v.whi;
+    }
+    fault[0] = emu_check::fault_addr; fault[1] = emu_check::fault_bytes; fault[2] = emu_check::fault_write;
+    fault[3] = emu_check::faults;
+    emu_check::nviews = 0;
+    return (int) emu_check::faults;
+}
+#endif

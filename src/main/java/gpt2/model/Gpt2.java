@@ -443,6 +443,12 @@ public final class Gpt2 implements AutoCloseable {
         int valid = validTargets;
         if (valid == 0) {
             backend.endReplayable();
+            // nothing to add to the gradients, but the buckets are still handed on: with data
+            // parallelism every rank must make the same collective calls, or the others wait forever
+            if (backwardHook != null) {
+                for (int l = config.numLayers() - 1; l >= 0; l--) backwardHook.accept(l);
+                backwardHook.accept(-1);
+            }
             return;
         }
         grads();

@@ -47,6 +47,33 @@ class Gpt2Test {
         }
     }
 
+    /**
+     * A micro-batch without one valid target adds nothing to the gradients, but the backward hook
+     * (data parallelism's buckets) must still see every layer: a rank that skipped its all-reduces
+     * would leave the others waiting in NCCL forever.
+     */
+    @Test
+    void backwardWithoutValidTargetsStillHandsOnEveryBucket() {
+        GptConfig c = GptConfig.preset("d2").with(b -> b.vocabSize(300));
+        try (CpuBackend be = new CpuBackend(1); Gpt2 m = new Gpt2(c, be)) {
+            m.initialize(3);
+            int[] in = new int[16], none = new int[16];
+            java.util.Arrays.fill(none, -1);
+            java.util.List<Integer> handed = new java.util.ArrayList<>();
+            m.setBackwardHook(handed::add);
+            m.zeroGrad();
+            m.trainForward(in, none, 2, 8, -1, 1f);
+            m.backward(1f);
+            java.util.List<Integer> want = new java.util.ArrayList<>();
+            for (int l = c.numLayers() - 1; l >= 0; l--) want.add(l);
+            want.add(-1);
+            assertEquals(want, handed, "buckets handed on");
+            float[] g = new float[(int) m.layout().totalSize()];
+            be.read(m.grads(), g);
+            for (float x : g) assertEquals(0f, x, "no gradient from a micro-batch without targets");
+        }
+    }
+
     @Test
     void rmsNormScaleStartsAtIdentity() {
         GptConfig c = TinyConfigs.seed(0.1f);

@@ -33,7 +33,7 @@ interface Executor extends AutoCloseable {
 
     /**
      * Launches a kernel on a (grid, gridY) grid of blocks of {@code block} threads. Arguments
-     * follow the signature: Long device addresses for pointers (0 for null), Integer, Long, Float.
+     * follow the signature: a {@link DevicePointer} for each pointer, Integer, Long, Float.
      */
     void launch(String kernel, List<KernelCompiler.Param> signature, int grid, int gridY, int block, Object[] args);
 

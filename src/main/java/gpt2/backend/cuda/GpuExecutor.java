@@ -72,7 +72,8 @@ final class GpuExecutor implements Executor {
         checkBlas(cublas.cublasSetMathMode(blas, mathMode), "cublasSetMathMode");
         checkBlas(cublas.cublasLtCreate(lt), "cublasLtCreate");
         ltWorkspace = allocate(LT_WORKSPACE, "cuBLASLt workspace");
-        check(cudart.cudaStreamCreateWithFlags(stream, cudart.cudaStreamDefault), "cudaStreamCreateWithFlags");
+        int flags = gpt2.backend.Faults.on("nonblocking-stream") ? cudart.cudaStreamNonBlocking : cudart.cudaStreamDefault;
+        check(cudart.cudaStreamCreateWithFlags(stream, flags), "cudaStreamCreateWithFlags");
         checkBlas(cublas.cublasSetStream_v2(blas, stream), "cublasSetStream");
         // a workspace of our own (set after the stream, which resets it): nothing allocated while capturing
         blasWorkspace = allocate(LT_WORKSPACE, "cuBLAS workspace");
@@ -148,17 +149,24 @@ final class GpuExecutor implements Executor {
         for (int i = 0; i < MAX_ARGS; i++) argPointers.put(i, at(argSlots.address() + 8L * i));
     }
 
-    /** Puts a launch's arguments into the argument slots. */
+    /** The stand-ins' view hook when they are the CUDA here, else null (see {@link StandinViews}). */
+    private final StandinViews views = StandinViews.find();
+    private final long[] extents = new long[MAX_ARGS];
+
+    /** Puts a launch's arguments into the argument slots (and tells the stand-ins its buffer views). */
     private void arguments(String kernel, Object[] args) {
         if (args.length > MAX_ARGS) throw new IllegalArgumentException(kernel + ": more than " + MAX_ARGS + " arguments");
         for (int i = 0; i < args.length; i++) {
+            extents[i] = args[i] instanceof DevicePointer p ? p.bytes() : 0;
             argSlots.put(i, switch (args[i]) {
+                case DevicePointer p -> p.address();
                 case Long l -> l;
                 case Integer n -> n & 0xffffffffL;
                 case Float x -> Float.floatToRawIntBits(x) & 0xffffffffL;
                 default -> throw new IllegalArgumentException(kernel + ": unsupported argument " + args[i]);
             });
         }
+        if (views != null) views.next(extents, args.length);
     }
 
     /** Dynamic shared memory per kernel (absent: none). */

@@ -107,7 +107,7 @@ final class Launcher {
         Object[] values = new Object[args.length];
         for (int i = 0; i < args.length; i++) {
             checkArgument(kernel, i, sig.get(i), args[i]);
-            values[i] = args[i] == null ? (Object) 0L : args[i] instanceof Buffer b ? (Object) addr(b) : args[i];
+            values[i] = args[i] == null ? DevicePointer.NULL : args[i] instanceof Buffer b ? new DevicePointer(addr(b), cuda(b).bytes()) : args[i];
         }
         profile.kernel(kernel, bytes, flops);
         timed(kernel, () -> exec.launch(kernel, sig, grid, gridY, block, values));

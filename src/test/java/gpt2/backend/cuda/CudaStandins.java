@@ -41,6 +41,19 @@ public final class CudaStandins {
             "libcublasLt.so.13", "cublasLt.c",
             "libnccl.so.2", "nccl.c");
 
+    /** What libcuda.so.1 is built from besides core.c: the race detector and the CUBIN reader. */
+    static final List<String> CORE_SOURCES = List.of("order.c", "cubin.c");
+
+    /**
+     * How the emulated kernels are instrumented: every load and store the compiler emits becomes a
+     * call to cuda_emu.h's callbacks (kernel-address sanitizer in its callback mode, no shadow
+     * memory, no runtime), which check it against the launch's buffer views.
+     */
+    static final List<String> INSTRUMENTATION = List.of("-DEMU_CHECK_ACCESS", "-fsanitize=kernel-address",
+            "-fsanitize-recover=kernel-address", "--param", "asan-instrumentation-with-call-threshold=0",
+            "--param", "asan-stack=0", "--param", "asan-globals=0", "--param", "asan-use-after-return=0",
+            "-Wl,--no-undefined");
+
     /** The system property a stand-in JVM carries: the stand-ins' folder. */
     static final String PROPERTY = "gpt2.cuda.standins";
 
@@ -87,6 +100,7 @@ public final class CudaStandins {
             List<String> cmd = new ArrayList<>(List.of("/usr/bin/g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-w",
                     "-U_FORTIFY_SOURCE", "-o", dir.resolve("libkernels_" + (bf16 ? "bf16" : "f32") + ".so").toString(),
                     src.toString()));
+            cmd.addAll(INSTRUMENTATION);
             cmd.addAll(KernelCompiler.precisionOptions(bf16));
             Path log = dir.resolve("kernels-" + (bf16 ? "bf16" : "f32") + ".log");
             logs.add(log);
@@ -94,7 +108,9 @@ public final class CudaStandins {
         }
         try {
             Path core = dir.resolve("libcuda.so.1");
-            run(dir, cc(common, "libcuda.so.1", null, sources.resolve("core.c"), null, dir), "-ldl", "-lpthread", "-lm");
+            List<String> driver = new ArrayList<>(cc(common, "libcuda.so.1", null, sources.resolve("core.c"), null, dir));
+            for (String more : CORE_SOURCES) driver.add(sources.resolve(more).toString());
+            run(dir, driver, "-ldl", "-lpthread", "-lm");
             for (var e : LIBRARIES.entrySet()) {
                 if (e.getKey().equals("libcuda.so.1")) continue;
                 String c = e.getValue();

@@ -242,6 +242,7 @@ final class EmulatedExecutor implements Executor {
             MemorySegment packed = a.allocate(8L * Math.max(1, args.length), 8);
             for (int i = 0; i < args.length; i++) {
                 long v = switch (args[i]) {
+                    case DevicePointer p -> p.address();
                     case Long l -> l;
                     case Integer n -> n;
                     case Float f -> Float.floatToRawIntBits(f) & 0xffffffffL;
