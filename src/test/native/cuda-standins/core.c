@@ -268,7 +268,7 @@ static void handle_remove(const void* p) {
 typedef void (*emu_launch)(int gx, int gy, int bx, const int64_t* args);
 #define DEFAULT_SHARED (48 * 1024)  // shared memory per block without the opt-in attribute
 // the instrumented kernels' access checks (cuda_emu.h, EMU_CHECK_ACCESS)
-typedef void (*emu_check_begin)(const uint64_t* views, int nviews, const uint64_t* allocations, size_t nallocations);
+typedef void (*emu_check_begin)(const uint64_t* views, int nviews, const uint64_t* allocations, size_t nallocations, int indirect);
 typedef int (*emu_check_end)(uint64_t* read_write, uint64_t* fault);
 typedef struct { void* lib; int bf16; emu_check_begin check_begin; emu_check_end check_end; } si_module;
 typedef struct {
@@ -461,7 +461,7 @@ static int read_args(const char* call, si_launch* l, void** params) {
     for (int i = 0; i < n; i++) {
         if (params[i] == NULL) return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): kernelParams[%d] is NULL", call, l->f->name, i);
         switch (l->f->signature[i]) {
-            case 'p': case 'l': { int64_t v; memcpy(&v, params[i], 8); l->args[i] = v; break; }
+            case 'p': case 'P': case 'l': { int64_t v; memcpy(&v, params[i], 8); l->args[i] = v; break; }
             case 'i': { int32_t v; memcpy(&v, params[i], 4); l->args[i] = v; break; }
             case 'f': { uint32_t v; memcpy(&v, params[i], 4); l->args[i] = v; break; }
             default: return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): unknown parameter kind", call, l->f->name);
@@ -491,7 +491,7 @@ static int check_launch(const char* call, const si_launch* l) {
     if (l->shmem > EMU_SHARED)
         return standin_fail(SI_INVALID_VALUE, 0, "%s(%s): %u bytes of dynamic shared memory, the emulator has %d", call, f->name, l->shmem, EMU_SHARED);
     for (int i = 0; i < l->nargs; i++) {
-        if (f->signature[i] != 'p' || l->args[i] == 0) continue;
+        if ((f->signature[i] != 'p' && f->signature[i] != 'P') || l->args[i] == 0) continue;
         char arg[192];
         snprintf(arg, sizeof arg, "%s argument %d", f->name, i);
         int rc = standin_check(call, arg, (const void*) (uintptr_t) l->args[i], 1, MEM_DEVICE, 1);
@@ -543,9 +543,10 @@ static int run_launch(void* payload) {
     const si_func* f = l->f;
     // the views: each pointer argument from its address over its extent (else to its allocation's end)
     uint64_t views[64];
-    int index[32], nviews = 0;
+    int index[32], nviews = 0, indirect = 0;
     for (int i = 0; i < l->nargs; i++) {
-        if (f->signature[i] != 'p' || l->args[i] == 0) continue;
+        if (f->signature[i] == 'P') indirect = 1;  // a table of device addresses (i64*)
+        if ((f->signature[i] != 'p' && f->signature[i] != 'P') || l->args[i] == 0) continue;
         uintptr_t p = (uintptr_t) l->args[i], base;
         size_t size;
         if (!standin_region((const void*) p, MEM_DEVICE, &base, &size)) continue;
@@ -558,20 +559,21 @@ static int run_launch(void* payload) {
     if (f->module->check_begin) {
         size_t nallocs;
         const uint64_t* allocs = device_allocations(&nallocs);
-        f->module->check_begin(views, nviews, allocs, nallocs);
+        f->module->check_begin(views, nviews, allocs, nallocs, indirect);
     }
     f->run((int) l->gx, (int) l->gy, (int) l->bx, l->args);
     if (!f->module->check_end) {  // not instrumented: every view as read and written
         for (int k = 0; k < nviews && !rc; k++) rc = order_access((const void*) views[2 * k], views[2 * k + 1] - views[2 * k], 1, argument_name(index[k]));
         return rc;
     }
-    uint64_t rw[128], fault[4];
-    f->module->check_end(rw, fault);
+    uint64_t rw[6 * 32], fault[4];
+    int all = f->module->check_end(rw, fault);
     if (fault[3]) return out_of_bounds(l, views, index, nviews, fault);
-    for (int k = 0; k < nviews && !rc; k++) {
-        const uint64_t* v = rw + 4 * k;
-        if (v[1] > v[0]) rc = order_access((const void*) v[0], v[1] - v[0], 0, argument_name(index[k]));
-        if (!rc && v[3] > v[2]) rc = order_access((const void*) v[2], v[3] - v[2], 1, argument_name(index[k]));
+    for (int k = 0; k < all && !rc; k++) {
+        const uint64_t* v = rw + 6 * k;
+        const char* arg = k < nviews ? argument_name(index[k]) : "through its address table";
+        if (v[3] > v[2]) rc = order_access((const void*) v[2], v[3] - v[2], 0, arg);
+        if (!rc && v[5] > v[4]) rc = order_access((const void*) v[4], v[5] - v[4], 1, arg);
     }
     return rc;
 }

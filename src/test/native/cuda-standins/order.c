@@ -206,6 +206,7 @@ void order_forget(uintptr_t base) {
 
 // Whether the record's access is guaranteed to have finished before the running operation starts.
 static int ordered(const record* r) {
+    if (r->seq == op.seq) return 1;  // the operation's own reads and writes
     if (r->graph && r->graph == op.graph) return op.reach[(size_t) op.node * op.nodes + r->node];
     if (r->slot == op.slot) return 1;
     return op.vc.c[r->slot] > r->epoch;

@@ -37,6 +37,13 @@ static uint3 threadIdx, blockIdx, blockDim, gridDim;
 static inline unsigned int __float_as_uint(float f) { unsigned int u; memcpy(&u, &f, 4); return u; }
 static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4); return f; }
 
+// The emulator's own machinery is not what the stand-ins' instrumented build checks (see EMU_CHECK_ACCESS below).
+#ifdef EMU_CHECK_ACCESS
+#define EMU_INTERNAL __attribute__((no_sanitize_address))
+#else
+#define EMU_INTERNAL
+#endif
+
 namespace emu {
 
 enum State { READY, AT_BLOCK, AT_WARP, DONE };
@@ -66,13 +73,13 @@ static ucontext_t scheduler_uc;
 static const std::function<void()>* body;
 static const char* kernel_name = "";
 
-static void entry() {
+EMU_INTERNAL static void entry() {
     (*body)();
     fibers[current].state = DONE;
     _longjmp(scheduler, 1);
 }
 
-static void wait(State s) {
+EMU_INTERNAL static void wait(State s) {
     if (!in_fibers) {
         fprintf(stderr, "emulator: kernel %s synchronizes but was launched as one without barriers\n", kernel_name);
         abort();
@@ -83,16 +90,16 @@ static void wait(State s) {
 
 // Deposits `bytes` of this lane's data, waits for the whole warp and returns the slot in which
 // every lane's deposit can be read; call done() after reading.
-static unsigned int deposit(const void* data, size_t bytes) {
+EMU_INTERNAL static unsigned int deposit(const void* data, size_t bytes) {
     unsigned int slot = fibers[current].round & 1u;
     memcpy(fibers[current].words[slot], data, bytes);
     wait(AT_WARP);
     return slot;
 }
 
-static void done() { fibers[current].round++; }
+EMU_INTERNAL static void done() { fibers[current].round++; }
 
-static float shfl_xor(float v, int mask) {
+EMU_INTERNAL static float shfl_xor(float v, int mask) {
     unsigned int slot = deposit(&v, 4);
     float r;
     memcpy(&r, fibers[current ^ mask].words[slot], 4);
@@ -107,7 +114,7 @@ static inline float bf16_value(uint32_t word, int high) {
 // d += A B for the warp (mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32): A from the lanes' a[4], B from
 // their b[2], this lane's four D elements summed in k order in float (the products of two bf16 are
 // exact in float).
-static void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
+EMU_INTERNAL static void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
     uint32_t mine[6] = {a[0], a[1], a[2], a[3], b[0], b[1]};
     unsigned int slot = deposit(mine, sizeof mine);
     int lane = current & 31, base = current - lane, g = lane >> 2, c = lane & 3;
@@ -127,7 +134,7 @@ static void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
 }
 
 // ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane 8i + j gave row j of matrix i.
-static void ldmatrix(unsigned* r, const void* p, bool trans) {
+EMU_INTERNAL static void ldmatrix(unsigned* r, const void* p, bool trans) {
     unsigned int slot = deposit(&p, sizeof p);
     int lane = current & 31, base = current - lane, g = lane >> 2, c = lane & 3;
     for (int i = 0; i < 4; i++) {
@@ -147,7 +154,7 @@ static void __attribute__((noinline)) start_on(char* top) {
 }
 #endif
 
-static void resume(int i) {
+EMU_INTERNAL static void resume(int i) {
     current = i;
     threadIdx.x = (unsigned int) i;
     if (_setjmp(scheduler)) return;  // back from the fiber
@@ -163,7 +170,7 @@ static void resume(int i) {
     }
 }
 
-static void run_block(int threads) {
+EMU_INTERNAL static void run_block(int threads) {
     for (int i = 0; i < threads; i++) {
         if (!stacks[i]) stacks[i] = (char*) malloc(STACK_BYTES);
 #if !defined(__x86_64__)
@@ -221,7 +228,7 @@ static void run_block(int threads) {
 
 // synchronizes: the kernel (or a helper it calls) has barriers or warp shuffles, so its threads
 // run as fibers; otherwise each thread runs to its end in turn, as a plain call.
-static void launch(const char* name, bool synchronizes, int gx, int gy, int bx, const std::function<void()>& k) {
+EMU_INTERNAL static void launch(const char* name, bool synchronizes, int gx, int gy, int bx, const std::function<void()>& k) {
     if (bx > MAX_THREADS || bx % 32 != 0) {
         fprintf(stderr, "emulator: kernel %s launched with %d threads per block\n", name, bx);
         abort();
@@ -298,7 +305,9 @@ static inline void cp_async_wait() {
 // (what the race detector records for the kernel); one inside a device allocation but outside every
 // view (or in the padding after an allocation's end) is out of bounds: the first is kept, with a
 // count, for the stand-in driver to report. Anything else (shared memory, a thread's locals, the
-// emulator's own state) is not device memory and passes.
+// emulator's own state) is not device memory and passes. A kernel that takes a table of device
+// addresses (an i64* parameter: sum_partials) reaches buffers no argument names: there an access in
+// any live allocation is allowed, and the allocation becomes a view of its own.
 namespace emu_check {
 struct View { uint64_t lo, hi, rlo, rhi, wlo, whi; };
 static View views[32];
@@ -306,15 +315,33 @@ static int nviews;
 static const uint64_t* allocs;  // (base, end, end rounded up) triples, sorted by base
 static size_t nallocs;
 static uint64_t fault_addr, fault_bytes, fault_write, faults;
+static int indirect, last;
+static void access(uint64_t a, uint64_t n, int write);
+// 4 KB pages found to hold no device memory during this launch (shared memory, a thread's stack):
+// a direct-mapped cache, so such accesses skip the allocation search
+static uint64_t host_pages[256];
 
 __attribute__((no_sanitize_address)) static void outside(uint64_t a, uint64_t n, int write) {
+    uint64_t page = a >> 12;
     size_t lo = 0, hi = nallocs;
     while (lo < hi) {  // the last allocation starting at or before a
         size_t mid = (lo + hi) / 2;
         if (allocs[3 * mid] <= a) lo = mid + 1;
         else hi = mid;
     }
-    if (lo == 0 || a >= allocs[3 * (lo - 1) + 2]) return;  // not device memory
+    if (lo == 0 || a >= allocs[3 * (lo - 1) + 2]) {  // not device memory
+        // the whole page is host memory if no allocation reaches into it
+        uint64_t start = page << 12, end = start + 4096;
+        bool host = (lo == 0 || allocs[3 * (lo - 1) + 2] <= start) && (lo == nallocs || allocs[3 * lo] >= end);
+        if (host) host_pages[page & 255] = page;
+        return;
+    }
+    const uint64_t* alloc = allocs + 3 * (lo - 1);
+    if (indirect && a + n <= alloc[1] && nviews < 32) {
+        views[nviews++] = {alloc[0], alloc[1], UINT64_MAX, 0, UINT64_MAX, 0};
+        access(a, n, write);
+        return;
+    }
     if (faults++ == 0) {
         fault_addr = a;
         fault_bytes = n;
@@ -323,9 +350,13 @@ __attribute__((no_sanitize_address)) static void outside(uint64_t a, uint64_t n,
 }
 
 __attribute__((no_sanitize_address)) static inline void access(uint64_t a, uint64_t n, int write) {
-    for (int i = 0; i < nviews; i++) {
+    uint64_t page = a >> 12;
+    if (host_pages[page & 255] == page && (a + n - 1) >> 12 == page) return;  // shared memory, locals
+    for (int k = 0; k < nviews; k++) {
+        int i = k == 0 ? last : k == last ? 0 : k;  // the view hit last first
         View& v = views[i];
         if (a >= v.lo && a + n <= v.hi) {
+            last = i;
             if (write) {
                 if (a < v.wlo) v.wlo = a;
                 if (a + n > v.whi) v.whi = a + n;
@@ -340,43 +371,52 @@ __attribute__((no_sanitize_address)) static inline void access(uint64_t a, uint6
 }
 }  // namespace emu_check
 
-#define EMU_CHECK_CALLBACKS(N)                                                                                   \
-    extern "C" __attribute__((no_sanitize_address)) void __asan_load##N##_noabort(uint64_t a) { emu_check::access(a, N, 0); } \
-    extern "C" __attribute__((no_sanitize_address)) void __asan_store##N##_noabort(uint64_t a) { emu_check::access(a, N, 1); } \
-    extern "C" __attribute__((no_sanitize_address)) void __asan_load##N(uint64_t a) { emu_check::access(a, N, 0); }           \
-    extern "C" __attribute__((no_sanitize_address)) void __asan_store##N(uint64_t a) { emu_check::access(a, N, 1); }
+// hidden: the instrumented code calls them directly, not through the PLT
+#define EMU_CHECK_FN extern "C" __attribute__((no_sanitize_address, visibility("hidden")))
+#define EMU_CHECK_CALLBACKS(N)                                                                 \
+    EMU_CHECK_FN void __asan_load##N##_noabort(uint64_t a) { emu_check::access(a, N, 0); }   \
+    EMU_CHECK_FN void __asan_store##N##_noabort(uint64_t a) { emu_check::access(a, N, 1); }  \
+    EMU_CHECK_FN void __asan_load##N(uint64_t a) { emu_check::access(a, N, 0); }             \
+    EMU_CHECK_FN void __asan_store##N(uint64_t a) { emu_check::access(a, N, 1); }
 EMU_CHECK_CALLBACKS(1)
 EMU_CHECK_CALLBACKS(2)
 EMU_CHECK_CALLBACKS(4)
 EMU_CHECK_CALLBACKS(8)
 EMU_CHECK_CALLBACKS(16)
-extern "C" __attribute__((no_sanitize_address)) void __asan_loadN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
-extern "C" __attribute__((no_sanitize_address)) void __asan_storeN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
-extern "C" __attribute__((no_sanitize_address)) void __asan_loadN(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
-extern "C" __attribute__((no_sanitize_address)) void __asan_storeN(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
-extern "C" __attribute__((no_sanitize_address)) void __asan_handle_no_return() {}
-extern "C" __attribute__((no_sanitize_address)) void __asan_before_dynamic_init(const char*) {}
-extern "C" __attribute__((no_sanitize_address)) void __asan_after_dynamic_init() {}
+EMU_CHECK_FN void __asan_loadN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
+EMU_CHECK_FN void __asan_storeN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
+EMU_CHECK_FN void __asan_loadN(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
+EMU_CHECK_FN void __asan_storeN(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
+EMU_CHECK_FN void __asan_handle_no_return() {}
+EMU_CHECK_FN void __asan_before_dynamic_init(const char*) {}
+EMU_CHECK_FN void __asan_after_dynamic_init() {}
 
-// Before a launch: its views as (lo, hi) pairs, and the device allocations.
-extern "C" __attribute__((no_sanitize_address)) void emu_check_begin(const uint64_t* v, int n, const uint64_t* a, size_t na) {
+// Before a launch: its views as (lo, hi) pairs, the device allocations, and whether it reads a table of addresses.
+extern "C" __attribute__((no_sanitize_address)) void emu_check_begin(const uint64_t* v, int n, const uint64_t* a, size_t na,
+                                                                      int indirect) {
+    emu_check::indirect = indirect;
     emu_check::nviews = n;
+    emu_check::last = 0;
+    memset(emu_check::host_pages, 0, sizeof emu_check::host_pages);
     for (int i = 0; i < n; i++) emu_check::views[i] = {v[2 * i], v[2 * i + 1], UINT64_MAX, 0, UINT64_MAX, 0};
     emu_check::allocs = a;
     emu_check::nallocs = na;
     emu_check::faults = 0;
 }
 
-// After it: per view (read lo, read hi, write lo, write hi), hi <= lo where none; fault = (address,
-// bytes, write, count). Returns the count.
+// After it: per view (lo, hi, read lo, read hi, write lo, write hi), hi <= lo where none, the views
+// given first, then those an address table reached; fault = (address, bytes, write, count).
+// Returns the number of views.
 extern "C" __attribute__((no_sanitize_address)) int emu_check_end(uint64_t* rw, uint64_t* fault) {
-    for (int i = 0; i < emu_check::nviews; i++) {
+    int n = emu_check::nviews;
+    for (int i = 0; i < n; i++) {
         const emu_check::View& v = emu_check::views[i];
-        rw[4 * i] = v.rlo; rw[4 * i + 1] = v.rhi; rw[4 * i + 2] = v.wlo; rw[4 * i + 3] = v.whi;
+        uint64_t* o = rw + 6 * i;
+        o[0] = v.lo; o[1] = v.hi; o[2] = v.rlo; o[3] = v.rhi; o[4] = v.wlo; o[5] = v.whi;
     }
     fault[0] = emu_check::fault_addr; fault[1] = emu_check::fault_bytes; fault[2] = emu_check::fault_write;
     fault[3] = emu_check::faults;
     emu_check::nviews = 0;
-    return (int) emu_check::faults;
+    return n;
 }
 #endif

@@ -244,8 +244,37 @@ public final class Trainer {
             }
             if (cfg.outputDir() != null && lastSaved != N) save(N, results);
         }
+        if (comm.worldSize() > 1) checkRanksAgree();
         summary(results);
         return results;
+    }
+
+    /**
+     * Data parallelism keeps every rank's weights identical bit for bit; checked once at the end:
+     * a CRC32C of the parameters' bits on each rank, compared through an all-reduce, printed by
+     * every rank. A difference (a collective that went wrong) stops the run with an error.
+     */
+    private void checkRanksAgree() {
+        long n = model.layout().totalSize(), chunk = 1 << 22;
+        float[] values = new float[(int) Math.min(n, chunk)];
+        java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(4 * values.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        for (long at = 0; at < n; at += chunk) {
+            int len = (int) Math.min(chunk, n - at);
+            float[] v = len == values.length ? values : new float[len];
+            model.backend().read(model.params().slice(at, len), v);
+            bytes.clear();
+            bytes.asFloatBuffer().put(v);
+            bytes.limit(4 * len);
+            crc.update(bytes);
+        }
+        long mine = crc.getValue();
+        double sum = comm.allReduceSum(mine);
+        if (sum != (double) mine * comm.worldSize()) {
+            throw new IllegalStateException("rank " + comm.rank() + ": the final parameters (crc32c " + String.format("%08x", mine)
+                    + ") differ from another rank's: data parallelism went wrong");
+        }
+        out.printf("rank %d: the final parameters agree on every rank (crc32c %08x)%n", comm.rank(), mine);
     }
 
     private static void sleep(long ms) {
@@ -478,6 +507,11 @@ public final class Trainer {
             double mean = results.subList(from, results.size()).stream().mapToDouble(StepResult::millis).average().orElse(0);
             out.printf("mean step time (last %d steps): %.1f ms | peak memory: %s%n", results.size() - from, mean,
                     peakMemory());
+        }
+        gpt2.backend.Profile profile = model.backend().profile();
+        if (profile != null && profile.graphLaunches() > 0) {
+            out.printf("CUDA graphs: %d graph launches ran %d kernel launches and GEMM calls%n", profile.graphLaunches(),
+                    profile.graphCalls());
         }
         if (cfg.outputDir() != null && Files.isRegularFile(cfg.outputDir().resolve(RunLog.METRICS))) {
             try {

@@ -80,11 +80,23 @@ class GpuCommandsTest {
         a.addAll(List.of("--load_chkpoint_file", dir.resolve(name).resolve("checkpoint_00000003").toString()));
         String[] resumed = gpt2(env, train(data, dir.resolve(name + "-resumed"), a.toArray(String[]::new)));
         assertEquals("0", resumed[0], resumed[1]);
+        if ("1".equals(env.get("GPT2_CUDA_GRAPHS"))) {
+            assertGraphsReplayed(full[1]);
+            assertGraphsReplayed(resumed[1]);
+        }
         List<String> s = steps(full[1], 3);
         assertEquals(3, s.size(), full[1]);
         assertEquals(s, steps(resumed[1], 3), name + ": steps 4-6 after a resume from step 3\n" + resumed[1]);
         System.out.println("  " + name + ": steps 4-6 identical after the resume: " + s.getLast());
         return s;
+    }
+
+    /** A run with GPT2_CUDA_GRAPHS=1 replayed graphs (the summary counts them), not silently plain launches. */
+    static void assertGraphsReplayed(String out) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("CUDA graphs: (\\d+) graph launches ran (\\d+)").matcher(out);
+        assertTrue(m.find() && Long.parseLong(m.group(1)) > 0 && Long.parseLong(m.group(2)) > Long.parseLong(m.group(1)),
+                "no CUDA graph was launched:\n" + out);
+        assertFalse(out.contains("CUDA graphs off"), out);
     }
 
     @Test

@@ -242,6 +242,32 @@ class CudaStandinOrderTest {
         }
     }
 
+    /**
+     * Static + dynamic shared memory over 48 KB needs cuFuncSetAttribute first, and never more than
+     * the opt-in maximum (227 KB on sm_90) less the kernel's static bytes: refused as CUDA does.
+     */
+    @Test
+    void sharedMemoryOverTheLimitsIsRefused() {
+        new GpuExecutor(0, false, true).close(); // the context, and the CUBIN in the kernel cache
+        byte[] image = KernelCompiler.cubin("flash", "sm_90", true, KernelCompiler.defaultCacheDir());
+        org.bytedeco.cuda.cudart.CUmod_st module = new org.bytedeco.cuda.cudart.CUmod_st();
+        assertEquals(0, cudart.cuModuleLoadData(module, new BytePointer(image)));
+        org.bytedeco.cuda.cudart.CUfunc_st f = new org.bytedeco.cuda.cudart.CUfunc_st();
+        assertEquals(0, cudart.cuModuleGetFunction(f, module, "flash_tc_forward_64"));
+        org.bytedeco.javacpp.LongPointer slots = new org.bytedeco.javacpp.LongPointer(16); // null pointers, zeros
+        org.bytedeco.javacpp.PointerPointer<Pointer> params = new org.bytedeco.javacpp.PointerPointer<>(16);
+        for (int i = 0; i < 16; i++) params.put(i, at(slots.address() + 8L * i));
+        int s = cudart.cuLaunchKernel(f, 1, 1, 1, 128, 1, 1, 64 * 1024, (CUstream_st) null, params, null);
+        assertEquals(cudart.CUDA_ERROR_INVALID_VALUE, s);
+        assertTrue(message(s).contains("65536 bytes of dynamic shared memory") && message(s).contains("(raise it with cuFuncSetAttribute)"),
+                message(s));
+        s = cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 228 * 1024);
+        assertEquals(cudart.CUDA_ERROR_INVALID_VALUE, s);
+        assertTrue(message(s).contains("the device allows"), message(s));
+        assertEquals(0, cudart.cuFuncSetAttribute(f, cudart.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 64 * 1024));
+        clean();
+    }
+
     /** A rank that never makes the collective another rank waits in: reported after the timeout, not a hang. */
     @Test
     void anNcclRankLeftWaitingIsReportedAfterTheTimeout() throws Exception {

@@ -87,7 +87,7 @@ public final class CudaStandins {
             for (Path f : files.sorted().toList()) all.append(f.getFileName()).append('\n').append(Files.readString(f));
         }
         String kernels = kernelSource();
-        String stamp = sha256(all + "\n" + kernels);
+        String stamp = sha256(all + "\n" + kernels + "\n" + INSTRUMENTATION);
         Path stampFile = dir.resolve("BUILT");
         if (Files.exists(stampFile) && Files.readString(stampFile).strip().equals(stamp)) return null;
 
@@ -156,7 +156,8 @@ public final class CudaStandins {
 
     /**
      * The emulator's kernel source with, per kernel, its parameter kinds as a string the stand-in
-     * driver reads to copy kernelParams: p pointer, i int, l i64, f float.
+     * driver reads to copy kernelParams: p pointer, P pointer to a table of device addresses, i int,
+     * l i64, f float.
      */
     static String kernelSource() {
         StringBuilder s = new StringBuilder(EmulatedExecutor.source());
@@ -164,7 +165,8 @@ public final class CudaStandins {
             for (var k : KernelCompiler.signatures(family).entrySet()) {
                 StringBuilder sig = new StringBuilder();
                 for (KernelCompiler.Param p : k.getValue()) {
-                    sig.append(p.isPointer() ? 'p' : switch (p) {
+                    // P: a table of device addresses the kernel reads through (GradientSums' i64*)
+                    sig.append(p == KernelCompiler.Param.I64_PTR ? 'P' : p.isPointer() ? 'p' : switch (p) {
                         case INT -> 'i';
                         case I64 -> 'l';
                         case FLOAT -> 'f';
