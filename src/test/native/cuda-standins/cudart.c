@@ -1,6 +1,6 @@
 // libcudart.so.13 stand-in: the CUDA runtime calls the project makes, over the shared state of
-// the libcuda.so.1 stand-in (core.c). One device, "device 0", an sm_90 with GPT2_STANDIN_MEMORY
-// bytes (default 16 GiB) of memory.
+// the libcuda.so.1 stand-in (core.c). One device, "device 0", an sm_90 (sm_80 with
+// GPT2_STANDIN_ARCH=80) with GPT2_STANDIN_MEMORY bytes (default 16 GiB) of memory.
 #define _GNU_SOURCE
 #include "standin.h"
 
@@ -84,7 +84,10 @@ EXPORT int cudaGetDeviceProperties(void* prop, int device) {
     snprintf((char*) p, 256, "CUDA stand-in (CPU emulator)");
     size_t total = total_memory();
     memcpy(p + 288, &total, 8);          // totalGlobalMem
-    int major = 9, minor = 0, sms = 132, optin = 227 * 1024;
+    // an H100 (sm_90), or with GPT2_STANDIN_ARCH=80 an A100 (sm_80): what the launch limits follow
+    const char* arch = getenv("GPT2_STANDIN_ARCH");
+    int a100 = arch && strcmp(arch, "80") == 0;
+    int major = a100 ? 8 : 9, minor = 0, sms = a100 ? 108 : 132, optin = (a100 ? 163 : 227) * 1024;
     memcpy(p + 360, &major, 4);          // major
     memcpy(p + 364, &minor, 4);          // minor
     memcpy(p + 384, &sms, 4);            // multiProcessorCount

@@ -39,7 +39,7 @@ static inline float __uint_as_float(unsigned int u) { float f; memcpy(&f, &u, 4)
 
 // The emulator's own machinery is not what the stand-ins' instrumented build checks (see EMU_CHECK_ACCESS below).
 #ifdef EMU_CHECK_ACCESS
-#define EMU_INTERNAL __attribute__((no_sanitize_address))
+#define EMU_INTERNAL __attribute__((no_sanitize_thread))
 #else
 #define EMU_INTERNAL
 #endif
@@ -299,9 +299,10 @@ static inline void cp_async_wait() {
 #define DYNAMIC_SHARED(name) static __align__(16) unsigned char name[EMU_DYNAMIC_SHARED]
 
 #ifdef EMU_CHECK_ACCESS
-// The stand-ins' build (CudaStandins) compiles the kernels with -fsanitize=kernel-address in its
-// callback mode: every load and store the compiler emits calls __asan_{load,store}N_noabort(addr)
-// below. An access inside one of the launch's buffer views widens that view's read or write hull
+// The stand-ins' build (CudaStandins) compiles the kernels with -fsanitize=thread and links them
+// without its runtime: every load and store the compiler emits calls __tsan_{read,write}N(addr)
+// below (ThreadSanitizer's instrumentation, unlike AddressSanitizer's, keeps a store to an address
+// just loaded from, which a read-modify-write needs to be seen as a write). An access inside one of the launch's buffer views widens that view's read or write hull
 // (what the race detector records for the kernel); one inside a device allocation but outside every
 // view (or in the padding after an allocation's end) is out of bounds: the first is kept, with a
 // count, for the stand-in driver to report. Anything else (shared memory, a thread's locals, the
@@ -321,7 +322,7 @@ static void access(uint64_t a, uint64_t n, int write);
 // a direct-mapped cache, so such accesses skip the allocation search
 static uint64_t host_pages[256];
 
-__attribute__((no_sanitize_address)) static void outside(uint64_t a, uint64_t n, int write) {
+__attribute__((no_sanitize_thread)) static void outside(uint64_t a, uint64_t n, int write) {
     uint64_t page = a >> 12;
     size_t lo = 0, hi = nallocs;
     while (lo < hi) {  // the last allocation starting at or before a
@@ -349,7 +350,7 @@ __attribute__((no_sanitize_address)) static void outside(uint64_t a, uint64_t n,
     }
 }
 
-__attribute__((no_sanitize_address)) static inline void access(uint64_t a, uint64_t n, int write) {
+__attribute__((no_sanitize_thread)) static inline void access(uint64_t a, uint64_t n, int write) {
     uint64_t page = a >> 12;
     if (host_pages[page & 255] == page && (a + n - 1) >> 12 == page) return;  // shared memory, locals
     for (int k = 0; k < nviews; k++) {
@@ -372,27 +373,28 @@ __attribute__((no_sanitize_address)) static inline void access(uint64_t a, uint6
 }  // namespace emu_check
 
 // hidden: the instrumented code calls them directly, not through the PLT
-#define EMU_CHECK_FN extern "C" __attribute__((no_sanitize_address, visibility("hidden")))
-#define EMU_CHECK_CALLBACKS(N)                                                                 \
-    EMU_CHECK_FN void __asan_load##N##_noabort(uint64_t a) { emu_check::access(a, N, 0); }   \
-    EMU_CHECK_FN void __asan_store##N##_noabort(uint64_t a) { emu_check::access(a, N, 1); }  \
-    EMU_CHECK_FN void __asan_load##N(uint64_t a) { emu_check::access(a, N, 0); }             \
-    EMU_CHECK_FN void __asan_store##N(uint64_t a) { emu_check::access(a, N, 1); }
+#define EMU_CHECK_FN extern "C" __attribute__((no_sanitize_thread, visibility("hidden")))
+#define EMU_CHECK_CALLBACKS(N)                                                                  \
+    EMU_CHECK_FN void __tsan_read##N(void* a) { emu_check::access((uint64_t) a, N, 0); }            \
+    EMU_CHECK_FN void __tsan_write##N(void* a) { emu_check::access((uint64_t) a, N, 1); }           \
+    EMU_CHECK_FN void __tsan_unaligned_read##N(void* a) { emu_check::access((uint64_t) a, N, 0); }  \
+    EMU_CHECK_FN void __tsan_unaligned_write##N(void* a) { emu_check::access((uint64_t) a, N, 1); } \
+    EMU_CHECK_FN void __tsan_volatile_read##N(void* a) { emu_check::access((uint64_t) a, N, 0); }   \
+    EMU_CHECK_FN void __tsan_volatile_write##N(void* a) { emu_check::access((uint64_t) a, N, 1); }
 EMU_CHECK_CALLBACKS(1)
 EMU_CHECK_CALLBACKS(2)
 EMU_CHECK_CALLBACKS(4)
 EMU_CHECK_CALLBACKS(8)
 EMU_CHECK_CALLBACKS(16)
-EMU_CHECK_FN void __asan_loadN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
-EMU_CHECK_FN void __asan_storeN_noabort(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
-EMU_CHECK_FN void __asan_loadN(uint64_t a, uint64_t n) { emu_check::access(a, n, 0); }
-EMU_CHECK_FN void __asan_storeN(uint64_t a, uint64_t n) { emu_check::access(a, n, 1); }
-EMU_CHECK_FN void __asan_handle_no_return() {}
-EMU_CHECK_FN void __asan_before_dynamic_init(const char*) {}
-EMU_CHECK_FN void __asan_after_dynamic_init() {}
+EMU_CHECK_FN void __tsan_read_range(void* a, unsigned long n) { emu_check::access((uint64_t) a, n, 0); }
+EMU_CHECK_FN void __tsan_write_range(void* a, unsigned long n) { emu_check::access((uint64_t) a, n, 1); }
+EMU_CHECK_FN void __tsan_init() {}
+EMU_CHECK_FN void __tsan_func_entry(void*) {}
+EMU_CHECK_FN void __tsan_func_exit() {}
+EMU_CHECK_FN void __tsan_vptr_update(void**, void*) {}
 
 // Before a launch: its views as (lo, hi) pairs, the device allocations, and whether it reads a table of addresses.
-extern "C" __attribute__((no_sanitize_address)) void emu_check_begin(const uint64_t* v, int n, const uint64_t* a, size_t na,
+extern "C" __attribute__((no_sanitize_thread)) void emu_check_begin(const uint64_t* v, int n, const uint64_t* a, size_t na,
                                                                       int indirect) {
     emu_check::indirect = indirect;
     emu_check::nviews = n;
@@ -407,7 +409,7 @@ extern "C" __attribute__((no_sanitize_address)) void emu_check_begin(const uint6
 // After it: per view (lo, hi, read lo, read hi, write lo, write hi), hi <= lo where none, the views
 // given first, then those an address table reached; fault = (address, bytes, write, count).
 // Returns the number of views.
-extern "C" __attribute__((no_sanitize_address)) int emu_check_end(uint64_t* rw, uint64_t* fault) {
+extern "C" __attribute__((no_sanitize_thread)) int emu_check_end(uint64_t* rw, uint64_t* fault) {
     int n = emu_check::nviews;
     for (int i = 0; i < n; i++) {
         const emu_check::View& v = emu_check::views[i];

@@ -17,12 +17,13 @@ import java.util.Set;
  */
 public final class Faults {
     private static final Set<String> KNOWN = Set.of("no-comm-wait", "no-pending-wait", "nonblocking-stream", "skip-bucket");
-    private static final Set<String> ON = parse(System.getenv("GPT2_INJECT_FAULT"));
+    private static volatile Set<String> on;
 
     private Faults() {
     }
 
-    private static Set<String> parse(String value) {
+    /** The faults a value of GPT2_INJECT_FAULT names; an unknown one is a one-line error. */
+    static Set<String> parse(String value) {
         if (value == null || value.isBlank()) return Set.of();
         Set<String> on = Set.of(value.strip().split("\\s*,\\s*"));
         for (String f : on) {
@@ -34,6 +35,8 @@ public final class Faults {
 
     /** Whether the named fault is put in. */
     public static boolean on(String fault) {
-        return ON.contains(fault);
+        Set<String> s = on;
+        if (s == null) on = s = parse(System.getenv("GPT2_INJECT_FAULT"));
+        return s.contains(fault);
     }
 }

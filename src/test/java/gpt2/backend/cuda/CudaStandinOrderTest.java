@@ -224,6 +224,30 @@ class CudaStandinOrderTest {
         }
     }
 
+    /** A kernel's reads and writes are recorded per argument: another stream writing what it wrote, or read, races. */
+    @Test
+    void aKernelsWritesAndReadsRaceWithAnotherStream() {
+        try (CudaBackend be = new CudaBackend(0, false, false, false, new GpuExecutor(0, false, false), false)) {
+            int n = 1024;
+            Buffer big = be.allocate(DType.F32, 4L * n, "big");
+            Buffer in = big.slice(0, n), out = big.slice(n, n);
+            CUstream_st other = stream(false);
+            be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, out, in, (long) n);
+            long address = ((CudaBuffer) big).address();
+            assertEquals(0, cudart.cudaMemsetAsync(at(address + 4L * n + 64), 0, 4, other)); // into out
+            String m = fault();
+            assertTrue(m.contains("race: cudaMemsetAsync") && m.contains("which cuLaunchKernel(gelu_forward)")
+                    && m.contains("(argument 0, stream #") && m.contains("wrote at bytes 4096..8192"), m);
+            clearFault();
+            be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, out, in, (long) n);
+            assertEquals(0, cudart.cudaMemsetAsync(at(address + 64), 0, 4, other)); // into in
+            m = fault();
+            assertTrue(m.contains("which cuLaunchKernel(gelu_forward)") && m.contains("(argument 1, stream #")
+                    && m.contains("read at bytes 0..4096"), m);
+            clearFault();
+        }
+    }
+
     /** Registers per thread from the CUBIN times threads per block against the device's 65,536. */
     @Test
     void aLaunchOverTheRegisterLimitIsRefused() {
