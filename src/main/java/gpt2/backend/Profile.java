@@ -36,7 +36,7 @@ public final class Profile {
     }
 
     private final Map<String, Totals> families = new LinkedHashMap<>();
-    private long launches, gemms, hostSyncs, graphLaunches, graphCalls;
+    private long launches, gemms, hostSyncs, graphLaunches, graphCalls, graphMisses;
     private boolean timed;
     private long allocated, peakAllocated;
 
@@ -70,6 +70,11 @@ public final class Profile {
         graphCalls += calls;
     }
 
+    /** A segment that had (or was getting) a CUDA graph ran without it: its calls differed, or something came between. */
+    public void graphMiss() {
+        graphMisses++;
+    }
+
     /** The host waited for the device (a device-to-host copy, a synchronous upload, a synchronize). */
     public void hostSync() {
         hostSyncs++;
@@ -90,7 +95,7 @@ public final class Profile {
     /** Forgets the calls and times (not the memory counts): call before the steps to measure. */
     public void reset() {
         families.clear();
-        launches = gemms = hostSyncs = graphLaunches = graphCalls = 0;
+        launches = gemms = hostSyncs = graphLaunches = graphCalls = graphMisses = 0;
         timed = false;
     }
 
@@ -98,6 +103,8 @@ public final class Profile {
     public long gemms() { return gemms; }
     public long hostSyncs() { return hostSyncs; }
     public long graphLaunches() { return graphLaunches; }
+    /** Segments that ran without their graph ({@link #graphMiss}). */
+    public long graphMisses() { return graphMisses; }
     /** The launches and GEMM calls the graph launches stood for. */
     public long graphCalls() { return graphCalls; }
     public boolean timed() { return timed; }

@@ -509,9 +509,9 @@ public final class Trainer {
                     peakMemory());
         }
         gpt2.backend.Profile profile = model.backend().profile();
-        if (profile != null && profile.graphLaunches() > 0) {
-            out.printf("CUDA graphs: %d graph launches ran %d kernel launches and GEMM calls%n", profile.graphLaunches(),
-                    profile.graphCalls());
+        if (profile != null && (profile.graphLaunches() > 0 || profile.graphMisses() > 0)) {
+            out.printf("CUDA graphs: %d graph launches ran %d kernel launches and GEMM calls; %d segments missed their graph%n",
+                    profile.graphLaunches(), profile.graphCalls(), profile.graphMisses());
         }
         if (cfg.outputDir() != null && Files.isRegularFile(cfg.outputDir().resolve(RunLog.METRICS))) {
             try {

@@ -91,11 +91,16 @@ class GpuCommandsTest {
         return s;
     }
 
-    /** A run with GPT2_CUDA_GRAPHS=1 replayed graphs (the summary counts them), not silently plain launches. */
+    /**
+     * A run with GPT2_CUDA_GRAPHS=1 replayed graphs (the summary counts them), not silently plain
+     * launches, and no segment missed its graph once it had one.
+     */
     static void assertGraphsReplayed(String out) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("CUDA graphs: (\\d+) graph launches ran (\\d+)").matcher(out);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(
+                "CUDA graphs: (\\d+) graph launches ran (\\d+) kernel launches and GEMM calls; (\\d+) segments missed").matcher(out);
         assertTrue(m.find() && Long.parseLong(m.group(1)) > 0 && Long.parseLong(m.group(2)) > Long.parseLong(m.group(1)),
                 "no CUDA graph was launched:\n" + out);
+        assertEquals(0, Long.parseLong(m.group(3)), "graph misses:\n" + out);
         assertFalse(out.contains("CUDA graphs off"), out);
     }
 

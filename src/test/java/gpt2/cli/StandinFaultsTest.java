@@ -66,6 +66,7 @@ class StandinFaultsTest {
         List<String> args = new ArrayList<>(DataParallelStandinTest.train(data, dir.resolve("out"), "--steps_for_faults"));
         String[] r = GpuCommandsTest.gpt2(Map.of("GPT2_INJECT_FAULT", "nonblocking-stream"), args);
         assertNotEquals("0", r[0], r[1]);
+        System.out.println("  nonblocking-stream: " + r[1].lines().filter(l -> l.contains("cuda-standin: device fault")).findFirst().orElse(""));
         assertTrue(r[1].contains("device fault") && r[1].contains("race: ") && r[1].contains("non-blocking"), r[1]);
     }
 }

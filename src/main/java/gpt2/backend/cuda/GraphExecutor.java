@@ -231,6 +231,7 @@ final class GraphExecutor implements Executor {
     /** The segment does not fit its graph: held-back calls run now, the segment goes on without one. */
     private void miss() {
         misses.merge(key, 1, Integer::sum);
+        profile.graphMiss();
         Captured g = graphs.remove(key);
         if (g != null) close(g.graph());
         runHeld();
