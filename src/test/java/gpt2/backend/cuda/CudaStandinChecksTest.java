@@ -38,11 +38,11 @@ class CudaStandinChecksTest {
         CudaStandins.assumeStandins("CudaStandinChecksTest");
     }
 
-    private static String message(int status) {
+    static String message(int status) {
         return cudart.cudaGetErrorString(status).getString();
     }
 
-    private static long malloc(long bytes) {
+    static long malloc(long bytes) {
         Pointer p = new Pointer();
         assertEquals(0, cudart.cudaMalloc(p, bytes));
         return p.address();

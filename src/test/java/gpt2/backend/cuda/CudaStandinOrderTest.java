@@ -66,13 +66,11 @@ class CudaStandinOrderTest {
     }
 
     private static String message(int status) {
-        return cudart.cudaGetErrorString(status).getString();
+        return CudaStandinChecksTest.message(status);
     }
 
     private static long malloc(long bytes) {
-        Pointer p = new Pointer();
-        assertEquals(0, cudart.cudaMalloc(p, bytes));
-        return p.address();
+        return CudaStandinChecksTest.malloc(bytes);
     }
 
     private static CUstream_st stream(boolean blocking) {
@@ -204,16 +202,26 @@ class CudaStandinOrderTest {
         assertTrue(m.contains("race: the host rewrote 4096 bytes of pinned memory") && m.contains("cudaMemcpyAsync"), m);
     }
 
+    /** GELU of n elements of in into out: a kernel writing out, reading in. */
+    private static void gelu(CudaBackend be, Buffer out, Buffer in, int n) {
+        be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, out, in, (long) n);
+    }
+
+    /** A float32 backend on the stand-ins. */
+    private static CudaBackend backend() {
+        return new CudaBackend(0, false, false, false, new GpuExecutor(0, false, false), false);
+    }
+
     /** A kernel writing one element past the slice it was given, inside the same allocation. */
     @Test
     void aKernelWritingPastItsViewIsReportedAtTheNextSynchronization() {
-        try (CudaBackend be = new CudaBackend(0, false, false, false, new GpuExecutor(0, false, false), false)) {
+        try (CudaBackend be = backend()) {
             int n = 1024;
             Buffer big = be.allocate(DType.F32, 4L * n, "big");
             Buffer in = big.slice(0, n), out = big.slice(n, n);
-            be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, out, in, (long) n);
+            gelu(be, out, in, n);
             be.synchronize(); // exactly the view: clean
-            be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, big.slice(n, n - 1), in, (long) n);
+            gelu(be, big.slice(n, n - 1), in, n);
             Cuda.CudaException e = assertThrows(Cuda.CudaException.class, be::synchronize);
             String m = e.getMessage();
             assertTrue(m.contains("cuLaunchKernel(gelu_forward): out-of-bounds write") && m.contains("argument 0 is a 4092-byte view at byte 4096")
@@ -227,19 +235,19 @@ class CudaStandinOrderTest {
     /** A kernel's reads and writes are recorded per argument: another stream writing what it wrote, or read, races. */
     @Test
     void aKernelsWritesAndReadsRaceWithAnotherStream() {
-        try (CudaBackend be = new CudaBackend(0, false, false, false, new GpuExecutor(0, false, false), false)) {
+        try (CudaBackend be = backend()) {
             int n = 1024;
             Buffer big = be.allocate(DType.F32, 4L * n, "big");
             Buffer in = big.slice(0, n), out = big.slice(n, n);
             CUstream_st other = stream(false);
-            be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, out, in, (long) n);
+            gelu(be, out, in, n);
             long address = ((CudaBuffer) big).address();
             assertEquals(0, cudart.cudaMemsetAsync(at(address + 4L * n + 64), 0, 4, other)); // into out
             String m = fault();
             assertTrue(m.contains("race: cudaMemsetAsync") && m.contains("which cuLaunchKernel(gelu_forward)")
                     && m.contains("(argument 0, stream #") && m.contains("wrote at bytes 4096..8192"), m);
             clearFault();
-            be.launch("gelu_forward", 8L * n, CudaBackend.blocks(n, 256 * be.pack()), 256, out, in, (long) n);
+            gelu(be, out, in, n);
             assertEquals(0, cudart.cudaMemsetAsync(at(address + 64), 0, 4, other)); // into in
             m = fault();
             assertTrue(m.contains("which cuLaunchKernel(gelu_forward)") && m.contains("(argument 1, stream #")
