@@ -103,14 +103,19 @@ static region* find(uintptr_t p, int kind) {
     return NULL;
 }
 
+// The bytes an allocation of this size really takes: rounded up to 256, at least 256.
+static size_t padded(size_t bytes) {
+    return bytes ? (bytes + 255) & ~(size_t) 255 : 256;
+}
+
 int standin_alloc(const char* call, void** out, size_t bytes, int kind) {
     if (out == NULL) return standin_fail(SI_INVALID_VALUE, 0, "%s: the output pointer is NULL", call);
-    size_t rounded = (bytes + 255) & ~(size_t) 255;
+    size_t rounded = padded(bytes);
     void* p = NULL;
-    if (posix_memalign(&p, 256, rounded ? rounded : 256) != 0) {
+    if (posix_memalign(&p, 256, rounded) != 0) {
         return standin_fail(SI_MEMORY_ALLOCATION, 0, "%s: out of memory allocating %zu bytes", call, bytes);
     }
-    memset(p, 0xA5, rounded ? rounded : 256);  // not zero: cudaMalloc does not clear memory
+    memset(p, 0xA5, rounded);  // not zero: cudaMalloc does not clear memory
     if (nlive == caplive) {
         caplive = caplive ? 2 * caplive : 256;
         live = realloc(live, caplive * sizeof(region));
@@ -178,7 +183,7 @@ static const uint64_t* device_allocations(size_t* n) {
             uint64_t* t = sorted_allocs + 3 * nsorted++;
             t[0] = live[i].base;
             t[1] = live[i].base + live[i].size;
-            t[2] = live[i].base + ((live[i].size + 255) & ~(size_t) 255) + (live[i].size ? 0 : 256);
+            t[2] = live[i].base + padded(live[i].size);
         }
         qsort(sorted_allocs, nsorted, 3 * sizeof(uint64_t), by_base);
         sorted_stale = 0;
@@ -301,27 +306,6 @@ static const char* own_dir(void) {
     return dir;
 }
 
-// The size of an ELF image (the driver gets no size with cuModuleLoadData): the furthest byte any
-// section or the section header table reaches.
-static size_t elf_size(const unsigned char* img) {
-    uint64_t shoff;
-    uint16_t shentsize, shnum;
-    memcpy(&shoff, img + 0x28, 8);
-    memcpy(&shentsize, img + 0x3A, 2);
-    memcpy(&shnum, img + 0x3C, 2);
-    size_t end = shoff + (size_t) shentsize * shnum;
-    for (int i = 0; i < shnum; i++) {
-        const unsigned char* sh = img + shoff + (size_t) i * shentsize;
-        uint32_t type;
-        uint64_t off, size;
-        memcpy(&type, sh + 4, 4);
-        memcpy(&off, sh + 0x18, 8);
-        memcpy(&size, sh + 0x20, 8);
-        if (type != 8 /* NOBITS */ && off + size > end) end = off + size;
-    }
-    return end;
-}
-
 static int contains(const unsigned char* img, size_t n, const char* s) {
     return memmem(img, n, s, strlen(s) + 1) != NULL;
 }
@@ -337,7 +321,7 @@ EXPORT int cuModuleLoadData(void** module, const void* image) {
         rc = standin_fail(SI_INVALID_IMAGE, 0, "cuModuleLoadData: the image is not a CUBIN (ELF) file");
         goto out;
     }
-    size_t n = elf_size(img);
+    size_t n = cubin_size(img);
     int bf16 = contains(img, n, "gpt2_storage_bf16"), f32 = contains(img, n, "gpt2_storage_f32");
     if (bf16 == f32) {
         rc = standin_fail(SI_INVALID_IMAGE, 0, "cuModuleLoadData: the CUBIN names %s storage type (gpt2_storage_f32 / _bf16 of common.cuh)",
@@ -358,6 +342,12 @@ EXPORT int cuModuleLoadData(void** module, const void* image) {
     m->m.bf16 = bf16;
     m->m.check_begin = (emu_check_begin) dlsym(kernel_libs[bf16], "emu_check_begin");
     m->m.check_end = (emu_check_end) dlsym(kernel_libs[bf16], "emu_check_end");
+    if (!m->m.check_begin || !m->m.check_end) {
+        free(m);
+        rc = standin_fail(SI_INVALID_IMAGE, 0, "cuModuleLoadData: the emulated kernels were built without EMU_CHECK_ACCESS "
+                          "(CudaStandins builds them instrumented)");
+        goto out;
+    }
     m->image = img;
     m->size = n;
     // the image must stay readable only during this call: keep a copy of what cuModuleGetFunction needs
@@ -407,10 +397,14 @@ out:
 #define EMU_SHARED (96 * 1024)      // the emulator's DYNAMIC_SHARED area
 #define REGISTERS_PER_BLOCK 65536
 
-// The opt-in shared memory per block of the stand-in's architecture (GPT2_STANDIN_ARCH: 90 or 80).
-static int optin_shared(void) {
+int standin_arch(void) {
     const char* arch = getenv("GPT2_STANDIN_ARCH");
-    return arch && strcmp(arch, "80") == 0 ? 163 * 1024 : 227 * 1024;
+    return arch && strcmp(arch, "80") == 0 ? 80 : 90;
+}
+
+// The opt-in shared memory per block of the stand-in's architecture.
+static int optin_shared(void) {
+    return standin_arch() == 80 ? 163 * 1024 : 227 * 1024;
 }
 
 EXPORT int cuFuncSetAttribute(void* func, int attribute, int value) {
@@ -556,16 +550,10 @@ static int run_launch(void* payload) {
         views[2 * nviews + 1] = end;
         index[nviews++] = i;
     }
-    if (f->module->check_begin) {
-        size_t nallocs;
-        const uint64_t* allocs = device_allocations(&nallocs);
-        f->module->check_begin(views, nviews, allocs, nallocs, indirect);
-    }
+    size_t nallocs;
+    const uint64_t* allocs = device_allocations(&nallocs);
+    f->module->check_begin(views, nviews, allocs, nallocs, indirect);
     f->run((int) l->gx, (int) l->gy, (int) l->bx, l->args);
-    if (!f->module->check_end) {  // not instrumented: every view as read and written
-        for (int k = 0; k < nviews && !rc; k++) rc = order_access((const void*) views[2 * k], views[2 * k + 1] - views[2 * k], 1, argument_name(index[k]));
-        return rc;
-    }
     uint64_t rw[6 * 32], fault[4];
     int all = f->module->check_end(rw, fault);
     if (fault[3]) return out_of_bounds(l, views, index, nviews, fault);

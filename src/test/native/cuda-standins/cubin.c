@@ -1,5 +1,6 @@
-// What the stand-in driver reads from a CUBIN (part of libcuda.so.1): each kernel's register count
-// and static shared memory, as the real driver does to decide whether a launch fits the device.
+// What the stand-in driver reads from a CUBIN (part of libcuda.so.1): the image's size, and each
+// kernel's register count and static shared memory, as the real driver does to decide whether a
+// launch fits the device.
 //
 //   .symtab                   the kernel's symbol index (by name)
 //   .nv.info                  attributes: EIATTR_REGCOUNT (0x2f) = (symbol index, registers per thread)
@@ -25,6 +26,25 @@ static shdr section(const unsigned char* img, int i) {
     return h;
 }
 
+static uint16_t section_count(const unsigned char* img) {
+    uint16_t shnum;
+    memcpy(&shnum, img + 0x3C, 2);
+    return shnum;
+}
+
+size_t cubin_size(const unsigned char* img) {
+    uint64_t shoff;
+    uint16_t shentsize, shnum = section_count(img);
+    memcpy(&shoff, img + 0x28, 8);
+    memcpy(&shentsize, img + 0x3A, 2);
+    size_t end = shoff + (size_t) shentsize * shnum;
+    for (int i = 0; i < shnum; i++) {
+        shdr s = section(img, i);
+        if (s.type != 8 /* NOBITS */ && s.offset + s.size > end) end = s.offset + s.size;
+    }
+    return end;
+}
+
 static const char* section_name(const unsigned char* img, int i) {
     uint16_t shstrndx;
     memcpy(&shstrndx, img + 0x3E, 2);
@@ -35,8 +55,7 @@ int cubin_kernel_info(const unsigned char* img, size_t n, const char* kernel, in
     *registers = 0;
     *static_shared = 0;
     if (n < 0x40 || memcmp(img, "\177ELF", 4) != 0 || img[4] != 2) return 0;
-    uint16_t shnum;
-    memcpy(&shnum, img + 0x3C, 2);
+    uint16_t shnum = section_count(img);
     char shared_name[200];
     snprintf(shared_name, sizeof shared_name, ".nv.shared.%s", kernel);
     long symbol = -1;

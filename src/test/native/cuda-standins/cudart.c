@@ -84,9 +84,7 @@ EXPORT int cudaGetDeviceProperties(void* prop, int device) {
     snprintf((char*) p, 256, "CUDA stand-in (CPU emulator)");
     size_t total = total_memory();
     memcpy(p + 288, &total, 8);          // totalGlobalMem
-    // an H100 (sm_90), or with GPT2_STANDIN_ARCH=80 an A100 (sm_80): what the launch limits follow
-    const char* arch = getenv("GPT2_STANDIN_ARCH");
-    int a100 = arch && strcmp(arch, "80") == 0;
+    int a100 = standin_arch() == 80;  // what the launch limits follow too
     int major = a100 ? 8 : 9, minor = 0, sms = a100 ? 108 : 132, optin = (a100 ? 163 : 227) * 1024;
     memcpy(p + 360, &major, 4);          // major
     memcpy(p + 364, &minor, 4);          // minor
@@ -110,11 +108,8 @@ EXPORT int cudaFree(void* p) {
     ENTER();
     if (p == NULL) return done(0);  // also how a context is created
     int rc = standin_capture_guard("cudaFree", SI_CAPTURE_UNSUPPORTED);
-    if (rc) return done(rc);
     // cudaFree synchronizes the device first
-    order_pinned_check();
-    if ((rc = standin_surface())) return done(rc);
-    order_host_join_all();
+    if (rc || (rc = standin_device_synchronize())) return done(rc);
     return done(standin_free("cudaFree", p, MEM_DEVICE));
 }
 
@@ -127,10 +122,7 @@ EXPORT int cudaMallocHost(void** out, size_t bytes) {
 EXPORT int cudaFreeHost(void* p) {
     ENTER();
     int rc = standin_capture_guard("cudaFreeHost", SI_CAPTURE_UNSUPPORTED);
-    if (rc) return done(rc);
-    order_pinned_check();
-    if ((rc = standin_surface())) return done(rc);
-    order_host_join_all();
+    if (rc || (rc = standin_device_synchronize())) return done(rc);
     return done(standin_free("cudaFreeHost", p, MEM_PINNED));
 }
 

@@ -144,7 +144,6 @@ static int barrier(comm_t* c, const char* call) {
                 standin_fail(SI_ILLEGAL_ADDRESS, 1, "%s: rank %d waited %d s (GPT2_STANDIN_NCCL_TIMEOUT) for the other ranks, which "
                              "real NCCL would wait for forever: a rank skipped a collective, or died. Last calls: %s",
                              call, c->rank, timeout_s(), calls);
-                snprintf(last_error, sizeof last_error, "%s", standin_last_message());
                 return SYSTEM_ERROR;
             }
         }
@@ -273,7 +272,6 @@ static int agree(comm_t* c, const collective* k, const char* call) {
             all_calls(c, calls, sizeof calls);
             standin_fail(SI_ILLEGAL_ADDRESS, 1, "%s: the ranks disagree on their collective call (real NCCL would hang or "
                          "mix up buffers): %s", call, calls);
-            snprintf(last_error, sizeof last_error, "%s", standin_last_message());
             // everyone compares before anyone posts again
             barrier(c, call);
             return SI_ILLEGAL_ADDRESS;

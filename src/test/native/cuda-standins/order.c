@@ -244,16 +244,14 @@ int order_access(const void* p, size_t bytes, int write, const char* arg) {
     shadow* sh = shadow_of(base, size);
     size_t lo = (uintptr_t) p - base, hi = lo + bytes;
     if (hi > size) hi = size;
-    int rc = 0, raced = 0;
-    record other;  // of the unordered accesses this one conflicts with, the latest: the one to name
+    record other = {0};  // of the unordered accesses this one conflicts with, the latest (seq 0: none)
     size_t keep = 0;
     for (size_t i = 0; i < sh->n; i++) {
         record* r = &sh->r[i];
         int overlaps = r->lo < hi && lo < r->hi;
         if (overlaps && (write || r->write)) {
             if (!ordered(r)) {
-                if (!raced || r->seq > other.seq) other = *r;
-                raced = 1;
+                if (r->seq > other.seq) other = *r;
             } else if (r->lo >= lo && r->hi <= hi) {
                 continue;  // covered by this later, ordered access: every race with it is one with this
             }
@@ -263,7 +261,7 @@ int order_access(const void* p, size_t bytes, int write, const char* arg) {
         sh->r[keep++] = *r;
     }
     sh->n = keep;
-    if (raced) rc = race(sh, &other, lo, hi, write, arg);
+    int rc = other.seq ? race(sh, &other, lo, hi, write, arg) : 0;
     // the same operation touching the next bytes the same way: one record
     if (keep > 0) {
         record* last = &sh->r[keep - 1];

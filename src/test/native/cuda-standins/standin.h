@@ -141,8 +141,15 @@ void order_pinned_inflight(const void* p, size_t bytes);
 int order_pinned_check(void);
 void order_pinned_forget(const void* base, size_t bytes);
 
-// ---- CUBIN (cubin.c): a kernel's registers per thread and static shared bytes; 0 if the image has no such kernel
+// ---- CUBIN (cubin.c)
+// The size of an ELF image (the driver gets none with cuModuleLoadData): the furthest byte any
+// section or the section header table reaches.
+size_t cubin_size(const unsigned char* img);
+// A kernel's registers per thread and static shared bytes; 0 if the image has no such kernel.
 int cubin_kernel_info(const unsigned char* img, size_t n, const char* kernel, int* registers, int* static_shared);
+
+// The stand-in device's architecture: 90 (an H100), or 80 (an A100) with GPT2_STANDIN_ARCH=80.
+int standin_arch(void);
 
 // ---- GEMM on the CPU (column-major, float accumulation in order k = 0..K-1)
 enum { SI_F32 = 0, SI_BF16 = 14 };  // cudaDataType values

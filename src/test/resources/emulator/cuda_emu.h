@@ -302,8 +302,9 @@ static inline void cp_async_wait() {
 // The stand-ins' build (CudaStandins) compiles the kernels with -fsanitize=thread and links them
 // without its runtime: every load and store the compiler emits calls __tsan_{read,write}N(addr)
 // below (ThreadSanitizer's instrumentation, unlike AddressSanitizer's, keeps a store to an address
-// just loaded from, which a read-modify-write needs to be seen as a write). An access inside one of the launch's buffer views widens that view's read or write hull
-// (what the race detector records for the kernel); one inside a device allocation but outside every
+// just loaded from, which a read-modify-write needs to be seen as a write). An access inside one of
+// the launch's buffer views widens that view's read or write hull (what the race detector records
+// for the kernel); one inside a device allocation but outside every
 // view (or in the padding after an allocation's end) is out of bounds: the first is kept, with a
 // count, for the stand-in driver to report. Anything else (shared memory, a thread's locals, the
 // emulator's own state) is not device memory and passes. A kernel that takes a table of device

@@ -151,13 +151,11 @@ final class GpuExecutor implements Executor {
 
     /** The stand-ins' view hook when they are the CUDA here, else null (see {@link StandinViews}). */
     private final StandinViews views = StandinViews.find();
-    private final long[] extents = new long[MAX_ARGS];
 
     /** Puts a launch's arguments into the argument slots (and tells the stand-ins its buffer views). */
     private void arguments(String kernel, Object[] args) {
         if (args.length > MAX_ARGS) throw new IllegalArgumentException(kernel + ": more than " + MAX_ARGS + " arguments");
         for (int i = 0; i < args.length; i++) {
-            extents[i] = args[i] instanceof DevicePointer p ? p.bytes() : 0;
             argSlots.put(i, switch (args[i]) {
                 case DevicePointer p -> p.address();
                 case Long l -> l;
@@ -166,7 +164,7 @@ final class GpuExecutor implements Executor {
                 default -> throw new IllegalArgumentException(kernel + ": unsupported argument " + args[i]);
             });
         }
-        if (views != null) views.next(extents, args.length);
+        if (views != null) views.next(args);
     }
 
     /** Dynamic shared memory per kernel (absent: none). */

@@ -76,6 +76,11 @@ final class Launcher {
         return cb;
     }
 
+    /** A buffer as a kernel's pointer argument: its address and its view's bytes. */
+    private static DevicePointer pointer(CudaBuffer b) {
+        return new DevicePointer(b.address(), b.bytes());
+    }
+
     static long addr(Buffer b) {
         return cuda(b).address();
     }
@@ -107,7 +112,7 @@ final class Launcher {
         Object[] values = new Object[args.length];
         for (int i = 0; i < args.length; i++) {
             checkArgument(kernel, i, sig.get(i), args[i]);
-            values[i] = args[i] == null ? DevicePointer.NULL : args[i] instanceof Buffer b ? new DevicePointer(addr(b), cuda(b).bytes()) : args[i];
+            values[i] = args[i] == null ? DevicePointer.NULL : args[i] instanceof Buffer b ? pointer(cuda(b)) : args[i];
         }
         profile.kernel(kernel, bytes, flops);
         timed(kernel, () -> exec.launch(kernel, sig, grid, gridY, block, values));

@@ -36,11 +36,12 @@ final class StandinViews {
         }
     }
 
-    /** The views of the launch (or kernel-node update) this thread makes next. */
-    void next(long[] bytes, int n) {
-        MemorySegment.copy(bytes, 0, extents, ValueLayout.JAVA_LONG, 0, Math.min(n, 32));
+    /** The views of the launch (or kernel-node update) this thread makes next: each DevicePointer's bytes, 0 for the rest. */
+    void next(Object[] args) {
+        int n = Math.min(args.length, 32);
+        for (int i = 0; i < n; i++) extents.setAtIndex(ValueLayout.JAVA_LONG, i, args[i] instanceof DevicePointer p ? p.bytes() : 0);
         try {
-            call.invokeExact(Math.min(n, 32), extents);
+            call.invokeExact(n, extents);
         } catch (Throwable t) {
             throw new IllegalStateException("the CUDA stand-in's launch-extents hook failed", t);
         }
