@@ -36,6 +36,35 @@ public final class Profile {
     }
 
     private final Map<String, Totals> families = new LinkedHashMap<>();
+    /** Ops run and timed on the host (the CPU backend): no launches, a floor per family. */
+    private final boolean host;
+
+    /** A profile of device work (kernel launches and GEMM calls). */
+    public Profile() {
+        this(false);
+    }
+
+    private Profile(boolean host) {
+        this.host = host;
+    }
+
+    /** A profile of ops the host runs itself, each timed by the wall clock (the CPU backend). */
+    public static Profile host() {
+        return new Profile(true);
+    }
+
+    /** Whether the ops are the host's own (see {@link #host()}). */
+    public boolean isHost() {
+        return host;
+    }
+
+    /** One op the host ran, with its bytes, FLOPs (GEMMs and matrix work) and wall time. */
+    public void hostOp(String family, boolean gemm, long bytes, double flops, double ms) {
+        if (gemm) gemms++;
+        else launches++;
+        add(family, gemm, bytes, flops);
+        time(family, ms);
+    }
     private long launches, gemms, hostSyncs, graphLaunches, graphCalls, graphMisses;
     private boolean timed;
     private long allocated, peakAllocated;
@@ -168,6 +197,38 @@ public final class Profile {
             s.append(String.format(Locale.ROOT, "CUDA graphs: %.1f graph launches per step ran %.1f of those calls%n",
                     (double) graphLaunches / steps, (double) graphCalls / steps));
         }
+        return s.toString();
+    }
+
+    /**
+     * The table of a host profile per step: calls, MB, GFLOP, ms, share, and each family's floor:
+     * its FLOPs at {@code peakGflops} (the GEMM floor) and its bytes at {@code bandwidthGBs} (the
+     * memory-bound floor), with how many times the larger of the two the family takes.
+     */
+    public String hostTable(int steps, double peakGflops, double bandwidthGBs) {
+        StringBuilder s = new StringBuilder();
+        List<Row> rows = rows();
+        double totalMs = 0, totalFloor = 0;
+        for (Row r : rows) totalMs += r.ms;
+        s.append(String.format(Locale.ROOT, "%-34s %6s %9s %8s %9s %6s %8s %10s %9s %7s%n", "op family (per step)", "calls",
+                "MB", "GFLOP", "ms", "share", "GF/s", "GEMM floor", "mem floor", "x floor"));
+        long bytes = 0;
+        double flops = 0;
+        for (Row r : rows) {
+            bytes += r.bytes;
+            flops += r.flops;
+            double gemmFloor = r.flops / (peakGflops * 1e9) * 1e3 / steps, memFloor = r.bytes / (bandwidthGBs * 1e9) * 1e3 / steps;
+            double floor = Math.max(gemmFloor, memFloor), ms = r.ms / steps;
+            totalFloor += floor;
+            s.append(String.format(Locale.ROOT, "%-34s %6.1f %9.1f %8s %9.2f %5.1f%% %8s %10s %9.2f %7.1f%n", r.family,
+                    (double) r.calls / steps, r.bytes / 1e6 / steps,
+                    r.flops > 0 ? String.format(Locale.ROOT, "%.2f", r.flops / 1e9 / steps) : "-", ms, 100 * r.ms / totalMs,
+                    r.flops > 0 ? String.format(Locale.ROOT, "%.1f", r.flops / (r.ms / 1e3) / 1e9) : "-",
+                    r.flops > 0 ? String.format(Locale.ROOT, "%.2f", gemmFloor) : "-", memFloor, ms / floor));
+        }
+        s.append(String.format(Locale.ROOT, "%-34s %6.1f %9.1f %8.2f %9.2f %6s %8s %10s %9s %7.2f%n", "total",
+                (double) (launches + gemms) / steps, bytes / 1e6 / steps, flops / 1e9 / steps, totalMs / steps, "", "",
+                String.format(Locale.ROOT, "%.2f", totalFloor), "", totalMs / steps / totalFloor));
         return s.toString();
     }
 

@@ -55,8 +55,9 @@ final class BenchCommand implements Callable<Integer> {
     int flash;
 
     @Option(names = "--profile", defaultValue = "0", paramLabel = "0|1",
-            description = "CUDA: after the timed steps, as many again with every kernel and GEMM timed by device events; "
-                    + "prints the table by kernel family (calls, MB, ms, share, GB/s or TFLOP/s).")
+            description = "After the timed steps, as many again with every op timed (CUDA: every kernel and GEMM between "
+                    + "device events; CPU: the wall clock around every op); prints the table by family (calls, MB, ms, share, "
+                    + "GB/s or FLOP/s; on the CPU each family's GEMM floor and memory-bound floor beside it).")
     int profile;
 
     @Option(names = "--dry_run", defaultValue = "0", paramLabel = "0|1",
@@ -107,7 +108,7 @@ final class BenchCommand implements Callable<Integer> {
         for (int i = 0; i < in.length; i++) { in[i] = r.nextInt(cfg.vocabSize()); tg[i] = r.nextInt(cfg.vocabSize()); }
         try (Backend be = dry ? dryRunBackend() : dev.backend(ModelOptions.flag("--tensorcores", tensorcores));
              Gpt2 m = new Gpt2(cfg, be); AdamW opt = new AdamW(m, 0.9f, 0.95f, 1e-8f, 0.1f)) {
-            if (profiled && be.profile() == null) throw new IllegalArgumentException("--profile 1: CUDA only (the " + be.name() + " backend has no per-kernel profile)");
+            if (profiled && be.profile() == null) throw new IllegalArgumentException("--profile 1: the " + be.name() + " backend has no per-op profile");
             m.setFlashAttention(ModelOptions.flag("--flash", flash));
             if (load) {
                 long t0 = System.nanoTime();
@@ -160,8 +161,9 @@ final class BenchCommand implements Callable<Integer> {
             } else {
                 out.printf("phases (median ms): forward %.1f | backward %.1f | optimizer %.1f%n", median(fwd), median(bwd), median(optim));
             }
+            double peak = Double.NaN;
             if (be.gemmStats() != null) {
-                double peak = be.measureGemmPeak(1024, 20);
+                peak = be.measureGemmPeak(1024, 20);
                 out.printf("GEMMs in the step: %.1f GFLOP/s median = %.0f%% of this run's sgemm peak (%.1f GFLOP/s, n=1024)%n",
                         median(gemm), 100 * median(gemm) / peak, peak);
                 // the floor: what the step's GEMMs alone would take at that peak, beside the step itself
@@ -171,7 +173,19 @@ final class BenchCommand implements Callable<Integer> {
             }
             String planJson = "";
             double copyGBs = Double.NaN;
-            if (plan != null) {
+            if (plan != null && plan.isHost() && profiled) {
+                // the CPU's profile: as many steps again, every op timed, each family beside its floors
+                plan.reset();
+                be.setProfiling(true);
+                for (int s = 0; s < steps; s++) trainStep(m, opt, in, tg, B, T, s + 2);
+                be.setProfiling(false);
+                copyGBs = be.copyBandwidth(1L << 28);
+                out.printf("per-op profile over %d steps (wall clock around every op); floors at this run's sgemm peak "
+                        + "%.1f GFLOP/s and memory copy bandwidth %.1f GB/s (read + write, 256 MiB):%n", steps, peak, copyGBs);
+                out.print(plan.hostTable(steps, peak, copyGBs));
+                out.flush();
+                planJson = "," + plan.jsonFields(steps) + String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs);
+            } else if (plan != null && !plan.isHost()) {
                 // the plan as the trainer runs a step (no phase synchronizations): one step, or with
                 // --profile 1 as many as were timed, every call between device events
                 int counted = profiled ? steps : 1;
@@ -197,7 +211,7 @@ final class BenchCommand implements Callable<Integer> {
                     ? String.format(" | MFU %.1f%% of the %s's bf16 peak", 100 * achieved / be.bf16PeakFlops(), be.deviceName())
                     : "";
             long[] mem = be.deviceMemoryInfo();
-            String gpuMem = plan == null ? "" : String.format(Locale.ROOT, " | GPU memory: peak allocated %.0f MiB%s",
+            String gpuMem = plan == null || plan.isHost() ? "" : String.format(Locale.ROOT, " | GPU memory: peak allocated %.0f MiB%s",
                     plan.peakDeviceBytes() / 1048576.0,
                     mem == null ? "" : String.format(Locale.ROOT, ", in use %.0f of %.0f MiB (cudaMemGetInfo)",
                             (mem[1] - mem[0]) / 1048576.0, mem[1] / 1048576.0));

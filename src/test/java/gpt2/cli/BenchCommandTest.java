@@ -57,14 +57,44 @@ class BenchCommandTest {
     }
 
     @Test
-    void profileAndDryRunAreRefusedWhereTheyMeanNothing() {
-        String[] r = InfoCommandTest.run("bench", "--model", "d2", "--vocab_size", "512", "--device", "cpu", "--profile", "1",
-                "--steps", "1");
-        assertEquals("2", r[0]);
-        assertTrue(r[2].contains("--profile 1"), r[2]);
-        r = InfoCommandTest.run("bench", "--model", "d2", "--device", "cpu", "--dry_run", "1");
+    void dryRunIsRefusedWhereItMeansNothing() {
+        String[] r = InfoCommandTest.run("bench", "--model", "d2", "--device", "cpu", "--dry_run", "1");
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("--dry_run 1"), r[2]);
+    }
+
+    /**
+     * The CPU profile: every op family of the step with its calls, and the matmul rows' FLOPs adding
+     * up to 6 N x (the weights of the linear layers), the GEMM work a step must do.
+     */
+    @Test
+    void cpuProfileListsEveryOpFamilyBesideItsFloors() {
+        String[] r = InfoCommandTest.run("bench", "--model", "d2", "--vocab_size", "512", "--batch_size", "2",
+                "--sequence_length", "32", "--device", "cpu", "--threads", "2", "--profile", "1", "--steps", "2", "--json");
+        assertEquals("0", r[0], r[2]);
+        String out = r[1];
+        assertTrue(out.contains("per-op profile over 2 steps"), out);
+        assertTrue(out.contains("GEMM floor") && out.contains("mem floor") && out.contains("x floor"), out);
+        for (String family : new String[]{"matmul forward (qkv)", "matmul backward (qkv)", "matmul forward (mlp fc)",
+                "matmul backward (mlp proj)", "matmul forward (attention proj)", "matmul forward (classifier)",
+                "matmul backward (classifier)", "attention forward", "attention backward", "classifier loss + gradient",
+                "residual + layernorm forward", "layernorm backward", "gelu forward", "gelu backward", "adamw",
+                "gradient norm", "encoder forward", "encoder backward"}) {
+            String row = out.lines().filter(l -> l.startsWith(family + " ")).findFirst()
+                    .orElseThrow(() -> new AssertionError(family + " missing from the profile:\n" + out));
+            double calls = Double.parseDouble(row.substring(family.length()).trim().split(" +")[0]);
+            if (family.contains("(qkv)") || family.startsWith("attention")) assertEquals(2.0, calls, row); // one per layer
+        }
+        String json = out.lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow();
+        assertTrue(json.contains("\"family\":\"adamw\"") && json.contains("\"ms\":") && field(json, "copy_gbs") > 0, json);
+        Matcher m = Pattern.compile("\\{\"family\":\"matmul [^\"]*\",\"gemm\":true,\"calls\":[0-9.]+,\"bytes\":[0-9]+,"
+                + "\"flops\":([0-9]+)").matcher(json);
+        double flops = 0;
+        while (m.find()) flops += Double.parseDouble(m.group(1));
+        GptConfig cfg = GptConfig.preset("d2"); // with a vocabulary of 512 (a multiple of 128: no padding)
+        int C = cfg.channels();
+        double expected = 6.0 * 2 * 32 * (cfg.numLayers() * 12.0 * C * C + (double) C * 512);
+        assertEquals(expected, flops, 1e-9 * expected, json);
     }
 
     /**

@@ -4,6 +4,7 @@ import gpt2.backend.Backend;
 import gpt2.backend.Buffer;
 import gpt2.backend.DType;
 import gpt2.backend.Dropout;
+import gpt2.backend.Profile;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -173,7 +174,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void zero(Buffer buffer) {
-        seg(buffer).fill((byte) 0);
+        op("zero", buffer.length() * buffer.dtype().bytes(), 0, () -> seg(buffer).fill((byte) 0));
     }
 
     @Override
@@ -181,7 +182,7 @@ public final class CpuBackend implements Backend {
         if (dst.length() != src.length() || dst.dtype() != src.dtype()) {
             throw new IllegalArgumentException("copy between buffers of different shape");
         }
-        seg(dst).copyFrom(seg(src));
+        op("copy", 2 * dst.length() * dst.dtype().bytes(), 0, () -> seg(dst).copyFrom(seg(src)));
     }
 
     /** The CPU computes in float32: the only conversion is the identity (a copy). */
@@ -196,45 +197,83 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ ops
 
+    /** Float32 bytes of n elements. */
+    private static long f(long n) {
+        return 4 * n;
+    }
+
     @Override
     public void encoderForward(Buffer out, Buffer tokens, Buffer wte, Buffer wpe, int B, int T, int C) {
-        Encoder.forward(par, seg(out), seg(tokens), seg(wte), seg(wpe), B, T, C);
+        long N = (long) B * T;
+        op("encoder forward", f((wpe == null ? 2 : 3) * N * C) + 4 * N, 0,
+                () -> Encoder.forward(par, seg(out), seg(tokens), seg(wte), seg(wpe), B, T, C));
     }
 
     @Override
     public void encoderBackward(Buffer dwte, Buffer dwpe, Buffer dout, Buffer tokens, int B, int T, int C) {
-        Encoder.backward(par, seg(dwte), seg(dwpe), seg(dout), seg(tokens), B, T, C);
+        long N = (long) B * T;
+        op("encoder backward", f((dwpe == null ? 3 : 5) * N * C) + 4 * N, 0,
+                () -> Encoder.backward(par, seg(dwte), seg(dwpe), seg(dout), seg(tokens), B, T, C));
     }
 
     @Override
     public void layerNormForward(Buffer out, Buffer mean, Buffer rstd, Buffer inp, Buffer weight, Buffer bias,
                                  int N, int C, float eps) {
-        LayerNorm.forward(par, seg(out), seg(mean), seg(rstd), seg(inp), seg(weight), seg(bias), N, C, eps);
+        op("layernorm forward", f(2L * N * C + 2L * N + 2L * C), 0, () ->
+                LayerNorm.forward(par, seg(out), seg(mean), seg(rstd), seg(inp), seg(weight), seg(bias), N, C, eps));
     }
 
     @Override
     public void layerNormBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp,
                                   Buffer weight, Buffer mean, Buffer rstd, int N, int C) {
-        LayerNorm.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), seg(mean),
-                seg(rstd), N, C);
+        op("layernorm backward", f(4L * N * C + 2L * N + 5L * C), 0, () ->
+                LayerNorm.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), seg(mean),
+                        seg(rstd), N, C));
     }
 
     @Override
     public void rmsNormForward(Buffer out, Buffer rstd, Buffer inp, Buffer weight, int N, int C, float eps) {
-        LayerNorm.rmsForward(par, seg(out), seg(rstd), seg(inp), seg(weight), N, C, eps);
+        op("rmsnorm forward", f(2L * N * C + N + C), 0,
+                () -> LayerNorm.rmsForward(par, seg(out), seg(rstd), seg(inp), seg(weight), N, C, eps));
     }
 
     @Override
     public void rmsNormBackward(Buffer dinp, Buffer dweight, Buffer dout, Buffer inp, Buffer weight, Buffer rstd,
                                 int N, int C) {
-        LayerNorm.rmsBackward(par, seg(dinp), seg(dweight), seg(dout), seg(inp), seg(weight), seg(rstd), N, C);
+        op("rmsnorm backward", f(4L * N * C + N + 3L * C), 0, () ->
+                LayerNorm.rmsBackward(par, seg(dinp), seg(dweight), seg(dout), seg(inp), seg(weight), seg(rstd), N, C));
+    }
+
+    @Override
+    public void residualLayerNormForward(Buffer res, Buffer out, Buffer mean, Buffer rstd, Buffer a, Buffer b,
+                                         Buffer weight, Buffer bias, int N, int C, float eps) {
+        op("residual + layernorm forward", f(4L * N * C + 2L * N + 2L * C), 0, () -> LayerNorm.residualForward(par,
+                seg(res), seg(out), seg(mean), seg(rstd), seg(a), seg(b), seg(weight), seg(bias), N, C, eps));
+    }
+
+    @Override
+    public void residualRmsNormForward(Buffer res, Buffer out, Buffer rstd, Buffer a, Buffer b, Buffer weight, int N,
+                                       int C, float eps) {
+        op("residual + rmsnorm forward", f(4L * N * C + N + C), 0, () -> LayerNorm.residualForward(par,
+                seg(res), seg(out), null, seg(rstd), seg(a), seg(b), seg(weight), null, N, C, eps));
+    }
+
+    /** What a linear layer of this shape is in a GPT: its family in the profile. */
+    private static String linear(int C, int OC) {
+        if (OC == 3 * C) return "qkv";
+        if (OC == C) return "attention proj";
+        if (OC == 4 * C) return "mlp fc";
+        if (C == 4 * OC) return "mlp proj";
+        return OC > 4 * C ? "classifier" : C + "x" + OC;
     }
 
     @Override
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         long t0 = System.nanoTime();
-        if (blas) Matmul.forwardBlas(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
-        else Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+        gemmOp("matmul forward (" + linear(C, OC) + ")", f((long) N * C + (long) OC * C + (long) N * OC), 2.0 * N * C * OC, () -> {
+            if (blas) Matmul.forwardBlas(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+            else Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+        });
         gemmNanos.addAndGet(System.nanoTime() - t0);
         gemmFlops.addAndGet(2L * N * C * OC);
     }
@@ -243,73 +282,99 @@ public final class CpuBackend implements Backend {
     public void matmulBackward(Buffer dinp, Buffer dweight, Buffer dbias, Buffer dout, Buffer inp, Buffer weight,
                                int N, int C, int OC) {
         long t0 = System.nanoTime();
-        if (blas) Matmul.backwardBlas(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
-        else Matmul.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+        gemmOp("matmul backward (" + linear(C, OC) + ")", f(2L * N * OC + 2L * N * C + 3L * OC * C), 4.0 * N * C * OC, () -> {
+            if (blas) Matmul.backwardBlas(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+            else Matmul.backward(par, seg(dinp), seg(dweight), seg(dbias), seg(dout), seg(inp), seg(weight), N, C, OC);
+        });
         gemmNanos.addAndGet(System.nanoTime() - t0);
         gemmFlops.addAndGet(4L * N * C * OC);
     }
 
+    /** The causal attention's matrix FLOPs: {@code products} T x T x hs products over the triangle, 2 FLOPs each. */
+    private static double attentionFlops(int products, int B, int T, int C) {
+        return products * 2.0 * B * (T * (T + 1.0) / 2) * C;
+    }
+
     @Override
     public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
-        Attention.forward(par, seg(out), seg(att), seg(qkv), B, T, C, NH, dropout);
+        long N = (long) B * T;
+        op("attention forward", f(4 * N * C + (long) B * NH * T * T), attentionFlops(2, B, T, C),
+                () -> Attention.forward(par, seg(out), seg(att), seg(qkv), B, T, C, NH, dropout));
     }
 
     @Override
     public void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
                                   Dropout dropout) {
-        Attention.backward(par, seg(dqkv), seg(dout), seg(qkv), seg(att), B, T, C, NH, dropout);
+        long N = (long) B * T;
+        op("attention backward", f(7 * N * C + (long) B * NH * T * T), attentionFlops(4, B, T, C),
+                () -> Attention.backward(par, seg(dqkv), seg(dout), seg(qkv), seg(att), B, T, C, NH, dropout));
     }
 
     @Override
     public void attentionDecode(Buffer out, Buffer qkv, Buffer kcache, Buffer vcache, int B, int pos, int maxT, int C,
                                 int NH) {
-        Attention.decode(par, seg(out), seg(qkv), seg(kcache), seg(vcache), B, pos, maxT, C, NH);
+        op("attention decode", f((long) B * (4L * C + 2L * (pos + 1) * C)), 4.0 * B * (pos + 1) * C,
+                () -> Attention.decode(par, seg(out), seg(qkv), seg(kcache), seg(vcache), B, pos, maxT, C, NH));
     }
 
     @Override
     public void geluForward(Buffer out, Buffer inp, long N) {
-        Pointwise.geluForward(par, seg(out), seg(inp), N);
+        op("gelu forward", f(2 * N), 0, () -> Pointwise.geluForward(par, seg(out), seg(inp), N));
     }
 
     @Override
     public void geluBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
-        Pointwise.geluBackward(par, seg(dinp), seg(inp), seg(dout), N);
+        op("gelu backward", f(3 * N), 0, () -> Pointwise.geluBackward(par, seg(dinp), seg(inp), seg(dout), N));
     }
 
     @Override
     public void residualForward(Buffer out, Buffer inp1, Buffer inp2, long N) {
-        Pointwise.residualForward(par, seg(out), seg(inp1), seg(inp2), N);
+        op("residual", f(3 * N), 0, () -> Pointwise.residualForward(par, seg(out), seg(inp1), seg(inp2), N));
     }
 
     @Override
     public void dropout(Buffer x, long N, Dropout dropout) {
-        Pointwise.dropout(par, seg(x), N, dropout);
+        if (dropout == null || dropout.isOff()) return;
+        op("dropout", f(2 * N), 0, () -> Pointwise.dropout(par, seg(x), N, dropout));
     }
 
     @Override
     public void crossEntropyForward(Buffer losses, Buffer logits, Buffer targets, int N, int V, int Vp) {
-        CrossEntropy.forward(par, seg(losses), seg(logits), seg(targets), N, V, Vp);
+        op("classifier loss", f((long) N * V + 2L * N), 0,
+                () -> CrossEntropy.forward(par, seg(losses), seg(logits), seg(targets), N, V, Vp));
     }
 
     @Override
     public void crossEntropyBackward(Buffer logits, Buffer targets, float dloss, int N, int V, int Vp, float softcap) {
-        CrossEntropy.backward(par, seg(logits), seg(targets), dloss, N, V, Vp, softcap);
+        op("classifier gradient", f(2L * N * Vp + N), 0,
+                () -> CrossEntropy.backward(par, seg(logits), seg(targets), dloss, N, V, Vp, softcap));
+    }
+
+    @Override
+    public void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
+                                  float softcap) {
+        op("classifier loss + gradient", f(2L * N * Vp + 2L * N), 0,
+                () -> CrossEntropy.fused(par, seg(losses), seg(logits), seg(targets), dloss, N, V, Vp, softcap));
     }
 
     @Override
     public void softcapForward(Buffer logits, long N, float cap) {
-        Pointwise.softcapForward(par, seg(logits), N, cap);
+        op("softcap forward", f(2 * N), 0, () -> Pointwise.softcapForward(par, seg(logits), N, cap));
     }
 
     @Override
     public void qkNormRopeForward(Buffer qkv, Buffer rstd, int B, int T, int C, int NH, int pos0, float ropeTheta,
                                   float eps) {
-        QkNormRope.forward(par, seg(qkv), seg(rstd), B, T, C, NH, pos0, ropeTable(C / NH, ropeTheta, pos0 + T), eps);
+        float[] cs = ropeTable(C / NH, ropeTheta, pos0 + T);
+        op("qk-norm/rope forward", f(4L * B * T * C), 0,
+                () -> QkNormRope.forward(par, seg(qkv), seg(rstd), B, T, C, NH, pos0, cs, eps));
     }
 
     @Override
     public void qkNormRopeBackward(Buffer dqkv, Buffer qkv, Buffer rstd, int B, int T, int C, int NH, float ropeTheta) {
-        QkNormRope.backward(par, seg(dqkv), seg(qkv), seg(rstd), B, T, C, NH, ropeTable(C / NH, ropeTheta, T));
+        float[] cs = ropeTable(C / NH, ropeTheta, T);
+        op("qk-norm/rope backward", f(6L * B * T * C), 0,
+                () -> QkNormRope.backward(par, seg(dqkv), seg(qkv), seg(rstd), B, T, C, NH, cs));
     }
 
     /** The rotations of RoPE (theta > 0) for at least {@code positions}, kept between calls (grown by doubling); null for theta 0. */
@@ -334,36 +399,41 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void reluSquaredForward(Buffer out, Buffer inp, long N) {
-        Pointwise.reluSquaredForward(par, seg(out), seg(inp), N);
+        op("relu2 forward", f(2 * N), 0, () -> Pointwise.reluSquaredForward(par, seg(out), seg(inp), N));
     }
 
     @Override
     public void reluSquaredBackward(Buffer dinp, Buffer inp, Buffer dout, long N) {
-        Pointwise.reluSquaredBackward(par, seg(dinp), seg(inp), seg(dout), N);
+        op("relu2 backward", f(3 * N), 0, () -> Pointwise.reluSquaredBackward(par, seg(dinp), seg(inp), seg(dout), N));
     }
 
     @Override
     public void muonMomentum(Buffer grads, Buffer buf, float momentum, float gradScale) {
         if (grads.length() != buf.length()) throw new IllegalArgumentException("muonMomentum: grads and buf differ in length");
-        Optimizer.muonMomentum(par, seg(grads), seg(buf), grads.length(), momentum, gradScale);
+        long n = grads.length();
+        op("muon momentum", f(4 * n), 0, () -> Optimizer.muonMomentum(par, seg(grads), seg(buf), n, momentum, gradScale));
     }
 
     @Override
     public void newtonSchulz(Buffer x, int rows, int cols, int steps) {
         check(x, DType.F32, (long) rows * cols);
-        newtonSchulz.orthogonalize(seg(x), rows, cols, steps);
+        double r = Math.min(rows, cols), c = Math.max(rows, cols);
+        gemmOp("newton-schulz", f(2L * rows * cols), steps * (4 * r * r * c + 2 * r * r * r),
+                () -> newtonSchulz.orthogonalize(seg(x), rows, cols, steps));
     }
 
     @Override
     public void axpy(Buffer y, Buffer x, float alpha, long n) {
         check(y, DType.F32, n);
         check(x, DType.F32, n);
-        Optimizer.axpy(par, seg(y), seg(x), alpha, n);
+        op("axpy", f(3 * n), 0, () -> Optimizer.axpy(par, seg(y), seg(x), alpha, n));
     }
 
     @Override
     public double sumOfSquares(Buffer x) {
-        return Optimizer.sumOfSquares(par, seg(x), x.length());
+        double[] out = new double[1];
+        op("gradient norm", f(x.length()), 0, () -> out[0] = Optimizer.sumOfSquares(par, seg(x), x.length()));
+        return out[0];
     }
 
     @Override
@@ -373,8 +443,94 @@ public final class CpuBackend implements Backend {
         if (grads.length() != n || m.length() != n || v.length() != n) {
             throw new IllegalArgumentException("adamw: params, grads, m and v differ in length");
         }
-        Optimizer.adamw(par, seg(params), seg(grads), seg(m), seg(v), n, lr, beta1, beta2, eps, weightDecay,
-                gradScale, t);
+        op("adamw", f(7 * n), 0, () -> Optimizer.adamw(par, seg(params), seg(grads), seg(m), seg(v), n, lr, beta1, beta2,
+                eps, weightDecay, gradScale, t));
+    }
+
+    // ------------------------------------------------------------------ profile
+
+    /** The ops timed while profiling: family, bytes, FLOPs, wall time (the CPU runs each op to its end). */
+    private final Profile profile = Profile.host();
+    private volatile boolean profiling;
+
+    /** Every op from now on timed by the wall clock and added to {@link #profile()} (bench --profile 1). */
+    @Override
+    public void setProfiling(boolean on) {
+        profiling = on;
+    }
+
+    /** The op families timed so far; counts nothing unless {@link #setProfiling} turned it on. */
+    @Override
+    public Profile profile() {
+        return profile;
+    }
+
+    private void op(String family, long bytes, double flops, Runnable body) {
+        run(family, false, bytes, flops, body);
+    }
+
+    private void gemmOp(String family, long bytes, double flops, Runnable body) {
+        run(family, true, bytes, flops, body);
+    }
+
+    private void run(String family, boolean gemm, long bytes, double flops, Runnable body) {
+        if (!profiling) {
+            body.run();
+            return;
+        }
+        long t0 = System.nanoTime();
+        body.run();
+        long t1 = System.nanoTime();
+        synchronized (profile) {
+            profile.hostOp(family, gemm, bytes, flops, (t1 - t0) / 1e6);
+        }
+    }
+
+    /**
+     * This machine's memory bandwidth in GB/s as a copy moves it (bytes read + written per second, all
+     * threads copying their share of {@code bytes}; best of three): the memory-bound floor's rate.
+     */
+    @Override
+    public double copyBandwidth(long bytes) {
+        try (Arena a = Arena.ofShared()) {
+            MemorySegment src = a.allocate(bytes, 64), dst = a.allocate(bytes, 64);
+            src.fill((byte) 1);
+            dst.fill((byte) 0);
+            double best = 0;
+            long lines = bytes / 64;
+            for (int r = 0; r < 3; r++) {
+                long t0 = System.nanoTime();
+                par.forRange(lines, 1 << 14, (s, e) -> MemorySegment.copy(src, s * 64, dst, s * 64, (e - s) * 64));
+                best = Math.max(best, 2.0 * bytes / ((System.nanoTime() - t0) / 1e9) / 1e9);
+            }
+            return best;
+        }
+    }
+
+    /**
+     * This machine's read bandwidth in GB/s (all threads summing their share of {@code bytes} of
+     * floats; best of three): the rate decoding's weight reads are measured against.
+     */
+    public double readBandwidth(long bytes) {
+        try (Arena a = Arena.ofShared()) {
+            MemorySegment src = a.allocate(bytes, 64);
+            src.fill((byte) 1);
+            double best = 0;
+            long n = bytes / 4;
+            double[] sink = new double[1];
+            for (int r = 0; r < 3; r++) {
+                long t0 = System.nanoTime();
+                par.forRange(n / 4096, 16, (s, e) -> {
+                    float acc = F32.sum(F32.sumRange(src, s * 4096, (e - s) * 4096));
+                    synchronized (sink) {
+                        sink[0] += acc;
+                    }
+                });
+                best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9) / 1e9);
+            }
+            if (sink[0] == 42) System.out.print(""); // keeps the sums alive
+            return best;
+        }
     }
 
     @Override

@@ -1,6 +1,7 @@
 package gpt2.backend.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 
@@ -33,6 +34,42 @@ final class CrossEntropy {
                 float max = maxOf(logits, row, V);
                 double sum = sumExp(logits, row, V, max);
                 set(losses, n, (float) (Math.log(sum) + max - get(logits, row + target)));
+            }
+        });
+    }
+
+    /**
+     * The fused classifier: losses (N) as {@link #forward} and, in the same visit of each row while it
+     * is in cache, the logits overwritten with their gradient as {@link #backward} (the same bits as
+     * the two calls: the same maximum, sum and exponentials). Without a soft cap each exponential is
+     * computed once and kept in place until the row's sum is known.
+     */
+    static void fused(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets, float dloss,
+                      int N, int V, int Vp, float softcap) {
+        par.forRange(N, 1, (s, e) -> {
+            float[] ex = softcap > 0 ? new float[V] : null; // the row's exponentials, beside the capped logits
+            for (long n = s; n < e; n++) {
+                int target = getInt(targets, n);
+                long row = n * Vp;
+                if (target == IGNORE) {
+                    set(losses, n, 0f);
+                    logits.asSlice(row * 4, 4L * Vp).fill((byte) 0);
+                    continue;
+                }
+                checkTarget(target, V, n);
+                float max = maxOf(logits, row, V);
+                float xt = get(logits, row + target);
+                if (softcap > 0) {
+                    double sum = expInto(logits, row, V, max, ex);
+                    set(losses, n, (float) (Math.log(sum) + max - xt));
+                    throughCap(logits, ex, row, V, Vp, target, (float) (1.0 / sum), dloss, softcap);
+                    continue;
+                }
+                double sum = expInPlace(logits, row, V, max);
+                set(losses, n, (float) (Math.log(sum) + max - xt));
+                scale(logits, row, V, (float) (1.0 / sum), dloss);
+                set(logits, row + target, get(logits, row + target) - dloss);
+                for (int v = V; v < Vp; v++) set(logits, row + v, 0f);
             }
         });
     }
@@ -97,6 +134,75 @@ final class CrossEntropy {
         for (v = V; v < Vp; v++) set(logits, row + v, 0f);
     }
 
+    /**
+     * exp(x - max) in place over a row, summed as {@link #sumExp} sums (the same lanes, the same
+     * order). Each vector loop is a method of its own: in one large method the JIT runs out of
+     * inlining budget and the vector operations fall back to objects, several times slower.
+     */
+    private static double expInPlace(MemorySegment logits, long row, int V, float max) {
+        int v = 0, L = F32.S.length();
+        FloatVector acc = FloatVector.zero(F32.S);
+        for (int bound = V / L * L; v < bound; v += L) {
+            FloatVector ex = FastMath.exp(F32.load(logits, row + v).sub(max));
+            acc = acc.add(ex);
+            F32.store(ex, logits, row + v);
+        }
+        double sum = F32.sum(acc);
+        for (; v < V; v++) {
+            float ex = FastMath.exp(get(logits, row + v) - max);
+            sum += ex;
+            set(logits, row + v, ex);
+        }
+        return sum;
+    }
+
+    /** exp(x - max) of a row into ex, summed as {@link #sumExp} sums. */
+    private static double expInto(MemorySegment logits, long row, int V, float max, float[] ex) {
+        int v = 0, L = F32.S.length();
+        FloatVector acc = FloatVector.zero(F32.S);
+        for (int bound = V / L * L; v < bound; v += L) {
+            FloatVector x = FastMath.exp(F32.load(logits, row + v).sub(max));
+            acc = acc.add(x);
+            x.intoArray(ex, v);
+        }
+        double sum = F32.sum(acc);
+        for (; v < V; v++) {
+            ex[v] = FastMath.exp(get(logits, row + v) - max);
+            sum += ex[v];
+        }
+        return sum;
+    }
+
+    /** {@link #throughCap} with the row's exponentials already in ex (the same bits). */
+    private static void throughCap(MemorySegment logits, float[] ex, long row, int V, int Vp, int target, float inv,
+                                   float dloss, float cap) {
+        float invCap = 1f / cap;
+        float ct = get(logits, row + target), et = ex[target];
+        int v = 0, L = F32.S.length();
+        for (int bound = V / L * L; v < bound; v += L) {
+            FloatVector c = F32.load(logits, row + v);
+            FloatVector k = c.mul(invCap);
+            FloatVector g = FloatVector.fromArray(F32.S, ex, v).mul(inv).mul(dloss);
+            F32.store(g.mul(FloatVector.broadcast(F32.S, 1f).sub(k.mul(k))), logits, row + v);
+        }
+        for (; v < V; v++) {
+            float c = get(logits, row + v), k = c * invCap;
+            set(logits, row + v, ex[v] * inv * dloss * (1f - k * k));
+        }
+        float kt = ct * invCap;
+        set(logits, row + target, (et * inv * dloss - dloss) * (1f - kt * kt));
+        for (v = V; v < Vp; v++) set(logits, row + v, 0f);
+    }
+
+    /** x * inv * dloss over a row (the softmax times the loss's scale). */
+    private static void scale(MemorySegment logits, long row, int V, float inv, float dloss) {
+        int v = 0, L = F32.S.length();
+        for (int bound = V / L * L; v < bound; v += L) {
+            F32.store(F32.load(logits, row + v).mul(inv).mul(dloss), logits, row + v);
+        }
+        for (; v < V; v++) set(logits, row + v, get(logits, row + v) * inv * dloss);
+    }
+
     /** sum of exp(x - max) over a row: float lanes summed in a fixed order, then in double. */
     private static double sumExp(MemorySegment logits, long row, int V, float max) {
         int v = 0, L = F32.S.length();
@@ -107,9 +213,13 @@ final class CrossEntropy {
         return sum;
     }
 
+    /** The row's maximum (exact in any order: vector lanes, then the tail). */
     private static float maxOf(MemorySegment logits, long row, int V) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (int v = 0; v < V; v++) max = Math.max(max, get(logits, row + v));
+        int v = 0, L = F32.S.length();
+        FloatVector acc = FloatVector.broadcast(F32.S, Float.NEGATIVE_INFINITY);
+        for (int bound = V / L * L; v < bound; v += L) acc = acc.max(F32.load(logits, row + v));
+        float max = acc.reduceLanes(VectorOperators.MAX);
+        for (; v < V; v++) max = Math.max(max, get(logits, row + v));
         return max;
     }
 

@@ -89,4 +89,34 @@ final class F32 {
         }
         for (; k < n; k++) set(y, yi + k, get(y, yi + k) + alpha * get(x, xi + k));
     }
+
+    /** Lane-wise sums of n floats from index i (n a multiple of 4 lanes), four independent accumulators. */
+    static FloatVector sumRange(MemorySegment s, long i, long n) {
+        int L = S.length();
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        for (long k = i, end = i + n; k < end; k += 4L * L) {
+            a0 = a0.add(load(s, k));
+            a1 = a1.add(load(s, k + L));
+            a2 = a2.add(load(s, k + 2L * L));
+            a3 = a3.add(load(s, k + 3L * L));
+        }
+        return a0.add(a1).add(a2.add(a3));
+    }
+
+    /** The sum of n floats from index i: whole vectors as lanes, the lanes in a fixed order, then the tail. */
+    static float sumRow(MemorySegment s, long i, int n) {
+        FloatVector acc = FloatVector.zero(S);
+        int k = 0;
+        for (int bound = S.loopBound(n); k < bound; k += S.length()) acc = acc.add(load(s, i + k));
+        float sum = sum(acc);
+        for (; k < n; k++) sum += get(s, i + k);
+        return sum;
+    }
+
+    /** out[i + k] = a[i + k] + b[i + k] for k < n. */
+    static void add(MemorySegment a, MemorySegment b, MemorySegment out, long i, int n) {
+        int k = 0;
+        for (int bound = S.loopBound(n); k < bound; k += S.length()) store(load(a, i + k).add(load(b, i + k)), out, i + k);
+        for (; k < n; k++) set(out, i + k, get(a, i + k) + get(b, i + k));
+    }
 }

@@ -1,7 +1,9 @@
 package gpt2.backend.cpu;
 
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 
@@ -74,18 +76,46 @@ final class Optimizer {
         });
     }
 
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+
+    /**
+     * Sum of x[i]^2 over [s, e) in double: each float vector widened to two double vectors, their
+     * squares (exact in double) added lane-wise, the lanes in a fixed order; the rest one by one.
+     */
+    private static double sumSquares(MemorySegment x, long s, long e) {
+        int L = F32.S.length();
+        if (D.length() * 2 != L) return sumSquaresScalar(x, s, e);
+        DoubleVector a0 = DoubleVector.zero(D), a1 = a0;
+        long i = s;
+        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+            FloatVector v = F32.load(x, i);
+            DoubleVector lo = (DoubleVector) v.convertShape(VectorOperators.F2D, D, 0);
+            DoubleVector hi = (DoubleVector) v.convertShape(VectorOperators.F2D, D, 1);
+            a0 = lo.fma(lo, a0);
+            a1 = hi.fma(hi, a1);
+        }
+        double[] lanes = a0.add(a1).toArray();
+        double sum = 0;
+        for (double l : lanes) sum += l;
+        return sum + sumSquaresScalar(x, i, e);
+    }
+
+    private static double sumSquaresScalar(MemorySegment x, long s, long e) {
+        double sum = 0;
+        for (long i = s; i < e; i++) {
+            double g = get(x, i);
+            sum += g * g;
+        }
+        return sum;
+    }
+
     static double sumOfSquares(Parallel par, MemorySegment x, long n) {
         int chunks = (int) ((n + SUM_CHUNK - 1) / SUM_CHUNK);
         double[] partial = new double[chunks];
         par.forRange(chunks, 1, (c0, c1) -> {
             for (long c = c0; c < c1; c++) {
                 long s = c * SUM_CHUNK, e = Math.min(n, s + SUM_CHUNK);
-                double sum = 0;
-                for (long i = s; i < e; i++) {
-                    double g = get(x, i);
-                    sum += g * g;
-                }
-                partial[(int) c] = sum;
+                partial[(int) c] = sumSquares(x, s, e);
             }
         });
         double total = 0;

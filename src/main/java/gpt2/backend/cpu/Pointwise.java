@@ -22,21 +22,28 @@ final class Pointwise {
      * lanes and the scalar tail do the same float operations in the same order.
      */
     static void geluForward(Parallel par, MemorySegment out, MemorySegment inp, long N) {
-        par.forRange(N, CHUNK, (s, e) -> {
-            long i = s;
-            int L = F32.S.length();
-            for (long bound = s + (e - s) / L * L; i < bound; i += L) {
-                FloatVector x = F32.load(inp, i);
-                FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
-                FloatVector sig = FastMath.exp(u.mul(-2f)).add(1f);
-                F32.store(x.div(sig), out, i);
-            }
-            for (; i < e; i++) {
-                float x = get(inp, i);
-                float u = (x * x * x * 0.044715f + x) * GELU_K;
-                set(out, i, x / (FastMath.exp(u * -2f) + 1f));
-            }
-        });
+        par.forRange(N, CHUNK, (s, e) -> geluForward(out, inp, s, e));
+    }
+
+    /**
+     * One thread's range. Every vector loop of the backend sits in a small method of its own: a large
+     * method (a lambda with several loops) runs out of the JIT's inlining budget and its vector
+     * operations fall back to objects, several times slower.
+     */
+    private static void geluForward(MemorySegment out, MemorySegment inp, long s, long e) {
+        long i = s;
+        int L = F32.S.length();
+        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+            FloatVector x = F32.load(inp, i);
+            FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
+            FloatVector sig = FastMath.exp(u.mul(-2f)).add(1f);
+            F32.store(x.div(sig), out, i);
+        }
+        for (; i < e; i++) {
+            float x = get(inp, i);
+            float u = (x * x * x * 0.044715f + x) * GELU_K;
+            set(out, i, x / (FastMath.exp(u * -2f) + 1f));
+        }
     }
 
     /**
@@ -45,45 +52,62 @@ final class Pointwise {
      * gelu'(x) = s + 2 x s (e s) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
      */
     static void geluBackward(Parallel par, MemorySegment dinp, MemorySegment inp, MemorySegment dout, long N) {
-        par.forRange(N, CHUNK, (s, e) -> {
-            long i = s;
-            int L = F32.S.length();
-            for (long bound = s + (e - s) / L * L; i < bound; i += L) {
-                FloatVector x = F32.load(inp, i);
-                FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
-                FloatVector ex = FastMath.exp(u.mul(-2f));
-                FloatVector sg = FloatVector.broadcast(F32.S, 1f).div(ex.add(1f));
-                FloatVector d = x.mul(x).mul(3f * 0.044715f).add(1f).mul(GELU_K);
-                FloatVector grad = sg.add(x.mul(2f).mul(sg).mul(ex.mul(sg)).mul(d));
-                F32.store(grad.mul(F32.load(dout, i)), dinp, i);
-            }
-            for (; i < e; i++) {
-                float x = get(inp, i);
-                float u = (x * x * x * 0.044715f + x) * GELU_K;
-                float ex = FastMath.exp(u * -2f);
-                float sg = 1f / (ex + 1f);
-                float d = (x * x * (3f * 0.044715f) + 1f) * GELU_K;
-                float grad = sg + x * 2f * sg * (ex * sg) * d;
-                set(dinp, i, grad * get(dout, i));
-            }
-        });
+        par.forRange(N, CHUNK, (s, e) -> geluBackward(dinp, inp, dout, s, e));
+    }
+
+    private static void geluBackward(MemorySegment dinp, MemorySegment inp, MemorySegment dout, long s, long e) {
+        long i = s;
+        int L = F32.S.length();
+        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+            FloatVector x = F32.load(inp, i);
+            FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
+            FloatVector ex = FastMath.exp(u.mul(-2f));
+            FloatVector sg = FloatVector.broadcast(F32.S, 1f).div(ex.add(1f));
+            FloatVector d = x.mul(x).mul(3f * 0.044715f).add(1f).mul(GELU_K);
+            FloatVector grad = sg.add(x.mul(2f).mul(sg).mul(ex.mul(sg)).mul(d));
+            F32.store(grad.mul(F32.load(dout, i)), dinp, i);
+        }
+        for (; i < e; i++) {
+            float x = get(inp, i);
+            float u = (x * x * x * 0.044715f + x) * GELU_K;
+            float ex = FastMath.exp(u * -2f);
+            float sg = 1f / (ex + 1f);
+            float d = (x * x * (3f * 0.044715f) + 1f) * GELU_K;
+            float grad = sg + x * 2f * sg * (ex * sg) * d;
+            set(dinp, i, grad * get(dout, i));
+        }
     }
 
     /** out = relu(x)^2. */
     static void reluSquaredForward(Parallel par, MemorySegment out, MemorySegment inp, long N) {
-        par.forRange(N, CHUNK, (s, e) -> {
-            for (long i = s; i < e; i++) {
-                float x = Math.max(get(inp, i), 0f);
-                set(out, i, x * x);
-            }
-        });
+        par.forRange(N, CHUNK, (s, e) -> reluSquared(out, inp, s, e));
+    }
+
+    private static void reluSquared(MemorySegment out, MemorySegment inp, long s, long e) {
+        long i = s;
+        int L = F32.S.length();
+        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+            FloatVector x = F32.load(inp, i).max(0f);
+            F32.store(x.mul(x), out, i);
+        }
+        for (; i < e; i++) {
+            float x = Math.max(get(inp, i), 0f);
+            set(out, i, x * x);
+        }
     }
 
     /** dinp = 2 relu(x) * dout (dinp may alias dout). */
     static void reluSquaredBackward(Parallel par, MemorySegment dinp, MemorySegment inp, MemorySegment dout, long N) {
-        par.forRange(N, CHUNK, (s, e) -> {
-            for (long i = s; i < e; i++) set(dinp, i, 2f * Math.max(get(inp, i), 0f) * get(dout, i));
-        });
+        par.forRange(N, CHUNK, (s, e) -> reluSquaredBackward(dinp, inp, dout, s, e));
+    }
+
+    private static void reluSquaredBackward(MemorySegment dinp, MemorySegment inp, MemorySegment dout, long s, long e) {
+        long i = s;
+        int L = F32.S.length();
+        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+            F32.store(F32.load(inp, i).max(0f).mul(2f).mul(F32.load(dout, i)), dinp, i);
+        }
+        for (; i < e; i++) set(dinp, i, 2f * Math.max(get(inp, i), 0f) * get(dout, i));
     }
 
     /**
@@ -91,8 +115,12 @@ final class Pointwise {
      * overflow for any u); vector lanes and the scalar tail compute the same bits.
      */
     static void softcapForward(Parallel par, MemorySegment x, long N, float cap) {
+        par.forRange(N, CHUNK, (s, e) -> softcap(x, s, e, cap));
+    }
+
+    private static void softcap(MemorySegment x, long s, long e, float cap) {
         float inv = 1f / cap;
-        par.forRange(N, CHUNK, (s, e) -> {
+        {
             long i = s;
             int L = F32.S.length();
             for (long bound = s + (e - s) / L * L; i < bound; i += L) {
@@ -107,13 +135,18 @@ final class Pointwise {
                 float t = (1f - ex) / (ex + 1f) * cap;
                 set(x, i, u < 0f ? -t : t);
             }
-        });
+        }
     }
 
     static void residualForward(Parallel par, MemorySegment out, MemorySegment a, MemorySegment b, long N) {
-        par.forRange(N, CHUNK, (s, e) -> {
-            for (long i = s; i < e; i++) set(out, i, get(a, i) + get(b, i));
-        });
+        par.forRange(N, CHUNK, (s, e) -> add(out, a, b, s, e));
+    }
+
+    private static void add(MemorySegment out, MemorySegment a, MemorySegment b, long s, long e) {
+        long i = s;
+        int L = F32.S.length();
+        for (long bound = s + (e - s) / L * L; i < bound; i += L) F32.store(F32.load(a, i).add(F32.load(b, i)), out, i);
+        for (; i < e; i++) set(out, i, get(a, i) + get(b, i));
     }
 
     /** x *= mask / (1 - p), in place; forward and backward alike. */
