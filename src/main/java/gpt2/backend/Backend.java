@@ -262,6 +262,18 @@ public interface Backend extends AutoCloseable {
     }
 
     /**
+     * The logit soft cap ({@link #softcapForward}) and the fused classifier ({@link
+     * #crossEntropyFused}) of a training step: logits arrive uncapped. A backend may cap each row as
+     * it visits it for the loss (the CPU: the logits are read once instead of twice); the default runs
+     * the two ops.
+     */
+    default void softcapCrossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
+                                          float softcap) {
+        softcapForward(logits, (long) N * Vp, softcap);
+        crossEntropyFused(losses, logits, targets, dloss, N, V, Vp, softcap);
+    }
+
+    /**
      * acc[0] += scale * (x[0] + ... + x[n-1]), all float32, on the device: the step's loss adds up
      * there and is read once per step.
      */
@@ -383,6 +395,15 @@ public interface Backend extends AutoCloseable {
      * copy of {@code bytes}), the yardstick of memory-bound kernels; NaN where it cannot be timed.
      */
     default double copyBandwidth(long bytes) {
+        return Double.NaN;
+    }
+
+    /**
+     * The memory's read bandwidth in GB/s (bytes read per second, every thread reading its share of
+     * {@code bytes}), the yardstick of decoding, which reads every weight once per token; NaN where
+     * not measured (the CUDA backend).
+     */
+    default double readBandwidth(long bytes) {
         return Double.NaN;
     }
 

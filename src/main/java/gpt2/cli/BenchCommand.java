@@ -42,8 +42,13 @@ final class BenchCommand implements Callable<Integer> {
             description = "Tokens per sequence (default: ${DEFAULT-VALUE}).")
     int seqLen;
 
-    @Option(names = "--steps", defaultValue = "10", description = "Timed steps after 2 warm-up steps (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--steps", defaultValue = "10", description = "Timed steps after the warm-up steps (default: ${DEFAULT-VALUE}).")
     int steps;
+
+    @Option(names = "--warmup", defaultValue = "-1", paramLabel = "N",
+            description = "Untimed steps first (default: 2 on CUDA; 10 on the CPU, whose JIT compiles the vector kernels "
+                    + "during the first steps: with 2, the first timed steps still run partly interpreted).")
+    int warmup;
 
     @Mixin
     DeviceOptions dev;
@@ -76,6 +81,13 @@ final class BenchCommand implements Callable<Integer> {
                     + "loaded/fresh.")
     int compareFresh;
 
+    @Option(names = "--decode", defaultValue = "0", paramLabel = "0|1",
+            description = "Time decoding instead of training: one position at a time through the KV cache for "
+                    + "--sequence_length positions of --batch_size sequences (after one untimed pass); prints the median "
+                    + "ms per position, tokens/s, and the bytes each position reads at least (weights, cache) as a rate "
+                    + "and a share of the measured memory read bandwidth; with --profile 1 the ops of a position.")
+    int decode;
+
     @Option(names = "--json", description = "Also print one JSON line with the numbers.")
     boolean json;
 
@@ -97,6 +109,12 @@ final class BenchCommand implements Callable<Integer> {
         boolean dry = ModelOptions.flag("--dry_run", dryRun), profiled = ModelOptions.flag("--profile", profile);
         boolean random = ModelOptions.flag("--random_weights", randomWeights);
         if (ModelOptions.flag("--compare_fresh", compareFresh)) return compareFresh(out, source, dry);
+        boolean decoding = ModelOptions.flag("--decode", decode);
+        if (decoding && dry) throw new IllegalArgumentException("--decode 1: a dry run has no times; drop --dry_run");
+        if (decoding && seqLen > cfg.maxSeqLen()) {
+            throw new IllegalArgumentException("--sequence_length " + seqLen + ": decoding goes up to the block size "
+                    + cfg.maxSeqLen());
+        }
         boolean load = source.weights() != null && !random && !dry; // a dry run moves no data
         if (load && !sameLayout(cfg, source.weights().config())) {
             throw new IllegalArgumentException("--model " + modelOptions.model + ": the overrides change the model's shape, "
@@ -119,8 +137,10 @@ final class BenchCommand implements Callable<Integer> {
             }
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%s%n", cfg.name(), cfg.parameterCount(), B, T, be.name(),
                     m.flashAttention() ? ", flash attention" : "");
+            if (be instanceof gpt2.backend.cpu.CpuBackend cpu) out.printf("GEMM: %s%n", cpu.gemmKernels());
             out.flush();
             if (dry) return dryRun(out, be, m, opt, in, tg, B, T, cfg);
+            if (decoding) return decode(out, be, m, in, B, T, profiled);
             double[] ms = new double[steps], fwd = new double[steps], bwd = new double[steps], optim = new double[steps];
             double[] gemm = new double[steps], fwdBwd = new double[steps];
             double gemmFlops = 0; // one step's GEMM FLOPs (the same every step)
@@ -128,11 +148,12 @@ final class BenchCommand implements Callable<Integer> {
             // with CUDA graphs a micro-batch's forward and backward are one replayed segment: a
             // synchronization between them would end it (and after two such misses, graphs for it)
             boolean whole = be.replaysSegments();
-            for (int s = -2; s < steps; s++) {
+            int warm = warmup >= 0 ? warmup : be instanceof gpt2.backend.cpu.CpuBackend ? 10 : 2;
+            for (int s = -warm; s < steps; s++) {
                 be.resetGemmStats();
                 long t0 = System.nanoTime();
                 m.zeroGrad();
-                m.trainForward(in, tg, B, T, s + 2, 1f);
+                m.trainForward(in, tg, B, T, s + warm, 1f);
                 if (!whole) be.synchronize();
                 long t1 = System.nanoTime();
                 m.backward(1f);
@@ -227,6 +248,55 @@ final class BenchCommand implements Callable<Integer> {
                         B * T / (median / 1000), achieved / 1e9, gpt2.train.Trainer.peakMemoryMiB(),
                         mem == null ? "" : ",\"gpu_memory_used_bytes\":" + (mem[1] - mem[0]), planJson);
             }
+        }
+        return 0;
+    }
+
+    /**
+     * --decode 1: positions 0..T-1 of B sequences one at a time through the KV cache, once untimed
+     * (the JIT, the allocations), once timed per position; the rate against the read bandwidth.
+     */
+    private int decode(PrintWriter out, Backend be, Gpt2 m, int[] tokens, int B, int T, boolean profiled) {
+        GptConfig cfg = m.config();
+        double[] ms = new double[T];
+        Profile plan = be.profile();
+        try (Gpt2.KvCache cache = m.newKvCache(B)) {
+            int[] step = new int[B];
+            for (int pass = 0; pass < 2; pass++) {
+                if (pass == 1 && profiled) {
+                    plan.reset();
+                    be.setProfiling(true);
+                }
+                for (int t = 0; t < T; t++) {
+                    for (int b = 0; b < B; b++) step[b] = tokens[b * T + t];
+                    long t0 = System.nanoTime();
+                    m.decode(step, t, cache);
+                    be.synchronize();
+                    ms[t] = (System.nanoTime() - t0) / 1e6;
+                }
+            }
+            be.setProfiling(false);
+        }
+        double bytes = 0;
+        for (int t = 0; t < T; t++) bytes += gpt2.eval.Sampler.bytesPerPosition(cfg, B, t);
+        bytes /= T;
+        double median = median(ms), gbs = bytes / (median / 1e3) / 1e9;
+        double readGBs = be.readBandwidth(1L << 28);
+        out.printf(Locale.ROOT, "decode: median %.2f ms per position (positions 0..%d, %d sequence%s) | %.1f tokens/s | "
+                        + "%.0f MB read per position at least (weights, KV cache) = %.1f GB/s%s%n", median, T - 1, B,
+                B == 1 ? "" : "s", B / (median / 1e3), bytes / 1e6, gbs,
+                Double.isNaN(readGBs) ? "" : String.format(Locale.ROOT, " = %.0f%% of this machine's read bandwidth "
+                        + "(%.1f GB/s, 256 MiB)", 100 * gbs / readGBs, readGBs));
+        if (profiled && plan != null && plan.isHost()) {
+            out.printf("per-op profile of one position (the mean over %d; wall clock around every op):%n", T);
+            out.print(plan.hostTable(T, be.measureGemmPeak(1024, 5), be.copyBandwidth(1L << 28)));
+            out.flush();
+        }
+        if (json) {
+            out.printf(Locale.ROOT, "{\"model\":\"%s\",\"device\":\"%s\",\"batch_size\":%d,\"positions\":%d,"
+                            + "\"decode_median_ms\":%.3f,\"tokens_per_s\":%.2f,\"bytes_per_position\":%.0f,\"read_gbs\":%.2f,"
+                            + "\"bandwidth_gbs\":%s}%n", cfg.name(), be.name().replace("\"", "'"), B, T, median, B / (median / 1e3),
+                    bytes, gbs, Double.isNaN(readGBs) ? "null" : String.format(Locale.ROOT, "%.2f", readGBs));
         }
         return 0;
     }

@@ -59,6 +59,18 @@ public final class Sampler {
         return seq;
     }
 
+    /**
+     * Bytes one decoded position reads at least, in float32: every weight except the position table
+     * (one row of it), the tied embedding once as the classifier, and the KV cache of the positions
+     * 0..pos of each of B sequences. Its rate against the memory's bandwidth says how near decoding
+     * is to its floor.
+     */
+    public static double bytesPerPosition(gpt2.model.GptConfig cfg, int B, int pos) {
+        gpt2.model.ParameterLayout p = gpt2.model.ParameterLayout.of(cfg);
+        long weights = p.totalSize() - (p.wpe() == null ? 0 : p.wpe().size() - cfg.channels());
+        return 4.0 * weights + 4.0 * 2 * cfg.numLayers() * (double) B * (pos + 1) * cfg.channels();
+    }
+
     /** As below with top-p off. */
     static int sample(float[] logits, int topK, float temperature, double u) {
         return sample(logits, topK, 1f, temperature, u);

@@ -206,14 +206,23 @@ public final class Gpt2 implements AutoCloseable {
         // a backend may capture and replay (CUDA graphs), closed at the end of backward; not with a
         // backward hook (data parallelism's all-reduces go to another stream as layers finish)
         String segment = backwardHook == null ? "train B=" + B + " T=" + T + (flash ? " flash" : "") : null;
-        validTargets = run(inputs, targets, B, T, passKey, segment);
+        float cap = config.logitSoftcap();
+        capWithLoss = cap > 0; // the soft cap goes with the loss (one op), not at the end of the trunk
+        try {
+            validTargets = run(inputs, targets, B, T, passKey, segment);
+        } finally {
+            capWithLoss = false;
+        }
         fusedLossScale = lossScale;
         if (validTargets == 0) return;
         float scale = lossScale / validTargets;
-        backend.crossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp,
-                config.logitSoftcap());
+        if (cap > 0) backend.softcapCrossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp, cap);
+        else backend.crossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp, 0f);
         backend.addSum(stepNumbers().slice(0, 1), stat(acts.losses()), scale, N);
     }
+
+    /** During {@link #trainForward}'s trunk: the logits stay uncapped for softcapCrossEntropyFused. */
+    private boolean capWithLoss;
 
     private Buffer stepNumbers() {
         if (stepNumbers == null) stepNumbers = backend.allocate(DType.F32, 2, "step loss and gradient norm");
@@ -323,7 +332,7 @@ public final class Gpt2 implements AutoCloseable {
             }
         }
         backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
-        if (config.logitSoftcap() > 0) backend.softcapForward(act(a.logits()), (long) N * Vp, config.logitSoftcap());
+        if (config.logitSoftcap() > 0 && !capWithLoss) backend.softcapForward(act(a.logits()), (long) N * Vp, config.logitSoftcap());
     }
 
     /** RoPE's theta as the ops take it: 0 without RoPE. */

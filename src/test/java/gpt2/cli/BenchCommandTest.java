@@ -63,6 +63,31 @@ class BenchCommandTest {
         assertTrue(r[2].contains("--dry_run 1"), r[2]);
     }
 
+    /** --decode 1: the median per position, tokens/s, and the bytes read as a share of the read bandwidth. */
+    @Test
+    void decodeReportsTokensPerSecondAndTheBandwidthShare() {
+        String[] r = InfoCommandTest.run("bench", "--model", "d2", "--vocab_size", "512", "--batch_size", "2",
+                "--sequence_length", "16", "--device", "cpu", "--threads", "2", "--decode", "1", "--json");
+        assertEquals("0", r[0], r[2]);
+        String out = r[1];
+        assertTrue(out.contains("GEMM: "), out);
+        Matcher m = Pattern.compile("decode: median ([0-9.]+) ms per position \\(positions 0\\.\\.15, 2 sequences\\) \\| "
+                + "([0-9.]+) tokens/s \\| ([0-9]+) MB read per position at least .* = ([0-9.]+) GB/s = ([0-9]+)% of this "
+                + "machine's read bandwidth").matcher(out);
+        assertTrue(m.find(), out);
+        assertEquals(2 / (Double.parseDouble(m.group(1)) / 1e3), Double.parseDouble(m.group(2)), 0.01 * Double.parseDouble(m.group(2)), out);
+        String json = out.lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow();
+        // d2 with V = 512: every parameter but 15 of the 16 rows... of wpe, plus the cache, in float32
+        GptConfig cfg = GptConfig.preset("d2");
+        int C = cfg.channels();
+        double weights = cfg.numLayers() * (12.0 * C * C + 13.0 * C) + 512.0 * C + 2 * C + C;
+        double cache = 2.0 * cfg.numLayers() * 2 * C * (1 + 16) / 2.0; // mean over positions 0..15
+        assertEquals(4 * (weights + cache), field(json, "bytes_per_position"), 1e-6 * 4 * (weights + cache), json);
+        r = InfoCommandTest.run("bench", "--model", "d2", "--device", "cpu", "--decode", "1", "--sequence_length", "2048");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("--sequence_length 2048") && r[2].contains("block size"), r[2]);
+    }
+
     /**
      * The CPU profile: every op family of the step with its calls, and the matmul rows' FLOPs adding
      * up to 6 N x (the weights of the linear layers), the GEMM work a step must do.

@@ -36,8 +36,9 @@ final class Blas {
     }
 
     /**
-     * openblas_set_num_threads / openblas_get_num_threads of the library JavaCPP loaded, found by
-     * its name (the presets without LAPACK do not map them); null when not found.
+     * openblas_set_num_threads / openblas_get_num_threads / openblas_get_corename of the library
+     * JavaCPP loaded, found by their names (the presets without LAPACK do not map them); null when
+     * not found.
      */
     private static final java.lang.invoke.MethodHandle[] THREADS = threadHandles();
 
@@ -48,16 +49,84 @@ final class Blas {
                 var l = java.lang.foreign.SymbolLookup.libraryLookup(lib, java.lang.foreign.Arena.global());
                 var set = l.find("openblas_set_num_threads");
                 var get = l.find("openblas_get_num_threads");
+                var core = l.find("openblas_get_corename");
                 if (set.isEmpty() || get.isEmpty()) continue;
                 var linker = java.lang.foreign.Linker.nativeLinker();
                 return new java.lang.invoke.MethodHandle[]{
                         linker.downcallHandle(set.get(), java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT)),
-                        linker.downcallHandle(get.get(), java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT))};
+                        linker.downcallHandle(get.get(), java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT)),
+                        core.map(c -> linker.downcallHandle(c, java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.ADDRESS)))
+                                .orElse(null)};
             } catch (IllegalArgumentException e) {
                 // not loaded under this name: try the next
             }
         }
         return null;
+    }
+
+    /** The kernel set OpenBLAS runs (openblas_get_corename, e.g. "Haswell", "SkylakeX"), or null where it cannot say. */
+    static String coreName() {
+        if (THREADS == null || THREADS[2] == null) return null;
+        try {
+            java.lang.foreign.MemorySegment p = (java.lang.foreign.MemorySegment) THREADS[2].invokeExact();
+            return p.equals(java.lang.foreign.MemorySegment.NULL) ? null : p.reinterpret(64).getString(0);
+        } catch (Throwable t) {
+            return null;
+        }
+    }
+
+    /** The instruction-set level of an OpenBLAS kernel set's name (1 SSE, 2 AVX, 3 AVX2, 4 AVX-512), 0 if unknown. */
+    static int kernelLevel(String core) {
+        return switch (core.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "skylakex", "cooperlake", "sapphirerapids" -> 4;
+            case "haswell", "zen" -> 3;
+            case "sandybridge", "bulldozer", "piledriver", "steamroller", "excavator" -> 2;
+            case "katmai", "coppermine", "northwood", "prescott", "banias", "core2", "penryn", "dunnington", "nehalem",
+                 "atom", "athlon", "opteron", "opteron_sse3", "barcelona", "nano", "bobcat" -> 1;
+            default -> 0;
+        };
+    }
+
+    /** The level this CPU supports by its /proc/cpuinfo flags (as {@link #kernelLevel}), 0 if unknown. */
+    static int cpuLevel(String flags) {
+        java.util.Set<String> f = java.util.Set.of(flags.trim().split("\\s+"));
+        if (f.containsAll(java.util.List.of("avx512f", "avx512bw", "avx512vl", "avx512dq"))) return 4;
+        if (f.contains("avx2") && f.contains("fma")) return 3;
+        if (f.contains("avx")) return 2;
+        return f.contains("sse2") ? 1 : 0;
+    }
+
+    private static final String[] ISA = {"?", "SSE", "AVX", "AVX2", "AVX-512"};
+
+    /**
+     * The note for OPENBLAS_CORETYPE = {@code forced} on a CPU with these flags, when it names a kernel
+     * set below what the CPU runs (OpenBLAS obeys it, and every GEMM runs slower); else null.
+     */
+    static String heldBackNote(String forced, String cpuFlags) {
+        if (forced == null || forced.isBlank() || cpuFlags == null) return null;
+        int f = kernelLevel(forced), c = cpuLevel(cpuFlags);
+        if (f == 0 || c <= f) return null;
+        return "note: OPENBLAS_CORETYPE=" + forced.trim() + " holds OpenBLAS to its " + ISA[f] + " kernels on a CPU with "
+                + ISA[c] + ": its GEMMs run slower than this CPU allows; unset it to time the CPU "
+                + "(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...)";
+    }
+
+    /** This CPU's flags line from /proc/cpuinfo, or null off Linux. */
+    static String cpuFlags() {
+        try (var lines = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+            return lines.filter(l -> l.startsWith("flags")).map(l -> l.substring(l.indexOf(':') + 1)).findFirst().orElse(null);
+        } catch (java.io.IOException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    private static final java.util.concurrent.atomic.AtomicBoolean NOTED = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Prints {@link #heldBackNote} for this process once, on the first use of OpenBLAS. */
+    static void noteIfHeldBack() {
+        if (NOTED.getAndSet(true)) return;
+        String note = heldBackNote(System.getenv("OPENBLAS_CORETYPE"), cpuFlags());
+        if (note != null) System.err.println(note);
     }
 
     /**

@@ -44,7 +44,20 @@ public final class CpuBackend implements Backend {
         this.par = new Parallel(threads);
         this.blas = useBlas;
         this.newtonSchulz = new NewtonSchulz(par, useBlas);
-        if (useBlas) Blas.setThreads(threads); // OpenBLAS keeps its own pool: bound it too
+        if (useBlas) {
+            Blas.setThreads(threads); // OpenBLAS keeps its own pool: bound it too
+            Blas.noteIfHeldBack();
+        }
+    }
+
+    /**
+     * The GEMM in use, for bench: "OpenBLAS, Haswell kernels (OPENBLAS_CORETYPE=Haswell)" or "pure-Java GEMM".
+     */
+    public String gemmKernels() {
+        if (!blas) return "pure-Java GEMM" + (Blas.available() ? "" : " (OpenBLAS: " + Blas.unavailableReason() + ")");
+        String core = Blas.coreName(), forced = System.getenv("OPENBLAS_CORETYPE");
+        return "OpenBLAS, " + (core == null ? "kernel set unknown" : core + " kernels")
+                + (forced == null || forced.isBlank() ? " (its choice for this CPU)" : " (OPENBLAS_CORETYPE=" + forced.trim() + ")");
     }
 
     private final java.util.concurrent.atomic.AtomicLong gemmNanos = new java.util.concurrent.atomic.AtomicLong();
@@ -271,7 +284,8 @@ public final class CpuBackend implements Backend {
     public void matmulForward(Buffer out, Buffer inp, Buffer weight, Buffer bias, int N, int C, int OC) {
         long t0 = System.nanoTime();
         gemmOp("matmul forward (" + linear(C, OC) + ")", f((long) N * C + (long) OC * C + (long) N * OC), 2.0 * N * C * OC, () -> {
-            if (blas) Matmul.forwardBlas(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+            if (N <= Matmul.FEW_ROWS) Matmul.forwardFew(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
+            else if (blas) Matmul.forwardBlas(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
             else Matmul.forward(par, seg(out), seg(inp), seg(weight), seg(bias), N, C, OC);
         });
         gemmNanos.addAndGet(System.nanoTime() - t0);
@@ -355,6 +369,13 @@ public final class CpuBackend implements Backend {
                                   float softcap) {
         op("classifier loss + gradient", f(2L * N * Vp + 2L * N), 0,
                 () -> CrossEntropy.fused(par, seg(losses), seg(logits), seg(targets), dloss, N, V, Vp, softcap));
+    }
+
+    @Override
+    public void softcapCrossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
+                                         float softcap) {
+        op("classifier softcap + loss + gradient", f(2L * N * Vp + 2L * N), 0, () -> CrossEntropy.fused(par, seg(losses),
+                seg(logits), seg(targets), dloss, N, V, Vp, softcap, true));
     }
 
     @Override
@@ -488,7 +509,7 @@ public final class CpuBackend implements Backend {
 
     /**
      * This machine's memory bandwidth in GB/s as a copy moves it (bytes read + written per second, all
-     * threads copying their share of {@code bytes}; best of three): the memory-bound floor's rate.
+     * threads copying their share of {@code bytes}; the best of ten): the memory-bound floor's rate.
      */
     @Override
     public double copyBandwidth(long bytes) {
@@ -498,7 +519,7 @@ public final class CpuBackend implements Backend {
             dst.fill((byte) 0);
             double best = 0;
             long lines = bytes / 64;
-            for (int r = 0; r < 3; r++) {
+            for (int r = 0; r < 10; r++) {
                 long t0 = System.nanoTime();
                 par.forRange(lines, 1 << 14, (s, e) -> MemorySegment.copy(src, s * 64, dst, s * 64, (e - s) * 64));
                 best = Math.max(best, 2.0 * bytes / ((System.nanoTime() - t0) / 1e9) / 1e9);
@@ -509,8 +530,10 @@ public final class CpuBackend implements Backend {
 
     /**
      * This machine's read bandwidth in GB/s (all threads summing their share of {@code bytes} of
-     * floats; best of three): the rate decoding's weight reads are measured against.
+     * floats; the best of twenty, the first ones warming up the JIT): the rate decoding's weight reads
+     * are measured against.
      */
+    @Override
     public double readBandwidth(long bytes) {
         try (Arena a = Arena.ofShared()) {
             MemorySegment src = a.allocate(bytes, 64);
@@ -518,7 +541,7 @@ public final class CpuBackend implements Backend {
             double best = 0;
             long n = bytes / 4;
             double[] sink = new double[1];
-            for (int r = 0; r < 3; r++) {
+            for (int r = 0; r < 20; r++) {
                 long t0 = System.nanoTime();
                 par.forRange(n / 4096, 16, (s, e) -> {
                     float acc = F32.sum(F32.sumRange(src, s * 4096, (e - s) * 4096));

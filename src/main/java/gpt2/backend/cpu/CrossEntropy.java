@@ -46,6 +46,15 @@ final class CrossEntropy {
      */
     static void fused(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets, float dloss,
                       int N, int V, int Vp, float softcap) {
+        fused(par, losses, logits, targets, dloss, N, V, Vp, softcap, false);
+    }
+
+    /**
+     * As above; with {@code capFirst} the logits arrive uncapped and each row's first V are capped
+     * (as {@link Pointwise#softcapForward}) when the row is visited, while it is in cache.
+     */
+    static void fused(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets, float dloss,
+                      int N, int V, int Vp, float softcap, boolean capFirst) {
         par.forRange(N, 1, (s, e) -> {
             float[] ex = softcap > 0 ? new float[V] : null; // the row's exponentials, beside the capped logits
             for (long n = s; n < e; n++) {
@@ -57,6 +66,7 @@ final class CrossEntropy {
                     continue;
                 }
                 checkTarget(target, V, n);
+                if (capFirst) Pointwise.softcap(logits, row, row + V, softcap);
                 float max = maxOf(logits, row, V);
                 float xt = get(logits, row + target);
                 if (softcap > 0) {

@@ -36,9 +36,19 @@ final class FastMath {
         return y * Float.intBitsToFloat(((int) n + 127) << 23);
     }
 
+    private static final int MAGIC_BITS = Float.floatToRawIntBits(MAGIC);
+
+    /**
+     * The same bits as {@link #exp(float)}: the clamp as compare-and-blend (NaN passes through, as
+     * Math.max/min let it), and n read from the bits of x log2(e) + MAGIC (an integer in the low
+     * mantissa bits) rather than by a float-to-int conversion, which the JIT expands into a long
+     * sequence for Java's rounding rules.
+     */
     static FloatVector exp(FloatVector x) {
-        x = x.max(LO).min(HI);
-        FloatVector n = x.mul(LOG2E).add(MAGIC).sub(MAGIC);
+        x = x.blend(LO, x.lt(LO));
+        x = x.blend(HI, x.compare(VectorOperators.GT, HI));
+        FloatVector t = x.mul(LOG2E).add(MAGIC);
+        FloatVector n = t.sub(MAGIC);
         FloatVector r = x.sub(n.mul(C1));
         r = r.sub(n.mul(C2));
         FloatVector p = FloatVector.broadcast(F32.S, P0);
@@ -48,7 +58,7 @@ final class FastMath {
         p = p.mul(r).add(P4);
         p = p.mul(r).add(P5);
         FloatVector y = p.mul(r.mul(r)).add(r).add(1f);
-        IntVector bits = ((IntVector) n.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23);
+        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(MAGIC_BITS - 127).lanewise(VectorOperators.LSHL, 23);
         return y.mul(bits.reinterpretAsFloats());
     }
 }

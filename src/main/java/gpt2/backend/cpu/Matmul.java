@@ -22,6 +22,62 @@ final class Matmul {
     /** Input rows per tile: each loaded weight vector is used for this many rows at once. */
     private static final int ROW_TILE = 4;
 
+    /** Rows up to which {@link #forwardFew} (each weight read once, as decoding does) beats a GEMM. */
+    static final int FEW_ROWS = 4;
+
+    /**
+     * out = inp @ W^T + bias for at most {@link #FEW_ROWS} rows (decoding: one row per sequence): a
+     * matrix-vector product bound by reading the weights, each weight row read once from memory for
+     * all rows, the output channels split over threads in blocks.
+     */
+    static void forwardFew(Parallel par, MemorySegment out, MemorySegment inp, MemorySegment weight,
+                           MemorySegment bias, int N, int C, int OC) {
+        int groups = (OC + 3) / 4;
+        par.forRange(groups, 64, (g0, g1) -> {
+            for (long g = g0; g < g1; g++) {
+                int o = (int) g * 4;
+                if (o + 4 <= OC) {
+                    for (int n = 0; n < N; n++) dot4Weights(out, inp, weight, bias, n, o, C, OC);
+                } else {
+                    for (; o < OC; o++) {
+                        for (int n = 0; n < N; n++) {
+                            float b = bias == null ? 0f : get(bias, o);
+                            set(out, (long) n * OC + o, b + F32.dot(inp, (long) n * C, weight, (long) o * C, C));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /** Row n times weight rows o..o+3 (each input vector loaded once for four weight rows). */
+    private static void dot4Weights(MemorySegment out, MemorySegment inp, MemorySegment weight, MemorySegment bias,
+                                    int n, int o, int C, int OC) {
+        long x = (long) n * C, w0 = (long) o * C, w1 = w0 + C, w2 = w1 + C, w3 = w2 + C;
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0, bound = S.loopBound(C);
+        for (; c < bound; c += S.length()) {
+            FloatVector xv = load(inp, x + c);
+            a0 = load(weight, w0 + c).fma(xv, a0);
+            a1 = load(weight, w1 + c).fma(xv, a1);
+            a2 = load(weight, w2 + c).fma(xv, a2);
+            a3 = load(weight, w3 + c).fma(xv, a3);
+        }
+        float s0 = F32.sum(a0), s1 = F32.sum(a1), s2 = F32.sum(a2), s3 = F32.sum(a3);
+        for (; c < C; c++) {
+            float xc = get(inp, x + c);
+            s0 += get(weight, w0 + c) * xc;
+            s1 += get(weight, w1 + c) * xc;
+            s2 += get(weight, w2 + c) * xc;
+            s3 += get(weight, w3 + c) * xc;
+        }
+        long r = (long) n * OC + o;
+        set(out, r, s0 + (bias == null ? 0f : get(bias, o)));
+        set(out, r + 1, s1 + (bias == null ? 0f : get(bias, o + 1)));
+        set(out, r + 2, s2 + (bias == null ? 0f : get(bias, o + 2)));
+        set(out, r + 3, s3 + (bias == null ? 0f : get(bias, o + 3)));
+    }
+
     /** With OpenBLAS: out = inp @ W^T by sgemm, then the bias. */
     static void forwardBlas(Parallel par, MemorySegment out, MemorySegment inp, MemorySegment weight,
                             MemorySegment bias, int N, int C, int OC) {

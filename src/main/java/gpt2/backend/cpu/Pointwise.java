@@ -22,7 +22,7 @@ final class Pointwise {
      * lanes and the scalar tail do the same float operations in the same order.
      */
     static void geluForward(Parallel par, MemorySegment out, MemorySegment inp, long N) {
-        par.forRange(N, CHUNK, (s, e) -> geluForward(out, inp, s, e));
+        par.forBlocks(N, CHUNK, (s, e) -> geluForward(out, inp, s, e));
     }
 
     /**
@@ -31,15 +31,15 @@ final class Pointwise {
      * operations fall back to objects, several times slower.
      */
     private static void geluForward(MemorySegment out, MemorySegment inp, long s, long e) {
-        long i = s;
-        int L = F32.S.length();
-        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+        int L = F32.S.length(), n = (int) (e - s), k = 0;
+        for (int bound = n / L * L; k < bound; k += L) { // int-counted: the JIT's fast loop form
+            long i = s + k;
             FloatVector x = F32.load(inp, i);
             FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
             FloatVector sig = FastMath.exp(u.mul(-2f)).add(1f);
             F32.store(x.div(sig), out, i);
         }
-        for (; i < e; i++) {
+        for (long i = s + k; i < e; i++) {
             float x = get(inp, i);
             float u = (x * x * x * 0.044715f + x) * GELU_K;
             set(out, i, x / (FastMath.exp(u * -2f) + 1f));
@@ -52,13 +52,13 @@ final class Pointwise {
      * gelu'(x) = s + 2 x s (e s) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
      */
     static void geluBackward(Parallel par, MemorySegment dinp, MemorySegment inp, MemorySegment dout, long N) {
-        par.forRange(N, CHUNK, (s, e) -> geluBackward(dinp, inp, dout, s, e));
+        par.forBlocks(N, CHUNK, (s, e) -> geluBackward(dinp, inp, dout, s, e));
     }
 
     private static void geluBackward(MemorySegment dinp, MemorySegment inp, MemorySegment dout, long s, long e) {
-        long i = s;
-        int L = F32.S.length();
-        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+        int L = F32.S.length(), n = (int) (e - s), k = 0;
+        for (int bound = n / L * L; k < bound; k += L) { // int-counted: the JIT's fast loop form
+            long i = s + k;
             FloatVector x = F32.load(inp, i);
             FloatVector u = x.mul(x).mul(x).mul(0.044715f).add(x).mul(GELU_K);
             FloatVector ex = FastMath.exp(u.mul(-2f));
@@ -67,7 +67,7 @@ final class Pointwise {
             FloatVector grad = sg.add(x.mul(2f).mul(sg).mul(ex.mul(sg)).mul(d));
             F32.store(grad.mul(F32.load(dout, i)), dinp, i);
         }
-        for (; i < e; i++) {
+        for (long i = s + k; i < e; i++) {
             float x = get(inp, i);
             float u = (x * x * x * 0.044715f + x) * GELU_K;
             float ex = FastMath.exp(u * -2f);
@@ -80,17 +80,17 @@ final class Pointwise {
 
     /** out = relu(x)^2. */
     static void reluSquaredForward(Parallel par, MemorySegment out, MemorySegment inp, long N) {
-        par.forRange(N, CHUNK, (s, e) -> reluSquared(out, inp, s, e));
+        par.forBlocks(N, CHUNK, (s, e) -> reluSquared(out, inp, s, e));
     }
 
     private static void reluSquared(MemorySegment out, MemorySegment inp, long s, long e) {
-        long i = s;
-        int L = F32.S.length();
-        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+        int L = F32.S.length(), n = (int) (e - s), k = 0;
+        for (int bound = n / L * L; k < bound; k += L) { // int-counted: the JIT's fast loop form
+            long i = s + k;
             FloatVector x = F32.load(inp, i).max(0f);
             F32.store(x.mul(x), out, i);
         }
-        for (; i < e; i++) {
+        for (long i = s + k; i < e; i++) {
             float x = Math.max(get(inp, i), 0f);
             set(out, i, x * x);
         }
@@ -98,16 +98,16 @@ final class Pointwise {
 
     /** dinp = 2 relu(x) * dout (dinp may alias dout). */
     static void reluSquaredBackward(Parallel par, MemorySegment dinp, MemorySegment inp, MemorySegment dout, long N) {
-        par.forRange(N, CHUNK, (s, e) -> reluSquaredBackward(dinp, inp, dout, s, e));
+        par.forBlocks(N, CHUNK, (s, e) -> reluSquaredBackward(dinp, inp, dout, s, e));
     }
 
     private static void reluSquaredBackward(MemorySegment dinp, MemorySegment inp, MemorySegment dout, long s, long e) {
-        long i = s;
-        int L = F32.S.length();
-        for (long bound = s + (e - s) / L * L; i < bound; i += L) {
+        int L = F32.S.length(), n = (int) (e - s), k = 0;
+        for (int bound = n / L * L; k < bound; k += L) { // int-counted: the JIT's fast loop form
+            long i = s + k;
             F32.store(F32.load(inp, i).max(0f).mul(2f).mul(F32.load(dout, i)), dinp, i);
         }
-        for (; i < e; i++) set(dinp, i, 2f * Math.max(get(inp, i), 0f) * get(dout, i));
+        for (long i = s + k; i < e; i++) set(dinp, i, 2f * Math.max(get(inp, i), 0f) * get(dout, i));
     }
 
     /**
@@ -115,44 +115,42 @@ final class Pointwise {
      * overflow for any u); vector lanes and the scalar tail compute the same bits.
      */
     static void softcapForward(Parallel par, MemorySegment x, long N, float cap) {
-        par.forRange(N, CHUNK, (s, e) -> softcap(x, s, e, cap));
+        par.forBlocks(N, CHUNK, (s, e) -> softcap(x, s, e, cap));
     }
 
-    private static void softcap(MemorySegment x, long s, long e, float cap) {
+    /** x = cap tanh(x / cap) over [s, e). */
+    static void softcap(MemorySegment x, long s, long e, float cap) {
         float inv = 1f / cap;
-        {
-            long i = s;
-            int L = F32.S.length();
-            for (long bound = s + (e - s) / L * L; i < bound; i += L) {
-                FloatVector u = F32.load(x, i).mul(inv);
-                FloatVector ex = FastMath.exp(u.abs().mul(-2f));
-                FloatVector t = FloatVector.broadcast(F32.S, 1f).sub(ex).div(ex.add(1f)).mul(cap);
-                F32.store(t.blend(t.neg(), u.compare(jdk.incubator.vector.VectorOperators.LT, 0f)), x, i);
-            }
-            for (; i < e; i++) {
-                float u = get(x, i) * inv;
-                float ex = FastMath.exp(Math.abs(u) * -2f);
-                float t = (1f - ex) / (ex + 1f) * cap;
-                set(x, i, u < 0f ? -t : t);
-            }
+        int L = F32.S.length(), n = (int) (e - s), k = 0;
+        for (int bound = n / L * L; k < bound; k += L) { // int-counted: the JIT's fast loop form
+            long i = s + k;
+            FloatVector u = F32.load(x, i).mul(inv);
+            FloatVector ex = FastMath.exp(u.abs().mul(-2f));
+            FloatVector t = FloatVector.broadcast(F32.S, 1f).sub(ex).div(ex.add(1f)).mul(cap);
+            F32.store(t.blend(t.neg(), u.compare(jdk.incubator.vector.VectorOperators.LT, 0f)), x, i);
+        }
+        for (long i = s + k; i < e; i++) {
+            float u = get(x, i) * inv;
+            float ex = FastMath.exp(Math.abs(u) * -2f);
+            float t = (1f - ex) / (ex + 1f) * cap;
+            set(x, i, u < 0f ? -t : t);
         }
     }
 
     static void residualForward(Parallel par, MemorySegment out, MemorySegment a, MemorySegment b, long N) {
-        par.forRange(N, CHUNK, (s, e) -> add(out, a, b, s, e));
+        par.forBlocks(N, CHUNK, (s, e) -> add(out, a, b, s, e));
     }
 
     private static void add(MemorySegment out, MemorySegment a, MemorySegment b, long s, long e) {
-        long i = s;
-        int L = F32.S.length();
-        for (long bound = s + (e - s) / L * L; i < bound; i += L) F32.store(F32.load(a, i).add(F32.load(b, i)), out, i);
-        for (; i < e; i++) set(out, i, get(a, i) + get(b, i));
+        int L = F32.S.length(), n = (int) (e - s), k = 0;
+        for (int bound = n / L * L; k < bound; k += L) F32.store(F32.load(a, s + k).add(F32.load(b, s + k)), out, s + k);
+        for (long i = s + k; i < e; i++) set(out, i, get(a, i) + get(b, i));
     }
 
     /** x *= mask / (1 - p), in place; forward and backward alike. */
     static void dropout(Parallel par, MemorySegment x, long N, Dropout d) {
         if (d == null || d.isOff()) return;
-        par.forRange(N, CHUNK, (s, e) -> {
+        par.forBlocks(N, CHUNK, (s, e) -> {
             for (long i = s; i < e; i++) set(x, i, get(x, i) * d.scale(i));
         });
     }

@@ -157,4 +157,26 @@ class CrossEntropyTest {
             assertEquals(0.0, sum, 1e-6, "crossEntropyBackward row " + n + " sum of dlogits");
         }
     }
+
+    /**
+     * The soft cap fused with the classifier (logits capped row by row as they are visited) gives the
+     * bits of the soft cap followed by the fused classifier, for losses and gradients, with an
+     * ignored row among them.
+     */
+    @Test
+    void softcapFusedWithTheClassifierEqualsTheTwoOps() {
+        int N = 5, V = 70, Vp = 80;
+        float cap = 3f, dloss = 0.2f;
+        float[] x = randn(new Random(9), N * Vp, 4);
+        int[] t = {3, -1, 69, 0, 41};
+        Buffer targets = be.allocate(gpt2.backend.DType.I32, N, "targets");
+        be.write(targets, t);
+        Buffer a = upload(be, x, "a"), la = upload(be, filled(N, Float.NaN), "la");
+        be.softcapForward(a, (long) N * Vp, cap);
+        be.crossEntropyFused(la, a, targets, dloss, N, V, Vp, cap);
+        Buffer b = upload(be, x, "b"), lb = upload(be, filled(N, Float.NaN), "lb");
+        be.softcapCrossEntropyFused(lb, b, targets, dloss, N, V, Vp, cap);
+        assertExact("softcapCrossEntropyFused", "losses", download(be, la), download(be, lb));
+        assertExact("softcapCrossEntropyFused", "gradients", download(be, a), download(be, b));
+    }
 }

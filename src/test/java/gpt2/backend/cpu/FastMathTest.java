@@ -26,8 +26,12 @@ class FastMathTest {
     @Test
     void vectorLanesEqualTheScalarForm() {
         int L = F32.S.length();
-        float[] xs = new float[L * 50];
-        for (int i = 0; i < xs.length; i++) xs[i] = (i - xs.length / 2) * 0.37f;
+        float[] xs = new float[L * 51];
+        for (int i = 0; i < L * 50; i++) xs[i] = (i - L * 25) * 0.37f;
+        // the edges: the clamps, infinities, NaN, signed zeros (the last L lanes, the rest of them 0)
+        float[] edges = {Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY, Float.NaN, -0f, 0f, -87.3f, -87.30001f, 88f,
+                88.00001f, -1e30f, 1e30f, Float.MIN_VALUE, -126.5f, 127.5f};
+        System.arraycopy(edges, 0, xs, L * 50, Math.min(L, edges.length));
         for (int i = 0; i < xs.length; i += L) {
             float[] out = new float[L];
             FastMath.exp(FloatVector.fromArray(F32.S, xs, i)).intoArray(out, 0);

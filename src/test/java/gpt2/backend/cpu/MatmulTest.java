@@ -55,7 +55,9 @@ class MatmulTest {
     @CsvSource({
             "11, 37, 45, true", "11, 37, 45, false",
             "5, 19, 70, true", "5, 19, 70, false",
-            "8, 64, 32, true", "1, 37, 3, false"})
+            "8, 64, 32, true", "1, 37, 3, false",
+            // decoding's rows (N <= 4: each weight row read once): groups of 4 weight rows with a tail
+            "1, 64, 1030, true", "3, 37, 70, true", "4, 768, 45, false"})
     void forwardMatchesReference(int N, int C, int OC, boolean withBias) {
         Random r = new Random(N * 1000 + C * 10 + OC);
         float[] x = randn(r, N * C, 1), w = randn(r, OC * C, 1), b = randn(r, OC, 1);
