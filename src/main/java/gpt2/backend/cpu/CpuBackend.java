@@ -38,6 +38,12 @@ public final class CpuBackend implements Backend {
 
     /** @param useBlas OpenBLAS GEMMs (refused when the library cannot load) or the pure-Java GEMM */
     public CpuBackend(int threads, boolean useBlas) {
+        this(threads, useBlas, ATTENTION_GEMM_MIN_T);
+    }
+
+    /** @param attentionGemmMinT the sequence length from which attention runs as GEMMs (tests pick 1 or none) */
+    CpuBackend(int threads, boolean useBlas, int attentionGemmMinT) {
+        this.attentionGemmMinT = attentionGemmMinT;
         if (useBlas && !Blas.available()) {
             throw new IllegalStateException("OpenBLAS cannot be used: " + Blas.unavailableReason());
         }
@@ -57,7 +63,8 @@ public final class CpuBackend implements Backend {
         if (!blas) return "pure-Java GEMM" + (Blas.available() ? "" : " (OpenBLAS: " + Blas.unavailableReason() + ")");
         String core = Blas.coreName(), forced = System.getenv("OPENBLAS_CORETYPE");
         return "OpenBLAS, " + (core == null ? "kernel set unknown" : core + " kernels")
-                + (forced == null || forced.isBlank() ? " (its choice for this CPU)" : " (OPENBLAS_CORETYPE=" + forced.trim() + ")");
+                + (forced == null || forced.isBlank() ? " (its choice for this CPU)" : " (OPENBLAS_CORETYPE=" + forced.trim() + ")")
+                + ", idle workers sleep after 2^" + Blas.THREAD_TIMEOUT + " cycles (OPENBLAS_THREAD_TIMEOUT)";
     }
 
     private final java.util.concurrent.atomic.AtomicLong gemmNanos = new java.util.concurrent.atomic.AtomicLong();
@@ -312,16 +319,40 @@ public final class CpuBackend implements Backend {
     @Override
     public void attentionForward(Buffer out, Buffer att, Buffer qkv, int B, int T, int C, int NH, Dropout dropout) {
         long N = (long) B * T;
-        op("attention forward", f(4 * N * C + (long) B * NH * T * T), attentionFlops(2, B, T, C),
-                () -> Attention.forward(par, seg(out), seg(att), seg(qkv), B, T, C, NH, dropout));
+        op("attention forward", f(4 * N * C + (long) B * NH * T * T), attentionFlops(2, B, T, C), () -> {
+            if (attentionByGemm(T, dropout)) Attention.forwardBlas(par, seg(out), seg(att), seg(qkv), B, T, C, NH);
+            else Attention.forward(par, seg(out), seg(att), seg(qkv), B, T, C, NH, dropout);
+        });
     }
 
     @Override
     public void attentionBackward(Buffer dqkv, Buffer dout, Buffer qkv, Buffer att, int B, int T, int C, int NH,
                                   Dropout dropout) {
         long N = (long) B * T;
-        op("attention backward", f(7 * N * C + (long) B * NH * T * T), attentionFlops(4, B, T, C),
-                () -> Attention.backward(par, seg(dqkv), seg(dout), seg(qkv), seg(att), B, T, C, NH, dropout));
+        op("attention backward", f(7 * N * C + (long) B * NH * T * T), attentionFlops(4, B, T, C), () -> {
+            if (attentionByGemm(T, dropout)) {
+                try (Arena a = Arena.ofShared()) { // the worker threads write it too
+                    MemorySegment scratch = a.allocate(4L * T * T, 64);
+                    Attention.backwardBlas(par, seg(dqkv), seg(dout), seg(qkv), seg(att), scratch, B, T, C, NH);
+                }
+            } else {
+                Attention.backward(par, seg(dqkv), seg(dout), seg(qkv), seg(att), B, T, C, NH, dropout);
+            }
+        });
+    }
+
+    /**
+     * Sequences from this length on run their attention as OpenBLAS GEMMs per head ({@link
+     * Attention#forwardBlas}); shorter ones, and any with dropout on the weights, through the Java
+     * kernels, which split the heads over threads (at short lengths the GEMM calls cost more than
+     * they save).
+     */
+    static final int ATTENTION_GEMM_MIN_T = 256;
+
+    private final int attentionGemmMinT;
+
+    private boolean attentionByGemm(int T, Dropout dropout) {
+        return blas && T >= attentionGemmMinT && (dropout == null || dropout.isOff());
     }
 
     @Override

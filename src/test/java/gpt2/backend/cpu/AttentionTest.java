@@ -29,7 +29,12 @@ class AttentionTest {
 
     static final long KEY = 0x5EEDL;
 
-    private final Backend be = new CpuBackend(2);
+    /** The backend under test; {@link GemmAttentionTest} runs every test with the attention as OpenBLAS GEMMs. */
+    Backend backend() {
+        return new CpuBackend(2, CpuBackend.blasAvailable(), Integer.MAX_VALUE); // the Java kernels at every length
+    }
+
+    private final Backend be = backend();
 
     @AfterEach
     void close() {
@@ -87,7 +92,8 @@ class AttentionTest {
     @CsvSource({
             "2, 7, 57, 3, false", "2, 7, 57, 3, true",
             "2, 5, 32, 2, false", "2, 5, 32, 2, true",
-            "3, 4, 12, 4, false", "3, 4, 12, 4, true"})
+            "3, 4, 12, 4, false", "3, 4, 12, 4, true",
+            "1, 150, 24, 2, false"}) // longer than a row block of the GEMM path (128): two blocks
     void forwardMatchesReference(int B, int T, int C, int NH, boolean drop) {
         Random r = new Random(B * 100 + T * 10 + NH);
         float[] qkv = randn(r, B * T * 3 * C, 1);

@@ -66,10 +66,12 @@ public class ModernOpsTest {
         return out;
     }
 
-    @ParameterizedTest(name = "norm {0}, theta {1}, pos0 {2}")
-    @CsvSource({"true, 10000, 0", "true, 0, 0", "false, 50000, 0", "true, 100, 5", "false, 10, 3"})
-    void qkNormRopeForwardAndBackwardMatchReference(boolean norm, float theta, int pos0) {
-        int B = 2, T = 5, C = 24, NH = 3;
+    // head sizes 8 (scalar tails only), 64 and 96 (whole vectors of the halves, with and without a tail)
+    @ParameterizedTest(name = "norm {0}, theta {1}, pos0 {2}, C {3}, NH {4}")
+    @CsvSource({"true, 10000, 0, 24, 3", "true, 0, 0, 24, 3", "false, 50000, 0, 24, 3", "true, 100, 5, 24, 3",
+            "false, 10, 3, 24, 3", "true, 10000, 2, 128, 2", "true, 500, 0, 96, 1", "false, 10000, 0, 136, 2"})
+    void qkNormRopeForwardAndBackwardMatchReference(boolean norm, float theta, int pos0, int C, int NH) {
+        int B = 2, T = 5;
         float eps = 1e-6f;
         Random r = new Random(7);
         float[] x = randn(r, B * T * 3 * C, 1.5);
