@@ -398,6 +398,19 @@ public interface Backend extends AutoCloseable {
         return Double.NaN;
     }
 
+    /** What runs this backend's GEMMs (the CPU: OpenBLAS and its kernel set), for bench; null where nothing is to say. */
+    default String gemmDescription() {
+        return null;
+    }
+
+    /**
+     * Untimed steps before bench times any: 2 (allocations, kernel compilation); the CPU more, whose
+     * JIT compiles the vector kernels during the first steps.
+     */
+    default int benchWarmupSteps() {
+        return 2;
+    }
+
     /**
      * The memory's read bandwidth in GB/s (bytes read per second, every thread reading its share of
      * {@code bytes}), the yardstick of decoding, which reads every weight once per token; NaN where

@@ -137,7 +137,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             out.printf("bench %s (%,d parameters) B=%d T=%d on %s%s%n", cfg.name(), cfg.parameterCount(), B, T, be.name(),
                     m.flashAttention() ? ", flash attention" : "");
-            if (be instanceof gpt2.backend.cpu.CpuBackend cpu) out.printf("GEMM: %s%n", cpu.gemmKernels());
+            if (be.gemmDescription() != null) out.printf("GEMM: %s%n", be.gemmDescription());
             out.flush();
             if (dry) return dryRun(out, be, m, opt, in, tg, B, T, cfg);
             if (decoding) return decode(out, be, m, in, B, T, profiled);
@@ -148,7 +148,7 @@ final class BenchCommand implements Callable<Integer> {
             // with CUDA graphs a micro-batch's forward and backward are one replayed segment: a
             // synchronization between them would end it (and after two such misses, graphs for it)
             boolean whole = be.replaysSegments();
-            int warm = warmup >= 0 ? warmup : be instanceof gpt2.backend.cpu.CpuBackend ? 10 : 2;
+            int warm = warmup >= 0 ? warmup : be.benchWarmupSteps();
             for (int s = -warm; s < steps; s++) {
                 be.resetGemmStats();
                 long t0 = System.nanoTime();

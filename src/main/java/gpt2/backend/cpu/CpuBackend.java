@@ -59,7 +59,13 @@ public final class CpuBackend implements Backend {
     /**
      * The GEMM in use, for bench: "OpenBLAS, Haswell kernels (OPENBLAS_CORETYPE=Haswell)" or "pure-Java GEMM".
      */
-    public String gemmKernels() {
+    @Override
+    public int benchWarmupSteps() {
+        return 10;
+    }
+
+    @Override
+    public String gemmDescription() {
         if (!blas) return "pure-Java GEMM" + (Blas.available() ? "" : " (OpenBLAS: " + Blas.unavailableReason() + ")");
         String core = Blas.coreName(), forced = System.getenv("OPENBLAS_CORETYPE");
         return "OpenBLAS, " + (core == null ? "kernel set unknown" : core + " kernels")
