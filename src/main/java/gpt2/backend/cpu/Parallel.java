@@ -1,17 +1,21 @@
 package gpt2.backend.cpu;
 
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The one parallelism helper of the CPU backend: splits a range of work items into contiguous
- * chunks, one per thread of a fixed pool, with the calling thread taking the first chunk.
+ * chunks, one per thread of a fixed set of workers, with the calling thread taking the first chunk.
  * Chunk boundaries depend only on the range and the thread count, so results are repeatable.
- * Calls must not nest.
+ *
+ * <p>A hand-off is a volatile write of the job that the workers, spinning briefly after their last
+ * chunk, see at once; a worker that found nothing for {@link #SPIN_NANOS} parks and is unparked.
+ * (An executor's submit and future, parking every time, cost about 44 microseconds a call on this
+ * project's 2-core machine: several milliseconds per decoded token, which makes ~100 calls.) The
+ * caller likewise spins, then parks, until the other chunks are done. Calls from several threads
+ * take turns; a call from inside a chunk (nesting) runs its whole range on the calling thread.
  */
 final class Parallel implements AutoCloseable {
 
@@ -20,21 +24,77 @@ final class Parallel implements AutoCloseable {
         void run(long start, long end);
     }
 
+    /** How long an idle worker (or a waiting caller) spins before it parks. */
+    private static final long SPIN_NANOS = 50_000;
+
+    /** One call's work: chunk i of {@code chunks} is [n i / chunks, n (i+1) / chunks). */
+    private static final class Job {
+        final Range body;
+        final long n;
+        final int chunks;
+        final Thread caller;
+        final AtomicInteger remaining;
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+        Job(Range body, long n, int chunks, Thread caller) {
+            this.body = body;
+            this.n = n;
+            this.chunks = chunks;
+            this.caller = caller;
+            this.remaining = new AtomicInteger(chunks - 1);
+        }
+
+        void run(int i) {
+            body.run(n * i / chunks, n * (i + 1) / chunks);
+        }
+    }
+
     private final int threads;
-    private final ExecutorService pool;
+    private final Thread[] workers;
+    private final ReentrantLock turn = new ReentrantLock();
+    private volatile Job job;
+    private volatile boolean closed;
 
     Parallel(int threads) {
         if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         this.threads = threads;
-        this.pool = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, r -> {
-            Thread t = new Thread(r, "gpt2-cpu-worker");
+        this.workers = new Thread[threads - 1];
+        for (int w = 0; w < workers.length; w++) {
+            int chunk = w + 1;
+            Thread t = new Thread(() -> work(chunk), "gpt2-cpu-worker-" + chunk);
             t.setDaemon(true);
-            return t;
-        });
+            workers[w] = t;
+            t.start();
+        }
     }
 
     int threads() {
         return threads;
+    }
+
+    /** A worker's loop: wait for a job newer than the last, run its chunk (if it has one), repeat. */
+    private void work(int chunk) {
+        Job last = null;
+        while (!closed) {
+            Job j = job;
+            if (j == last) {
+                long spinUntil = System.nanoTime() + SPIN_NANOS;
+                while ((j = job) == last && !closed && System.nanoTime() < spinUntil) Thread.onSpinWait();
+                if (j == last) {
+                    LockSupport.park(this);
+                    continue;
+                }
+            }
+            last = j;
+            if (chunk < j.chunks) {
+                try {
+                    j.run(chunk);
+                } catch (Throwable t) {
+                    j.failure.compareAndSet(null, t);
+                }
+                if (j.remaining.decrementAndGet() == 0) LockSupport.unpark(j.caller);
+            }
+        }
     }
 
     /**
@@ -43,34 +103,39 @@ final class Parallel implements AutoCloseable {
     void forRange(long n, long minChunk, Range body) {
         if (n <= 0) return;
         int chunks = (int) Math.max(1, Math.min(threads, n / Math.max(1, minChunk)));
-        if (chunks == 1) {
+        if (chunks == 1 || turn.isHeldByCurrentThread() || isWorker()) { // one chunk, or a nested call: all here
             body.run(0, n);
             return;
         }
-        List<Future<?>> futures = new ArrayList<>(chunks - 1);
-        for (int i = 1; i < chunks; i++) {
-            long s = n * i / chunks, e = n * (i + 1) / chunks;
-            futures.add(pool.submit(() -> body.run(s, e)));
-        }
-        Throwable failure = null;
+        turn.lock();
         try {
-            body.run(0, n / chunks);
-        } catch (Throwable t) {
-            failure = t;
-        }
-        for (Future<?> f : futures) {
+            Job j = new Job(body, n, chunks, Thread.currentThread());
+            job = j;
+            for (int w = 0; w < chunks - 1; w++) LockSupport.unpark(workers[w]);
+            Throwable failure = null;
             try {
-                f.get();
-            } catch (ExecutionException e) {
-                if (failure == null) failure = e.getCause();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                if (failure == null) failure = e;
+                j.run(0);
+            } catch (Throwable t) {
+                failure = t;
             }
+            long spinUntil = System.nanoTime() + SPIN_NANOS;
+            while (j.remaining.get() > 0) {
+                if (System.nanoTime() < spinUntil) Thread.onSpinWait();
+                else LockSupport.parkNanos(this, 100_000);
+            }
+            if (failure == null) failure = j.failure.get();
+            if (failure instanceof RuntimeException re) throw re;
+            if (failure instanceof Error err) throw err;
+            if (failure != null) throw new IllegalStateException(failure);
+        } finally {
+            turn.unlock();
         }
-        if (failure instanceof RuntimeException re) throw re;
-        if (failure instanceof Error err) throw err;
-        if (failure != null) throw new IllegalStateException(failure);
+    }
+
+    private boolean isWorker() {
+        Thread me = Thread.currentThread();
+        for (Thread w : workers) if (w == me) return true;
+        return false;
     }
 
     /**
@@ -87,6 +152,7 @@ final class Parallel implements AutoCloseable {
 
     @Override
     public void close() {
-        if (pool != null) pool.shutdownNow();
+        closed = true;
+        for (Thread w : workers) LockSupport.unpark(w);
     }
 }
