@@ -357,6 +357,14 @@ final class Attention {
     /** Query rows per block of the GEMM path: keys past a block's last row are not multiplied. */
     private static final int ROWS = 128;
 
+    /** Where head bh = b NH + h starts, in floats: its q, k, v in qkv (B,T,3C), its att (B,NH,T,T), its out (B,T,C). */
+    private record HeadAt(long q, long k, long v, long att, long out) {
+        static HeadAt of(long bh, int T, int C, int NH) {
+            long b = bh / NH, h = bh % NH, hs = C / NH, q = b * T * 3L * C + h * hs;
+            return new HeadAt(q, q + C, q + 2L * C, bh * T * T, b * T * C + h * hs);
+        }
+    }
+
     private static MemorySegment at(MemorySegment s, long floats) {
         return s.asSlice(floats * 4);
     }
@@ -371,8 +379,8 @@ final class Attention {
         int hs = C / NH, C3 = 3 * C;
         float scale = (float) (1.0 / Math.sqrt(hs));
         for (long bh = 0; bh < (long) B * NH; bh++) {
-            long b = bh / NH, h = bh % NH;
-            long q = b * T * C3 + h * hs, k = q + C, v = q + 2L * C, a = bh * T * T, o = b * T * C + h * hs;
+            HeadAt head = HeadAt.of(bh, T, C, NH);
+            long q = head.q, k = head.k, v = head.v, a = head.att, o = head.out;
             for (int r0 = 0; r0 < T; r0 += ROWS) {
                 int r1 = Math.min(T, r0 + ROWS);
                 Blas.sgemm(false, true, r1 - r0, r1, hs, scale, at(qkv, q + (long) r0 * C3), C3, at(qkv, k), C3, 0f,
@@ -426,8 +434,8 @@ final class Attention {
         int hs = C / NH, C3 = 3 * C;
         float scale = (float) (1.0 / Math.sqrt(hs));
         for (long bh = 0; bh < (long) B * NH; bh++) {
-            long b = bh / NH, h = bh % NH;
-            long q = b * T * C3 + h * hs, k = q + C, v = q + 2L * C, a = bh * T * T, o = b * T * C + h * hs;
+            HeadAt head = HeadAt.of(bh, T, C, NH);
+            long q = head.q, k = head.k, v = head.v, a = head.att, o = head.out;
             for (int r0 = 0; r0 < T; r0 += ROWS) {
                 int r1 = Math.min(T, r0 + ROWS);
                 // datt rows [r0, r1), keys [0, r1)
