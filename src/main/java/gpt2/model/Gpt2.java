@@ -180,7 +180,7 @@ public final class Gpt2 implements AutoCloseable {
      */
     public float forward(int[] inputs, int[] targets, int B, int T, long passKey) {
         int V = config.vocabSize(), Vp = config.paddedVocabSize(), N = B * T;
-        validTargets = run(inputs, targets, B, T, passKey, null);
+        validTargets = run(inputs, targets, B, T, passKey, null, true);
         fusedLossScale = Float.NaN;
         if (targets == null) return Float.NaN;
         backend.crossEntropyForward(stat(acts.losses()), act(acts.logits()), this.targets, N, V, Vp);
@@ -207,12 +207,8 @@ public final class Gpt2 implements AutoCloseable {
         // backward hook (data parallelism's all-reduces go to another stream as layers finish)
         String segment = backwardHook == null ? "train B=" + B + " T=" + T + (flash ? " flash" : "") : null;
         float cap = config.logitSoftcap();
-        capWithLoss = cap > 0; // the soft cap goes with the loss (one op), not at the end of the trunk
-        try {
-            validTargets = run(inputs, targets, B, T, passKey, segment);
-        } finally {
-            capWithLoss = false;
-        }
+        // with a soft cap, the cap goes with the loss (one op), not at the end of the trunk
+        validTargets = run(inputs, targets, B, T, passKey, segment, cap <= 0);
         fusedLossScale = lossScale;
         if (validTargets == 0) return;
         float scale = lossScale / validTargets;
@@ -220,9 +216,6 @@ public final class Gpt2 implements AutoCloseable {
         else backend.crossEntropyFused(stat(acts.losses()), act(acts.logits()), this.targets, scale, N, V, Vp, 0f);
         backend.addSum(stepNumbers().slice(0, 1), stat(acts.losses()), scale, N);
     }
-
-    /** During {@link #trainForward}'s trunk: the logits stay uncapped for softcapCrossEntropyFused. */
-    private boolean capWithLoss;
 
     private Buffer stepNumbers() {
         if (stepNumbers == null) stepNumbers = backend.allocate(DType.F32, 2, "step loss and gradient norm");
@@ -244,9 +237,10 @@ public final class Gpt2 implements AutoCloseable {
     /**
      * Checks the tokens, uploads them (and the targets), runs the trunk; returns the number of
      * positions with a target. With a {@code segment} name the trunk opens a replayable segment
-     * after the uploads (see {@link Backend#beginReplayable}).
+     * after the uploads (see {@link Backend#beginReplayable}); {@code capLogits} false leaves a soft
+     * cap to the op that takes the loss.
      */
-    private int run(int[] inputs, int[] targets, int B, int T, long passKey, String segment) {
+    private int run(int[] inputs, int[] targets, int B, int T, long passKey, String segment, boolean capLogits) {
         int V = config.vocabSize(), N = B * T;
         if (inputs.length != N) throw new IllegalArgumentException("inputs: expected B*T = " + N + " tokens, got " + inputs.length);
         if (targets != null && targets.length != N) throw new IllegalArgumentException("targets: expected " + N + " tokens, got " + targets.length);
@@ -269,7 +263,7 @@ public final class Gpt2 implements AutoCloseable {
         backend.write(this.inputs, inputs);
         if (targets != null) backend.write(this.targets, targets);
         if (segment != null) backend.beginReplayable(segment);
-        trunk(B, T, this.inputs, par(layout.wpe()), null, 0);
+        trunk(B, T, this.inputs, par(layout.wpe()), null, 0, capLogits);
         forwardHasTargets = targets != null;
         return valid;
     }
@@ -278,7 +272,7 @@ public final class Gpt2 implements AutoCloseable {
      * Embedding, every layer, final norm and logits into the current activations. With a KV cache,
      * T is 1 and attention covers the cached positions 0..pos (wpe is then the row of pos).
      */
-    private void trunk(int B, int T, Buffer tokens, Buffer wpe, KvCache cache, int pos) {
+    private void trunk(int B, int T, Buffer tokens, Buffer wpe, KvCache cache, int pos, boolean capLogits) {
         int C = config.channels(), NH = config.numHeads(), Vp = config.paddedVocabSize();
         int N = B * T;
         ParameterLayout p = layout;
@@ -332,7 +326,7 @@ public final class Gpt2 implements AutoCloseable {
             }
         }
         backend.matmulForward(act(a.logits()), act(a.lnf()), par(p.lmHead()), null, N, C, Vp);
-        if (config.logitSoftcap() > 0 && !capWithLoss) backend.softcapForward(act(a.logits()), (long) N * Vp, config.logitSoftcap());
+        if (config.logitSoftcap() > 0 && capLogits) backend.softcapForward(act(a.logits()), (long) N * Vp, config.logitSoftcap());
     }
 
     /** RoPE's theta as the ops take it: 0 without RoPE. */
@@ -411,7 +405,7 @@ public final class Gpt2 implements AutoCloseable {
         training = false;
         try {
             Buffer wpe = layout.wpe() == null ? null : computeWeights.slice(layout.wpe().offset() + (long) pos * C, C);
-            trunk(B, 1, cache.tokens, wpe, cache, pos);
+            trunk(B, 1, cache.tokens, wpe, cache, pos, true);
             float[] row = new float[V];
             float[][] out = new float[B][];
             for (int b = 0; b < B; b++) {

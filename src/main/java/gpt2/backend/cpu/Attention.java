@@ -33,26 +33,46 @@ final class Attention {
         return (n + L - 1) / L * L;
     }
 
-    /** One thread's arrays for one head, reused across the heads it takes. */
+    /**
+     * One thread's arrays for one head, reused across the heads it takes and kept between calls (one
+     * per thread, remade when T or the head size changes).
+     */
     private static final class Head {
         final int T, hs, hp, tp;
-        final float[] q, k, v, kt, vt, s, d, dq, dk, dv;
+        final float[] q, k, v, kt, vt, s, d, dq, dk, dv, o, p, pm;
+        /** A tile's rows: scores (or datt), outputs (or dq), the weights and the weights as applied. */
+        final float[][] x, ox, ps, pms;
 
-        Head(int T, int hs, boolean backward) {
+        private static final ThreadLocal<Head> KEPT = new ThreadLocal<>();
+
+        static Head of(int T, int hs) {
+            Head h = KEPT.get();
+            if (h == null || h.T != T || h.hs != hs) KEPT.set(h = new Head(T, hs));
+            return h;
+        }
+
+        private Head(int T, int hs) {
             this.T = T;
             this.hs = hs;
             this.hp = pad(hs);
             this.tp = pad(T);
             q = new float[T * hp];
-            k = backward ? new float[T * hp] : null;
+            k = new float[T * hp];
             v = new float[T * hp];
             kt = new float[hs * tp];
-            vt = backward ? new float[hs * tp] : null;
+            vt = new float[hs * tp];
             s = new float[tp];
-            d = backward ? new float[T * hp] : null; // dout
-            dq = backward ? new float[hp] : null;
-            dk = backward ? new float[T * hp] : null;
-            dv = backward ? new float[T * hp] : null;
+            d = new float[T * hp]; // dout
+            dq = new float[hp];
+            dk = new float[T * hp];
+            dv = new float[T * hp];
+            o = new float[hp];
+            p = new float[tp];
+            pm = new float[tp];
+            x = new float[TILE][tp];
+            ox = new float[TILE][hp];
+            ps = new float[TILE][tp];
+            pms = new float[TILE][tp];
         }
 
         /** Rows t of the part (0 q, 1 k, 2 v) of head h of sequence b into dst (T x hp), and transposed into dstT. */
@@ -160,9 +180,9 @@ final class Attention {
         float scale = (float) (1.0 / Math.sqrt(hs));
         boolean drop = dropout != null && !dropout.isOff();
         par.forRange((long) B * NH, 1, (s0, e0) -> {
-            Head w = new Head(T, hs, false);
-            float[] s = w.s, o = new float[w.hp];
-            float[][] x = new float[TILE][w.tp], ox = new float[TILE][w.hp];
+            Head w = Head.of(T, hs);
+            float[] s = w.s, o = w.o;
+            float[][] x = w.x, ox = w.ox;
             for (long bh = s0; bh < e0; bh++) {
                 long b = bh / NH;
                 int h = (int) (bh % NH);
@@ -254,11 +274,10 @@ final class Attention {
         float scale = (float) (1.0 / Math.sqrt(hs));
         boolean drop = dropout != null && !dropout.isOff();
         par.forRange((long) B * NH, 1, (s0, e0) -> {
-            Head w = new Head(T, hs, true);
+            Head w = Head.of(T, hs);
             int hp = w.hp;
-            float[] datt = w.s, p = new float[w.tp], pm = new float[w.tp], dq = w.dq, dk = w.dk, dv = w.dv, d = w.d;
-            float[][] x = new float[TILE][w.tp], ps = new float[TILE][w.tp], pms = new float[TILE][w.tp];
-            float[][] ox = new float[TILE][hp];
+            float[] datt = w.s, p = w.p, pm = w.pm, dq = w.dq, dk = w.dk, dv = w.dv, d = w.d;
+            float[][] x = w.x, ps = w.ps, pms = w.pms, ox = w.ox;
             for (long bh = s0; bh < e0; bh++) {
                 long b = bh / NH;
                 int h = (int) (bh % NH);

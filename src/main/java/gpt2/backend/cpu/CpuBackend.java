@@ -56,14 +56,13 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    /**
-     * The GEMM in use, for bench: "OpenBLAS, Haswell kernels (OPENBLAS_CORETYPE=Haswell)" or "pure-Java GEMM".
-     */
+    /** Ten: the JIT compiles the vector kernels during the first steps. */
     @Override
     public int benchWarmupSteps() {
         return 10;
     }
 
+    /** The GEMM in use: "OpenBLAS, Haswell kernels (OPENBLAS_CORETYPE=Haswell), ..." or "pure-Java GEMM". */
     @Override
     public String gemmDescription() {
         if (!blas) return "pure-Java GEMM" + (Blas.available() ? "" : " (OpenBLAS: " + Blas.unavailableReason() + ")");
@@ -337,10 +336,7 @@ public final class CpuBackend implements Backend {
         long N = (long) B * T;
         op("attention backward", f(7 * N * C + (long) B * NH * T * T), attentionFlops(4, B, T, C), () -> {
             if (attentionByGemm(T, dropout)) {
-                try (Arena a = Arena.ofShared()) { // the worker threads write it too
-                    MemorySegment scratch = a.allocate(4L * T * T, 64);
-                    Attention.backwardBlas(par, seg(dqkv), seg(dout), seg(qkv), seg(att), scratch, B, T, C, NH);
-                }
+                Attention.backwardBlas(par, seg(dqkv), seg(dout), seg(qkv), seg(att), attentionScratch(T), B, T, C, NH);
             } else {
                 Attention.backward(par, seg(dqkv), seg(dout), seg(qkv), seg(att), B, T, C, NH, dropout);
             }
@@ -356,6 +352,19 @@ public final class CpuBackend implements Backend {
     static final int ATTENTION_GEMM_MIN_T = 256;
 
     private final int attentionGemmMinT;
+    /** The GEMM attention backward's T x T scratch, kept between calls (the workers write it too: a shared arena). */
+    private Arena attentionArena;
+    private MemorySegment attentionScratch;
+
+    private MemorySegment attentionScratch(int T) {
+        long bytes = 4L * T * T;
+        if (attentionScratch == null || attentionScratch.byteSize() < bytes) {
+            if (attentionArena != null) attentionArena.close();
+            attentionArena = Arena.ofShared();
+            attentionScratch = attentionArena.allocate(bytes, 64);
+        }
+        return attentionScratch;
+    }
 
     private boolean attentionByGemm(int T, Dropout dropout) {
         return blas && T >= attentionGemmMinT && (dropout == null || dropout.isOff());
@@ -405,7 +414,7 @@ public final class CpuBackend implements Backend {
     public void crossEntropyFused(Buffer losses, Buffer logits, Buffer targets, float dloss, int N, int V, int Vp,
                                   float softcap) {
         op("classifier loss + gradient", f(2L * N * Vp + 2L * N), 0,
-                () -> CrossEntropy.fused(par, seg(losses), seg(logits), seg(targets), dloss, N, V, Vp, softcap));
+                () -> CrossEntropy.fused(par, seg(losses), seg(logits), seg(targets), dloss, N, V, Vp, softcap, false));
     }
 
     @Override
@@ -577,25 +586,20 @@ public final class CpuBackend implements Backend {
             src.fill((byte) 1);
             double best = 0;
             long n = bytes / 4;
-            double[] sink = new double[1];
+            java.util.concurrent.atomic.DoubleAdder sums = new java.util.concurrent.atomic.DoubleAdder(); // keeps the reads alive
             for (int r = 0; r < 20; r++) {
                 long t0 = System.nanoTime();
-                par.forRange(n / 4096, 16, (s, e) -> {
-                    float acc = F32.sum(F32.sumRange(src, s * 4096, (e - s) * 4096));
-                    synchronized (sink) {
-                        sink[0] += acc;
-                    }
-                });
+                par.forRange(n / 4096, 16, (s, e) -> sums.add(F32.sum(F32.sumRange(src, s * 4096, (e - s) * 4096))));
                 best = Math.max(best, bytes / ((System.nanoTime() - t0) / 1e9) / 1e9);
             }
-            if (sink[0] == 42) System.out.print(""); // keeps the sums alive
-            return best;
+            return sums.sum() >= 0 ? best : Double.NaN; // the sum is used, so the JIT keeps the reads
         }
     }
 
     @Override
     public void close() {
         newtonSchulz.close();
+        if (attentionArena != null) attentionArena.close();
         par.close();
         for (Arena a : arenas) a.close();
         arenas.clear();

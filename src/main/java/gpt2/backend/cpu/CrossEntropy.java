@@ -41,47 +41,13 @@ final class CrossEntropy {
     /**
      * The fused classifier: losses (N) as {@link #forward} and, in the same visit of each row while it
      * is in cache, the logits overwritten with their gradient as {@link #backward} (the same bits as
-     * the two calls: the same maximum, sum and exponentials). Without a soft cap each exponential is
-     * computed once and kept in place until the row's sum is known.
-     */
-    static void fused(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets, float dloss,
-                      int N, int V, int Vp, float softcap) {
-        fused(par, losses, logits, targets, dloss, N, V, Vp, softcap, false);
-    }
-
-    /**
-     * As above; with {@code capFirst} the logits arrive uncapped and each row's first V are capped
-     * (as {@link Pointwise#softcapForward}) when the row is visited, while it is in cache.
+     * the two calls: the same maximum, sum and exponentials, each exponential computed once). With
+     * {@code capFirst} the logits arrive uncapped and each row's first V are capped (as {@link
+     * Pointwise#softcapForward}) when the row is visited.
      */
     static void fused(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets, float dloss,
                       int N, int V, int Vp, float softcap, boolean capFirst) {
-        par.forRange(N, 1, (s, e) -> {
-            float[] ex = softcap > 0 ? new float[V] : null; // the row's exponentials, beside the capped logits
-            for (long n = s; n < e; n++) {
-                int target = getInt(targets, n);
-                long row = n * Vp;
-                if (target == IGNORE) {
-                    set(losses, n, 0f);
-                    logits.asSlice(row * 4, 4L * Vp).fill((byte) 0);
-                    continue;
-                }
-                checkTarget(target, V, n);
-                if (capFirst) Pointwise.softcap(logits, row, row + V, softcap);
-                float max = maxOf(logits, row, V);
-                float xt = get(logits, row + target);
-                if (softcap > 0) {
-                    double sum = expInto(logits, row, V, max, ex);
-                    set(losses, n, (float) (Math.log(sum) + max - xt));
-                    throughCap(logits, ex, row, V, Vp, target, (float) (1.0 / sum), dloss, softcap);
-                    continue;
-                }
-                double sum = expInPlace(logits, row, V, max);
-                set(losses, n, (float) (Math.log(sum) + max - xt));
-                scale(logits, row, V, (float) (1.0 / sum), dloss);
-                set(logits, row + target, get(logits, row + target) - dloss);
-                for (int v = V; v < Vp; v++) set(logits, row + v, 0f);
-            }
-        });
+        rows(par, losses, logits, targets, dloss, N, V, Vp, softcap, capFirst);
     }
 
     /**
@@ -91,82 +57,52 @@ final class CrossEntropy {
      */
     static void backward(Parallel par, MemorySegment logits, MemorySegment targets, float dloss,
                          int N, int V, int Vp, float softcap) {
+        rows(par, null, logits, targets, dloss, N, V, Vp, softcap, false);
+    }
+
+    /** Each thread's row of exponentials, kept between calls (grown to the widest vocabulary seen). */
+    private static final ThreadLocal<float[]> EXPONENTIALS = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * The gradient (and with {@code losses} the loss) of each row: its maximum, its exponentials
+     * exp(x - max) into a per-thread array with their sum (as {@link #sumExp} sums), then the
+     * gradient from them, through the cap when there is one.
+     */
+    private static void rows(Parallel par, MemorySegment losses, MemorySegment logits, MemorySegment targets, float dloss,
+                             int N, int V, int Vp, float softcap, boolean capFirst) {
         par.forRange(N, 1, (s, e) -> {
+            float[] ex = EXPONENTIALS.get();
+            if (ex.length < V) EXPONENTIALS.set(ex = new float[V]);
             for (long n = s; n < e; n++) {
                 int target = getInt(targets, n);
                 long row = n * Vp;
                 if (target == IGNORE) {
-                    for (int v = 0; v < Vp; v++) set(logits, row + v, 0f);
+                    if (losses != null) set(losses, n, 0f);
+                    logits.asSlice(row * 4, 4L * Vp).fill((byte) 0);
                     continue;
                 }
                 checkTarget(target, V, n);
+                if (capFirst) Pointwise.softcap(logits, row, row + V, softcap);
                 float max = maxOf(logits, row, V);
-                float inv = (float) (1.0 / sumExp(logits, row, V, max));
+                double sum = expInto(logits, row, V, max, ex);
+                if (losses != null) set(losses, n, (float) (Math.log(sum) + max - get(logits, row + target)));
+                float inv = (float) (1.0 / sum);
                 if (softcap > 0) {
-                    throughCap(logits, row, V, Vp, target, max, inv, dloss, softcap);
-                    continue;
+                    throughCap(logits, ex, row, V, target, inv, dloss, softcap);
+                } else {
+                    scaleInto(ex, logits, row, V, inv, dloss);
+                    set(logits, row + target, get(logits, row + target) - dloss);
                 }
-                // (softmax - onehot) * dloss: exp of every column, vectorized; then the target's one
-                int v = 0, L = F32.S.length();
-                for (int bound = V / L * L; v < bound; v += L) {
-                    FloatVector x = F32.load(logits, row + v);
-                    F32.store(FastMath.exp(x.sub(max)).mul(inv).mul(dloss), logits, row + v);
-                }
-                for (; v < V; v++) set(logits, row + v, FastMath.exp(get(logits, row + v) - max) * inv * dloss);
-                set(logits, row + target, get(logits, row + target) - dloss);
-                for (v = V; v < Vp; v++) set(logits, row + v, 0f);
+                logits.asSlice((row + V) * 4, 4L * (Vp - V)).fill((byte) 0);
             }
         });
     }
 
     /**
-     * The row's gradient taken on through the soft cap: each capped logit c is read before its
-     * gradient (softmax - onehot) * dloss overwrites it, and scales it by 1 - (c / cap)^2.
+     * exp(x - max) of a row into ex, summed as {@link #sumExp} sums (the same lanes, the same order).
+     * Each vector loop is a method of its own: in one large method the JIT runs out of inlining budget
+     * and the vector operations fall back to objects, several times slower.
      */
-    private static void throughCap(MemorySegment logits, long row, int V, int Vp, int target, float max, float inv,
-                                   float dloss, float cap) {
-        float invCap = 1f / cap;
-        float ct = get(logits, row + target);
-        // vector lanes and the scalar tail do the same float operations in the same order
-        int v = 0, L = F32.S.length();
-        for (int bound = V / L * L; v < bound; v += L) {
-            FloatVector c = F32.load(logits, row + v);
-            FloatVector k = c.mul(invCap);
-            FloatVector g = FastMath.exp(c.sub(max)).mul(inv).mul(dloss);
-            F32.store(g.mul(FloatVector.broadcast(F32.S, 1f).sub(k.mul(k))), logits, row + v);
-        }
-        for (; v < V; v++) {
-            float c = get(logits, row + v), k = c * invCap;
-            set(logits, row + v, FastMath.exp(c - max) * inv * dloss * (1f - k * k));
-        }
-        float kt = ct * invCap; // the target's (p - 1) dloss, through the cap
-        set(logits, row + target, (FastMath.exp(ct - max) * inv * dloss - dloss) * (1f - kt * kt));
-        for (v = V; v < Vp; v++) set(logits, row + v, 0f);
-    }
-
-    /**
-     * exp(x - max) in place over a row, summed as {@link #sumExp} sums (the same lanes, the same
-     * order). Each vector loop is a method of its own: in one large method the JIT runs out of
-     * inlining budget and the vector operations fall back to objects, several times slower.
-     */
-    private static double expInPlace(MemorySegment logits, long row, int V, float max) {
-        int v = 0, L = F32.S.length();
-        FloatVector acc = FloatVector.zero(F32.S);
-        for (int bound = V / L * L; v < bound; v += L) {
-            FloatVector ex = FastMath.exp(F32.load(logits, row + v).sub(max));
-            acc = acc.add(ex);
-            F32.store(ex, logits, row + v);
-        }
-        double sum = F32.sum(acc);
-        for (; v < V; v++) {
-            float ex = FastMath.exp(get(logits, row + v) - max);
-            sum += ex;
-            set(logits, row + v, ex);
-        }
-        return sum;
-    }
-
-    /** exp(x - max) of a row into ex, summed as {@link #sumExp} sums. */
     private static double expInto(MemorySegment logits, long row, int V, float max, float[] ex) {
         int v = 0, L = F32.S.length();
         FloatVector acc = FloatVector.zero(F32.S);
@@ -183,8 +119,12 @@ final class CrossEntropy {
         return sum;
     }
 
-    /** {@link #throughCap} with the row's exponentials already in ex (the same bits). */
-    private static void throughCap(MemorySegment logits, float[] ex, long row, int V, int Vp, int target, float inv,
+    /**
+     * The row's gradient taken on through the soft cap: each capped logit c is read before its
+     * gradient (softmax - onehot) * dloss overwrites it, and scales it by 1 - (c / cap)^2. Vector
+     * lanes and the scalar tail do the same float operations in the same order.
+     */
+    private static void throughCap(MemorySegment logits, float[] ex, long row, int V, int target, float inv,
                                    float dloss, float cap) {
         float invCap = 1f / cap;
         float ct = get(logits, row + target), et = ex[target];
@@ -199,18 +139,17 @@ final class CrossEntropy {
             float c = get(logits, row + v), k = c * invCap;
             set(logits, row + v, ex[v] * inv * dloss * (1f - k * k));
         }
-        float kt = ct * invCap;
+        float kt = ct * invCap; // the target's (p - 1) dloss, through the cap
         set(logits, row + target, (et * inv * dloss - dloss) * (1f - kt * kt));
-        for (v = V; v < Vp; v++) set(logits, row + v, 0f);
     }
 
-    /** x * inv * dloss over a row (the softmax times the loss's scale). */
-    private static void scale(MemorySegment logits, long row, int V, float inv, float dloss) {
+    /** logits row = ex * inv * dloss (the softmax times the loss's scale). */
+    private static void scaleInto(float[] ex, MemorySegment logits, long row, int V, float inv, float dloss) {
         int v = 0, L = F32.S.length();
         for (int bound = V / L * L; v < bound; v += L) {
-            F32.store(F32.load(logits, row + v).mul(inv).mul(dloss), logits, row + v);
+            F32.store(FloatVector.fromArray(F32.S, ex, v).mul(inv).mul(dloss), logits, row + v);
         }
-        for (; v < V; v++) set(logits, row + v, get(logits, row + v) * inv * dloss);
+        for (; v < V; v++) set(logits, row + v, ex[v] * inv * dloss);
     }
 
     /** sum of exp(x - max) over a row: float lanes summed in a fixed order, then in double. */

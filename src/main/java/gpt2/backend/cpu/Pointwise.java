@@ -138,13 +138,7 @@ final class Pointwise {
     }
 
     static void residualForward(Parallel par, MemorySegment out, MemorySegment a, MemorySegment b, long N) {
-        par.forBlocks(N, CHUNK, (s, e) -> add(out, a, b, s, e));
-    }
-
-    private static void add(MemorySegment out, MemorySegment a, MemorySegment b, long s, long e) {
-        int L = F32.S.length(), n = (int) (e - s), k = 0;
-        for (int bound = n / L * L; k < bound; k += L) F32.store(F32.load(a, s + k).add(F32.load(b, s + k)), out, s + k);
-        for (long i = s + k; i < e; i++) set(out, i, get(a, i) + get(b, i));
+        par.forBlocks(N, CHUNK, (s, e) -> F32.add(a, b, out, s, (int) (e - s)));
     }
 
     /** x *= mask / (1 - p), in place; forward and backward alike. */
