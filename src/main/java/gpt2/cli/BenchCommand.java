@@ -194,35 +194,31 @@ final class BenchCommand implements Callable<Integer> {
             }
             String planJson = "";
             double copyGBs = Double.NaN;
-            if (plan != null && plan.isHost() && profiled) {
-                // the CPU's profile: as many steps again, every op timed, each family beside its floors
-                plan.reset();
-                be.setProfiling(true);
-                for (int s = 0; s < steps; s++) trainStep(m, opt, in, tg, B, T, s + 2);
-                be.setProfiling(false);
-                copyGBs = be.copyBandwidth(1L << 28);
-                out.printf("per-op profile over %d steps (wall clock around every op); floors at this run's sgemm peak "
-                        + "%.1f GFLOP/s and memory copy bandwidth %.1f GB/s (read + write, 256 MiB):%n", steps, peak, copyGBs);
-                out.print(plan.hostTable(steps, peak, copyGBs));
-                out.flush();
-                planJson = "," + plan.jsonFields(steps) + String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs);
-            } else if (plan != null && !plan.isHost()) {
+            if (plan != null && (profiled || !plan.isHost())) {
                 // the plan as the trainer runs a step (no phase synchronizations): one step, or with
-                // --profile 1 as many as were timed, every call between device events
+                // --profile 1 as many as were timed, every call timed (CUDA: between device events; the
+                // CPU, which counts nothing unprofiled: the wall clock around every op)
                 int counted = profiled ? steps : 1;
                 plan.reset();
                 be.setProfiling(profiled);
                 for (int s = 0; s < counted; s++) trainStep(m, opt, in, tg, B, T, s + 2);
-                be.setProfiling(false); // waits for the events and adds their times
-                if (profiled) {
-                    copyGBs = be.copyBandwidth(1L << 30);
-                    out.printf("per-kernel profile over %d steps (device events around every call); "
-                            + "device copy bandwidth %.0f GB/s (device-to-device copy of 1 GiB, read + write):%n", steps, copyGBs);
+                be.setProfiling(false); // CUDA: waits for the events and adds their times
+                if (plan.isHost()) {
+                    copyGBs = be.copyBandwidth(1L << 28);
+                    out.printf("per-op profile over %d steps (wall clock around every op); floors at this run's sgemm peak "
+                            + "%.1f GFLOP/s and memory copy bandwidth %.1f GB/s (read + write, 256 MiB):%n", steps, peak, copyGBs);
+                    out.print(plan.hostTable(counted, peak, copyGBs));
                 } else {
-                    out.printf("step plan (one step as the trainer runs it; add --profile 1 for times):%n");
+                    if (profiled) {
+                        copyGBs = be.copyBandwidth(1L << 30);
+                        out.printf("per-kernel profile over %d steps (device events around every call); "
+                                + "device copy bandwidth %.0f GB/s (device-to-device copy of 1 GiB, read + write):%n", steps, copyGBs);
+                    } else {
+                        out.printf("step plan (one step as the trainer runs it; add --profile 1 for times):%n");
+                    }
+                    out.print(plan.table(counted, copyGBs));
+                    if (profiled) out.println(attentionLine(plan, counted, cfg, B, T));
                 }
-                out.print(plan.table(counted, copyGBs));
-                if (profiled) out.println(attentionLine(plan, counted, cfg, B, T));
                 out.flush();
                 planJson = "," + plan.jsonFields(counted) + (Double.isNaN(copyGBs) ? "" : String.format(Locale.ROOT, ",\"copy_gbs\":%.1f", copyGBs));
             }
@@ -277,9 +273,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             be.setProfiling(false);
         }
-        double bytes = 0;
-        for (int t = 0; t < T; t++) bytes += gpt2.eval.Sampler.bytesPerPosition(cfg, B, t);
-        bytes /= T;
+        double bytes = gpt2.eval.Sampler.bytesForPositions(cfg, B, T) / T;
         double median = median(ms), gbs = bytes / (median / 1e3) / 1e9;
         double readGBs = be.readBandwidth(1L << 28);
         out.printf(Locale.ROOT, "decode: median %.2f ms per position (positions 0..%d, %d sequence%s) | %.1f tokens/s | "
@@ -287,9 +281,9 @@ final class BenchCommand implements Callable<Integer> {
                 B == 1 ? "" : "s", B / (median / 1e3), bytes / 1e6, gbs,
                 Double.isNaN(readGBs) ? "" : String.format(Locale.ROOT, " = %.0f%% of this machine's read bandwidth "
                         + "(%.1f GB/s, 256 MiB)", 100 * gbs / readGBs, readGBs));
-        if (profiled && plan != null && plan.isHost()) {
-            out.printf("per-op profile of one position (the mean over %d; wall clock around every op):%n", T);
-            out.print(plan.hostTable(T, be.measureGemmPeak(1024, 5), be.copyBandwidth(1L << 28)));
+        if (profiled) {
+            out.printf("per-op profile of one position (the mean over %d):%n", T);
+            out.print(plan.isHost() ? plan.hostTable(T, be.measureGemmPeak(1024, 5), be.copyBandwidth(1L << 28)) : plan.table(T));
             out.flush();
         }
         if (json) {

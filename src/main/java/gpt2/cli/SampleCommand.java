@@ -102,10 +102,8 @@ final class SampleCommand implements Callable<Integer> {
             }
             double sec = (System.nanoTime() - start) / 1e9;
             // each prompt and new position was one decode step reading the weights and the cache
-            double bytes = 0;
             int positions = Math.min(promptTokens.length + maxNew, m.config().maxSeqLen());
-            for (int p = 0; p < positions; p++) bytes += Sampler.bytesPerPosition(m.config(), 1, p);
-            bytes *= numSamples;
+            double bytes = numSamples * Sampler.bytesForPositions(m.config(), 1, positions);
             double readGBs = be.readBandwidth(1L << 28), gbs = bytes / sec / 1e9;
             String rate = Double.isNaN(readGBs) ? "" : String.format(java.util.Locale.ROOT,
                     "; weights and cache read at %.1f GB/s = %.0f%% of this machine's read bandwidth, %.1f GB/s", gbs,

@@ -60,15 +60,16 @@ public final class Sampler {
     }
 
     /**
-     * Bytes one decoded position reads at least, in float32: every weight except the position table
-     * (one row of it), the tied embedding once as the classifier, and the KV cache of the positions
-     * 0..pos of each of B sequences. Its rate against the memory's bandwidth says how near decoding
-     * is to its floor.
+     * Bytes that decoding positions 0..positions-1 of B sequences reads at least, in float32: at each
+     * position every weight except the position table (one row of it), the tied embedding once as
+     * the classifier, and the KV cache of the positions so far. Its rate against the memory's
+     * bandwidth says how near decoding is to its floor.
      */
-    public static double bytesPerPosition(gpt2.model.GptConfig cfg, int B, int pos) {
+    public static double bytesForPositions(gpt2.model.GptConfig cfg, int B, int positions) {
         gpt2.model.ParameterLayout p = gpt2.model.ParameterLayout.of(cfg);
         long weights = p.totalSize() - (p.wpe() == null ? 0 : p.wpe().size() - cfg.channels());
-        return 4.0 * weights + 4.0 * 2 * cfg.numLayers() * (double) B * (pos + 1) * cfg.channels();
+        double cachedPositions = positions * (positions + 1.0) / 2; // 1 + 2 + ... + positions
+        return 4.0 * weights * positions + 4.0 * 2 * cfg.numLayers() * (double) B * cachedPositions * cfg.channels();
     }
 
     /** As below with top-p off. */

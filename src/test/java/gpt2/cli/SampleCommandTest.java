@@ -39,6 +39,9 @@ class SampleCommandTest {
         assertEquals("0", a[0], a[2]);
         assertTrue(a[1].startsWith("Hello"), a[1]);
         assertTrue(a[2].contains("20 tokens in"), a[2]);
+        // the rate the weights and cache were read at, and its share of the measured read bandwidth
+        assertTrue(java.util.regex.Pattern.compile("tokens/s; weights and cache read at [0-9.]+ GB/s = [0-9]+% of this "
+                + "machine's read bandwidth, [0-9.]+ GB/s\\)").matcher(a[2]).find(), a[2]);
         String[] b = InfoCommandTest.run("sample", "--model", ckpt.toString(), "--prompt", "Hello", "--max_new_tokens", "20",
                 "--seed", "7", "--device", "cpu");
         assertEquals(text(a), text(b), "same seed, same text");
