@@ -226,7 +226,7 @@ final class Attention {
         float max = mx.reduceLanes(VectorOperators.MAX);
         FloatVector sum = FloatVector.zero(S);
         for (int j = 0; j < end; j += L) {
-            FloatVector e = FastMath.exp(FloatVector.fromArray(S, s, j).sub(max));
+            FloatVector e = FastMath.expNonPositive(FloatVector.fromArray(S, s, j).sub(max));
             if (j + L > t + 1) e = e.blend(0f, S.indexInRange(j, t + 1).not()); // past the diagonal
             e.intoArray(s, j);
             sum = sum.add(e);
@@ -426,7 +426,7 @@ final class Attention {
         FloatVector sv = FloatVector.zero(S);
         k = 0;
         for (int bound = S.loopBound(n); k < bound; k += L) {
-            FloatVector e = FastMath.exp(F32.load(att, row + k).sub(max));
+            FloatVector e = FastMath.expNonPositive(F32.load(att, row + k).sub(max));
             F32.store(e, att, row + k);
             sv = sv.add(e);
         }

@@ -107,7 +107,7 @@ final class CrossEntropy {
         int v = 0, L = F32.S.length();
         FloatVector acc = FloatVector.zero(F32.S);
         for (int bound = V / L * L; v < bound; v += L) {
-            FloatVector x = FastMath.exp(F32.load(logits, row + v).sub(max));
+            FloatVector x = FastMath.expNonPositive(F32.load(logits, row + v).sub(max));
             acc = acc.add(x);
             x.intoArray(ex, v);
         }
@@ -156,7 +156,7 @@ final class CrossEntropy {
     private static double sumExp(MemorySegment logits, long row, int V, float max) {
         int v = 0, L = F32.S.length();
         FloatVector acc = FloatVector.zero(F32.S);
-        for (int bound = V / L * L; v < bound; v += L) acc = acc.add(FastMath.exp(F32.load(logits, row + v).sub(max)));
+        for (int bound = V / L * L; v < bound; v += L) acc = acc.add(FastMath.expNonPositive(F32.load(logits, row + v).sub(max)));
         double sum = F32.sum(acc);
         for (; v < V; v++) sum += FastMath.exp(get(logits, row + v) - max);
         return sum;

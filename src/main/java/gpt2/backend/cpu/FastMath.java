@@ -38,6 +38,19 @@ final class FastMath {
 
     private static final int MAGIC_BITS = Float.floatToRawIntBits(MAGIC);
 
+    /** The constants as vectors, broadcast once: an operation with a float argument broadcasts it
+     * each time, and those extra nodes in the JIT's graph were enough to stop it inlining the rest of
+     * a kernel that calls exp (the softcap's vector loop then boxed a vector per iteration, 2x slower). */
+    private static final FloatVector V_LO = FloatVector.broadcast(F32.S, LO), V_HI = FloatVector.broadcast(F32.S, HI),
+            V_LOG2E = FloatVector.broadcast(F32.S, LOG2E), V_MAGIC = FloatVector.broadcast(F32.S, MAGIC),
+            V_C1 = FloatVector.broadcast(F32.S, C1), V_C2 = FloatVector.broadcast(F32.S, C2),
+            V_P0 = FloatVector.broadcast(F32.S, P0), V_P1 = FloatVector.broadcast(F32.S, P1),
+            V_P2 = FloatVector.broadcast(F32.S, P2), V_P3 = FloatVector.broadcast(F32.S, P3),
+            V_P4 = FloatVector.broadcast(F32.S, P4), V_P5 = FloatVector.broadcast(F32.S, P5),
+            V_ONE = FloatVector.broadcast(F32.S, 1f);
+    private static final IntVector V_BIAS = (IntVector) FloatVector.zero(F32.S).reinterpretAsInts()
+            .lanewise(VectorOperators.ADD, MAGIC_BITS - 127);
+
     /**
      * The same bits as {@link #exp(float)}: the clamp as compare-and-blend (NaN passes through, as
      * Math.max/min let it), and n read from the bits of x log2(e) + MAGIC (an integer in the low
@@ -45,20 +58,29 @@ final class FastMath {
      * sequence for Java's rounding rules.
      */
     static FloatVector exp(FloatVector x) {
-        x = x.blend(LO, x.lt(LO));
-        x = x.blend(HI, x.compare(VectorOperators.GT, HI));
-        FloatVector t = x.mul(LOG2E).add(MAGIC);
-        FloatVector n = t.sub(MAGIC);
-        FloatVector r = x.sub(n.mul(C1));
-        r = r.sub(n.mul(C2));
-        FloatVector p = FloatVector.broadcast(F32.S, P0);
-        p = p.mul(r).add(P1);
-        p = p.mul(r).add(P2);
-        p = p.mul(r).add(P3);
-        p = p.mul(r).add(P4);
-        p = p.mul(r).add(P5);
-        FloatVector y = p.mul(r.mul(r)).add(r).add(1f);
-        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(MAGIC_BITS - 127).lanewise(VectorOperators.LSHL, 23);
+        x = x.blend(V_LO, x.lt(V_LO));
+        x = x.blend(V_HI, x.compare(VectorOperators.GT, V_HI));
+        return expClamped(x);
+    }
+
+    /** As {@link #exp(FloatVector)} for x already in [LO, 0] (no upper clamp: the same bits there). */
+    static FloatVector expNonPositive(FloatVector x) {
+        return expClamped(x.blend(V_LO, x.lt(V_LO)));
+    }
+
+    private static FloatVector expClamped(FloatVector x) {
+        FloatVector t = x.mul(V_LOG2E).add(V_MAGIC);
+        FloatVector n = t.sub(V_MAGIC);
+        FloatVector r = x.sub(n.mul(V_C1));
+        r = r.sub(n.mul(V_C2));
+        FloatVector p = V_P0;
+        p = p.mul(r).add(V_P1);
+        p = p.mul(r).add(V_P2);
+        p = p.mul(r).add(V_P3);
+        p = p.mul(r).add(V_P4);
+        p = p.mul(r).add(V_P5);
+        FloatVector y = p.mul(r.mul(r)).add(r).add(V_ONE);
+        IntVector bits = ((IntVector) t.reinterpretAsInts()).sub(V_BIAS).lanewise(VectorOperators.LSHL, 23);
         return y.mul(bits.reinterpretAsFloats());
     }
 }

@@ -125,7 +125,7 @@ final class Pointwise {
         for (int bound = n / L * L; k < bound; k += L) { // int-counted: the JIT's fast loop form
             long i = s + k;
             FloatVector u = F32.load(x, i).mul(inv);
-            FloatVector ex = FastMath.exp(u.abs().mul(-2f));
+            FloatVector ex = FastMath.expNonPositive(u.abs().mul(-2f));
             FloatVector t = FloatVector.broadcast(F32.S, 1f).sub(ex).div(ex.add(1f)).mul(cap);
             F32.store(t.blend(t.neg(), u.compare(jdk.incubator.vector.VectorOperators.LT, 0f)), x, i);
         }
