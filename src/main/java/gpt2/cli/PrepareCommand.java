@@ -382,6 +382,7 @@ final class PrepareCommand implements Runnable {
         PrintWriter out = spec.commandLine().getOut();
         out.println(s.line());
         out.println("wrote " + dir.resolve(s.files().getFirst()) + (s.files().size() > 1 ? " ... " + s.files().getLast() : ""));
+        if (s.note() != null) out.println("note: " + s.note());
         out.flush();
     }
 }

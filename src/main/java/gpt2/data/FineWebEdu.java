@@ -158,7 +158,7 @@ public final class FineWebEdu {
             pool.shutdownNow();
         }
         return new PrepareSummary(o.dataset(), st.docIndex, st.totalTokens,
-                st.shards.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start));
+                st.shards.stream().map(ShardEntry::file).toList(), kept.size(), seconds(start), st.note);
     }
 
     /** The streaming state: the open shard and the position in the document stream. */
@@ -218,11 +218,50 @@ public final class FineWebEdu {
                     inputs, shards, docIndex, false));
         }
 
+        /** Set when a corpus smaller than one shard was split into a validation and a training shard. */
+        String note;
+
         void finish() {
-            if (writer != null && writer.count() > 0) commit(docIndex, 0);
+            if (writer != null && writer.count() > 0) {
+                boolean whole = shards.isEmpty(); // the corpus ended inside its first (validation) shard
+                commit(docIndex, 0);
+                if (whole) splitSmallCorpus();
+            }
             if (writer != null) writer.close();
             writeManifest(outDir, new Manifest(o.dataset(), o.shardSize(), o.magic(), o.column(), o.separator(),
                     inputs, shards, docIndex, true));
+        }
+
+        /**
+         * A corpus smaller than one shard would be a validation shard only, leaving nothing to train on:
+         * the validation shard keeps its first tenth (at least one token) and the rest becomes
+         * NAME_train_000001.bin. Documents start with an end-of-text token (and hold no other), so the
+         * cut's place in the document stream (the manifest's resume position) is counted from them.
+         */
+        private void splitSmallCorpus() {
+            ShardEntry only = shards.getFirst();
+            if (only.tokens() < 2) return;
+            Path valFile = outDir.resolve(only.file());
+            int[] tokens;
+            try (TokenShard t = TokenShard.open(valFile)) {
+                tokens = t.readAll();
+            }
+            int cut = Math.max(1, tokens.length / 10);
+            long doc = -1, docStart = 0;
+            for (int i = 0; i <= cut && i < tokens.length; i++) {
+                if (tokens[i] == Tokenizer.EOT) {
+                    doc++;
+                    docStart = i;
+                }
+            }
+            ShardWriter.write(valFile, o.magic(), tokens, 0, cut);
+            String trainName = shardName(o.name(), 1);
+            ShardWriter.write(outDir.resolve(trainName), o.magic(), tokens, cut, tokens.length);
+            shards.set(0, new ShardEntry(only.file(), cut, Math.max(0, doc), cut - docStart));
+            shards.add(new ShardEntry(trainName, tokens.length - cut, only.endDoc(), only.endOffset()));
+            note = String.format("the corpus (%,d tokens) is smaller than one --shard_size (%,d): %s holds its first tenth "
+                    + "(%,d tokens) for validation and %s the other %,d for training", tokens.length, o.shardSize(),
+                    only.file(), cut, trainName, tokens.length - cut);
         }
     }
 

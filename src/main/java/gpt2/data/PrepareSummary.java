@@ -2,9 +2,13 @@ package gpt2.data;
 
 import java.util.List;
 
-/** What a preparation did, for the summary line. */
+/** What a preparation did, for the summary line; {@code note}: something the user should know, or null. */
 public record PrepareSummary(String dataset, long documents, long tokens, List<String> files, int skippedShards,
-                             double seconds) {
+                             double seconds, String note) {
+
+    public PrepareSummary(String dataset, long documents, long tokens, List<String> files, int skippedShards, double seconds) {
+        this(dataset, documents, tokens, files, skippedShards, seconds, null);
+    }
 
     public String line() {
         String rate = skippedShards == 0 && seconds > 0 && tokens > 0

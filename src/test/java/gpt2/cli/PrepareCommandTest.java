@@ -178,6 +178,31 @@ class PrepareCommandTest {
         assertTrue(r[2].contains("--name ../evil: letters, digits"), r[2]);
     }
 
+    /**
+     * Issue 29: `prepare text` on a corpus smaller than one shard wrote a validation shard only, and
+     * `train` had nothing to train on. The split is made and said, and train reads it.
+     */
+    @Test
+    void aSmallCorpusGetsATrainingShardThatTrainReads(@TempDir Path dir) throws Exception {
+        Path corpus = Files.createDirectories(dir.resolve("corpus"));
+        StringBuilder text = new StringBuilder();
+        for (int i = 0; i < 40; i++) text.append("Document ").append(i).append(": the river ran to the sea.<|endoftext|>");
+        Files.writeString(corpus.resolve("a.txt"), text);
+        Path out = dir.resolve("small");
+        String[] r = InfoCommandTest.run("prepare", "text", "--input", corpus.toString(), "--name", "small", "--output_dir",
+                out.toString());
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("2 files") && r[1].contains("note: the corpus (") && r[1].contains("small_val_000000.bin holds its "
+                + "first tenth"), r[1]);
+        String[] t = InfoCommandTest.run("train", "--input_train_bin", out.resolve("small_train_*.bin").toString(),
+                "--input_val_bin", out.resolve("small_val_*.bin").toString(), "--model", "seed-d12", "--n_layer", "1",
+                "--n_head", "2", "--n_embd", "32", "--block_size", "16", "--threads", "2", "--batch_size", "2",
+                "--sequence_length", "8", "--total_batch_size", "16", "--num_iterations", "2", "--val_loss_every", "2",
+                "--val_max_steps", "1", "--sample_every", "0");
+        assertEquals("0", t[0], t[2]);
+        assertTrue(t[1].contains("step    2/2") && t[1].contains("val loss"), t[1]);
+    }
+
     @Test
     void badInputsAreOneLineErrors(@TempDir Path dir) {
         String[] r = InfoCommandTest.run("prepare", "fineweb-edu", dir.resolve("nope").toString());

@@ -164,6 +164,38 @@ class FineWebEduTest {
     }
 
     /**
+     * Issue 29: a corpus smaller than one shard became a validation shard only, and train had nothing
+     * to train on. It is split: the validation shard holds its first tenth, the training shard the rest;
+     * a rerun that lost the training shard writes it again from the manifest's position, the same bytes.
+     */
+    @Test
+    void aCorpusSmallerThanOneShardIsSplitIntoValidationAndTraining(@TempDir Path dir) throws Exception {
+        List<String> docs = documents(60, 7);
+        Path in = writeText(dir, docs), out = dir.resolve("out");
+        int[] expected = expectedStream(docs);
+        PrepareSummary s = FineWebEdu.prepare(List.of(in), out, options(1_000_000, 2));
+        assertEquals(List.of("edu_fineweb_val_000000.bin", "edu_fineweb_train_000001.bin"), s.files());
+        assertEquals(expected.length, s.tokens());
+        try (TokenShard val = TokenShard.open(out.resolve(s.files().get(0)));
+             TokenShard train = TokenShard.open(out.resolve(s.files().get(1)))) {
+            assertEquals(expected.length / 10, val.size(), "the validation shard takes a tenth");
+            assertEquals(expected.length - expected.length / 10, train.size());
+            int[] both = new int[expected.length];
+            System.arraycopy(val.readAll(), 0, both, 0, (int) val.size());
+            System.arraycopy(train.readAll(), 0, both, (int) val.size(), (int) train.size());
+            assertArrayEquals(expected, both, "the two shards are the corpus, in order");
+        }
+        assertTrue(s.note() != null && s.note().contains("smaller than one --shard_size") && s.note().contains("first tenth"),
+                "the split is said: " + s.note());
+
+        byte[] trainBytes = Files.readAllBytes(out.resolve(s.files().get(1)));
+        Files.delete(out.resolve(s.files().get(1)));
+        PrepareSummary again = FineWebEdu.prepare(List.of(in), out, options(1_000_000, 2));
+        assertEquals(1, again.skippedShards(), "the validation shard is kept");
+        assertArrayEquals(trainBytes, Files.readAllBytes(out.resolve(s.files().get(1))), "resumed at the cut, mid-document");
+    }
+
+    /**
      * Issue 22.3: preparing again into the same folder with a smaller shard size left the earlier
      * set's extra shards behind, so a glob trained on duplicated data. A prepare owns its set: the
      * earlier set's files it does not keep are removed; shard files no manifest lists are refused.
