@@ -60,10 +60,10 @@ final class ModelSource {
             throw new IllegalArgumentException(flag + " " + model + ": not a model (a checkpoint directory, run folder "
                     + "with checkpoint_NNNNNNNN inside, llm.c model file or Hugging Face folder)");
         }
-        if (model.contains("/") || model.startsWith(".")) {
-            throw new IllegalArgumentException(flag + " " + model + ": no such file or folder (and not a preset name)");
+        if (!GptConfig.presetNames().contains(model)) { // one message for every command, whatever the name looks like
+            throw new IllegalArgumentException(flag + " " + model + ": no such file or folder, and not a preset name (presets: "
+                    + String.join(", ", GptConfig.presetNames()) + ")");
         }
-        GptConfig.preset(model); // an unknown preset is refused here, by name
         return new Resolved(model, null);
     }
 

@@ -1,9 +1,11 @@
 package gpt2.cli;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -41,7 +43,23 @@ class InfoCommandTest {
         String[] r = run("info", "--model", "gpt5");
         assertEquals("2", r[0]);
         assertEquals(1, r[2].strip().lines().count(), r[2]);
-        assertTrue(r[2].contains("unknown model preset 'gpt5'"), r[2]);
+        assertTrue(r[2].contains("--model gpt5: no such file or folder, and not a preset name (presets: gpt2, "), r[2]);
+    }
+
+    /**
+     * Issue 29: `info --model nope.bin` said "unknown model preset" where `sample` said "no such file
+     * or folder": every command now says the same, whatever the name looks like.
+     */
+    @Test
+    void aMissingModelFileGetsTheSameMessageFromEveryCommand(@TempDir Path dir) {
+        for (String name : new String[]{"nope.bin", dir.resolve("nope.bin").toString(), "./nope"}) {
+            String[] info = run("info", "--model", name), sample = run("sample", "--model", name);
+            String want = "--model " + name + ": no such file or folder, and not a preset name (presets: ";
+            assertEquals("2", info[0], info[2]);
+            assertEquals("2", sample[0], sample[2]);
+            assertTrue(info[2].contains(want) && info[2].strip().lines().count() == 1, info[2]);
+            assertTrue(sample[2].contains(want) && sample[2].strip().lines().count() == 1, sample[2]);
+        }
     }
 
     @Test
