@@ -66,9 +66,27 @@ public final class CudaBackend implements Backend {
             }
             return n[0] > 0 ? null : "no CUDA device found";
         } catch (Throwable t) {
-            return "the CUDA runtime cannot be loaded (" + t.getClass().getSimpleName() + ": " + t.getMessage()
-                    + "); it comes from the machine's CUDA 13 toolkit or NVIDIA's pip wheels on LD_LIBRARY_PATH";
+            return loadFailure(t, java.nio.file.Path.of("/"));
         }
+    }
+
+    /**
+     * Why the CUDA runtime could not be loaded, in the user's terms: on a machine with no NVIDIA
+     * driver (no /proc/driver/nvidia, no /dev/nvidia0) that there is no GPU to use; with a driver,
+     * that the CUDA 13 runtime library is missing and where it comes from. JavaCPP's own text follows
+     * as the detail. {@code root}: the file system's root (a folder of its own in tests).
+     */
+    static String loadFailure(Throwable t, java.nio.file.Path root) {
+        String detail = t.getClass().getSimpleName() + ": " + t.getMessage();
+        boolean driver = java.nio.file.Files.exists(root.resolve("proc/driver/nvidia/version"))
+                || java.nio.file.Files.exists(root.resolve("dev/nvidia0"));
+        if (!driver) {
+            return "no NVIDIA GPU or driver found on this machine (no /proc/driver/nvidia/version, no /dev/nvidia0); "
+                    + "use --device cpu (detail: " + detail + ")";
+        }
+        return "an NVIDIA driver is present but the CUDA 13 runtime cannot be loaded; install the CUDA 13 toolkit, or put "
+                + "the lib folders of NVIDIA's pip wheels (nvidia-cuda-runtime, nvidia-cublas, ...) on LD_LIBRARY_PATH "
+                + "(detail: " + detail + ")";
     }
 
     public CudaBackend(int device, boolean tf32) {
