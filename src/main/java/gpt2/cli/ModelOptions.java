@@ -55,7 +55,9 @@ final class ModelOptions {
     Integer rope;
 
     @Option(names = {"--rope_theta", "--rope-theta"}, paramLabel = "THETA",
-            description = "Override: RoPE base (default with --rope 1: 50000, the original project's; d12-modern: 10000).")
+            description = {"Override: RoPE base (default with --rope 1: 50000, the original project's; d12-modern: 10000).",
+                    "Pairs rotated: (j, j + hs/2); the original's rope_en (torchtune's) rotates interleaved (2j, 2j+1): "
+                            + "equivalent from scratch, weights not interchangeable."})
     Float ropeTheta;
 
     @Option(names = {"--qk_norm", "--qk-norm"}, paramLabel = "0|1", description = "Override: RMS-normalise q and k per head.")
