@@ -7,7 +7,7 @@ import java.util.List;
 
 /**
  * An {@code --output_dir} and what it holds: a run is its logs ({@code main.log},
- * {@code metrics.jsonl}, {@code samples.txt}, {@code loss.png}) or its checkpoint directories.
+ * {@code metrics.jsonl}, {@code samples.txt}, {@code loss.png}, {@code run.json}) or its checkpoint directories.
  * A new run never writes into a folder that holds one unless told to continue it ({@code --resume})
  * or to move it aside ({@code --overwrite 1}: renamed to {@code DIR.old-N}, nothing deleted).
  */
@@ -16,7 +16,8 @@ public final class RunFolder {
     }
 
     /** The files whose presence means a run wrote here. */
-    public static final List<String> RUN_FILES = List.of(RunLog.MAIN_LOG, RunLog.METRICS, RunLog.SAMPLES, LossPlot.FILE);
+    public static final List<String> RUN_FILES = List.of(RunLog.MAIN_LOG, RunLog.METRICS, RunLog.SAMPLES, LossPlot.FILE,
+            RunStatus.FILE);
 
     /** Refuses an output folder that is a file; a folder that does not exist yet is fine. */
     public static void checkNotAFile(Path dir) {

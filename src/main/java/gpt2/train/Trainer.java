@@ -152,10 +152,20 @@ public final class Trainer {
     /** Runs the loop; returns the results of the steps it took. */
     public List<StepResult> run() {
         openLoaders();
+        RunStatus status = null;
         try {
             if (resumeFrom != null) restore(resumeFrom);
+            if (cfg.outputDir() != null && cfg.isMaster()) {
+                status = RunStatus.start(cfg.outputDir(), model.config().name(), cfg.numIterations(), startStep, args);
+            }
             if (comm.worldSize() > 1) comm.broadcast(model.backend(), model.params()); // every rank starts identical
-            return loop();
+            List<StepResult> results = loop();
+            int done = results.isEmpty() ? startStep : results.getLast().step() + 1;
+            if (status != null) status.end(done >= cfg.numIterations() ? RunStatus.FINISHED : RunStatus.STOPPED, done, null);
+            return results;
+        } catch (RuntimeException | Error e) {
+            if (status != null) status.end(RunStatus.FAILED, -1, e.getMessage() != null ? e.getMessage() : e.toString());
+            throw e;
         } finally {
             train.close();
             if (val != null) val.close();

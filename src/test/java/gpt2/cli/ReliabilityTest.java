@@ -118,6 +118,8 @@ class ReliabilityTest {
         assertTrue(m.find(), out);
         int stoppedAt = Integer.parseInt(m.group(1));
         assertTrue(Files.isDirectory(run.resolve(String.format("checkpoint_%08d", stoppedAt))), "checkpoint of step " + stoppedAt);
+        String status = Files.readString(run.resolve("run.json")).replace(" ", "");
+        assertTrue(status.contains("\"state\":\"stopped\"") && status.contains("\"step\":" + stoppedAt + ","), status);
         String[] resumed = InfoCommandTest.run(trainArgs(data, run, stoppedAt + 2, "--resume").toArray(String[]::new));
         assertEquals("0", resumed[0], resumed[2]);
         assertTrue(resumed[1].contains("at step " + stoppedAt), resumed[1]);
@@ -151,6 +153,8 @@ class ReliabilityTest {
             assertEquals("1", r[0], r[1]);
             assertTrue(r[2].contains("2 steps in a row were skipped (--max_skipped_steps 2)"), r[2]);
             assertTrue(Files.isDirectory(dir.resolve("b/checkpoint_00000004")), "the last good state is saved");
+            String status = Files.readString(dir.resolve("b/run.json")).replace(" ", "");
+            assertTrue(status.contains("\"state\":\"failed\"") && status.contains("stepsinarowwereskipped"), status);
         } finally {
             System.clearProperty("gpt2.test.nanLossAtSteps");
         }

@@ -102,8 +102,15 @@ class TrainCommandTest {
         try (Stream<Path> s = Files.list(out)) {
             List<String> names = s.map(p -> p.getFileName().toString()).sorted().toList();
             assertEquals(List.of("checkpoint_00000004", "checkpoint_00000008", "checkpoint_00000012", "loss.png",
-                    "main.log", "metrics.jsonl", "samples.txt"), names);
+                    "main.log", "metrics.jsonl", "run.json", "samples.txt"), names);
         }
+        // run.json: what the run is and how it ended (gpt2 serve's list of runs reads it)
+        JsonNode status = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out.resolve("run.json").toFile());
+        assertEquals("finished", status.get("state").asText(), status.toString());
+        assertEquals(12, status.get("step").asInt());
+        assertEquals(12, status.get("num_iterations").asInt());
+        assertEquals(ProcessHandle.current().pid(), status.get("pid").asLong());
+        assertEquals(12, status.get("args").get("num_iterations").asInt(), status.toString());
         assertEquals(3, Files.readAllLines(out.resolve("samples.txt")).stream().filter(l -> l.startsWith("--- step")).count());
     }
 
