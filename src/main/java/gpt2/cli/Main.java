@@ -10,7 +10,7 @@ import java.io.PrintWriter;
         description = "Pretrain, sample and evaluate GPT-2 models in Java.",
         subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, SampleCommand.class,
                 HellaSwagCommand.class, ConvertCommand.class, PlotCommand.class, BenchCommand.class, RendezvousCommand.class,
-                DownloadCommand.class,
+                DownloadCommand.class, ServeCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements java.util.concurrent.Callable<Integer> {
 

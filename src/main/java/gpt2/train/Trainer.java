@@ -421,12 +421,10 @@ public final class Trainer {
     private void report(StepResult r, List<StepResult> results, RunLog log) {
         long tokens = cfg.totalBatchSize();
         double tokS = tokens / (r.millis() / 1000.0);
+        double mfuPercent = Double.isNaN(model.backend().bf16PeakFlops()) ? Double.NaN
+                : 100 * model.config().trainingFlopsPerToken(cfg.seqLen()) * tokS / model.backend().bf16PeakFlops();
         if (cfg.isMaster()) {
-            String mfu = "";
-            if (!Double.isNaN(model.backend().bf16PeakFlops())) {
-                double flops = model.config().trainingFlopsPerToken(cfg.seqLen()) * tokS;
-                mfu = String.format(" | MFU %.1f%%", 100 * flops / model.backend().bf16PeakFlops());
-            }
+            String mfu = Double.isNaN(mfuPercent) ? "" : String.format(" | MFU %.1f%%", mfuPercent);
             out.printf("step %4d/%d | loss %.6f | norm %.4f | lr %.2e | %.1f ms | %.0f tok/s%s%s%n",
                     r.step() + 1, cfg.numIterations(), r.loss(), r.norm(), r.lr(), r.millis(), tokS, mfu, eta(results));
         }
@@ -434,6 +432,7 @@ public final class Trainer {
         ObjectNode rec = record(r.step() + 1).put("loss", r.loss()).put("lr", r.lr()).put("ms", r.millis())
                 .put("tok_s", tokS).put("tokens", (r.step() + 1L) * tokens);
         if (Float.isFinite(r.norm())) rec.put("norm", r.norm());
+        if (!Double.isNaN(mfuPercent)) rec.put("mfu", mfuPercent);
         log.metrics(rec);
     }
 
