@@ -41,9 +41,10 @@ function duration(s) {
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   return h > 0 ? `${h}h ${String(m).padStart(2, "0")}m` : `${m}m ${String(Math.round(s % 60)).padStart(2, "0")}s`;
 }
+const colors = new Map(); // a run keeps the color it was first drawn with
 function color(name) {
-  const names = [...state.runs.keys()];
-  return COLORS[Math.max(0, names.indexOf(name)) % COLORS.length];
+  if (!colors.has(name)) colors.set(name, COLORS[colors.size % COLORS.length]);
+  return colors.get(name);
 }
 
 // ---------------------------------------------------------------- metrics
@@ -138,7 +139,8 @@ function drawCharts() {
     let c = state.charts.get(div.id);
     if (tables.length === 0) {
       if (c) { c.plot.destroy(); state.charts.delete(div.id); }
-      div.replaceChildren(el("div", {class: "empty"}, div.dataset.title + ": no points yet"));
+      div.replaceChildren(el("div", {class: "empty"}, div.dataset.title + ": no points yet"
+        + (field === "mfu" ? " (runs on a GPU log it)" : "")));
       continue;
     }
     const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
@@ -155,14 +157,17 @@ function drawCharts() {
         label: n, stroke: color(n), width: 1.5, spanGaps: true, points: {show: false},
         value: (u, v) => v === null || v === undefined ? "-" : (Math.abs(v) >= 1000 ? fmtInt(v) : Number(v).toPrecision(4)),
       }))),
-      axes: [{values: (u, vals) => vals.map(v => state.x === "tokens" ? (v >= 1e6 ? (v / 1e6) + "M" : v) : v)}, {}],
+      axes: [{values: (u, vals) => vals.map(v => state.x === "tokens" ? (v >= 1e6 ? (v / 1e6) + "M" : v) : v)},
+             {size: 60, values: (u, vals) => vals.map(v => v === 0 ? "0" : Math.abs(v) < 0.01 ? v.toExponential(1)
+               : Math.abs(v) >= 1000 ? fmtInt(v) : +v.toPrecision(4))}],
     };
     state.charts.set(div.id, {plot: new uPlot(opts, data, div), key});
   }
 }
 
 async function compare() {
-  const names = [...state.selected];
+  // runs with validation losses only: the comparison is tokens to reach the first one's final val loss
+  const names = [...state.selected].filter(n => state.runs.has(n) && state.runs.get(n).val_loss !== undefined);
   const pre = $("#compare");
   if (names.length < 2) { pre.hidden = true; return; }
   try {
