@@ -185,7 +185,7 @@ final class TrainCommand implements Callable<Integer> {
     int saveEvery;
 
     @Option(names = {"--wandb_log_iters", "--wandb-log-iters"}, defaultValue = "10", paramLabel = "N",
-            description = "Weights & Biases logging in the original; a no-op here, reported: metrics.jsonl holds the same numbers (default: ${DEFAULT-VALUE}).")
+            description = "Weights & Biases logging in the original; a no-op here, reported: metrics.jsonl holds the same numbers, and gpt2 serve shows them live (default: ${DEFAULT-VALUE}).")
     int wandbLogIters;
 
     @Option(names = {"--wandb_project_id", "--wandb-project-id"}, defaultValue = "", paramLabel = "ID", description = "See --wandb_log_iters.")
@@ -388,7 +388,8 @@ final class TrainCommand implements Callable<Integer> {
         if (flag("--tensorcores", tensorcores) && !cuda) notes.add("--tensorcores 1 has no effect on the CPU");
         if (flag("--compile", compile)) notes.add("--compile 1 has no effect (there is no torch.compile; ops are already fused by hand)");
         if (spec.commandLine().getParseResult().hasMatchedOption("--wandb_log_iters") || !wandbProjectId.isEmpty()) {
-            notes.add("Weights & Biases is not available; --wandb_* ignored, metrics.jsonl in --output_dir holds the same numbers");
+            notes.add("Weights & Biases is not available; --wandb_* ignored: metrics.jsonl in --output_dir holds the same numbers, "
+                    + "and `gpt2 serve --runs DIR` shows them live in a browser");
         }
         if (!AdamW.isMuon(optimizer)) { // refuses an unknown --optimizer here, before anything is opened
             for (String f : List.of("--muon_lr", "--muon_momentum", "--muon_ns_steps", "--embedding_lr", "--head_lr")) {

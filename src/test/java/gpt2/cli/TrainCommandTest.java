@@ -255,6 +255,7 @@ class TrainCommandTest {
         assertTrue(r[1].contains("note: --tensorcores 1 has no effect on the CPU"), r[1]);
         assertTrue(r[1].contains("note: --compile 1 has no effect"), r[1]);
         assertTrue(r[1].contains("note: Weights & Biases is not available"), r[1]);
+        assertTrue(r[1].contains("`gpt2 serve --runs DIR` shows them live in a browser"), "the note points at serve: " + r[1]);
         // --write_tensors 1 with a GPT-2 architecture writes llm.c files that load back
         String[] w = InfoCommandTest.run("train", "--input_train_bin", data.resolve("toy_train_*.bin").toString(),
                 "--output_dir", dir.resolve("wt").toString(), "--model", "d2", "--n_layer", "1", "--n_embd", "32",
