@@ -12,7 +12,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The layering the README's Layout section describes, checked on the sources. */
+/** The layering docs/ARCHITECTURE.md's Layout section describes, checked on the sources. */
 class ArchitectureTest {
 
     private static final Path MAIN = Path.of("src/main/java/gpt2");

@@ -51,6 +51,41 @@ class ProjectFilesTest {
         }
     }
 
+    /**
+     * Issue 29: a README a newcomer reads in five minutes (at most 20 KB), the rest in docs/ pages,
+     * each reachable from the README; every relative link in them leads to a file of the repository.
+     */
+    @Test
+    void theReadmeIsShortAndEveryDocsPageIsReachableAndEveryLinkResolves() throws Exception {
+        String readme = read("README.md");
+        assertTrue(readme.getBytes(java.nio.charset.StandardCharsets.UTF_8).length <= 20 * 1024,
+                "README.md is " + readme.length() + " bytes; the rest belongs in docs/");
+        List<Path> pages;
+        try (Stream<Path> s = Files.list(Path.of("docs"))) {
+            pages = s.filter(p -> p.toString().endsWith(".md")).sorted().toList();
+        }
+        assertTrue(pages.size() >= 8, pages.toString());
+        List<String> problems = new ArrayList<>();
+        for (Path page : pages) {
+            if (!readme.contains("](docs/" + page.getFileName() + ")")) problems.add("README does not link " + page);
+        }
+        java.util.regex.Pattern link = java.util.regex.Pattern.compile("\\]\\(([^)\\s]+)\\)");
+        List<Path> all = new ArrayList<>(pages);
+        all.add(Path.of("README.md"));
+        for (Path f : all) {
+            String text = Files.readString(f);
+            if (text.contains("../shared")) problems.add(f + " refers to the team checkout's ../shared");
+            java.util.regex.Matcher m = link.matcher(text);
+            while (m.find()) {
+                String target = m.group(1);
+                if (target.matches("^(https?:|mailto:|#).*")) continue;
+                Path resolved = (f.getParent() == null ? Path.of("") : f.getParent()).resolve(target.replaceFirst("#.*$", "")).normalize();
+                if (!Files.exists(resolved)) problems.add(f + " links " + target + ", which does not exist");
+            }
+        }
+        assertTrue(problems.isEmpty(), String.join("\n", problems));
+    }
+
     @Test
     void theArchitectureDocumentNamesEveryPackage() throws Exception {
         String doc = read("docs/ARCHITECTURE.md");
@@ -142,5 +177,6 @@ class ProjectFilesTest {
         assertFalse(header.contains("CUDA cores"), header);
         assertTrue(header.contains("tensor cores in bf16 for head sizes 64"), header);
         assertTrue(read("README.md").contains("**On tensor cores** in bf16 for head sizes 64 (GPT-2's) and 128"));
+        assertTrue(read("docs/gpus.md").contains("**On tensor cores** in bf16 for head sizes 64 (GPT-2's) and 128"));
     }
 }
