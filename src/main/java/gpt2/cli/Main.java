@@ -9,7 +9,7 @@ import java.io.PrintWriter;
 @Command(name = "gpt2", mixinStandardHelpOptions = true, version = "gpt2-java 0.1.0",
         description = "Pretrain, sample and evaluate GPT-2 models in Java.",
         subcommands = {InfoCommand.class, PrepareCommand.class, TrainCommand.class, SampleCommand.class,
-                HellaSwagCommand.class, ConvertCommand.class, PlotCommand.class, BenchCommand.class, RendezvousCommand.class,
+                HellaSwagCommand.class, EvalCommand.class, ConvertCommand.class, PlotCommand.class, BenchCommand.class, RendezvousCommand.class,
                 DownloadCommand.class, ServeCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements java.util.concurrent.Callable<Integer> {

@@ -211,8 +211,13 @@ public final class Trainer {
                 if (val != null && cfg.valLossEvery() > 0 && (step % cfg.valLossEvery() == 0 || last)) {
                     valLoss = validate();
                     log.val(step, valLoss);
-                    log.metrics(record(step).put("val_loss", valLoss));
-                    if (cfg.isMaster()) out.printf("step %4d/%d | val loss %.6f%n", step, N, valLoss);
+                    ObjectNode rec = record(step).put("val_loss", valLoss);
+                    if (!Double.isNaN(lastValBpb)) rec.put("val_bpb", lastValBpb);
+                    log.metrics(rec);
+                    if (cfg.isMaster()) {
+                        out.printf("step %4d/%d | val loss %.6f%s%n", step, N, valLoss,
+                                Double.isNaN(lastValBpb) ? "" : String.format(" | val bpb %.4f", lastValBpb));
+                    }
                 }
                 if (cfg.sampleEvery() > 0 && (step % cfg.sampleEvery() == 0 || last) && cfg.isMaster()) {
                     String text = sample();
@@ -389,14 +394,24 @@ public final class Trainer {
     float validate() {
         int B = cfg.batchSize(), T = cfg.seqLen();
         val.reset();
-        double sum = 0;
+        double sum = 0, bytes = 0;
         for (int i = 0; i < cfg.valMaxSteps(); i++) {
             val.next(inputs, targets);
             sum += model.forward(inputs, targets, B, T, -1);
+            bytes += gpt2.eval.Bpb.bytes(targets);
         }
-        if (comm.worldSize() > 1) sum = comm.allReduceSum(sum) / comm.worldSize();
-        return (float) (sum / cfg.valMaxSteps());
+        if (comm.worldSize() > 1) {
+            sum = comm.allReduceSum(sum) / comm.worldSize();
+            bytes = comm.allReduceSum(bytes) / comm.worldSize();
+        }
+        float loss = (float) (sum / cfg.valMaxSteps());
+        // every position has a target: the summed nats are the mean loss times the positions
+        lastValBpb = gpt2.eval.Bpb.of((double) loss * cfg.valMaxSteps() * B * T, Math.round(bytes));
+        return loss;
     }
+
+    /** Bits per byte of the last validation (NaN when its tokens decode to no bytes). */
+    private double lastValBpb = Double.NaN;
 
     /** 32 tokens after an end-of-text token, top-k 40, temperature 1 (as the original). */
     String sample() {

@@ -96,6 +96,10 @@ class TrainCommandTest {
         assertEquals(trainSteps, steps.stream().map(m -> m.get("step").asInt()).toList());
         assertEquals(12 * 128, steps.getLast().get("tokens").asLong());
         assertEquals(List.of(0, 5, 10, 12), metrics.stream().filter(m -> m.has("val_loss")).map(m -> m.get("step").asInt()).toList());
+        // bits per byte at every validation (issue 30): the loss in bits over the bytes the targets decode to
+        for (JsonNode v : metrics.stream().filter(m -> m.has("val_loss")).toList()) {
+            assertTrue(v.has("val_bpb") && v.get("val_bpb").asDouble() > 0, v.toString());
+        }
         for (String field : List.of("loss", "lr", "norm", "ms", "tok_s")) assertTrue(steps.get(3).has(field), field);
 
         // checkpoints after steps 4, 8 and at the end (12); samples at 0, 6, 12; the plot
