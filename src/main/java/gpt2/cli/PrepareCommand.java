@@ -30,6 +30,7 @@ import java.util.stream.Stream;
 @Command(name = "prepare", mixinStandardHelpOptions = true,
         description = "Turn a dataset into token shards (or, for HellaSwag, a checked JSONL file).",
         subcommands = {PrepareCommand.Shakespeare.class, PrepareCommand.FineWeb.class, PrepareCommand.Text.class,
+                PrepareCommand.CoreBundleCommand.class,
                 PrepareCommand.HellaSwag.class})
 final class PrepareCommand implements Runnable {
 
@@ -367,6 +368,69 @@ final class PrepareCommand implements Runnable {
                 if (downloaded != null) Files.deleteIfExists(downloaded);
             }
             return 0;
+        }
+    }
+
+    @Command(name = "core", mixinStandardHelpOptions = true,
+            description = {"The DCLM eval bundle for gpt2 eval's CORE metric (nanochat's copy): downloaded with resume (or --input), "
+                    + "checked (every task file its core.yaml names present, every row readable), saved as eval_bundle.zip.",
+                    "Example: gpt2 prepare core     (into data/eval_bundle.zip)"})
+    static final class CoreBundleCommand implements Callable<Integer> {
+        static final String URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip";
+
+        @Option(names = {"--output_dir", "--output-dir"}, paramLabel = "DIR", description = "Default: data/.")
+        Path outputDir;
+
+        @Option(names = "--input", paramLabel = "FILE", description = "A local eval_bundle.zip (or the unzipped folder).")
+        Path input;
+
+        @Option(names = "--url", defaultValue = URL, paramLabel = "URL", description = "Where to download from (default: ${DEFAULT-VALUE}).")
+        URI url;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws IOException {
+            long start = System.nanoTime();
+            Path dir = outputDir != null ? outputDir : Path.of("data");
+            Path target = dir.resolve("eval_bundle.zip");
+            PrintWriter out = spec.commandLine().getOut();
+            if (input != null) {
+                if (!Files.exists(input)) throw new IllegalArgumentException("--input " + input + ": no such file or folder");
+                List<gpt2.eval.Core.Task> tasks = gpt2.eval.CoreBundle.load(input); // checked before anything is written
+                summary(out, tasks, start);
+                if (Files.isDirectory(input)) {
+                    out.println("an unzipped bundle: use it as it is with gpt2 eval --bundle " + input);
+                } else if (!Files.exists(target) || !Files.isSameFile(input, target)) {
+                    Files.createDirectories(dir);
+                    Path tmp = dir.resolve("eval_bundle.zip.part");
+                    Files.copy(input, tmp, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+                    out.println("wrote " + target);
+                }
+                out.flush();
+                return 0;
+            }
+            Path part = Download.fetchResumable(url, target);
+            List<gpt2.eval.Core.Task> tasks;
+            try {
+                tasks = gpt2.eval.CoreBundle.load(part);
+            } catch (IllegalArgumentException e) {
+                Files.deleteIfExists(part); // a bad archive is not kept to resume from
+                throw new IllegalArgumentException("the downloaded bundle from " + url + " is not usable: "
+                        + e.getMessage().lines().findFirst().orElse(""));
+            }
+            Files.move(part, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            summary(out, tasks, start);
+            out.println("wrote " + target);
+            out.flush();
+            return 0;
+        }
+
+        private static void summary(PrintWriter out, List<gpt2.eval.Core.Task> tasks, long start) {
+            long examples = tasks.stream().mapToLong(t -> t.data().size()).sum();
+            out.printf("core: %d tasks, %,d examples checked in %.1f s%n", tasks.size(), examples, (System.nanoTime() - start) / 1e9);
         }
     }
 
