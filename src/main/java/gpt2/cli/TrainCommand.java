@@ -188,6 +188,22 @@ final class TrainCommand implements Callable<Integer> {
             description = "Weights & Biases logging in the original; a no-op here, reported: metrics.jsonl holds the same numbers, and gpt2 serve shows them live (default: ${DEFAULT-VALUE}).")
     int wandbLogIters;
 
+    @Option(names = {"--eval_every", "--eval-every"}, defaultValue = "0", paramLabel = "N",
+            description = "CORE every N steps (and at the end), as nanochat; 0 = never (default: ${DEFAULT-VALUE}). See gpt2 eval.")
+    int evalEvery;
+
+    @Option(names = {"--eval_tasks", "--eval-tasks"}, defaultValue = "core", paramLabel = "TASKS",
+            description = "With --eval_every: core, or a comma list of task labels (default: ${DEFAULT-VALUE}).")
+    String evalTasks;
+
+    @Option(names = {"--eval_max_per_task", "--eval-max-per-task"}, defaultValue = "500", paramLabel = "K",
+            description = "With --eval_every: at most K examples per task; -1 = all (default: ${DEFAULT-VALUE}, as nanochat).")
+    int evalMaxPerTask;
+
+    @Option(names = {"--eval_bundle", "--eval-bundle"}, paramLabel = "DIR_OR_ZIP",
+            description = "With --eval_every: the eval bundle (default: data/eval_bundle, else data/eval_bundle.zip).")
+    Path evalBundle;
+
     @Option(names = {"--wandb_project_id", "--wandb-project-id"}, defaultValue = "", paramLabel = "ID", description = "See --wandb_log_iters.")
     String wandbProjectId;
 
@@ -302,6 +318,15 @@ final class TrainCommand implements Callable<Integer> {
             Trainer trainer = new Trainer(model, optimizer, cfg, log, args()).withCommunicator(comm);
             // every input is read and checked before the output folder is touched
             trainer.validateInputs();
+            if (evalEvery > 0) {
+                Path bundle = evalBundle != null ? evalBundle : java.nio.file.Files.exists(gpt2.eval.CoreBundle.DEFAULT)
+                        ? gpt2.eval.CoreBundle.DEFAULT : Path.of(gpt2.eval.CoreBundle.DEFAULT + ".zip");
+                if (!java.nio.file.Files.exists(bundle)) {
+                    throw new IllegalArgumentException("--eval_every " + evalEvery + ": no eval bundle at " + bundle
+                            + "; get it with 'gpt2 prepare core' (or give --eval_bundle)");
+                }
+                trainer.withCoreEval(EvalCommand.select(gpt2.eval.CoreBundle.load(bundle), evalTasks), evalEvery, evalMaxPerTask);
+            }
             if (out != null && rank == 0) {
                 if (moveAside) notes.add("--overwrite 1: the run that was in " + out + " is now in " + gpt2.train.RunFolder.moveAside(out));
                 gpt2.train.RunFolder.checkWritable(out);

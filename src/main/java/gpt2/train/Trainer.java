@@ -122,6 +122,38 @@ public final class Trainer {
         return this;
     }
 
+    private List<gpt2.eval.Core.Task> coreTasks;
+    private int coreEvery, coreMaxPerTask;
+
+    /**
+     * CORE during training (nanochat's base_train does the same): every {@code every} steps after the
+     * first, and at the end, rank 0 scores the tasks (at most {@code maxPerTask} examples each) and
+     * logs one metrics.jsonl record per task ("eval_task", accuracy, centered) and one with "core".
+     */
+    public Trainer withCoreEval(List<gpt2.eval.Core.Task> tasks, int every, int maxPerTask) {
+        if (every < 1) throw new IllegalArgumentException("--eval_every must be >= 1, got " + every);
+        this.coreTasks = tasks;
+        this.coreEvery = every;
+        this.coreMaxPerTask = maxPerTask;
+        return this;
+    }
+
+    /** Scores the CORE tasks now; rows per pass kept to the training batch's tokens at the longest rows. */
+    private void coreEval(int step, RunLog log) {
+        int rows = Math.max(1, cfg.batchSize() * cfg.seqLen() / model.config().maxSeqLen());
+        List<gpt2.eval.Core.Result> results = new ArrayList<>();
+        for (gpt2.eval.Core.Task t : coreTasks) {
+            gpt2.eval.Core.Result r = gpt2.eval.Core.evaluate(model, t, coreMaxPerTask, rows, null);
+            results.add(r);
+            out.printf("step %4d/%d | %s%n", step, cfg.numIterations(), r.line());
+            log.metrics(record(step).put("eval_task", r.label()).put("shots", r.shots()).put("examples", r.examples())
+                    .put("accuracy", r.accuracy()).put("centered", r.centered()));
+        }
+        double core = gpt2.eval.Core.metric(results);
+        out.printf("step %4d/%d | CORE %.4f (%d tasks)%n", step, cfg.numIterations(), core, results.size());
+        log.metrics(record(step).put("core", core));
+    }
+
     /** Continue from a checkpoint (weights, optimizer, loader, RNG, step) when the run starts. */
     public Trainer resumeFrom(Path checkpointDir) {
         this.resumeFrom = checkpointDir;
@@ -224,6 +256,7 @@ public final class Trainer {
                     out.printf("generating:%n---%n%s%n---%n", text);
                     log.sample(step, text);
                 }
+                if (coreTasks != null && cfg.isMaster() && (last || (step > 0 && step % coreEvery == 0))) coreEval(step, log);
                 if (last) break;
                 StepResult r = step(step);
                 results.add(r);

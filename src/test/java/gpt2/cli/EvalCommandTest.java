@@ -65,6 +65,32 @@ class EvalCommandTest {
         for (String[] x : new String[][]{r}) assertEquals(1, x[2].strip().lines().count(), x[2]);
     }
 
+    /** CORE during training: every --eval_every steps after the first and at the end, one metrics record per task and one with the mean. */
+    @Test
+    void coreDuringTrainingGoesToMetricsJsonl(@TempDir Path dir) throws Exception {
+        Path zip = gpt2.eval.CoreTestBundles.zip(dir);
+        Path data = TrainCommandTest.shards(Files.createDirectories(dir.resolve("data")));
+        Path run = dir.resolve("run");
+        String[] r = InfoCommandTest.run(TrainCommandTest.args(data, run, "--num_iterations", "5", "--eval_every", "2",
+                "--eval_bundle", zip.toString(), "--eval_max_per_task", "3", "--vocab_size", "50257", "--val_loss_every", "0"));
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].contains("step    2/5 | CORE ") && r[1].contains("step    4/5 | CORE ") && r[1].contains("step    5/5 | CORE "), r[1]);
+        assertTrue(r[1].contains("step    2/5 | mc_task"), r[1]);
+        java.util.List<JsonNode> records = new java.util.ArrayList<>();
+        for (String l : Files.readAllLines(run.resolve("metrics.jsonl"))) records.add(new ObjectMapper().readTree(l));
+        assertEquals(java.util.List.of(2, 4, 5), records.stream().filter(x -> x.has("core")).map(x -> x.get("step").asInt()).toList());
+        assertEquals(9, records.stream().filter(x -> x.has("eval_task")).count(), "3 tasks x 3 evaluations");
+        JsonNode one = records.stream().filter(x -> x.has("eval_task")).findFirst().orElseThrow();
+        assertEquals(3, one.get("examples").asInt());
+        assertTrue(one.has("accuracy") && one.has("centered"), one.toString());
+
+        String[] bad = InfoCommandTest.run(TrainCommandTest.args(data, dir.resolve("run2"), "--eval_every", "2", "--eval_bundle",
+                dir.resolve("nope.zip").toString()));
+        assertEquals("2", bad[0], bad[1]);
+        assertTrue(bad[2].contains("--eval_every 2: no eval bundle at " + dir.resolve("nope.zip")), bad[2]);
+        assertTrue(!Files.exists(dir.resolve("run2")), "refused before the output folder is made");
+    }
+
     /** Bits per byte against a direct computation: the same batches' summed loss over ln 2 times their text's bytes. */
     @Test
     void bitsPerByteAgainstADirectComputation(@TempDir Path dir) throws Exception {
