@@ -54,7 +54,7 @@ final class EvalCommand implements Callable<Integer> {
             description = "At most K examples per task (after nanochat's shuffle); -1 = all (default: ${DEFAULT-VALUE}).")
     int maxPerTask;
 
-    @Option(names = {"--batch_rows", "--batch-rows"}, defaultValue = "32", paramLabel = "N",
+    @Option(names = {"--batch_rows", "--batch-rows"}, defaultValue = "8", paramLabel = "N",
             description = "Rows (options) per forward pass (default: ${DEFAULT-VALUE}).")
     int batchRows;
 
@@ -151,12 +151,7 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     private Path bundlePath() {
-        if (bundle != null) return bundle;
-        if (Files.exists(CoreBundle.DEFAULT)) return CoreBundle.DEFAULT;
-        Path zip = Path.of(CoreBundle.DEFAULT + ".zip");
-        if (Files.exists(zip)) return zip;
-        throw new IllegalArgumentException("no eval bundle: looked at " + CoreBundle.DEFAULT + " and " + zip
-                + "; get it with 'gpt2 prepare core' (or give --bundle DIR_OR_ZIP)");
+        return CoreBundle.locate(bundle, "--bundle");
     }
 
     /** The tasks --tasks names, in the bundle's order; an unknown label is refused with the known ones. */

@@ -319,12 +319,7 @@ final class TrainCommand implements Callable<Integer> {
             // every input is read and checked before the output folder is touched
             trainer.validateInputs();
             if (evalEvery > 0) {
-                Path bundle = evalBundle != null ? evalBundle : java.nio.file.Files.exists(gpt2.eval.CoreBundle.DEFAULT)
-                        ? gpt2.eval.CoreBundle.DEFAULT : Path.of(gpt2.eval.CoreBundle.DEFAULT + ".zip");
-                if (!java.nio.file.Files.exists(bundle)) {
-                    throw new IllegalArgumentException("--eval_every " + evalEvery + ": no eval bundle at " + bundle
-                            + "; get it with 'gpt2 prepare core' (or give --eval_bundle)");
-                }
+                Path bundle = gpt2.eval.CoreBundle.locate(evalBundle, "--eval_bundle");
                 trainer.withCoreEval(EvalCommand.select(gpt2.eval.CoreBundle.load(bundle), evalTasks), evalEvery, evalMaxPerTask);
             }
             if (out != null && rank == 0) {

@@ -46,6 +46,22 @@ public final class CoreBundle {
         void close() throws IOException;
     }
 
+    /**
+     * The bundle to read: {@code given} when there is one, else data/eval_bundle, else
+     * data/eval_bundle.zip; an error saying where it looked when there is none.
+     */
+    public static Path locate(Path given, String flag) {
+        if (given != null) {
+            if (!Files.exists(given)) throw new IllegalArgumentException(flag + " " + given + ": no such folder or zip (get the bundle with: gpt2 prepare core)");
+            return given;
+        }
+        if (Files.exists(DEFAULT)) return DEFAULT;
+        Path zip = Path.of(DEFAULT + ".zip");
+        if (Files.exists(zip)) return zip;
+        throw new IllegalArgumentException("no eval bundle: looked at " + DEFAULT + " and " + zip
+                + "; get it with 'gpt2 prepare core' (or give " + flag + " DIR_OR_ZIP)");
+    }
+
     /** The bundle's tasks, every row checked. */
     public static List<Core.Task> load(Path bundle) {
         try (Files2 f = open(bundle)) {

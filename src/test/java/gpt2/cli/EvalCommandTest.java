@@ -55,7 +55,12 @@ class EvalCommandTest {
         assertTrue(r[2].contains("--tasks: no task nope in the bundle (it has: mc_task, schema_task, lm_task; or core, all, bpb, list)"), r[2]);
         r = InfoCommandTest.run("eval", "--model", "d2", "--bundle", dir.resolve("none").toString());
         assertEquals("2", r[0], r[1]);
-        assertTrue(r[2].contains("none: no such folder or zip (get the bundle with: gpt2 prepare core)"), r[2]);
+        assertTrue(r[2].contains("--bundle " + dir.resolve("none") + ": no such folder or zip (get the bundle with: gpt2 prepare core)"), r[2]);
+        if (!Files.exists(Path.of("data/eval_bundle")) && !Files.exists(Path.of("data/eval_bundle.zip"))) { // a clone without the bundle
+            r = InfoCommandTest.run("eval", "--model", "d2");
+            assertEquals("2", r[0], r[1]);
+            assertTrue(r[2].contains("no eval bundle: looked at data/eval_bundle and data/eval_bundle.zip; get it with 'gpt2 prepare core'"), r[2]);
+        }
         r = InfoCommandTest.run("eval", "--model", "d2", "--tasks", "bpb");
         assertEquals("2", r[0], r[1]);
         assertTrue(r[2].contains("--tasks bpb needs --input_val_bin"), r[2]);
@@ -87,7 +92,7 @@ class EvalCommandTest {
         String[] bad = InfoCommandTest.run(TrainCommandTest.args(data, dir.resolve("run2"), "--eval_every", "2", "--eval_bundle",
                 dir.resolve("nope.zip").toString()));
         assertEquals("2", bad[0], bad[1]);
-        assertTrue(bad[2].contains("--eval_every 2: no eval bundle at " + dir.resolve("nope.zip")), bad[2]);
+        assertTrue(bad[2].contains("--eval_bundle " + dir.resolve("nope.zip") + ": no such folder or zip (get the bundle with: gpt2 prepare core)"), bad[2]);
         assertTrue(!Files.exists(dir.resolve("run2")), "refused before the output folder is made");
     }
 
