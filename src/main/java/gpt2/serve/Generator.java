@@ -86,6 +86,11 @@ final class Generator implements AutoCloseable {
         return worker.getQueue().size();
     }
 
+    /** Whether the model of that checkpoint folder is loaded now (its files were verified when it was). */
+    synchronized boolean isLoaded(Path dir) {
+        return models.containsKey(dir);
+    }
+
     /** Names of the models loaded now, least recently used first. */
     synchronized java.util.List<String> loaded() {
         return models.keySet().stream().map(Path::toString).toList();

@@ -398,7 +398,14 @@ public final class Server implements AutoCloseable {
      */
     private Path checkpointOf(String id) {
         Path run = store.run(id);
-        if (run != null) return Checkpoint.newestValid(run, f -> { }).map(Checkpoint.Found::dir).orElse(null);
+        if (run != null) {
+            // the newest checkpoint, verified (its checksums read every byte) unless its model is loaded already
+            List<Path> dirs = Checkpoint.directories(run);
+            if (!dirs.isEmpty() && generator.isLoaded(dirs.getFirst()) && store.file(dirs.getFirst(), Checkpoint.MODEL) != null) {
+                return dirs.getFirst();
+            }
+            return Checkpoint.newestValid(run, f -> { }).map(Checkpoint.Found::dir).orElse(null);
+        }
         int slash = id.lastIndexOf('/');
         if (slash < 0) return null;
         run = store.run(id.substring(0, slash));
