@@ -111,7 +111,7 @@ final class RunStore {
         }
     }
 
-    /** The run's checkpoints, newest first: name, step, and whether hellaswag.json is beside it. */
+    /** The run's checkpoints, newest first: name, step, size, and the HellaSwag and CORE results written beside them. */
     ArrayNode checkpoints(Path runDir) {
         ArrayNode out = JsonNodeFactory.instance.arrayNode();
         for (Path d : Checkpoint.directories(runDir)) {
@@ -125,6 +125,15 @@ final class RunStore {
                 c.put("bytes", Files.size(model));
             } catch (IOException e) {
                 c.put("bytes", -1);
+            }
+            Path core = file(d, "core_eval.json"); // gpt2 eval's CORE result for this checkpoint
+            if (core != null) {
+                try {
+                    JsonNode n = JSON.readTree(core.toFile());
+                    if (n.has("core")) c.put("core", n.get("core").asDouble());
+                } catch (IOException e) {
+                    c.put("core_problem", "core_eval.json unreadable: " + e.getMessage());
+                }
             }
             Path hs = file(d, "hellaswag.json");
             if (hs != null) {

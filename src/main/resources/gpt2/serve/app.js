@@ -51,7 +51,7 @@ function color(name) {
 
 function emptyMetrics() {
   return {next: 0, step: [], tokens: [], loss: [], lr: [], norm: [], tok_s: [], mfu: [], ms: [],
-          val: {step: [], tokens: [], val_loss: []}, unreadable: 0};
+          val: {step: [], tokens: [], val_loss: []}, core: {step: [], tokens: [], core: []}, unreadable: 0};
 }
 
 /** Reads a run's new metrics lines (from the byte offset it got last), appending them. */
@@ -75,6 +75,10 @@ function loadMetrics(name) {
           m.mfu.push(rec.mfu !== undefined ? rec.mfu : null);
           m.ms.push(rec.ms !== undefined ? rec.ms : null);
         }
+        if (rec.core !== undefined) {
+          m.core.step.push(rec.step);
+          m.core.core.push(rec.core);
+        }
         if (rec.val_loss !== undefined) {
           m.val.step.push(rec.step);
           m.val.tokens.push(null);
@@ -84,6 +88,7 @@ function loadMetrics(name) {
       // validations carry no token count: the steps' tokens per step give it
       const per = m.step.length ? (m.tokens[m.tokens.length - 1] || 0) / m.step[m.step.length - 1] : perStep;
       m.val.tokens = m.val.step.map(s => s * per);
+      m.core.tokens = m.core.step.map(s => s * per);
       m.unreadable = r.unreadable;
       m.next = r.next;
       state.metrics.set(name, m);
@@ -99,9 +104,9 @@ function loadMetrics(name) {
 
 function series(m, field) {
   if (!m) return null;
-  if (field === "val_loss") {
-    const xs = state.x === "step" ? m.val.step : m.val.tokens;
-    return [xs, m.val.val_loss];
+  if (field === "val_loss" || field === "core") {
+    const part = field === "core" ? m.core : m.val;
+    return [state.x === "step" ? part.step : part.tokens, part[field]];
   }
   const xs = state.x === "step" ? m.step : m.tokens;
   return [xs, m[field]];
@@ -140,7 +145,7 @@ function drawCharts() {
     if (tables.length === 0) {
       if (c) { c.plot.destroy(); state.charts.delete(div.id); }
       div.replaceChildren(el("div", {class: "empty"}, div.dataset.title + ": no points yet"
-        + (field === "mfu" ? " (runs on a GPU log it)" : "")));
+        + (field === "mfu" ? " (runs on a GPU log it)" : field === "core" ? " (train with --eval_every N)" : "")));
       continue;
     }
     const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
@@ -234,7 +239,8 @@ async function setFocus(name) {
   const ckBody = $("#checkpoints tbody");
   ckBody.replaceChildren(...(s ? s.checkpoints : []).map(c => el("tr", {},
     el("td", {}, c.name), el("td", {class: "num"}, c.step), el("td", {class: "num"}, fmt(c.bytes / 1e6, 1)),
-    el("td", {class: "num"}, c.hellaswag && c.hellaswag.acc_norm !== undefined ? fmt(c.hellaswag.acc_norm, 4) : "-"))));
+    el("td", {class: "num"}, c.hellaswag && c.hellaswag.acc_norm !== undefined ? fmt(c.hellaswag.acc_norm, 4) : "-"),
+    el("td", {class: "num"}, c.core !== undefined ? fmt(c.core, 4) : "-"))));
   $("#flags").textContent = s && s.args ? Object.entries(s.args).filter(([k, v]) => v !== null && v !== "")
     .map(([k, v]) => `--${k} ${v}`).join("\n") : "(not recorded)";
   try {

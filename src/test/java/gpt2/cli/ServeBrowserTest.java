@@ -61,6 +61,12 @@ class ServeBrowserTest {
             chrome.await("return document.getElementById('chart-loss').dataset.points", v -> v.asInt() == before + 1,
                     Duration.ofSeconds(30), "the loss chart to gain the appended step");
 
+            // CORE during training (train --eval_every) gets its own chart
+            Files.writeString(live.resolve("metrics.jsonl"), "{\"step\": 4, \"eval_task\": \"copa\", \"accuracy\": 0.6, "
+                    + "\"centered\": 0.2}\n{\"step\": 4, \"core\": 0.05}\n", StandardOpenOption.APPEND);
+            chrome.await("return document.getElementById('chart-core').dataset.points", v -> v.asInt() == 1,
+                    Duration.ofSeconds(30), "the CORE chart to show the run's CORE record");
+
             Path late = Files.createDirectories(runs.resolve("late"));
             Files.writeString(late.resolve("metrics.jsonl"), record(1) + record(2));
             chrome.await("return document.querySelector('tr[data-run=\"late\"]') !== null", JsonNode::asBoolean,

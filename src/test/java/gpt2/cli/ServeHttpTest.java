@@ -124,6 +124,18 @@ class ServeHttpTest {
             JsonNode samples = json(get(s, "/api/runs/trained/samples"));
             assertEquals(List.of(0, 2, 4), samples.findValues("step").stream().map(JsonNode::asInt).toList());
             assertEquals(2, json(get(s, "/api/runs/trained/checkpoints")).size());
+            // results written beside a checkpoint by gpt2 hellaswag and gpt2 eval are shown with it
+            Path ck = runs.resolve("trained/checkpoint_00000002");
+            Files.writeString(ck.resolve("hellaswag.json"), "{\"acc_norm\": 0.25}");
+            Files.writeString(ck.resolve("core_eval.json"), "{\"core\": 0.0123}");
+            try {
+                JsonNode c = json(get(s, "/api/runs/trained/checkpoints")).get(1);
+                assertEquals(0.25, c.get("hellaswag").get("acc_norm").asDouble());
+                assertEquals(0.0123, c.get("core").asDouble());
+            } finally {
+                Files.delete(ck.resolve("hellaswag.json"));
+                Files.delete(ck.resolve("core_eval.json"));
+            }
 
             HttpResponse<String> page = get(s, "/");
             assertEquals(200, page.statusCode());
