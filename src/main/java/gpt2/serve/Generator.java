@@ -91,11 +91,6 @@ final class Generator implements AutoCloseable {
         return models.containsKey(dir);
     }
 
-    /** Names of the models loaded now, least recently used first. */
-    synchronized java.util.List<String> loaded() {
-        return models.keySet().stream().map(Path::toString).toList();
-    }
-
     /**
      * Queues a generation from the checkpoint folder {@code model}; returns when it is done (or
      * failed). {@link Busy} at once when the queue is full.

@@ -195,6 +195,32 @@ final class RunStore {
         }
     }
 
+    /** What a run's summary needs of its metrics.jsonl: the last training and validation records, and the lines unreadable. */
+    private static final class Tail {
+        long next;
+        JsonNode lastTrain, lastVal;
+        int unreadable;
+    }
+
+    /** Each run's tail, kept between looks: a look reads only the lines written since the last one. */
+    private final Map<Path, Tail> tails = new java.util.HashMap<>();
+
+    /** The run's tail brought up to date (read on from where the last look stopped; from the start when rewritten). */
+    private synchronized Tail tail(Path dir) {
+        Tail t = tails.computeIfAbsent(dir, d -> new Tail());
+        while (true) {
+            Metrics m = metrics(dir, t.next);
+            if (m.reset()) tails.put(dir, t = new Tail());
+            for (JsonNode r : m.records()) {
+                if (r.has("loss")) t.lastTrain = r;
+                if (r.has("val_loss")) t.lastVal = r;
+            }
+            t.unreadable += m.unreadable();
+            t.next = m.next();
+            if (m.records().size() < MAX_RECORDS) return t;
+        }
+    }
+
     /** The last {@code max} samples written during training: step and text. */
     ArrayNode samples(Path runDir, int max) {
         ArrayNode out = JsonNodeFactory.instance.arrayNode();
@@ -240,12 +266,8 @@ final class RunStore {
                 s.put("problem", RunStatus.FILE + " unreadable (being written?)");
             }
         }
-        Metrics m = metrics(dir, 0);
-        JsonNode lastTrain = null, lastVal = null;
-        for (JsonNode r : m.records()) {
-            if (r.has("loss")) lastTrain = r;
-            if (r.has("val_loss")) lastVal = r;
-        }
+        Tail m = tail(dir);
+        JsonNode lastTrain = m.lastTrain, lastVal = m.lastVal;
         ArrayNode checkpoints = checkpoints(dir);
         int numIterations = status != null ? status.path("num_iterations").asInt(-1) : -1;
         JsonNode args = status != null ? status.get("args") : null;
@@ -274,7 +296,7 @@ final class RunStore {
         s.put("state", state(status, step, numIterations, dir));
         if (status != null && status.has("error")) s.put("error", status.get("error").asText());
         if (status != null && status.has("started")) s.put("started", status.get("started").asText());
-        if (m.unreadable() > 0) s.put("unreadable_lines", m.unreadable());
+        if (m.unreadable > 0) s.put("unreadable_lines", m.unreadable);
         s.set("checkpoints", checkpoints);
         if (args != null) s.set("args", args);
         s.put("signature", signature(dir));

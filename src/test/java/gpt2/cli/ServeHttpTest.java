@@ -364,6 +364,27 @@ class ServeHttpTest {
         }
     }
 
+    /** A long run's summary comes from its last lines, past the page size of one metrics read. */
+    @Test
+    void aLongRunsSummaryHasItsLastLoss() throws Exception {
+        Path longRun = Files.createDirectories(runs.resolve("long"));
+        StringBuilder lines = new StringBuilder();
+        for (int s = 1; s <= 25_000; s++) lines.append("{\"step\": ").append(s).append(", \"loss\": ").append(s / 1000.0).append("}\n");
+        Files.writeString(longRun.resolve("metrics.jsonl"), lines);
+        try (Server s = server(null, 2, 2, loader())) {
+            for (int round = 0; round < 2; round++) {
+                JsonNode summary = null;
+                for (JsonNode r : json(get(s, "/api/runs")).get("runs")) if (r.get("name").asText().equals("long")) summary = r;
+                assertNotNull(summary);
+                assertEquals(25_000 + round, summary.get("step").asInt(), summary.toString());
+                assertEquals((25_000 + round) / 1000.0, summary.get("loss").asDouble(), 1e-9);
+                Files.writeString(longRun.resolve("metrics.jsonl"), "{\"step\": 25001, \"loss\": 25.001}\n", StandardOpenOption.APPEND);
+            }
+        } finally {
+            deleteTree(longRun);
+        }
+    }
+
     static void copyTree(Path from, Path to) throws Exception {
         try (var walk = Files.walk(from)) {
             for (Path p : walk.toList()) Files.copy(p, to.resolve(from.relativize(p).toString()));
