@@ -175,15 +175,12 @@ final class EvalCommand implements Callable<Integer> {
                 + m.config().maxSeqLen());
         int B = batchSize;
         int[] in = new int[B * T], tg = new int[B * T];
-        double nats = 0;
-        long bytes = 0;
+        Bpb.Sums sums;
         try (DataLoader val = new DataLoader(inputValBin, B, T, 0, 1, m.config().vocabSize())) {
-            for (int i = 0; i < valMaxSteps; i++) {
-                val.next(in, tg);
-                nats += (double) m.forward(in, tg, B, T, -1) * B * T;
-                bytes += Bpb.bytes(tg);
-            }
+            sums = Bpb.over(m, val, in, tg, B, T, valMaxSteps);
         }
+        double nats = sums.meanLosses() * B * T;
+        long bytes = sums.bytes();
         double bits = Bpb.of(nats, bytes);
         out.printf(Locale.ROOT, "val bpb %.4f (%,d tokens, %,d bytes, loss %.4f nats per token) from %s%n", bits,
                 (long) valMaxSteps * B * T, bytes, nats / ((double) valMaxSteps * B * T), inputValBin);

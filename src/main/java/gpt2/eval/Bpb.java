@@ -33,6 +33,28 @@ public final class Bpb {
         return sum;
     }
 
+    /** Over some batches: the sum of their mean losses (nats per token) and the bytes their targets decode to. */
+    public record Sums(double meanLosses, long bytes) {
+    }
+
+    /**
+     * Reads {@code steps} batches of B x T tokens from the loader (every position has a target), runs
+     * the model on each (evaluation: no dropout) and sums their mean losses and their targets' bytes;
+     * the summed nats are {@code meanLosses x B x T}. Validation during training and {@code gpt2 eval
+     * --tasks bpb} both measure this way.
+     */
+    public static Sums over(gpt2.model.Gpt2 model, gpt2.data.DataLoader loader, int[] inputs, int[] targets, int B, int T,
+                            int steps) {
+        double losses = 0;
+        long bytes = 0;
+        for (int i = 0; i < steps; i++) {
+            loader.next(inputs, targets);
+            losses += model.forward(inputs, targets, B, T, -1);
+            bytes += bytes(targets);
+        }
+        return new Sums(losses, bytes);
+    }
+
     /** nats / (ln 2 x bytes); NaN without bytes. */
     public static double of(double nats, long bytes) {
         return bytes == 0 ? Double.NaN : nats / (Math.log(2) * bytes);

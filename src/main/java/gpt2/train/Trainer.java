@@ -241,14 +241,15 @@ public final class Trainer {
                 boolean last = step == N;
                 Float valLoss = null;
                 if (val != null && cfg.valLossEvery() > 0 && (step % cfg.valLossEvery() == 0 || last)) {
-                    valLoss = validate();
+                    Validation v = validate();
+                    valLoss = v.loss();
                     log.val(step, valLoss);
                     ObjectNode rec = record(step).put("val_loss", valLoss);
-                    if (!Double.isNaN(lastValBpb)) rec.put("val_bpb", lastValBpb);
+                    if (!Double.isNaN(v.bpb())) rec.put("val_bpb", v.bpb());
                     log.metrics(rec);
                     if (cfg.isMaster()) {
                         out.printf("step %4d/%d | val loss %.6f%s%n", step, N, valLoss,
-                                Double.isNaN(lastValBpb) ? "" : String.format(" | val bpb %.4f", lastValBpb));
+                                Double.isNaN(v.bpb()) ? "" : String.format(" | val bpb %.4f", v.bpb()));
                     }
                 }
                 if (cfg.sampleEvery() > 0 && (step % cfg.sampleEvery() == 0 || last) && cfg.isMaster()) {
@@ -423,28 +424,24 @@ public final class Trainer {
         return k & Long.MAX_VALUE;
     }
 
-    /** Mean loss over --val_max_steps batches from the start of the validation shards. */
-    float validate() {
+    /**
+     * A validation over --val_max_steps batches from the start of the validation shards: the mean loss
+     * per token and the bits per byte (NaN when its tokens decode to no bytes).
+     */
+    record Validation(float loss, double bpb) {
+    }
+
+    Validation validate() {
         int B = cfg.batchSize(), T = cfg.seqLen();
         val.reset();
-        double sum = 0, bytes = 0;
-        for (int i = 0; i < cfg.valMaxSteps(); i++) {
-            val.next(inputs, targets);
-            sum += model.forward(inputs, targets, B, T, -1);
-            bytes += gpt2.eval.Bpb.bytes(targets);
-        }
+        gpt2.eval.Bpb.Sums sums = gpt2.eval.Bpb.over(model, val, inputs, targets, B, T, cfg.valMaxSteps());
+        double sum = sums.meanLosses(), bytes = sums.bytes();
         if (comm.worldSize() > 1) {
             sum = comm.allReduceSum(sum) / comm.worldSize();
             bytes = comm.allReduceSum(bytes) / comm.worldSize();
         }
-        float loss = (float) (sum / cfg.valMaxSteps());
-        // every position has a target: the summed nats are the mean loss times the positions
-        lastValBpb = gpt2.eval.Bpb.of((double) loss * cfg.valMaxSteps() * B * T, Math.round(bytes));
-        return loss;
+        return new Validation((float) (sum / cfg.valMaxSteps()), gpt2.eval.Bpb.of(sum * B * T, Math.round(bytes)));
     }
-
-    /** Bits per byte of the last validation (NaN when its tokens decode to no bytes). */
-    private double lastValBpb = Double.NaN;
 
     /** 32 tokens after an end-of-text token, top-k 40, temperature 1 (as the original). */
     String sample() {
