@@ -308,26 +308,20 @@ public final class Core {
 
     /** One forward pass over the examples' rows (padded to the longest); how many are right. */
     static int score(Lm model, Type type, List<Rows> examples) {
-        int B = 0, longest = 2;
-        for (Rows r : examples) {
-            B += r.tokens().length;
-            for (int[] t : r.tokens()) longest = Math.max(longest, t.length);
-        }
-        int T = longest - 1; // the last token is only ever a target
-        int[] in = new int[B * T], tg = new int[B * T];
-        Arrays.fill(in, Tokenizer.EOT < model.vocabSize() ? Tokenizer.EOT : 0);
-        Arrays.fill(tg, -1);
+        int B = 0;
+        for (Rows r : examples) B += r.tokens().length;
+        int[][] rows = new int[B][];
+        int[] start = new int[B], end = new int[B];
         int row = 0;
         for (Rows r : examples) {
             for (int i = 0; i < r.tokens().length; i++, row++) {
-                int[] t = r.tokens()[i];
-                System.arraycopy(t, 0, in, row * T, t.length - 1);
-                for (int j = r.start()[i] - 1; j < r.end()[i] - 1; j++) tg[row * T + j] = t[j + 1];
+                rows[row] = r.tokens()[i];
+                start[row] = r.start()[i];
+                end[row] = r.end()[i];
             }
         }
         boolean lm = type == Type.LANGUAGE_MODELING;
-        model.forward(in, lm ? null : tg, B, T);
-        float[] losses = lm ? null : model.positionLosses();
+        double[][] sums = forwardSpans(model, rows, start, end, !lm);
         int correct = 0;
         row = 0;
         for (Rows r : examples) {
@@ -342,13 +336,7 @@ public final class Core {
             double best = Double.POSITIVE_INFINITY;
             int pick = -1;
             for (int i = 0; i < r.tokens().length; i++, row++) {
-                double sum = 0;
-                int count = 0;
-                for (int j = r.start()[i] - 1; j < r.end()[i] - 1; j++) {
-                    sum += losses[row * T + j];
-                    count++;
-                }
-                double mean = count == 0 ? Double.POSITIVE_INFINITY : sum / count;
+                double mean = sums[row][1] == 0 ? Double.POSITIVE_INFINITY : sums[row][0] / sums[row][1];
                 if (pick < 0 || mean < best) {
                     best = mean;
                     pick = i;
@@ -357,6 +345,37 @@ public final class Core {
             if (pick == r.gold()) correct++;
         }
         return correct;
+    }
+
+    /**
+     * One forward pass over rows of tokens, each padded to the longest (its last token is only ever a
+     * target), with targets at the positions that predict each row's tokens [start, end). With
+     * {@code losses}: per row the summed loss over those tokens and their count; without: only the
+     * forward pass (its logits are the model's to read), null. HellaSwag's completion scoring uses it too.
+     */
+    static double[][] forwardSpans(Lm model, int[][] rows, int[] start, int[] end, boolean losses) {
+        int B = rows.length, longest = 2;
+        for (int[] t : rows) longest = Math.max(longest, t.length);
+        int T = longest - 1;
+        int[] in = new int[B * T], tg = new int[B * T];
+        Arrays.fill(in, Tokenizer.EOT < model.vocabSize() ? Tokenizer.EOT : 0); // padding: after every scored position
+        Arrays.fill(tg, -1);
+        for (int row = 0; row < B; row++) {
+            int[] t = rows[row];
+            System.arraycopy(t, 0, in, row * T, t.length - 1);
+            for (int j = Math.max(0, start[row] - 1); j < end[row] - 1; j++) tg[row * T + j] = t[j + 1]; // a first token has no predictor
+        }
+        model.forward(in, losses ? tg : null, B, T);
+        if (!losses) return null;
+        float[] l = model.positionLosses();
+        double[][] out = new double[B][2];
+        for (int row = 0; row < B; row++) {
+            for (int j = Math.max(0, start[row] - 1); j < end[row] - 1; j++) {
+                out[row][0] += l[row * T + j];
+                out[row][1]++;
+            }
+        }
+        return out;
     }
 
     static int argmax(float[] x) {

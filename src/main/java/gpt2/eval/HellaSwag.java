@@ -104,39 +104,26 @@ public final class HellaSwag {
             for (int start = 0; start < examples.size(); start += batch) {
                 List<Example> chunk = examples.subList(start, Math.min(examples.size(), start + batch));
                 List<Rendered> rendered = new ArrayList<>();
-                int T = 1;
-                for (Example e : chunk) {
-                    Rendered r = fit(render(e, tok), maxT);
-                    rendered.add(r);
-                    for (int[] row : r.tokens()) T = Math.max(T, row.length - 1);
-                }
-                int rows = 4 * chunk.size();
-                int[] in = new int[rows * T], tg = new int[rows * T];
-                java.util.Arrays.fill(tg, -1);
+                for (Example e : chunk) rendered.add(fit(render(e, tok), maxT));
+                // the ending's tokens are the scored span of each row: from the first masked token to the end
+                int[][] rows = new int[4 * chunk.size()][];
+                int[] from = new int[rows.length], end = new int[rows.length];
                 for (int i = 0; i < chunk.size(); i++) {
                     for (int e = 0; e < 4; e++) {
-                        int[] t = rendered.get(i).tokens()[e], m = rendered.get(i).mask()[e];
-                        int row = (4 * i + e) * T;
-                        for (int j = 0; j + 1 < t.length; j++) {
-                            in[row + j] = t[j];
-                            if (m[j + 1] == 1) tg[row + j] = t[j + 1];
-                        }
+                        int row = 4 * i + e;
+                        int[] m = rendered.get(i).mask()[e];
+                        rows[row] = rendered.get(i).tokens()[e];
+                        end[row] = m.length;
+                        from[row] = end[row];
+                        while (from[row] > 0 && m[from[row] - 1] == 1) from[row]--;
                     }
                 }
-                model.forward(in, tg, rows, T, -1);
-                float[] losses = model.positionLosses();
+                double[][] sums = Core.forwardSpans(Core.Lm.of(model), rows, from, end, true);
                 for (int i = 0; i < chunk.size(); i++) {
                     double[] sum = new double[4], avg = new double[4];
                     for (int e = 0; e < 4; e++) {
-                        int count = 0;
-                        for (int j = 0; j < T; j++) {
-                            int at = (4 * i + e) * T + j;
-                            if (tg[at] != -1) {
-                                sum[e] += losses[at];
-                                count++;
-                            }
-                        }
-                        avg[e] = sum[e] / Math.max(1, count);
+                        sum[e] = sums[4 * i + e][0];
+                        avg[e] = sum[e] / Math.max(1, sums[4 * i + e][1]);
                     }
                     int pred = argmin(sum), predNorm = argmin(avg), label = chunk.get(i).label();
                     if (pred == label) correct++;
