@@ -20,10 +20,8 @@ public final class Download {
 
     public static void fetch(URI url, Path target) {
         Path tmp = target.resolveSibling(target.getFileName() + ".part");
-        HttpClient client = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL)
-                .connectTimeout(Duration.ofSeconds(30)).build();
         try {
-            HttpResponse<InputStream> r = client.send(HttpRequest.newBuilder(url).GET().build(),
+            HttpResponse<InputStream> r = client().send(HttpRequest.newBuilder(url).GET().build(),
                     HttpResponse.BodyHandlers.ofInputStream());
             if (r.statusCode() != 200) {
                 r.body().close();
@@ -31,15 +29,8 @@ public final class Download {
             }
             // the folder only once there is something to put in it: a failed first run leaves none behind
             if (target.getParent() != null) Files.createDirectories(target.getParent());
-            long length = r.headers().firstValueAsLong("content-length").orElse(-1);
-            try (InputStream in = r.body(); OutputStream out = Files.newOutputStream(tmp);
-                 Progress bar = new Progress("download", length, "B")) {
-                byte[] buf = new byte[1 << 16];
-                int n;
-                while ((n = in.read(buf)) > 0) {
-                    out.write(buf, 0, n);
-                    bar.step(n);
-                }
+            try (OutputStream out = Files.newOutputStream(tmp)) {
+                copy(r, out);
             }
             Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
@@ -64,14 +55,11 @@ public final class Download {
      */
     public static Path fetchResumable(URI url, Path target) {
         Path part = target.resolveSibling(target.getFileName() + ".part");
-        HttpClient client = HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL)
-                .connectTimeout(Duration.ofSeconds(30)).build();
-        long have = 0;
         try {
-            have = Files.isRegularFile(part) ? Files.size(part) : 0;
+            long have = Files.isRegularFile(part) ? Files.size(part) : 0;
             HttpRequest.Builder b = HttpRequest.newBuilder(url).GET();
             if (have > 0) b.header("Range", "bytes=" + have + "-");
-            HttpResponse<InputStream> r = client.send(b.build(), HttpResponse.BodyHandlers.ofInputStream());
+            HttpResponse<InputStream> r = client().send(b.build(), HttpResponse.BodyHandlers.ofInputStream());
             if (r.statusCode() == 416 && have > 0) { // nothing after what we have: it is complete
                 r.body().close();
                 return part;
@@ -82,16 +70,9 @@ public final class Download {
             }
             boolean append = have > 0 && r.statusCode() == 206;
             if (target.getParent() != null) Files.createDirectories(target.getParent());
-            long length = r.headers().firstValueAsLong("content-length").orElse(-1);
-            try (InputStream in = r.body(); OutputStream out = Files.newOutputStream(part, java.nio.file.StandardOpenOption.CREATE,
-                    append ? java.nio.file.StandardOpenOption.APPEND : java.nio.file.StandardOpenOption.TRUNCATE_EXISTING);
-                 Progress bar = new Progress("download", length, "B")) {
-                byte[] buf = new byte[1 << 16];
-                int n;
-                while ((n = in.read(buf)) > 0) {
-                    out.write(buf, 0, n);
-                    bar.step(n);
-                }
+            try (OutputStream out = Files.newOutputStream(part, java.nio.file.StandardOpenOption.CREATE,
+                    append ? java.nio.file.StandardOpenOption.APPEND : java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+                copy(r, out);
             }
             return part;
         } catch (IOException e) {
@@ -107,6 +88,23 @@ public final class Download {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("download of " + url + " interrupted; rerun to continue from " + part);
+        }
+    }
+
+    private static HttpClient client() {
+        return HttpClient.newBuilder().followRedirects(HttpClient.Redirect.NORMAL).connectTimeout(Duration.ofSeconds(30)).build();
+    }
+
+    /** The response's body into out, with a progress bar over its content-length. */
+    private static void copy(HttpResponse<InputStream> r, OutputStream out) throws IOException {
+        long length = r.headers().firstValueAsLong("content-length").orElse(-1);
+        try (InputStream in = r.body(); Progress bar = new Progress("download", length, "B")) {
+            byte[] buf = new byte[1 << 16];
+            int n;
+            while ((n = in.read(buf)) > 0) {
+                out.write(buf, 0, n);
+                bar.step(n);
+            }
         }
     }
 
