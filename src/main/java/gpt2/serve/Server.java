@@ -132,9 +132,9 @@ public final class Server implements AutoCloseable {
 
     private void route(HttpExchange ex) {
         try {
-            String refused = refusal(ex);
+            Refusal refused = refusal(ex);
             if (refused != null) {
-                error(ex, refused.startsWith("Host") ? 403 : 401, refused.startsWith("Host") ? "forbidden" : "unauthorized", refused);
+                error(ex, refused.status(), refused.type(), refused.message());
                 return;
             }
             String path = ex.getRequestURI().getRawPath();
@@ -175,14 +175,18 @@ public final class Server implements AutoCloseable {
         }
     }
 
+    /** Why a request is not served, in the answer's terms. */
+    private record Refusal(int status, String type, String message) {
+    }
+
     /** Why this request may not be served (token or Host header), or null. */
-    private String refusal(HttpExchange ex) {
+    private Refusal refusal(HttpExchange ex) {
         if (token == null) {
             String host = ex.getRequestHeaders().getFirst("Host");
             String name = host == null ? "" : host.replaceFirst(":\\d+$", "").toLowerCase(java.util.Locale.ROOT);
             if (!(name.equals("localhost") || name.equals("127.0.0.1") || name.equals("[::1]"))) {
-                return "Host " + host + " refused: this server answers to localhost only (start it with --host and --token "
-                        + "to serve other names)";
+                return new Refusal(403, "forbidden", "Host " + host + " refused: this server answers to localhost only (start "
+                        + "it with --host and --token to serve other names)");
             }
             return null;
         }
@@ -196,7 +200,8 @@ public final class Server implements AutoCloseable {
         }
         if (given == null) given = cookie(ex, COOKIE);
         if (given == null || !MessageDigest.isEqual(token, given.getBytes(StandardCharsets.UTF_8))) {
-            return "missing or wrong token: send 'Authorization: Bearer TOKEN', or open the page once as /?token=TOKEN";
+            return new Refusal(401, "unauthorized",
+                    "missing or wrong token: send 'Authorization: Bearer TOKEN', or open the page once as /?token=TOKEN");
         }
         if (fromQuery) {
             ex.getResponseHeaders().add("Set-Cookie", COOKIE + "=" + given + "; Path=/; HttpOnly; SameSite=Strict");
